@@ -1,0 +1,437 @@
+"""The `advbench` command line: parse flags, call the Python API, print with rich. No logic."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from advbench import __version__
+from advbench.errors import BadInput
+
+app = typer.Typer(
+    help="Benchmark the adversarial robustness of image classifiers: "
+    "train, harden, attack, report.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+DATA, MODEL, ATTACK, OUTPUT, RUN = "Data", "Model", "Attack", "Output", "Run"
+
+# Shared options (one definition each, reused by every command).
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite run store "
+                  "[default: $ADVBENCH_DB or results/advbench.db].", rich_help_panel=OUTPUT)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto "
+                      "(a GPU when there is one).", rich_help_panel=RUN)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=RUN)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run even when an identical "
+                     "result is stored.", rich_help_panel=RUN)]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size.", rich_help_panel=RUN)]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding "
+                       "downloaded data sets [default: ./data].", rich_help_panel=DATA)]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", help="key=value, "
+                     "repeatable; see --list for each one's parameters.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def handles_errors(fn):
+    """Turn BadInput into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BadInput as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            err.print("Interrupted: finished batches are stored; run the same command to resume.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    TextColumn("{task.fields[metrics]}"), console=err, transient=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"advbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Benchmark the adversarial robustness of image classifiers."""
+
+
+def _open(db_path: Path | None, create: bool = True):
+    from advbench.store import open_db
+
+    return open_db(db_path, create=create)
+
+
+def _print_model(row: dict, created: bool) -> None:
+    from advbench.metrics import wilson_interval
+
+    lo, hi = wilson_interval(round(row["clean_accuracy"] * row["clean_n"]), row["clean_n"])
+    verb = "stored" if created else "already stored (no work done; --force to retrain)"
+    out.print(
+        f"Model [bold]{row['name']}[/] {verb}: {row['arch']} on {row['dataset']}, "
+        f"clean accuracy {row['clean_accuracy'] * 100:.2f} % "
+        f"(95 % CI {lo * 100:.1f}–{hi * 100:.1f}, n={row['clean_n']} test samples, "
+        f"seed {row['seed']}), sha256 {row['checksum'][:12]}"
+    )
+
+
+@app.command()
+@handles_errors
+def train(
+    dataset: Annotated[str, typer.Option(help="Data set name (see `advbench datasets`).",
+                                         rich_help_panel=DATA)] = "mnist-5k",
+    arch: Annotated[str, typer.Option(help="Architecture (see `advbench archs`).",
+                                      rich_help_panel=MODEL)] = "madry-mnist",
+    activation: Annotated[str, typer.Option(help="relu, brelu or leaky-relu.",
+                                            rich_help_panel=MODEL)] = "relu",
+    activation_param: Annotated[Optional[float], typer.Option(
+        help="brelu threshold t (default 1) or leaky-relu slope (default 0.1).",
+        rich_help_panel=MODEL)] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.", rich_help_panel=RUN)] = 10,
+    batch_size: BatchOpt = 64,
+    optimizer: Annotated[str, typer.Option(help="adam, sgd (momentum 0.9) or rmsprop.",
+                                           rich_help_panel=RUN)] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=RUN)] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.",
+                                                rich_help_panel=RUN)] = 0.0,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    name: Annotated[Optional[str], typer.Option(help="Name to store the model under "
+                    "[default: ARCH-DATASET].", rich_help_panel=OUTPUT)] = None,
+    data_dir: DataDirOpt = None,
+    download: Annotated[bool, typer.Option(help="Download the data set if missing "
+                                           "(needs network).", rich_help_panel=DATA)] = False,
+    db: DbOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train a model from scratch and store it (safetensors + JSON, recorded in the database)."""
+    from advbench.env import resolve_device
+    from advbench.train import train_model, validate_train_args
+
+    validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
+    database = _open(db)
+    with _progress() as progress:
+        stored = train_model(
+            database, name=name or f"{arch}-{dataset}", dataset=dataset, arch=arch,
+            epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+            weight_decay=weight_decay, seed=seed, device=resolve_device(device),
+            activation=activation, activation_param=activation_param, data_dir=data_dir,
+            download=download, force=force, progress=progress)
+    _print_model(stored.row, stored.created)
+
+
+def _list_registry(registry, title: str, columns: list[str]) -> None:
+    table = Table(title=title)
+    for c in ["name", *columns, "parameters (defaults)", "description"]:
+        table.add_column(c)
+    for e in registry:
+        params = ", ".join(f"{p.name}={p.default}" for p in e.params) or "—"
+        table.add_row(e.name, *[str(e.meta.get(c, "")) for c in columns], params, e.help)
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def harden(
+    model: Annotated[Optional[str], typer.Option(help="Stored model to fine-tune.",
+                                                 rich_help_panel=MODEL)] = None,
+    defense: Annotated[Optional[str], typer.Option(help="Defense name (see --list).",
+                                                   rich_help_panel=MODEL)] = None,
+    param: ParamOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs "
+                      "[default: the defense's paper setting].", rich_help_panel=RUN)] = None,
+    batch_size: BatchOpt = 64,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam, sgd or rmsprop "
+                         "[default: the defense's].", rich_help_panel=RUN)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: the "
+                  "defense's, 1e-4 for jacobian].", rich_help_panel=RUN)] = None,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.",
+                                                rich_help_panel=RUN)] = 0.0,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    name: Annotated[Optional[str], typer.Option(help="Name for the hardened model "
+                    "[default: MODEL+DEFENSE].", rich_help_panel=OUTPUT)] = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    force: ForceOpt = False,
+    list_: Annotated[bool, typer.Option("--list", help="List defenses and exit.")] = False,
+) -> None:
+    """Harden a stored model with a defense and store the result with its parent."""
+    from advbench.defenses import DEFENSES
+    from advbench.registry import parse_param_pairs
+
+    if list_:
+        _list_registry(DEFENSES, "Defenses", ["kind", "paper"])
+        return
+    if defense is None or model is None:
+        raise BadInput("harden needs --model NAME and --defense NAME (see --list)")
+    from advbench.env import resolve_device
+    from advbench.train import harden_model
+
+    params = DEFENSES.get(defense).resolve(parse_param_pairs(param))
+    database = _open(db)
+    with _progress() as progress:
+        stored = harden_model(
+            database, parent=model, defense=defense, name=name or f"{model}+{defense}",
+            params=params, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+            weight_decay=weight_decay, seed=seed, device=resolve_device(device),
+            data_dir=data_dir, force=force, progress=progress)
+    _print_model(stored.row, stored.created)
+    out.print(f"  parent {model}, defense {defense} {params}")
+
+
+def parse_eps(text: str | None) -> list[float]:
+    if text is None:
+        return []
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            v = float(part)
+        except ValueError:
+            raise BadInput(f"--eps {part!r} is not a number; give a comma-separated list "
+                           "such as 0.1,0.3") from None
+        if not v >= 0:  # negative or NaN
+            raise BadInput(f"--eps {part!r} is invalid: ε must be >= 0")
+        values.append(v)
+    return values
+
+
+def _print_summaries(summaries, model_row, n, seed, scale) -> None:
+    table = Table(title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
+                  f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}")
+    for c in ["attack", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]:
+        table.add_column(c)
+    for s in summaries:
+        lo, hi = s.interval
+        table.add_row(s.label or s.attack, f"{s.eps:g}", f"{s.accuracy * 100:.1f}",
+                      f"{lo * 100:.1f}–{hi * 100:.1f}", str(s.n),
+                      "stored (no work)" if s.reused else s.status, f"{s.wall_s:.1f}")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def attack(
+    model: Annotated[Optional[list[str]], typer.Option(help="Stored model(s) to attack; "
+                     "repeatable.", rich_help_panel=MODEL)] = None,
+    attack_: Annotated[Optional[str], typer.Option("--attack", help="Attack name "
+                       "(see --list).", rich_help_panel=ATTACK)] = None,
+    suite: Annotated[Optional[str], typer.Option(help="Suite name or JSON path, e.g. "
+                     "carlini-eval.", rich_help_panel=ATTACK)] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Comma-separated budgets in [0, 1] "
+                   "pixel units, e.g. 0.1,0.3.", rich_help_panel=ATTACK)] = None,
+    param: ParamOpt = None,
+    scale: Annotated[str, typer.Option(help="Suite scale: smoke, cpu or full (the "
+                     "papers' settings).", rich_help_panel=ATTACK)] = "cpu",
+    n: Annotated[Optional[int], typer.Option("--n", help="Test samples [default: 500, or "
+                 "the suite's n at this scale].", rich_help_panel=DATA)] = None,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 100,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    force: ForceOpt = False,
+    list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
+) -> None:
+    """Attack stored models and record per-sample outcomes for every ε."""
+    from advbench.attacks import ATTACKS
+
+    if list_:
+        _list_registry(ATTACKS, "Attacks", ["norm", "kind", "backend"])
+        return
+    from advbench.engine import make_job
+    from advbench.registry import parse_param_pairs
+    from advbench.suites import load_suite, suite_jobs
+
+    if not model:
+        raise BadInput("attack needs --model NAME (see `advbench models`)")
+    if (attack_ is None) == (suite is None):
+        raise BadInput("give exactly one of --attack NAME or --suite NAME")
+    eps_list = parse_eps(eps)
+    overrides = parse_param_pairs(param)
+    suite_doc = load_suite(suite) if suite else None
+    if attack_:
+        job = make_job(attack_, eps_list, overrides)
+    database = _open(db, create=False)
+    from advbench.env import record_environment, resolve_device
+    from advbench.train import load_model, model_row
+
+    rows = [model_row(database, m) for m in model]
+    dev = resolve_device(device)
+    env_id = record_environment(database, dev)
+    from advbench.engine import run_jobs
+
+    for row in rows:
+        if suite_doc:
+            jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale)
+        else:
+            jobs, suite_n = [job], 500
+        count = n if n is not None else suite_n
+        net, _, _ = load_model(database, row["name"], dev)
+        with _progress() as progress:
+            summaries = run_jobs(database, net, row, jobs, n=count, seed=seed,
+                                 batch_size=batch_size, env_id=env_id, device=dev,
+                                 force=force, scale=scale if suite_doc else None,
+                                 data_dir=data_dir, progress=progress)
+        _print_summaries(summaries, row, count, seed, scale if suite_doc else "custom")
+
+
+@app.command()
+@handles_errors
+def report(
+    table: Annotated[Optional[str], typer.Option(
+        "--table", is_flag=False, flag_value="summary",
+        help="Table to print; with no value, the summary pivot (rows model/defense, "
+        "columns attack x ε).", rich_help_panel=OUTPUT)] = "summary",
+    model: Annotated[Optional[list[str]], typer.Option(help="Only these models; "
+                     "repeatable.", rich_help_panel=MODEL)] = None,
+    format_: Annotated[str, typer.Option("--format", help="table (rich), markdown, or csv "
+                       "(one row per run, numeric).", rich_help_panel=OUTPUT)] = "table",
+    output: Annotated[Optional[Path], typer.Option(help="Write to this file instead of "
+                      "the terminal.", rich_help_panel=OUTPUT)] = None,
+    db: DbOpt = None,
+) -> None:
+    """Print robustness tables regenerated from the stored per-sample results."""
+    from advbench import report as rep
+
+    if format_ not in rep.FORMATS:
+        raise BadInput(f"unknown format {format_!r}; valid choices: {', '.join(rep.FORMATS)}")
+    if table not in ("summary", None):
+        raise BadInput(f"unknown table {table!r}; valid choices: summary")
+    database = _open(db, create=False)
+    df = rep.summary_table(database, model)
+    caption = rep.provenance_line(database, model)
+    if format_ == "table":
+        if output is not None:
+            text = rep.render(df, "markdown", caption)
+        else:
+            t = Table(title="Robust accuracy (%)", caption=caption)
+            for c in df.columns:
+                t.add_column(str(c))
+            for row in df.itertuples(index=False):
+                t.add_row(*[str(v) for v in row])
+            out.print(t)
+            return
+    elif format_ == "csv":
+        cols = ["model", "defense", "arch", "dataset", "attack", "norm", "eps", "n", "robust",
+                "accuracy", "ci_low", "ci_high", "seed", "scale", "status", "id"]
+        text = rep.run_results(database, model)[cols].to_csv(index=False)
+    else:
+        text = rep.render(df, "markdown", caption)
+    if output is not None:
+        rep.write_output(text, output)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@handles_errors
+def models(db: DbOpt = None) -> None:
+    """List stored models with their parent, defense, checksum and clean accuracy."""
+    from advbench.metrics import wilson_interval
+
+    database = _open(db, create=False)
+    t = Table(title="Stored models")
+    for c in ["name", "arch", "dataset", "defense", "parent", "clean acc % (95 % CI, n)",
+              "sha256", "created"]:
+        t.add_column(c)
+    for r in database["models"].rows_where(order_by="created_at"):
+        lo, hi = wilson_interval(round(r["clean_accuracy"] * r["clean_n"]), r["clean_n"])
+        t.add_row(r["name"], r["arch"], r["dataset"], r["defense"] or "—", r["parent"] or "—",
+                  f"{r['clean_accuracy'] * 100:.2f} ({lo * 100:.1f}–{hi * 100:.1f}, "
+                  f"n={r['clean_n']})", r["checksum"][:12], r["created_at"])
+    out.print(t)
+
+
+@app.command()
+@handles_errors
+def runs(
+    model: Annotated[Optional[str], typer.Option(help="Only runs of this model.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """List stored attack runs with their status, sample counts and timings."""
+    database = _open(db, create=False)
+    where, args = ("model = ?", [model]) if model else (None, [])
+    t = Table(title="Stored runs")
+    for c in ["id", "model", "attack", "norm", "ε", "n", "seed", "scale", "status", "time s"]:
+        t.add_column(c)
+    for r in database["runs"].rows_where(where, args, order_by="started_at"):
+        t.add_row(r["id"], r["model"], r["label"] or r["attack"], r["norm"], f"{r['eps']:g}",
+                  str(r["n"]), str(r["seed"]), r["scale"] or "custom", r["status"],
+                  f"{r['wall_s'] or 0:.1f}")
+    out.print(t)
+
+
+@app.command()
+@handles_errors
+def datasets() -> None:
+    """List the data sets advbench can load."""
+    from advbench import data
+
+    t = Table(title="Data sets")
+    for c in ["name", "shape", "classes", "needs --data-dir", "description"]:
+        t.add_column(c)
+    for e in data.DATASETS:
+        s = e.factory
+        t.add_row(s.name, "x".join(map(str, s.shape)), str(s.classes),
+                  "yes" if s.needs_dir else "no", s.description)
+    out.print(t)
+
+
+@app.command()
+@handles_errors
+def archs() -> None:
+    """List the architectures of the model zoo."""
+    from advbench.models import ARCHS
+
+    _list_registry(ARCHS, "Architectures", ["paper"])
+
+
+@app.command()
+@handles_errors
+def demo(
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    scale: Annotated[str, typer.Option(help="carlini-eval scale: smoke or cpu.")] = "cpu",
+) -> None:
+    """The main job: train on mnist-5k, harden with jacobian, run carlini-eval on both,
+    print the report. Interrupt it and run it again: it continues from what is stored."""
+    from advbench.demo import run_demo
+
+    run_demo(db, device, scale, out=out, progress_factory=_progress)
+
+
+def main() -> None:
+    app()

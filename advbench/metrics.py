@@ -1,0 +1,26 @@
+"""Accuracy with its confidence interval, and perturbation norms."""
+
+from __future__ import annotations
+
+import math
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion; sensible at 0 %, 100 % and small n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def perturbation_norms(delta):
+    """Per-sample L0, L2 and L∞ norms of a batch of perturbations (torch tensor)."""
+    flat = delta.flatten(1)
+    return (
+        (flat.abs() > 1e-7).sum(1).float(),
+        flat.norm(p=2, dim=1),
+        flat.abs().amax(1) if flat.shape[1] else flat.sum(1),
+    )

@@ -1,0 +1,68 @@
+"""Checkpoints: weights as safetensors, metadata as JSON, sha256 of the weights file.
+
+No pickle anywhere: loading a checkpoint cannot execute code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from advbench.errors import BadInput
+from advbench.models import ModelSpec, build_model
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_tensors(path: Path, tensors: dict[str, Any]) -> None:
+    from safetensors.torch import save
+
+    flat = {k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}
+    _atomic_write_bytes(path, save(flat))
+
+
+def save_checkpoint(model, spec: ModelSpec, stem: Path, meta: dict[str, Any]) -> str:
+    """Write `<stem>.safetensors` and `<stem>.json`; return the weights' sha256."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = stem.with_suffix(".safetensors")
+    save_tensors(weights, model.state_dict())
+    checksum = sha256_file(weights)
+    doc = {"spec": spec.to_dict(), "sha256": checksum, **meta}
+    _atomic_write_bytes(stem.with_suffix(".json"), json.dumps(doc, indent=2).encode())
+    return checksum
+
+
+def load_checkpoint(stem: Path, expected_sha256: str | None = None):
+    """Rebuild the module from the JSON spec and load the verified weights."""
+    from safetensors.torch import load_file
+
+    weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not weights.exists() or not meta_path.exists():
+        raise BadInput(f"checkpoint {stem} is missing (.safetensors and .json expected)")
+    meta = json.loads(meta_path.read_text())
+    checksum = sha256_file(weights)
+    if expected_sha256 is not None and checksum != expected_sha256:
+        raise BadInput(
+            f"checkpoint {weights} has sha256 {checksum[:12]}…, the database expects "
+            f"{expected_sha256[:12]}…; the file was changed after it was recorded"
+        )
+    spec = ModelSpec.from_dict(meta["spec"])
+    model = build_model(spec)
+    model.load_state_dict(load_file(str(weights)))
+    model.eval()
+    return model, spec, meta

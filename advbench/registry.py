@@ -1,0 +1,126 @@
+"""One small generic registry: name -> factory, typed parameters with defaults, metadata.
+
+Datasets, architectures, defenses and attacks all register here, so `--list` output,
+`--param key=value` validation and error messages come from one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from advbench.errors import BadInput, unknown
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed parameter with a default. `choices` restricts string values."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a command-line string (or a Python value) to this parameter's type."""
+        try:
+            if self.type is bool:
+                if isinstance(raw, bool):
+                    return raw
+                text = str(raw).strip().lower()
+                if text in _TRUE:
+                    return True
+                if text in _FALSE:
+                    return False
+                raise ValueError(raw)
+            if self.type is float and isinstance(raw, str) and raw.strip().lower() == "auto":
+                return "auto"
+            value = self.type(raw)
+        except (TypeError, ValueError):
+            raise BadInput(
+                f"parameter {self.name}={raw!r} is not a valid {self.type.__name__}"
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise BadInput(
+                f"parameter {self.name}={raw!r} is not one of: {', '.join(self.choices)}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: T
+    params: tuple[Param, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    help: str = ""
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults filled in, overrides parsed and validated against the typed params."""
+        by_name = {p.name: p for p in self.params}
+        values = self.defaults()
+        for key, raw in (overrides or {}).items():
+            if key not in by_name:
+                valid = ", ".join(sorted(by_name)) or "(none)"
+                raise BadInput(f"{self.name} has no parameter {key!r}; valid: {valid}")
+            values[key] = by_name[key].parse(raw)
+        return values
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self,
+        name: str,
+        factory: T,
+        *,
+        params: tuple[Param, ...] = (),
+        help: str = "",
+        **meta: Any,
+    ) -> T:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._entries[name] = Entry(name, factory, params, meta, help)
+        return factory
+
+    def get(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise unknown(self.kind, name, self._entries) from None
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries.values())
+
+
+def parse_param_pairs(pairs: list[str] | None) -> dict[str, str]:
+    """`["lambda=0.1", "projections=2"]` -> dict. Malformed pairs are a BadInput."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--param {pair!r} is not of the form key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+Factory = Callable[..., Any]

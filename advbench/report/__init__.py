@@ -1,0 +1,115 @@
+"""Robustness tables derived from stored per-sample outcomes; nothing derived is stored.
+
+Robust accuracy of a run = share of its samples whose adversarial prediction is the true
+label (a sample misclassified before the attack counts as not robust). Every cell carries
+its n and a 95 % Wilson interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import sqlite_utils
+
+from advbench.errors import BadInput
+from advbench.metrics import wilson_interval
+
+FORMATS = ("table", "markdown", "csv")
+MISSING = "not run"
+
+_RUNS_SQL = """
+select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
+       coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
+       r.finished_at, r.n as planned_n,
+       count(s.idx) as n, coalesce(sum(s.adv_pred = s.label), 0) as robust
+from runs r join models m on m.name = r.model
+left join samples s on s.run_id = r.id
+group by r.id
+"""
+
+
+def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
+    """One row per stored run with its robust accuracy, n and interval (long form)."""
+    df = pd.read_sql_query(_RUNS_SQL, db.conn)
+    if models:
+        df = df[df["model"].isin(models)]
+    if df.empty:
+        return df
+    df = df[df["n"] > 0].copy()
+    df["accuracy"] = df["robust"] / df["n"]
+    ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"])]
+    df["ci_low"] = [c[0] for c in ci]
+    df["ci_high"] = [c[1] for c in ci]
+    # Where a cell was run more than once (another n, seed or scale), show the latest.
+    df = df.sort_values(["status", "finished_at"], na_position="first")
+    return df.drop_duplicates(["model", "attack", "eps"], keep="last")
+
+
+def _cell(acc: float, lo: float, hi: float, n: int, status: str) -> str:
+    half = max(acc - lo, hi - acc) * 100
+    text = f"{acc * 100:.1f} ±{half:.1f} (n={n})"
+    return text if status == "complete" else text + " partial"
+
+
+def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
+    """Rows model/defense, columns clean + attack x ε; cells 'acc ±ci (n=..)' or 'not run'."""
+    runs = run_results(db, models)
+    mrows = pd.read_sql_query(
+        "select name as model, coalesce(defense, 'none') as defense, clean_accuracy, clean_n "
+        "from models order by created_at", db.conn)
+    if models:
+        unknown = sorted(set(models) - set(mrows["model"]))
+        if unknown:
+            raise BadInput(f"unknown model(s) {', '.join(unknown)}; stored: "
+                           f"{', '.join(mrows['model']) or '(none)'}")
+        mrows = mrows[mrows["model"].isin(models)]
+    if not runs.empty:
+        mrows = mrows[mrows["model"].isin(runs["model"])]
+    if mrows.empty:
+        raise BadInput("no attack runs stored yet; run `advbench attack` first")
+    table = pd.DataFrame({"model": mrows["model"], "defense": mrows["defense"]})
+    table["clean"] = [
+        _cell(a, *wilson_interval(round(a * n), n), n, "complete")
+        for a, n in zip(mrows["clean_accuracy"], mrows["clean_n"])
+    ]
+    cols = runs[["attack", "eps"]].drop_duplicates().sort_values(["attack", "eps"])
+    for attack, eps in cols.itertuples(index=False):
+        key = f"{attack} ε={eps:g}"
+        cells = []
+        for model in table["model"]:
+            hit = runs[(runs["model"] == model) & (runs["attack"] == attack) & (runs["eps"] == eps)]
+            if hit.empty:
+                cells.append(MISSING)
+            else:
+                r = hit.iloc[0]
+                cells.append(_cell(r.accuracy, r.ci_low, r.ci_high, int(r.n), r.status))
+        table[key] = cells
+    return table.reset_index(drop=True)
+
+
+def provenance_line(db: sqlite_utils.Database, models: list[str] | None = None) -> str:
+    runs = run_results(db, models)
+    if runs.empty:
+        return ""
+    seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
+    scales = ", ".join(sorted(str(s) for s in runs["scale"].fillna("custom").unique()))
+    return (f"Robust accuracy in % of n test samples (± half-width of the 95 % Wilson interval); "
+            f"sample seed {seeds}; scale {scales}; {len(runs)} runs.")
+
+
+def render(df: pd.DataFrame, fmt: str, caption: str = "") -> str:
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "markdown":
+        header = "| " + " | ".join(df.columns) + " |"
+        sep = "|" + "|".join("---" for _ in df.columns) + "|"
+        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+        return "\n".join([header, sep, *body, "", caption]).rstrip() + "\n"
+    raise ValueError(fmt)
+
+
+def write_output(text: str, output: Path) -> None:
+    if not output.parent.exists():
+        raise BadInput(f"--output {output}: directory {output.parent} does not exist")
+    output.write_text(text)

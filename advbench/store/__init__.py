@@ -1,0 +1,94 @@
+"""The run store: one SQLite database (sqlite-utils), WAL mode, named migrations."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from advbench.errors import BadInput
+from advbench.store.migrations import MIGRATIONS
+
+DEFAULT_DB = Path("results") / "advbench.db"
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("ADVBENCH_DB") or DEFAULT_DB)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_existing(path: Path) -> None:
+    """Refuse a file that is not SQLite, or an SQLite file that advbench did not make."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"--db {path} cannot be opened as an SQLite database ({exc})") from None
+    if tables and "_migrations" not in tables:
+        raise BadInput(
+            f"--db {path} is an SQLite database but not an advbench one "
+            f"(tables: {', '.join(sorted(tables)[:5])}); choose another path"
+        )
+
+
+def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and migrate) the database. Validates before writing anything.
+
+    With create=False a missing file is an error: read-only commands never make one.
+    """
+    path = Path(path) if path is not None else default_db_path()
+    if path.is_dir():
+        raise BadInput(f"--db {path} is a directory; give a file path such as {path / 'advbench.db'}")
+    if path.exists():
+        _check_existing(path)
+    elif not create:
+        raise BadInput(f"--db {path}: no database there yet; run `advbench train` first")
+    elif not path.parent.exists():
+        if path.parent.resolve() == DEFAULT_DB.parent.resolve():
+            path.parent.mkdir(parents=True)
+        else:
+            raise BadInput(f"--db {path}: directory {path.parent} does not exist")
+    try:
+        db = sqlite_utils.Database(path)
+        db.enable_wal()
+        migrate(db)
+    except sqlite3.OperationalError as exc:
+        raise BadInput(f"--db {path} cannot be opened ({exc})") from None
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order; return the names applied."""
+    if "_migrations" not in db.table_names():
+        db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    done = {r["name"] for r in db["_migrations"].rows}
+    known = {name for name, _ in MIGRATIONS}
+    if done - known:
+        raise BadInput(
+            f"database has migrations this advbench does not know ({', '.join(sorted(done - known))});"
+            " upgrade advbench"
+        )
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with db.conn:
+            fn(db)
+            db["_migrations"].insert({"name": name, "applied_at": now()})
+        applied.append(name)
+    return applied
+
+
+def db_dir(db: sqlite_utils.Database) -> Path:
+    """Folder the database lives in: checkpoints go beside it in models/."""
+    file = db.execute("pragma database_list").fetchone()[2]
+    return Path(file).parent if file else Path(".")

@@ -1,0 +1,58 @@
+"""Named, ordered schema migrations. Never edit one after release: append a new one.
+
+Each applied migration is recorded in `_migrations`, so a database knows its schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _initial(db: sqlite_utils.Database) -> None:
+    db["environments"].create(
+        {
+            "id": str, "advbench": str, "python": str, "torch": str, "torchvision": str,
+            "foolbox": str, "art": str, "numpy": str, "device": str, "git_commit": str,
+            "platform": str, "first_seen": str,
+        },
+        pk="id",
+    )
+    db["models"].create(
+        {
+            "name": str, "checksum": str, "arch": str, "dataset": str, "activation": str,
+            "spec": str, "config": str, "config_hash": str, "parent": str, "defense": str,
+            "defense_config": str, "clean_accuracy": float, "clean_n": int, "seed": int,
+            "path": str, "history": str, "env_id": str, "created_at": str, "wall_s": float,
+        },
+        pk="name",
+        foreign_keys=[("env_id", "environments", "id")],
+    )
+    db["runs"].create(
+        {
+            "id": str, "model": str, "model_checksum": str, "defense": str, "attack": str,
+            "label": str, "norm": str, "kind": str, "eps": float, "config": str,
+            "group_id": str, "dataset": str, "split": str, "n": int, "seed": int,
+            "scale": str, "suite": str, "status": str, "started_at": str, "finished_at": str,
+            "wall_s": float, "samples_per_s": float, "env_id": str,
+        },
+        pk="id",
+        foreign_keys=[("model", "models", "name"), ("env_id", "environments", "id")],
+    )
+    db["samples"].create(
+        {
+            "run_id": str, "idx": int, "position": int, "label": int, "target": int,
+            "clean_pred": int, "adv_pred": int, "success": int, "l0": float, "l2": float,
+            "linf": float, "min_norm": float,
+        },
+        pk=("run_id", "idx"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["runs"].create_index(["model", "attack", "eps"])
+    db["runs"].create_index(["group_id"])
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _initial),
+]

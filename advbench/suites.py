@@ -1,0 +1,59 @@
+"""Attack suites: JSON files under benchmarks/suites/, one per evaluation or paper.
+
+A suite lists attacks with their ε per data-set family and parameters at `full` scale (the
+paper's settings), plus explicit per-scale overrides: `smoke` for tests (about a minute),
+`cpu` for a 2-core machine. Scaling is spelled out in the file, never computed, so a
+reader sees exactly what each scale ran.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from advbench.engine import AttackJob, make_job
+from advbench.errors import BadInput, unknown
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "suites"
+SCALES = ("smoke", "cpu", "full")
+
+
+def family(dataset: str) -> str:
+    """Which ε grid a data set uses."""
+    if dataset.startswith("cifar"):
+        return "cifar"
+    if dataset == "imagenet":
+        return "imagenet"
+    return "mnist"
+
+
+def available() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.json"))}
+
+
+def load_suite(name: str) -> dict[str, Any]:
+    path = Path(name)
+    if path.suffix == ".json" and path.exists():
+        return json.loads(path.read_text())
+    suites = available()
+    if name not in suites:
+        raise unknown("suite", name, suites)
+    return json.loads(suites[name].read_text())
+
+
+def suite_jobs(suite: dict[str, Any], dataset: str, scale: str) -> tuple[list[AttackJob], int]:
+    """The suite's attacks for `dataset` at `scale`, and its sample count at that scale."""
+    if scale not in SCALES:
+        raise unknown("scale", scale, SCALES)
+    fam = family(dataset)
+    jobs = []
+    for item in suite["attacks"]:
+        eps = item["eps"].get(fam)
+        if eps is None:
+            continue
+        params = {**item.get("params", {}), **item.get("scale", {}).get(scale, {})}
+        jobs.append(make_job(item["attack"], eps, params, item.get("label"), suite["name"]))
+    if not jobs:
+        raise BadInput(f"suite {suite['name']!r} has no attacks for data set {dataset!r}")
+    return jobs, int(suite["n"][scale])

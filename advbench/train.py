@@ -1,0 +1,174 @@
+"""Train and harden models, and load stored ones: the Python API behind `train`/`harden`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from advbench import data as datasets
+from advbench.config import config_hash
+from advbench.defenses import DEFENSES
+from advbench.errors import BadInput, unknown
+from advbench.models import ARCHS, ModelSpec
+from advbench.models.layers import ACTIVATIONS
+from advbench.store import db_dir, now
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    row: dict[str, Any]
+    created: bool  # False: an identical model was already stored and nothing was trained
+
+    @property
+    def name(self) -> str:
+        return self.row["name"]
+
+
+def model_row(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
+    rows = list(db["models"].rows_where("name = ?", [name]))
+    if not rows:
+        stored = [r["name"] for r in db["models"].rows]
+        raise unknown("model", name, stored or ["(none stored yet: run advbench train)"])
+    return rows[0]
+
+
+def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
+    """Load a stored model; its weights must match the checksum recorded in the database."""
+    from advbench.models.checkpoint import load_checkpoint
+
+    row = model_row(db, name)
+    model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"])
+    return model.to(device), spec, row
+
+
+def validate_train_args(dataset: str, arch: str, optimizer: str, activation: str,
+                        epochs: int, batch_size: int, lr: float) -> None:
+    from advbench.fit import OPTIMIZERS
+
+    datasets.spec(dataset)
+    ARCHS.get(arch)
+    if optimizer not in OPTIMIZERS:
+        raise unknown("optimizer", optimizer, OPTIMIZERS)
+    if activation not in ACTIVATIONS:
+        raise unknown("activation", activation, ACTIVATIONS)
+    if epochs < 0:
+        raise BadInput(f"--epochs {epochs} must be >= 0")
+    if batch_size <= 0:
+        raise BadInput(f"--batch-size {batch_size} must be > 0")
+    if not lr > 0:
+        raise BadInput(f"--lr {lr} must be > 0")
+
+
+def _existing(db, name: str, cfg_hash: str, force: bool) -> dict[str, Any] | None:
+    rows = list(db["models"].rows_where("name = ?", [name]))
+    if not rows or force:
+        return None
+    if rows[0]["config_hash"] == cfg_hash:
+        return rows[0]
+    raise BadInput(
+        f"model {name!r} is already stored with a different configuration; "
+        "choose another --name or pass --force to replace it"
+    )
+
+
+def _fit_and_store(db, *, name, config, spec: ModelSpec, model, loss_fn, fit_cfg,
+                   data_dir, download, force, progress, parent=None, defense=None,
+                   defense_config=None) -> StoredModel:
+    from advbench.env import record_environment
+    from advbench.fit import Resume, evaluate, fit
+    from advbench.models.checkpoint import save_checkpoint
+
+    cfg_hash = config_hash(config)
+    existing = _existing(db, name, cfg_hash, force)
+    if existing:
+        return StoredModel(existing, created=False)
+    train = datasets.load(spec.dataset, "train", data_dir=data_dir, download=download)
+    test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
+    env_id = record_environment(db, fit_cfg.device)
+    folder = db_dir(db) / "models"
+    resume = Resume(folder / ".partial", f"{name}-{cfg_hash}")
+    if force:
+        resume.clear()
+    t0 = time.monotonic()
+    history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
+    acc, n = evaluate(model, test)
+    checksum = save_checkpoint(model.cpu(), spec, folder / name,
+                               {"name": name, "config": config, "parent": parent,
+                                "defense": defense, "defense_config": defense_config})
+    row = {
+        "name": name, "checksum": checksum, "arch": spec.arch, "dataset": spec.dataset,
+        "activation": spec.activation, "spec": json.dumps(spec.to_dict()),
+        "config": json.dumps(config), "config_hash": cfg_hash, "parent": parent,
+        "defense": defense, "defense_config": json.dumps(defense_config) if defense else None,
+        "clean_accuracy": acc, "clean_n": n, "seed": fit_cfg.seed, "path": f"models/{name}",
+        "history": json.dumps(history), "env_id": env_id, "created_at": now(),
+        "wall_s": time.monotonic() - t0,
+    }
+    db["models"].upsert(row, pk="name")
+    resume.clear()
+    return StoredModel(row, created=True)
+
+
+def train_model(db, *, name: str, dataset: str, arch: str, epochs: int, batch_size: int,
+                optimizer: str, lr: float, weight_decay: float, seed: int, device: str,
+                activation: str = "relu", activation_param: float | None = None,
+                data_dir=None, download: bool = False, force: bool = False,
+                progress=None) -> StoredModel:
+    """Train `arch` on `dataset` from scratch and store it as `name`."""
+    import torch
+
+    from advbench.fit import FitConfig
+    from advbench.models import build_model
+
+    validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
+    ds = datasets.spec(dataset)
+    spec = ModelSpec(arch, dataset, ds.shape, ds.classes, activation, activation_param,
+                     ds.mean, ds.std)
+    config = {"kind": "train", "spec": spec.to_dict(), "epochs": epochs,
+              "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+              "weight_decay": weight_decay, "seed": seed}
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
+    return _fit_and_store(db, name=name, config=config, spec=spec, model=model,
+                          loss_fn=_ce(), fit_cfg=fit_cfg, data_dir=data_dir,
+                          download=download, force=force, progress=progress)
+
+
+def _ce():
+    from advbench.fit import cross_entropy_terms
+
+    return cross_entropy_terms
+
+
+def harden_model(db, *, parent: str, defense: str, name: str, params: dict[str, Any],
+                 epochs: int | None, batch_size: int, optimizer: str | None, lr: float | None,
+                 weight_decay: float, seed: int, device: str, data_dir=None,
+                 download: bool = False, force: bool = False, progress=None) -> StoredModel:
+    """Fine-tune stored model `parent` with a training-time defense; store it as `name`."""
+    from advbench.fit import FitConfig
+
+    entry = DEFENSES.get(defense)
+    resolved = entry.resolve(params)
+    d = entry.meta.get("defaults", {})
+    epochs = d.get("epochs", 10) if epochs is None else epochs
+    optimizer = optimizer or d.get("optimizer", "adam")
+    lr = lr if lr is not None else d.get("lr", 1e-4)
+    parent_row = model_row(db, parent)
+    validate_train_args(parent_row["dataset"], parent_row["arch"], optimizer,
+                        parent_row["activation"], epochs, batch_size, lr)
+    model, spec, _ = load_model(db, parent, device)
+    config = {"kind": "harden", "parent": parent, "parent_checksum": parent_row["checksum"],
+              "defense": defense, "params": resolved, "epochs": epochs,
+              "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+              "weight_decay": weight_decay, "seed": seed}
+    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
+    return _fit_and_store(db, name=name, config=config, spec=spec, model=model,
+                          loss_fn=entry.factory(resolved), fit_cfg=fit_cfg,
+                          data_dir=data_dir, download=download, force=force,
+                          progress=progress, parent=parent, defense=defense,
+                          defense_config=resolved)
