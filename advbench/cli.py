@@ -311,9 +311,8 @@ def attack(
 @handles_errors
 def report(
     table: Annotated[Optional[str], typer.Option(
-        "--table", is_flag=False, flag_value="summary",
-        help="Table to print; with no value, the summary pivot (rows model/defense, "
-        "columns attack x ε).", rich_help_panel=OUTPUT)] = "summary",
+        "--table", help="Table to print; given alone, the summary pivot (rows "
+        "model/defense, columns attack x ε).", rich_help_panel=OUTPUT)] = "summary",
     model: Annotated[Optional[list[str]], typer.Option(help="Only these models; "
                      "repeatable.", rich_help_panel=MODEL)] = None,
     format_: Annotated[str, typer.Option("--format", help="table (rich), markdown, or csv "
@@ -330,19 +329,13 @@ def report(
     if table not in ("summary", None):
         raise BadInput(f"unknown table {table!r}; valid choices: summary")
     database = _open(db, create=False)
-    df = rep.summary_table(database, model)
+    df = rep.summary_table(database, model)  # validates --model before anything is written
     caption = rep.provenance_line(database, model)
+    if format_ == "table" and output is None:
+        rep.print_summary(out, database, model)
+        return
     if format_ == "table":
-        if output is not None:
-            text = rep.render(df, "markdown", caption)
-        else:
-            t = Table(title="Robust accuracy (%)", caption=caption)
-            for c in df.columns:
-                t.add_column(str(c))
-            for row in df.itertuples(index=False):
-                t.add_row(*[str(v) for v in row])
-            out.print(t)
-            return
+        text = rep.render(df, "markdown", caption)
     elif format_ == "csv":
         cols = ["model", "defense", "arch", "dataset", "attack", "norm", "eps", "n", "robust",
                 "accuracy", "ci_low", "ci_high", "seed", "scale", "status", "id"]
@@ -433,5 +426,15 @@ def demo(
     run_demo(db, device, scale, out=out, progress_factory=_progress)
 
 
+def normalise_argv(argv: list[str]) -> list[str]:
+    """A bare `--table` means `--table summary` (click has no optional-value options)."""
+    out_args = list(argv)
+    for i, token in enumerate(out_args):
+        if token == "--table" and (i + 1 == len(out_args) or out_args[i + 1].startswith("-")):
+            out_args.insert(i + 1, "summary")
+            break
+    return out_args
+
+
 def main() -> None:
-    app()
+    app(args=normalise_argv(sys.argv[1:]), prog_name="advbench")

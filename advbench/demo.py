@@ -45,12 +45,4 @@ def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None
             run_jobs(db, model, row, jobs, n=n, seed=0, batch_size=100, env_id=env_id,
                      device=dev, scale=scale, progress=p)
     out.print("[bold]4/4[/] report")
-    df = rep.summary_table(db, [STANDARD, HARDENED])
-    from rich.table import Table
-
-    t = Table(title="Robust accuracy (%)", caption=rep.provenance_line(db, [STANDARD, HARDENED]))
-    for c in df.columns:
-        t.add_column(str(c))
-    for r in df.itertuples(index=False):
-        t.add_row(*[str(v) for v in r])
-    out.print(t)
+    rep.print_summary(out, db, [STANDARD, HARDENED])

@@ -112,7 +112,7 @@ def _cifar_loader(name: str, folder: str, tv_name: str, train_files, test_files)
             raise _missing(name, base, layout)
         parts = [read_cifar_batch(base / f) for f in files]
         x = torch.from_numpy(np.concatenate([p[0] for p in parts])).to(torch.float32) / 255.0
-        y = torch.tensor([label for p in parts for label in p], dtype=torch.int64)
+        y = torch.tensor([label for p in parts for label in p[1]], dtype=torch.int64)
         return DataSplit.from_tensors(x, y)
 
     return load

@@ -113,3 +113,32 @@ def write_output(text: str, output: Path) -> None:
     if not output.parent.exists():
         raise BadInput(f"--output {output}: directory {output.parent} does not exist")
     output.write_text(text)
+
+
+def by_attack(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Split the summary pivot into one narrow table per attack (columns: its ε values)."""
+    keys = ["model", "defense"]
+    groups: dict[str, list[str]] = {}
+    for col in df.columns[3:]:
+        attack, _, eps = col.rpartition(" ")
+        groups.setdefault(attack, []).append(col)
+    parts = [("clean", df[[*keys, "clean"]])]
+    for attack, cols in groups.items():
+        part = df[[*keys, *cols]].rename(columns={c: c.rpartition(" ")[2] for c in cols})
+        parts.append((attack, part))
+    return parts
+
+
+def print_summary(console, db: sqlite_utils.Database, models: list[str] | None = None) -> None:
+    """Rich rendering for terminals: clean accuracy, then one table per attack."""
+    from rich.table import Table
+
+    df = summary_table(db, models)
+    for title, part in by_attack(df):
+        t = Table(title=f"{title}: accuracy % ±95 % CI (n)", title_justify="left")
+        for c in part.columns:
+            t.add_column(str(c), no_wrap=c in ("model", "defense"))
+        for row in part.itertuples(index=False):
+            t.add_row(*[str(v) for v in row])
+        console.print(t)
+    console.print(provenance_line(db, models))

@@ -1,0 +1,37 @@
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from advbench.store import open_db
+from advbench.train import harden_model, train_model
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def trained_db(tmp_path_factory):
+    """A database holding a digits model and a jacobian-hardened child (read-only use)."""
+    folder = tmp_path_factory.mktemp("store")
+    db = open_db(folder / "a.db")
+    train_model(db, name="std", dataset="digits", arch="madry-mnist", epochs=4, batch_size=64,
+                optimizer="adam", lr=1e-3, weight_decay=0.0, seed=0, device="cpu")
+    harden_model(db, parent="std", defense="jacobian", name="jac",
+                 params={"lambda": 0.5, "exact": True}, epochs=3, batch_size=64,
+                 optimizer="adam", lr=1e-4, weight_decay=0.0, seed=0, device="cpu")
+    db.close()
+    return folder / "a.db"
+
+
+@pytest.fixture
+def db_copy(trained_db, tmp_path):
+    """A private copy of the trained store (with its checkpoints) a test may modify."""
+    dst = tmp_path / "store"
+    shutil.copytree(trained_db.parent, dst)
+    return dst / "a.db"
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()

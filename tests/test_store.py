@@ -1,0 +1,42 @@
+"""The run store: migrations recorded, WAL mode, refusal of foreign files."""
+
+import sqlite3
+
+import pytest
+
+from advbench.errors import BadInput
+from advbench.store import migrate, open_db
+from advbench.store.migrations import MIGRATIONS
+
+
+def test_new_database_records_migrations_and_uses_wal(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    assert [r["name"] for r in db["_migrations"].rows] == [m[0] for m in MIGRATIONS]
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert {"environments", "models", "runs", "samples"} <= set(db.table_names())
+    assert migrate(db) == []  # idempotent
+
+
+def test_refuses_files_that_are_not_advbench_databases(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("hello")
+    with pytest.raises(BadInput, match="cannot be opened as an SQLite"):
+        open_db(text)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("create table t (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(BadInput, match="not an advbench"):
+        open_db(other)
+    with pytest.raises(BadInput, match="no database"):
+        open_db(tmp_path / "missing.db", create=False)
+    with pytest.raises(BadInput, match="does not exist"):
+        open_db(tmp_path / "nowhere" / "a.db")
+
+
+def test_refuses_a_newer_schema(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    db["_migrations"].insert({"name": "9999_future", "applied_at": "x"})
+    with pytest.raises(BadInput, match="upgrade advbench"):
+        open_db(tmp_path / "a.db")
