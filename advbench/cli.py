@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,18 +28,42 @@ err = Console(stderr=True)
 DATA, MODEL, ATTACK, OUTPUT, RUN = "Data", "Model", "Attack", "Output", "Run"
 
 # Shared options (one definition each, reused by every command).
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite run store "
-                  "[default: $ADVBENCH_DB or results/advbench.db].", rich_help_panel=OUTPUT)]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto "
-                      "(a GPU when there is one).", rich_help_panel=RUN)]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="SQLite run store [default: $ADVBENCH_DB or results/advbench.db].",
+        rich_help_panel=OUTPUT,
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="cpu, cuda, cuda:N, or auto (a GPU when there is one).",
+        rich_help_panel=RUN,
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=RUN)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run even when an identical "
-                     "result is stored.", rich_help_panel=RUN)]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Re-run even when an identical result is stored.", rich_help_panel=RUN
+    ),
+]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size.", rich_help_panel=RUN)]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding "
-                       "downloaded data sets [default: ./data].", rich_help_panel=DATA)]
-ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", help="key=value, "
-                     "repeatable; see --list for each one's parameters.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding downloaded data sets [default: ./data].",
+        rich_help_panel=DATA,
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="key=value, repeatable; see --list for each one's parameters."),
+]
 
 
 def _fail(message: str) -> None:
@@ -64,12 +88,26 @@ def handles_errors(fn):
 
 
 def _progress():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    TextColumn("{task.fields[metrics]}"), console=err, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=err,
+        transient=False,
+    )
 
 
 def _version(value: bool) -> None:
@@ -80,8 +118,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Benchmark the adversarial robustness of image classifiers."""
 
@@ -108,29 +150,44 @@ def _print_model(row: dict, created: bool) -> None:
 @app.command()
 @handles_errors
 def train(
-    dataset: Annotated[str, typer.Option(help="Data set name (see `advbench datasets`).",
-                                         rich_help_panel=DATA)] = "mnist-5k",
-    arch: Annotated[str, typer.Option(help="Architecture (see `advbench archs`).",
-                                      rich_help_panel=MODEL)] = "madry-mnist",
-    activation: Annotated[str, typer.Option(help="relu, brelu or leaky-relu.",
-                                            rich_help_panel=MODEL)] = "relu",
-    activation_param: Annotated[Optional[float], typer.Option(
-        help="brelu threshold t (default 1) or leaky-relu slope (default 0.1).",
-        rich_help_panel=MODEL)] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Data set name (see `advbench datasets`).", rich_help_panel=DATA)
+    ] = "mnist-5k",
+    arch: Annotated[
+        str, typer.Option(help="Architecture (see `advbench archs`).", rich_help_panel=MODEL)
+    ] = "madry-mnist",
+    activation: Annotated[
+        str, typer.Option(help="relu, brelu or leaky-relu.", rich_help_panel=MODEL)
+    ] = "relu",
+    activation_param: Annotated[
+        float | None,
+        typer.Option(
+            help="brelu threshold t (default 1) or leaky-relu slope (default 0.1).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.", rich_help_panel=RUN)] = 10,
     batch_size: BatchOpt = 64,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd (momentum 0.9) or rmsprop.",
-                                           rich_help_panel=RUN)] = "adam",
+    optimizer: Annotated[
+        str, typer.Option(help="adam, sgd (momentum 0.9) or rmsprop.", rich_help_panel=RUN)
+    ] = "adam",
     lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=RUN)] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.",
-                                                rich_help_panel=RUN)] = 0.0,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.", rich_help_panel=RUN)] = 0.0,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    name: Annotated[Optional[str], typer.Option(help="Name to store the model under "
-                    "[default: ARCH-DATASET].", rich_help_panel=OUTPUT)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name to store the model under [default: ARCH-DATASET].", rich_help_panel=OUTPUT
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
-    download: Annotated[bool, typer.Option(help="Download the data set if missing "
-                                           "(needs network).", rich_help_panel=DATA)] = False,
+    download: Annotated[
+        bool,
+        typer.Option(
+            help="Download the data set if missing (needs network).", rich_help_panel=DATA
+        ),
+    ] = False,
     db: DbOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -142,11 +199,24 @@ def train(
     database = _open(db)
     with _progress() as progress:
         stored = train_model(
-            database, name=name or f"{arch}-{dataset}", dataset=dataset, arch=arch,
-            epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-            weight_decay=weight_decay, seed=seed, device=resolve_device(device),
-            activation=activation, activation_param=activation_param, data_dir=data_dir,
-            download=download, force=force, progress=progress)
+            database,
+            name=name or f"{arch}-{dataset}",
+            dataset=dataset,
+            arch=arch,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            device=resolve_device(device),
+            activation=activation,
+            activation_param=activation_param,
+            data_dir=data_dir,
+            download=download,
+            force=force,
+            progress=progress,
+        )
     _print_model(stored.row, stored.created)
 
 
@@ -163,24 +233,39 @@ def _list_registry(registry, title: str, columns: list[str]) -> None:
 @app.command()
 @handles_errors
 def harden(
-    model: Annotated[Optional[str], typer.Option(help="Stored model to fine-tune.",
-                                                 rich_help_panel=MODEL)] = None,
-    defense: Annotated[Optional[str], typer.Option(help="Defense name (see --list).",
-                                                   rich_help_panel=MODEL)] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Stored model to fine-tune.", rich_help_panel=MODEL)
+    ] = None,
+    defense: Annotated[
+        str | None, typer.Option(help="Defense name (see --list).", rich_help_panel=MODEL)
+    ] = None,
     param: ParamOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs "
-                      "[default: the defense's paper setting].", rich_help_panel=RUN)] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Fine-tuning epochs [default: the defense's paper setting].", rich_help_panel=RUN
+        ),
+    ] = None,
     batch_size: BatchOpt = 64,
-    optimizer: Annotated[Optional[str], typer.Option(help="adam, sgd or rmsprop "
-                         "[default: the defense's].", rich_help_panel=RUN)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: the "
-                  "defense's, 1e-4 for jacobian].", rich_help_panel=RUN)] = None,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.",
-                                                rich_help_panel=RUN)] = 0.0,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(help="adam, sgd or rmsprop [default: the defense's].", rich_help_panel=RUN),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Learning rate [default: the defense's, 1e-4 for jacobian].", rich_help_panel=RUN
+        ),
+    ] = None,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.", rich_help_panel=RUN)] = 0.0,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    name: Annotated[Optional[str], typer.Option(help="Name for the hardened model "
-                    "[default: MODEL+DEFENSE].", rich_help_panel=OUTPUT)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name for the hardened model [default: MODEL+DEFENSE].", rich_help_panel=OUTPUT
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
     force: ForceOpt = False,
@@ -202,10 +287,22 @@ def harden(
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
-            database, parent=model, defense=defense, name=name or f"{model}+{defense}",
-            params=params, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-            weight_decay=weight_decay, seed=seed, device=resolve_device(device),
-            data_dir=data_dir, force=force, progress=progress)
+            database,
+            parent=model,
+            defense=defense,
+            name=name or f"{model}+{defense}",
+            params=params,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            device=resolve_device(device),
+            data_dir=data_dir,
+            force=force,
+            progress=progress,
+        )
     _print_model(stored.row, stored.created)
     out.print(f"  parent {model}, defense {defense} {params}")
 
@@ -219,8 +316,9 @@ def parse_eps(text: str | None) -> list[float]:
         try:
             v = float(part)
         except ValueError:
-            raise BadInput(f"--eps {part!r} is not a number; give a comma-separated list "
-                           "such as 0.1,0.3") from None
+            raise BadInput(
+                f"--eps {part!r} is not a number; give a comma-separated list such as 0.1,0.3"
+            ) from None
         if not v >= 0:  # negative or NaN
             raise BadInput(f"--eps {part!r} is invalid: ε must be >= 0")
         values.append(v)
@@ -228,34 +326,63 @@ def parse_eps(text: str | None) -> list[float]:
 
 
 def _print_summaries(summaries, model_row, n, seed, scale) -> None:
-    table = Table(title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
-                  f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}")
+    table = Table(
+        title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
+        f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}"
+    )
     for c in ["attack", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]:
         table.add_column(c)
     for s in summaries:
         lo, hi = s.interval
-        table.add_row(s.label or s.attack, f"{s.eps:g}", f"{s.accuracy * 100:.1f}",
-                      f"{lo * 100:.1f}–{hi * 100:.1f}", str(s.n),
-                      "stored (no work)" if s.reused else s.status, f"{s.wall_s:.1f}")
+        table.add_row(
+            s.label or s.attack,
+            f"{s.eps:g}",
+            f"{s.accuracy * 100:.1f}",
+            f"{lo * 100:.1f}–{hi * 100:.1f}",
+            str(s.n),
+            "stored (no work)" if s.reused else s.status,
+            f"{s.wall_s:.1f}",
+        )
     out.print(table)
 
 
 @app.command()
 @handles_errors
 def attack(
-    model: Annotated[Optional[list[str]], typer.Option(help="Stored model(s) to attack; "
-                     "repeatable.", rich_help_panel=MODEL)] = None,
-    attack_: Annotated[Optional[str], typer.Option("--attack", help="Attack name "
-                       "(see --list).", rich_help_panel=ATTACK)] = None,
-    suite: Annotated[Optional[str], typer.Option(help="Suite name or JSON path, e.g. "
-                     "carlini-eval.", rich_help_panel=ATTACK)] = None,
-    eps: Annotated[Optional[str], typer.Option(help="Comma-separated budgets in [0, 1] "
-                   "pixel units, e.g. 0.1,0.3.", rich_help_panel=ATTACK)] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Stored model(s) to attack; repeatable.", rich_help_panel=MODEL),
+    ] = None,
+    attack_: Annotated[
+        str | None,
+        typer.Option("--attack", help="Attack name (see --list).", rich_help_panel=ATTACK),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(help="Suite name or JSON path, e.g. carlini-eval.", rich_help_panel=ATTACK),
+    ] = None,
+    eps: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated budgets in [0, 1] pixel units, e.g. 0.1,0.3.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
     param: ParamOpt = None,
-    scale: Annotated[str, typer.Option(help="Suite scale: smoke, cpu or full (the "
-                     "papers' settings).", rich_help_panel=ATTACK)] = "cpu",
-    n: Annotated[Optional[int], typer.Option("--n", help="Test samples [default: 500, or "
-                 "the suite's n at this scale].", rich_help_panel=DATA)] = None,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="Suite scale: smoke, cpu or full (the papers' settings).", rich_help_panel=ATTACK
+        ),
+    ] = "cpu",
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            help="Test samples [default: 500, or the suite's n at this scale].",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 100,
     device: DeviceOpt = "auto",
@@ -300,25 +427,51 @@ def attack(
         count = n if n is not None else suite_n
         net, _, _ = load_model(database, row["name"], dev)
         with _progress() as progress:
-            summaries = run_jobs(database, net, row, jobs, n=count, seed=seed,
-                                 batch_size=batch_size, env_id=env_id, device=dev,
-                                 force=force, scale=scale if suite_doc else None,
-                                 data_dir=data_dir, progress=progress)
+            summaries = run_jobs(
+                database,
+                net,
+                row,
+                jobs,
+                n=count,
+                seed=seed,
+                batch_size=batch_size,
+                env_id=env_id,
+                device=dev,
+                force=force,
+                scale=scale if suite_doc else None,
+                data_dir=data_dir,
+                progress=progress,
+            )
         _print_summaries(summaries, row, count, seed, scale if suite_doc else "custom")
 
 
 @app.command()
 @handles_errors
 def report(
-    table: Annotated[Optional[str], typer.Option(
-        "--table", help="Table to print; given alone, the summary pivot (rows "
-        "model/defense, columns attack x ε).", rich_help_panel=OUTPUT)] = "summary",
-    model: Annotated[Optional[list[str]], typer.Option(help="Only these models; "
-                     "repeatable.", rich_help_panel=MODEL)] = None,
-    format_: Annotated[str, typer.Option("--format", help="table (rich), markdown, or csv "
-                       "(one row per run, numeric).", rich_help_panel=OUTPUT)] = "table",
-    output: Annotated[Optional[Path], typer.Option(help="Write to this file instead of "
-                      "the terminal.", rich_help_panel=OUTPUT)] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            "--table",
+            help="Table to print; given alone, the summary pivot (rows "
+            "model/defense, columns attack x ε).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "summary",
+    model: Annotated[
+        list[str] | None, typer.Option(help="Only these models; repeatable.", rich_help_panel=MODEL)
+    ] = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table (rich), markdown, or csv (one row per run, numeric).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write to this file instead of the terminal.", rich_help_panel=OUTPUT),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
@@ -337,8 +490,24 @@ def report(
     if format_ == "table":
         text = rep.render(df, "markdown", caption)
     elif format_ == "csv":
-        cols = ["model", "defense", "arch", "dataset", "attack", "norm", "eps", "n", "robust",
-                "accuracy", "ci_low", "ci_high", "seed", "scale", "status", "id"]
+        cols = [
+            "model",
+            "defense",
+            "arch",
+            "dataset",
+            "attack",
+            "norm",
+            "eps",
+            "n",
+            "robust",
+            "accuracy",
+            "ci_low",
+            "ci_high",
+            "seed",
+            "scale",
+            "status",
+            "id",
+        ]
         text = rep.run_results(database, model)[cols].to_csv(index=False)
     else:
         text = rep.render(df, "markdown", caption)
@@ -356,34 +525,51 @@ def models(db: DbOpt = None) -> None:
     from advbench.metrics import wilson_interval
 
     database = _open(db, create=False)
-    t = Table(title="Stored models")
-    for c in ["name", "arch", "dataset", "defense", "parent", "clean acc % (95 % CI, n)",
-              "sha256", "created"]:
+    t = Table(title="Stored models (clean accuracy %, 95 % CI, n test samples)")
+    t.add_column("name", no_wrap=True)
+    for c in ["arch", "dataset", "defense", "parent", "clean acc", "sha256"]:
         t.add_column(c)
     for r in database["models"].rows_where(order_by="created_at"):
         lo, hi = wilson_interval(round(r["clean_accuracy"] * r["clean_n"]), r["clean_n"])
-        t.add_row(r["name"], r["arch"], r["dataset"], r["defense"] or "—", r["parent"] or "—",
-                  f"{r['clean_accuracy'] * 100:.2f} ({lo * 100:.1f}–{hi * 100:.1f}, "
-                  f"n={r['clean_n']})", r["checksum"][:12], r["created_at"])
+        t.add_row(
+            r["name"],
+            r["arch"],
+            r["dataset"],
+            r["defense"] or "—",
+            r["parent"] or "—",
+            f"{r['clean_accuracy'] * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}] n={r['clean_n']}",
+            r["checksum"][:10],
+        )
     out.print(t)
 
 
 @app.command()
 @handles_errors
 def runs(
-    model: Annotated[Optional[str], typer.Option(help="Only runs of this model.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only runs of this model.")] = None,
     db: DbOpt = None,
 ) -> None:
     """List stored attack runs with their status, sample counts and timings."""
     database = _open(db, create=False)
     where, args = ("model = ?", [model]) if model else (None, [])
     t = Table(title="Stored runs")
-    for c in ["id", "model", "attack", "norm", "ε", "n", "seed", "scale", "status", "time s"]:
+    t.add_column("id", no_wrap=True)
+    t.add_column("model", no_wrap=True)
+    t.add_column("attack", no_wrap=True)
+    for c in ["ε", "n", "seed", "scale", "status", "time s"]:
         t.add_column(c)
     for r in database["runs"].rows_where(where, args, order_by="started_at"):
-        t.add_row(r["id"], r["model"], r["label"] or r["attack"], r["norm"], f"{r['eps']:g}",
-                  str(r["n"]), str(r["seed"]), r["scale"] or "custom", r["status"],
-                  f"{r['wall_s'] or 0:.1f}")
+        t.add_row(
+            r["id"][:10],
+            r["model"],
+            r["label"] or r["attack"],
+            f"{r['eps']:g}",
+            str(r["n"]),
+            str(r["seed"]),
+            r["scale"] or "custom",
+            r["status"],
+            f"{r['wall_s'] or 0:.1f}",
+        )
     out.print(t)
 
 
@@ -398,8 +584,13 @@ def datasets() -> None:
         t.add_column(c)
     for e in data.DATASETS:
         s = e.factory
-        t.add_row(s.name, "x".join(map(str, s.shape)), str(s.classes),
-                  "yes" if s.needs_dir else "no", s.description)
+        t.add_row(
+            s.name,
+            "x".join(map(str, s.shape)),
+            str(s.classes),
+            "yes" if s.needs_dir else "no",
+            s.description,
+        )
     out.print(t)
 
 

@@ -13,11 +13,24 @@ DATASET = "mnist-5k"
 ARCH = "madry-mnist"
 STANDARD = "demo-standard"
 HARDENED = "demo-jacobian"
-TRAIN = {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-         "weight_decay": 0.0, "seed": 0}
-HARDEN = {"defense": "jacobian", "params": {"lambda": 0.05, "projections": 1},
-          "epochs": 8, "batch_size": 64, "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0,
-          "seed": 0}
+TRAIN = {
+    "epochs": 5,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "seed": 0,
+}
+HARDEN = {
+    "defense": "jacobian",
+    "params": {"lambda": 0.05, "projections": 1},
+    "epochs": 8,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "seed": 0,
+}
 
 
 def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None:
@@ -30,8 +43,7 @@ def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None
     db = open_db(db_path)
     out.print(f"[bold]1/4[/] train {ARCH} on {DATASET} as {STANDARD}")
     with progress_factory() as p:
-        train_model(db, name=STANDARD, dataset=DATASET, arch=ARCH, device=dev, progress=p,
-                    **TRAIN)
+        train_model(db, name=STANDARD, dataset=DATASET, arch=ARCH, device=dev, progress=p, **TRAIN)
     out.print(f"[bold]2/4[/] harden {STANDARD} with jacobian as {HARDENED}")
     with progress_factory() as p:
         harden_model(db, parent=STANDARD, name=HARDENED, device=dev, progress=p, **HARDEN)
@@ -42,7 +54,18 @@ def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None
         jobs, n = suite_jobs(suite, row["dataset"], scale)
         out.print(f"[bold]{step}/4[/] carlini-eval ({scale}, n={n}) on {name}")
         with progress_factory() as p:
-            run_jobs(db, model, row, jobs, n=n, seed=0, batch_size=100, env_id=env_id,
-                     device=dev, scale=scale, progress=p)
+            run_jobs(
+                db,
+                model,
+                row,
+                jobs,
+                n=n,
+                seed=0,
+                batch_size=100,
+                env_id=env_id,
+                device=dev,
+                scale=scale,
+                progress=p,
+            )
     out.print("[bold]4/4[/] report")
     rep.print_summary(out, db, [STANDARD, HARDENED])

@@ -40,16 +40,22 @@ class AttackJob:
     suite: str | None = None
 
 
-def make_job(attack: str, eps: Sequence[float], overrides: dict[str, Any] | None = None,
-             label: str | None = None, suite: str | None = None) -> AttackJob:
+def make_job(
+    attack: str,
+    eps: Sequence[float],
+    overrides: dict[str, Any] | None = None,
+    label: str | None = None,
+    suite: str | None = None,
+) -> AttackJob:
     entry = ATTACKS.get(attack)
     if not eps:
         raise BadInput(f"{attack}: no ε given (use --eps, e.g. --eps 0.1,0.3)")
     for e in eps:
         if not e >= 0:  # also rejects NaN
             raise BadInput(f"--eps {e} is invalid: ε must be a number >= 0")
-    return AttackJob(attack, sorted(set(float(e) for e in eps)), entry.resolve(overrides),
-                     label, suite)
+    return AttackJob(
+        attack, sorted(set(float(e) for e in eps)), entry.resolve(overrides), label, suite
+    )
 
 
 def select_samples(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -79,26 +85,47 @@ class RunSummary:
         return wilson_interval(self.robust, self.n)
 
 
-def _run_rows(model_row, job: AttackJob, n: int, seed: int, batch_size: int,
-              scale: str | None) -> list[dict[str, Any]]:
+def _run_rows(
+    model_row, job: AttackJob, n: int, seed: int, batch_size: int, scale: str | None
+) -> list[dict[str, Any]]:
     kind = ATTACKS.get(job.attack).meta["kind"]
-    base = {"model": model_row["name"], "model_checksum": model_row["checksum"],
-            "attack": job.attack, "params": job.params, "dataset": model_row["dataset"],
-            "split": "test", "n": n, "seed": seed, "batch_size": batch_size,
-            "targeted": None}
+    base = {
+        "model": model_row["name"],
+        "model_checksum": model_row["checksum"],
+        "attack": job.attack,
+        "params": job.params,
+        "dataset": model_row["dataset"],
+        "split": "test",
+        "n": n,
+        "seed": seed,
+        "batch_size": batch_size,
+        "targeted": None,
+    }
     group = config_hash(base)
     rows = []
     for eps in job.eps:
         cfg = {**base, "eps": eps}
-        rows.append({
-            "id": config_hash(cfg), "model": model_row["name"],
-            "model_checksum": model_row["checksum"], "defense": model_row["defense"],
-            "attack": job.attack, "label": job.label, "norm": norm_of(job.attack, job.params),
-            "kind": kind, "eps": eps, "config": json.dumps(cfg, sort_keys=True),
-            "group_id": group if kind == "minimal" else config_hash(cfg),
-            "dataset": model_row["dataset"], "split": "test", "n": n, "seed": seed,
-            "scale": scale, "suite": job.suite,
-        })
+        rows.append(
+            {
+                "id": config_hash(cfg),
+                "model": model_row["name"],
+                "model_checksum": model_row["checksum"],
+                "defense": model_row["defense"],
+                "attack": job.attack,
+                "label": job.label,
+                "norm": norm_of(job.attack, job.params),
+                "kind": kind,
+                "eps": eps,
+                "config": json.dumps(cfg, sort_keys=True),
+                "group_id": group if kind == "minimal" else config_hash(cfg),
+                "dataset": model_row["dataset"],
+                "split": "test",
+                "n": n,
+                "seed": seed,
+                "scale": scale,
+                "suite": job.suite,
+            }
+        )
     return rows
 
 
@@ -106,14 +133,24 @@ def _sample_rows(run_id, positions, idx, y, clean_pred, x, adv, adv_pred, min_no
     l0, l2, linf = perturbation_norms((adv - x).cpu())
     rows = []
     for i in range(len(idx)):
-        rows.append({
-            "run_id": run_id, "idx": int(idx[i]), "position": int(positions[i]),
-            "label": int(y[i]), "target": None, "clean_pred": int(clean_pred[i]),
-            "adv_pred": int(adv_pred[i]), "success": int(adv_pred[i] != y[i]),
-            "l0": float(l0[i]), "l2": float(l2[i]), "linf": float(linf[i]),
-            "min_norm": None if min_norm is None or not torch.isfinite(min_norm[i])
-            else float(min_norm[i]),
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "idx": int(idx[i]),
+                "position": int(positions[i]),
+                "label": int(y[i]),
+                "target": None,
+                "clean_pred": int(clean_pred[i]),
+                "adv_pred": int(adv_pred[i]),
+                "success": int(adv_pred[i] != y[i]),
+                "l0": float(l0[i]),
+                "l2": float(l2[i]),
+                "linf": float(linf[i]),
+                "min_norm": None
+                if min_norm is None or not torch.isfinite(min_norm[i])
+                else float(min_norm[i]),
+            }
+        )
     return rows
 
 
@@ -131,8 +168,11 @@ def _judge_minimal(model, x, y, clean_pred, raw, eps_list):
     raw_pred = _predict(model, raw)
     found = raw_pred != y
     norms = (raw - x).flatten(1).norm(dim=1)
-    min_norm = torch.where(clean_pred != y, torch.zeros_like(norms),
-                           torch.where(found, norms, torch.full_like(norms, float("inf"))))
+    min_norm = torch.where(
+        clean_pred != y,
+        torch.zeros_like(norms),
+        torch.where(found, norms, torch.full_like(norms, float("inf"))),
+    )
     out = {}
     for eps in eps_list:
         ok = (min_norm <= eps * (1 + _EPS_TOL)) & (clean_pred == y)
@@ -146,10 +186,22 @@ def _done_positions(db, run_id: str) -> set[int]:
     return {r[0] for r in db.execute("select position from samples where run_id = ?", [run_id])}
 
 
-def run_jobs(db: sqlite_utils.Database, model, model_row: dict[str, Any],
-             jobs: Sequence[AttackJob], *, n: int, seed: int, batch_size: int,
-             env_id: str, device: str = "cpu", force: bool = False, scale: str | None = None,
-             data_dir=None, progress=None) -> list[RunSummary]:
+def run_jobs(
+    db: sqlite_utils.Database,
+    model,
+    model_row: dict[str, Any],
+    jobs: Sequence[AttackJob],
+    *,
+    n: int,
+    seed: int,
+    batch_size: int,
+    env_id: str,
+    device: str = "cpu",
+    force: bool = False,
+    scale: str | None = None,
+    data_dir=None,
+    progress=None,
+) -> list[RunSummary]:
     """Execute every pending run of `jobs` against `model`; return a summary per run."""
     if n <= 0:
         raise BadInput(f"--n {n} must be > 0")
@@ -175,14 +227,24 @@ def run_jobs(db: sqlite_utils.Database, model, model_row: dict[str, Any],
                 if force:
                     db.execute("delete from samples where run_id = ?", [row["id"]])
                 if not stored or force:
-                    db["runs"].upsert({**row, "status": "running", "started_at": now(),
-                                       "wall_s": 0.0, "env_id": env_id}, pk="id")
+                    db["runs"].upsert(
+                        {
+                            **row,
+                            "status": "running",
+                            "started_at": now(),
+                            "wall_s": 0.0,
+                            "env_id": env_id,
+                        },
+                        pk="id",
+                    )
             todo.append(row)
         if todo:
             pending.append((job, todo))
 
-    total = sum(n_batches * (1 if ATTACKS.get(j.attack).meta["kind"] == "minimal" else len(r))
-                for j, r in pending)
+    total = sum(
+        n_batches * (1 if ATTACKS.get(j.attack).meta["kind"] == "minimal" else len(r))
+        for j, r in pending
+    )
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
     for job, todo in pending:
         minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
@@ -209,23 +271,27 @@ def run_jobs(db: sqlite_utils.Database, model, model_row: dict[str, Any],
                 rows: dict[str, list[dict[str, Any]]] = {}
                 if minimal:
                     raw = attack(model, x, y)
-                    judged, min_norm = _judge_minimal(model, x, y, clean_pred, raw,
-                                                      [r["eps"] for r in need])
+                    judged, min_norm = _judge_minimal(
+                        model, x, y, clean_pred, raw, [r["eps"] for r in need]
+                    )
                     for r in need:
                         adv, adv_pred = judged[r["eps"]]
-                        rows[r["id"]] = _sample_rows(r["id"], pos, idx, y, clean_pred, x, adv,
-                                                     adv_pred, min_norm)
+                        rows[r["id"]] = _sample_rows(
+                            r["id"], pos, idx, y, clean_pred, x, adv, adv_pred, min_norm
+                        )
                 else:
                     r = need[0]
                     adv = attack(model, x, y, r["eps"])
-                    rows[r["id"]] = _sample_rows(r["id"], pos, idx, y, clean_pred, x, adv,
-                                                 _predict(model, adv))
+                    rows[r["id"]] = _sample_rows(
+                        r["id"], pos, idx, y, clean_pred, x, adv, _predict(model, adv)
+                    )
                 dt = time.monotonic() - t0
                 with db.conn:  # the batch's rows and run progress land together or not at all
                     for r in need:
                         db["samples"].insert_all(rows[r["id"]], pk=("run_id", "idx"))
-                        db.execute("update runs set wall_s = wall_s + ? where id = ?",
-                                   [dt, r["id"]])
+                        db.execute(
+                            "update runs set wall_s = wall_s + ? where id = ?", [dt, r["id"]]
+                        )
                         done[r["id"]].update(pos)
                 if task is not None:
                     progress.advance(task)
@@ -233,11 +299,20 @@ def run_jobs(db: sqlite_utils.Database, model, model_row: dict[str, Any],
             for r in todo:
                 if len(done[r["id"]]) == n:
                     wall = db["runs"].get(r["id"])["wall_s"] or 0.0
-                    db["runs"].update(r["id"], {"status": "complete", "finished_at": now(),
-                                                "samples_per_s": n / wall if wall else None})
-    return summarise(db, [r["id"] for _, rows in plans for r in rows],
-                     reused={r["id"] for _, rows in plans for r in rows} -
-                     {r["id"] for _, todo in pending for r in todo})
+                    db["runs"].update(
+                        r["id"],
+                        {
+                            "status": "complete",
+                            "finished_at": now(),
+                            "samples_per_s": n / wall if wall else None,
+                        },
+                    )
+    return summarise(
+        db,
+        [r["id"] for _, rows in plans for r in rows],
+        reused={r["id"] for _, rows in plans for r in rows}
+        - {r["id"] for _, todo in pending for r in todo},
+    )
 
 
 def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> list[RunSummary]:
@@ -246,7 +321,19 @@ def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> lis
         run = db["runs"].get(rid)
         n, robust = db.execute(
             "select count(*), coalesce(sum(adv_pred = label), 0) from samples where run_id = ?",
-            [rid]).fetchone()
-        out.append(RunSummary(rid, run["attack"], run["label"], run["eps"], n, robust,
-                              run["status"], run["wall_s"] or 0.0, rid in (reused or set())))
+            [rid],
+        ).fetchone()
+        out.append(
+            RunSummary(
+                rid,
+                run["attack"],
+                run["label"],
+                run["eps"],
+                n,
+                robust,
+                run["status"],
+                run["wall_s"] or 0.0,
+                rid in (reused or set()),
+            )
+        )
     return out

@@ -15,8 +15,11 @@ from advbench.config import config_hash
 from advbench.store import now
 
 _PACKAGES = {
-    "torch": "torch", "torchvision": "torchvision", "foolbox": "foolbox",
-    "art": "adversarial-robustness-toolbox", "numpy": "numpy",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "foolbox": "foolbox",
+    "art": "adversarial-robustness-toolbox",
+    "numpy": "numpy",
 }
 
 
@@ -30,8 +33,12 @@ def _version(dist: str) -> str | None:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

@@ -118,8 +118,9 @@ class Resume:
         tensors = load_file(str(self.tensors))
         doc = json.loads(self.meta.read_text())
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        _restore_optimizer(opt, {k: v for k, v in tensors.items() if k.startswith("opt.")},
-                           doc["optimizer"])
+        _restore_optimizer(
+            opt, {k: v for k, v in tensors.items() if k.startswith("opt.")}, doc["optimizer"]
+        )
         return _State(**doc["state"])
 
     def clear(self) -> None:
@@ -145,17 +146,22 @@ def fit(
     n_batches = (n + cfg.batch_size - 1) // cfg.batch_size
     task = None
     if progress is not None:
-        task = progress.add_task("train", total=cfg.epochs * n_batches,
-                                 completed=state.epoch * n_batches + state.batch, metrics="")
+        task = progress.add_task(
+            "train",
+            total=cfg.epochs * n_batches,
+            completed=state.epoch * n_batches + state.batch,
+            metrics="",
+        )
     last_save = time.monotonic()
     try:
         while state.epoch < cfg.epochs:
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(
-                batch_seed(cfg.seed, state.epoch)))
+            perm = torch.randperm(
+                n, generator=torch.Generator().manual_seed(batch_seed(cfg.seed, state.epoch))
+            )
             model.train()
             t0 = time.monotonic()
             while state.batch < n_batches:
-                idx = perm[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
+                idx = perm[state.batch * cfg.batch_size : (state.batch + 1) * cfg.batch_size]
                 x, y = data.get(idx)
                 x, y = x.to(device), y.to(device)
                 torch.manual_seed(batch_seed(cfg.seed, state.epoch, state.batch))
@@ -176,19 +182,31 @@ def fit(
                 state.elapsed += dt
                 t0 = time.monotonic()
                 if task is not None:
-                    progress.update(task, advance=1, description=f"epoch {state.epoch + 1}/{cfg.epochs}",
-                                    metrics=f"loss {state.sums['loss'] / state.seen:.4f} "
-                                    f"acc {state.correct / state.seen:.3f} "
-                                    f"{b / max(dt, 1e-9):.0f} samples/s")
+                    progress.update(
+                        task,
+                        advance=1,
+                        description=f"epoch {state.epoch + 1}/{cfg.epochs}",
+                        metrics=f"loss {state.sums['loss'] / state.seen:.4f} "
+                        f"acc {state.correct / state.seen:.3f} "
+                        f"{b / max(dt, 1e-9):.0f} samples/s",
+                    )
                 if resume and time.monotonic() - last_save > cfg.save_every:
                     resume.save(model, opt, state)
                     last_save = time.monotonic()
             row = {k: v / state.seen for k, v in state.sums.items()}
-            row.update(epoch=state.epoch + 1, accuracy=state.correct / state.seen,
-                       samples_per_s=state.seen / max(state.elapsed, 1e-9))
+            row.update(
+                epoch=state.epoch + 1,
+                accuracy=state.correct / state.seen,
+                samples_per_s=state.seen / max(state.elapsed, 1e-9),
+            )
             state.history.append(row)
             state.epoch, state.batch, state.sums, state.seen, state.correct = (
-                state.epoch + 1, 0, {}, 0, 0)
+                state.epoch + 1,
+                0,
+                {},
+                0,
+                0,
+            )
             state.elapsed = 0.0
             if resume:
                 resume.save(model, opt, state)
@@ -205,8 +223,10 @@ def fit(
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
-    out = [model(x[i:i + batch_size].to(device)).argmax(1).cpu()
-           for i in range(0, len(x), batch_size)]
+    out = [
+        model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
 
 

@@ -45,8 +45,15 @@ def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
     return model.to(device), spec, row
 
 
-def validate_train_args(dataset: str, arch: str, optimizer: str, activation: str,
-                        epochs: int, batch_size: int, lr: float) -> None:
+def validate_train_args(
+    dataset: str,
+    arch: str,
+    optimizer: str,
+    activation: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+) -> None:
     from advbench.fit import OPTIMIZERS
 
     datasets.spec(dataset)
@@ -75,9 +82,23 @@ def _existing(db, name: str, cfg_hash: str, force: bool) -> dict[str, Any] | Non
     )
 
 
-def _fit_and_store(db, *, name, config, spec: ModelSpec, model, loss_fn, fit_cfg,
-                   data_dir, download, force, progress, parent=None, defense=None,
-                   defense_config=None) -> StoredModel:
+def _fit_and_store(
+    db,
+    *,
+    name,
+    config,
+    spec: ModelSpec,
+    model,
+    loss_fn,
+    fit_cfg,
+    data_dir,
+    download,
+    force,
+    progress,
+    parent=None,
+    defense=None,
+    defense_config=None,
+) -> StoredModel:
     from advbench.env import record_environment
     from advbench.fit import Resume, evaluate, fit
     from advbench.models.checkpoint import save_checkpoint
@@ -96,16 +117,37 @@ def _fit_and_store(db, *, name, config, spec: ModelSpec, model, loss_fn, fit_cfg
     t0 = time.monotonic()
     history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
     acc, n = evaluate(model, test)
-    checksum = save_checkpoint(model.cpu(), spec, folder / name,
-                               {"name": name, "config": config, "parent": parent,
-                                "defense": defense, "defense_config": defense_config})
+    checksum = save_checkpoint(
+        model.cpu(),
+        spec,
+        folder / name,
+        {
+            "name": name,
+            "config": config,
+            "parent": parent,
+            "defense": defense,
+            "defense_config": defense_config,
+        },
+    )
     row = {
-        "name": name, "checksum": checksum, "arch": spec.arch, "dataset": spec.dataset,
-        "activation": spec.activation, "spec": json.dumps(spec.to_dict()),
-        "config": json.dumps(config), "config_hash": cfg_hash, "parent": parent,
-        "defense": defense, "defense_config": json.dumps(defense_config) if defense else None,
-        "clean_accuracy": acc, "clean_n": n, "seed": fit_cfg.seed, "path": f"models/{name}",
-        "history": json.dumps(history), "env_id": env_id, "created_at": now(),
+        "name": name,
+        "checksum": checksum,
+        "arch": spec.arch,
+        "dataset": spec.dataset,
+        "activation": spec.activation,
+        "spec": json.dumps(spec.to_dict()),
+        "config": json.dumps(config),
+        "config_hash": cfg_hash,
+        "parent": parent,
+        "defense": defense,
+        "defense_config": json.dumps(defense_config) if defense else None,
+        "clean_accuracy": acc,
+        "clean_n": n,
+        "seed": fit_cfg.seed,
+        "path": f"models/{name}",
+        "history": json.dumps(history),
+        "env_id": env_id,
+        "created_at": now(),
         "wall_s": time.monotonic() - t0,
     }
     db["models"].upsert(row, pk="name")
@@ -113,11 +155,26 @@ def _fit_and_store(db, *, name, config, spec: ModelSpec, model, loss_fn, fit_cfg
     return StoredModel(row, created=True)
 
 
-def train_model(db, *, name: str, dataset: str, arch: str, epochs: int, batch_size: int,
-                optimizer: str, lr: float, weight_decay: float, seed: int, device: str,
-                activation: str = "relu", activation_param: float | None = None,
-                data_dir=None, download: bool = False, force: bool = False,
-                progress=None) -> StoredModel:
+def train_model(
+    db,
+    *,
+    name: str,
+    dataset: str,
+    arch: str,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    device: str,
+    activation: str = "relu",
+    activation_param: float | None = None,
+    data_dir=None,
+    download: bool = False,
+    force: bool = False,
+    progress=None,
+) -> StoredModel:
     """Train `arch` on `dataset` from scratch and store it as `name`."""
     import torch
 
@@ -126,17 +183,35 @@ def train_model(db, *, name: str, dataset: str, arch: str, epochs: int, batch_si
 
     validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
     ds = datasets.spec(dataset)
-    spec = ModelSpec(arch, dataset, ds.shape, ds.classes, activation, activation_param,
-                     ds.mean, ds.std)
-    config = {"kind": "train", "spec": spec.to_dict(), "epochs": epochs,
-              "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-              "weight_decay": weight_decay, "seed": seed}
+    spec = ModelSpec(
+        arch, dataset, ds.shape, ds.classes, activation, activation_param, ds.mean, ds.std
+    )
+    config = {
+        "kind": "train",
+        "spec": spec.to_dict(),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+    }
     torch.manual_seed(seed)
     model = build_model(spec)
     fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
-    return _fit_and_store(db, name=name, config=config, spec=spec, model=model,
-                          loss_fn=_ce(), fit_cfg=fit_cfg, data_dir=data_dir,
-                          download=download, force=force, progress=progress)
+    return _fit_and_store(
+        db,
+        name=name,
+        config=config,
+        spec=spec,
+        model=model,
+        loss_fn=_ce(),
+        fit_cfg=fit_cfg,
+        data_dir=data_dir,
+        download=download,
+        force=force,
+        progress=progress,
+    )
 
 
 def _ce():
@@ -145,10 +220,25 @@ def _ce():
     return cross_entropy_terms
 
 
-def harden_model(db, *, parent: str, defense: str, name: str, params: dict[str, Any],
-                 epochs: int | None, batch_size: int, optimizer: str | None, lr: float | None,
-                 weight_decay: float, seed: int, device: str, data_dir=None,
-                 download: bool = False, force: bool = False, progress=None) -> StoredModel:
+def harden_model(
+    db,
+    *,
+    parent: str,
+    defense: str,
+    name: str,
+    params: dict[str, Any],
+    epochs: int | None,
+    batch_size: int,
+    optimizer: str | None,
+    lr: float | None,
+    weight_decay: float,
+    seed: int,
+    device: str,
+    data_dir=None,
+    download: bool = False,
+    force: bool = False,
+    progress=None,
+) -> StoredModel:
     """Fine-tune stored model `parent` with a training-time defense; store it as `name`."""
     from advbench.fit import FitConfig
 
@@ -159,16 +249,43 @@ def harden_model(db, *, parent: str, defense: str, name: str, params: dict[str, 
     optimizer = optimizer or d.get("optimizer", "adam")
     lr = lr if lr is not None else d.get("lr", 1e-4)
     parent_row = model_row(db, parent)
-    validate_train_args(parent_row["dataset"], parent_row["arch"], optimizer,
-                        parent_row["activation"], epochs, batch_size, lr)
+    validate_train_args(
+        parent_row["dataset"],
+        parent_row["arch"],
+        optimizer,
+        parent_row["activation"],
+        epochs,
+        batch_size,
+        lr,
+    )
     model, spec, _ = load_model(db, parent, device)
-    config = {"kind": "harden", "parent": parent, "parent_checksum": parent_row["checksum"],
-              "defense": defense, "params": resolved, "epochs": epochs,
-              "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-              "weight_decay": weight_decay, "seed": seed}
+    config = {
+        "kind": "harden",
+        "parent": parent,
+        "parent_checksum": parent_row["checksum"],
+        "defense": defense,
+        "params": resolved,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+    }
     fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
-    return _fit_and_store(db, name=name, config=config, spec=spec, model=model,
-                          loss_fn=entry.factory(resolved), fit_cfg=fit_cfg,
-                          data_dir=data_dir, download=download, force=force,
-                          progress=progress, parent=parent, defense=defense,
-                          defense_config=resolved)
+    return _fit_and_store(
+        db,
+        name=name,
+        config=config,
+        spec=spec,
+        model=model,
+        loss_fn=entry.factory(resolved),
+        fit_cfg=fit_cfg,
+        data_dir=data_dir,
+        download=download,
+        force=force,
+        progress=progress,
+        parent=parent,
+        defense=defense,
+        defense_config=resolved,
+    )

@@ -15,11 +15,33 @@ def trained_db(tmp_path_factory):
     """A database holding a digits model and a jacobian-hardened child (read-only use)."""
     folder = tmp_path_factory.mktemp("store")
     db = open_db(folder / "a.db")
-    train_model(db, name="std", dataset="digits", arch="madry-mnist", epochs=4, batch_size=64,
-                optimizer="adam", lr=1e-3, weight_decay=0.0, seed=0, device="cpu")
-    harden_model(db, parent="std", defense="jacobian", name="jac",
-                 params={"lambda": 0.5, "exact": True}, epochs=3, batch_size=64,
-                 optimizer="adam", lr=1e-4, weight_decay=0.0, seed=0, device="cpu")
+    train_model(
+        db,
+        name="std",
+        dataset="digits",
+        arch="madry-mnist",
+        epochs=4,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        seed=0,
+        device="cpu",
+    )
+    harden_model(
+        db,
+        parent="std",
+        defense="jacobian",
+        name="jac",
+        params={"lambda": 0.5, "exact": True},
+        epochs=3,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=0.0,
+        seed=0,
+        device="cpu",
+    )
     db.close()
     return folder / "a.db"
 

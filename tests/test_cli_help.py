@@ -19,8 +19,7 @@ def test_top_level_help_lists_the_four_commands(runner):
 
 @pytest.mark.parametrize("cmd", _commands())
 def test_every_command_has_help_text(runner, cmd):
-    command = next(c for c in app.registered_commands
-                   if (c.name or c.callback.__name__) == cmd)
+    command = next(c for c in app.registered_commands if (c.name or c.callback.__name__) == cmd)
     assert (command.callback.__doc__ or "").strip(), f"{cmd} has no docstring"
     result = runner.invoke(app, [cmd, "-h"])
     assert result.exit_code == 0

@@ -19,7 +19,7 @@ def test_mnist5k_split_is_stratified_and_shuffled():
     assert torch.bincount(test.labels).tolist() == [100] * 10
     x, y = test.get(torch.arange(50))
     assert x.shape == (50, 1, 28, 28) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0 and float(x.max()) > 0.9
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.max()) > 0.9
     assert len(set(y.tolist())) > 5, "first 50 test samples should mix classes (source is sorted)"
     # No image is in both splits.
     tr, _ = train.get(torch.arange(len(train)))
@@ -59,8 +59,10 @@ def test_mnist_reads_idx_files_through_torchvision(tmp_path):
 
 def _write_cifar(path, n, label_key="labels", seed=0):
     rng = np.random.default_rng(seed)
-    entry = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-             label_key: [int(v) for v in rng.integers(0, 10, size=n)]}
+    entry = {
+        "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        label_key: [int(v) for v in rng.integers(0, 10, size=n)],
+    }
     with open(path, "wb") as fh:
         pickle.dump(entry, fh, protocol=2)
     return entry
@@ -123,7 +125,8 @@ def test_imagenet_reads_imagefolder(tmp_path):
         folder = tmp_path / "val" / cls
         folder.mkdir(parents=True)
         Image.fromarray(np.full((300, 260, 3), 200 if cls == "a" else 10, np.uint8)).save(
-            folder / "x.png")
+            folder / "x.png"
+        )
     split = data.load("imagenet", "test", data_dir=tmp_path)
     x, y = split.get(torch.tensor([0, 1]))
     assert x.shape == (2, 3, 224, 224)

@@ -50,8 +50,9 @@ def test_random_projection_estimate_is_unbiased():
     x = torch.randn(3, 1, 3, 4, requires_grad=True)
     exact = jacobian_sq_norms(model, x, model(x), exact=True).detach()
     torch.manual_seed(1)
-    draws = torch.stack([jacobian_sq_norms(model, x, model(x), projections=1).detach()
-                         for _ in range(3000)])
+    draws = torch.stack(
+        [jacobian_sq_norms(model, x, model(x), projections=1).detach() for _ in range(3000)]
+    )
     assert torch.allclose(draws.mean(0), exact, rtol=0.05)
     assert draws.std(0).min() > 0  # it really is random
 

@@ -26,28 +26,55 @@ def _fb(name: str):
 
 
 ATTACKS.register(
-    "fgsm", _fb("fgsm"), params=(Param("norm", str, "linf", "linf (FGSM) or l2 (FGM)",
-                                       choices=("linf", "l2")),),
-    norm="linf", kind="budget", backend="foolbox", help="fast gradient sign method",
+    "fgsm",
+    _fb("fgsm"),
+    params=(Param("norm", str, "linf", "linf (FGSM) or l2 (FGM)", choices=("linf", "l2")),),
+    norm="linf",
+    kind="budget",
+    backend="foolbox",
+    help="fast gradient sign method",
 )
 ATTACKS.register(
-    "pgd-linf", _fb("pgd_linf"),
-    params=(Param("steps", int, 40), Param("rel_stepsize", float, None, _REL),
-            Param("random_start", bool, True)),
-    norm="linf", kind="budget", backend="foolbox", help="projected gradient descent, L∞",
+    "pgd-linf",
+    _fb("pgd_linf"),
+    params=(
+        Param("steps", int, 40),
+        Param("rel_stepsize", float, None, _REL),
+        Param("random_start", bool, True),
+    ),
+    norm="linf",
+    kind="budget",
+    backend="foolbox",
+    help="projected gradient descent, L∞",
 )
 ATTACKS.register(
-    "pgd-l2", _fb("pgd_l2"),
-    params=(Param("steps", int, 40), Param("rel_stepsize", float, None, _REL),
-            Param("random_start", bool, True)),
-    norm="l2", kind="budget", backend="foolbox", help="projected gradient descent, L2",
+    "pgd-l2",
+    _fb("pgd_l2"),
+    params=(
+        Param("steps", int, 40),
+        Param("rel_stepsize", float, None, _REL),
+        Param("random_start", bool, True),
+    ),
+    norm="l2",
+    kind="budget",
+    backend="foolbox",
+    help="projected gradient descent, L2",
 )
 ATTACKS.register(
-    "cw-l2", _fb("cw_l2"),
-    params=(Param("steps", int, 1000), Param("binary_search_steps", int, 9),
-            Param("stepsize", float, 0.01), Param("confidence", float, 0.0),
-            Param("initial_const", float, 1e-3), Param("abort_early", bool, True)),
-    norm="l2", kind="minimal", backend="foolbox", help="Carlini-Wagner L2 (minimal perturbation)",
+    "cw-l2",
+    _fb("cw_l2"),
+    params=(
+        Param("steps", int, 1000),
+        Param("binary_search_steps", int, 9),
+        Param("stepsize", float, 0.01),
+        Param("confidence", float, 0.0),
+        Param("initial_const", float, 1e-3),
+        Param("abort_early", bool, True),
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="foolbox",
+    help="Carlini-Wagner L2 (minimal perturbation)",
 )
 
 

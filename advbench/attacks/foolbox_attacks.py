@@ -32,19 +32,29 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
 
 
 def pgd_linf(*, steps: int, rel_stepsize: float | None, random_start: bool):
-    return _budget(fb.attacks.LinfPGD(steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
-                                      random_start=random_start))
+    return _budget(
+        fb.attacks.LinfPGD(
+            steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
+        )
+    )
 
 
 def pgd_l2(*, steps: int, rel_stepsize: float | None, random_start: bool):
-    return _budget(fb.attacks.L2PGD(steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
-                                    random_start=random_start))
+    return _budget(
+        fb.attacks.L2PGD(
+            steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
+        )
+    )
 
 
 def cw_l2(*, steps, binary_search_steps, stepsize, confidence, initial_const, abort_early):
     attack = fb.attacks.L2CarliniWagnerAttack(
-        binary_search_steps=binary_search_steps, steps=steps, stepsize=stepsize,
-        confidence=confidence, initial_const=initial_const, abort_early=abort_early,
+        binary_search_steps=binary_search_steps,
+        steps=steps,
+        stepsize=stepsize,
+        confidence=confidence,
+        initial_const=initial_const,
+        abort_early=abort_early,
     )
 
     def run(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

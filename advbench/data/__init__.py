@@ -6,9 +6,10 @@ normalisation, where an architecture wants it, happens inside the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from advbench.registry import Registry
 

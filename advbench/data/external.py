@@ -37,7 +37,11 @@ def _root(data_dir: Path | None) -> Path:
 
 
 def _idx_loader(tv_name: str, folder: str):
-    files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    files = ", ".join(
+        f"{p}-{k}-idx{d}-ubyte"
+        for p in ("train", "t10k")
+        for k, d in (("images", 3), ("labels", 1))
+    )
 
     def load(split: str, *, data_dir: Path | None, download: bool, seed: int) -> DataSplit:
         import torch
@@ -139,22 +143,70 @@ def _imagenet(split: str, *, data_dir: Path | None, download: bool, seed: int) -
 
 
 _MNIST_LAYOUT = "IDX files train-images-idx3-ubyte etc. under MNIST/raw/"
-register(DatasetSpec("mnist", (1, 28, 28), 10, _idx_loader("MNIST", "MNIST"),
-                     needs_dir=True, layout=_MNIST_LAYOUT,
-                     description="MNIST 60k/10k via torchvision (IDX files)."))
-register(DatasetSpec("fashion-mnist", (1, 28, 28), 10, _idx_loader("FashionMNIST", "FashionMNIST"),
-                     needs_dir=True, layout="IDX files under FashionMNIST/raw/",
-                     description="Fashion-MNIST 60k/10k via torchvision (IDX files)."))
-register(DatasetSpec("cifar10", (3, 32, 32), 10,
-                     _cifar_loader("cifar10", "cifar-10-batches-py", "CIFAR10",
-                                   [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
-                     mean=_CIFAR_MEAN, std=_CIFAR_STD, needs_dir=True,
-                     layout="cifar-10-batches-py/", description="CIFAR-10 50k/10k (python batches)."))
-register(DatasetSpec("cifar100", (3, 32, 32), 100,
-                     _cifar_loader("cifar100", "cifar-100-python", "CIFAR100", ["train"], ["test"]),
-                     mean=_CIFAR_MEAN, std=_CIFAR_STD, needs_dir=True,
-                     layout="cifar-100-python/", description="CIFAR-100 50k/10k (python batches)."))
-register(DatasetSpec("imagenet", (3, 224, 224), 1000, _imagenet,
-                     mean=_IMAGENET_MEAN, std=_IMAGENET_STD, needs_dir=True,
-                     layout="train/ and val/ ImageFolder trees",
-                     description="ImageNet from an ImageFolder directory (train/, val/)."))
+register(
+    DatasetSpec(
+        "mnist",
+        (1, 28, 28),
+        10,
+        _idx_loader("MNIST", "MNIST"),
+        needs_dir=True,
+        layout=_MNIST_LAYOUT,
+        description="MNIST 60k/10k via torchvision (IDX files).",
+    )
+)
+register(
+    DatasetSpec(
+        "fashion-mnist",
+        (1, 28, 28),
+        10,
+        _idx_loader("FashionMNIST", "FashionMNIST"),
+        needs_dir=True,
+        layout="IDX files under FashionMNIST/raw/",
+        description="Fashion-MNIST 60k/10k via torchvision (IDX files).",
+    )
+)
+register(
+    DatasetSpec(
+        "cifar10",
+        (3, 32, 32),
+        10,
+        _cifar_loader(
+            "cifar10",
+            "cifar-10-batches-py",
+            "CIFAR10",
+            [f"data_batch_{i}" for i in range(1, 6)],
+            ["test_batch"],
+        ),
+        mean=_CIFAR_MEAN,
+        std=_CIFAR_STD,
+        needs_dir=True,
+        layout="cifar-10-batches-py/",
+        description="CIFAR-10 50k/10k (python batches).",
+    )
+)
+register(
+    DatasetSpec(
+        "cifar100",
+        (3, 32, 32),
+        100,
+        _cifar_loader("cifar100", "cifar-100-python", "CIFAR100", ["train"], ["test"]),
+        mean=_CIFAR_MEAN,
+        std=_CIFAR_STD,
+        needs_dir=True,
+        layout="cifar-100-python/",
+        description="CIFAR-100 50k/10k (python batches).",
+    )
+)
+register(
+    DatasetSpec(
+        "imagenet",
+        (3, 224, 224),
+        1000,
+        _imagenet,
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        needs_dir=True,
+        layout="train/ and val/ ImageFolder trees",
+        description="ImageNet from an ImageFolder directory (train/, val/).",
+    )
+)

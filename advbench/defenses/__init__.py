@@ -26,8 +26,13 @@ DEFENSES.register(
         Param("lambda", float, 0.01, "weight of the regulariser"),
         Param("projections", int, 1, "random projections per step (Hoffman et al.)"),
         Param("exact", bool, False, "exact Jacobian (one backward pass per class)"),
-        Param("form", str, "hoffman", "hoffman: λ·½·mean‖J‖²_F; jakubovitz: λ·‖J_batch‖_F / B "
-              "(eq. 4, always exact)", choices=("hoffman", "jakubovitz")),
+        Param(
+            "form",
+            str,
+            "hoffman",
+            "hoffman: λ·½·mean‖J‖²_F; jakubovitz: λ·‖J_batch‖_F / B (eq. 4, always exact)",
+            choices=("hoffman", "jakubovitz"),
+        ),
     ),
     kind="training-time",
     paper="fidel, jakubovitz",

@@ -17,8 +17,13 @@ import torch
 from torch import nn
 
 
-def jacobian_sq_norms(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
-                      projections: int = 1, exact: bool = False) -> torch.Tensor:
+def jacobian_sq_norms(
+    model: nn.Module,
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    projections: int = 1,
+    exact: bool = False,
+) -> torch.Tensor:
     """Per-sample ‖J(x_i)‖²_F, exact or a random-projection estimate, differentiable.
 
     `logits` must be model(x) computed with x.requires_grad.
@@ -51,9 +56,13 @@ def jacobian_loss(*, projections: int = 1, exact: bool = False, form: str = "hof
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x.clone().requires_grad_(True)
         logits = model(x)
-        reg = jacobian_regulariser(model, x, logits, projections=projections, exact=exact,
-                                   form=form)
-        return {"ce": nn.functional.cross_entropy(logits, y), "jacobian": lam * reg,
-                "_logits": logits}
+        reg = jacobian_regulariser(
+            model, x, logits, projections=projections, exact=exact, form=form
+        )
+        return {
+            "ce": nn.functional.cross_entropy(logits, y),
+            "jacobian": lam * reg,
+            "_logits": logits,
+        }
 
     return loss

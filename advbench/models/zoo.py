@@ -43,9 +43,12 @@ def ibm_cnn(shape: Shape, classes: int, act: Act):
     c, h, _ = shape
     small = h < 20
     body = nn.Sequential(
-        nn.Conv2d(c, 64, 8, stride=2, padding=3), act(),
-        nn.Conv2d(64, 128, 6, stride=2, padding=3 if small else 0), act(),
-        nn.Conv2d(128, 128, 5, padding=2 if small else 0), act(),
+        nn.Conv2d(c, 64, 8, stride=2, padding=3),
+        act(),
+        nn.Conv2d(64, 128, 6, stride=2, padding=3 if small else 0),
+        act(),
+        nn.Conv2d(128, 128, 5, padding=2 if small else 0),
+        act(),
     )
     return _with_head(body, shape, classes)
 
@@ -77,8 +80,12 @@ def ibm_resnet(shape: Shape, classes: int, act: Act):
 def _two_conv(shape: Shape, act: Act, dropout: float | None, classes: int):
     c = shape[0]
     body = nn.Sequential(
-        nn.Conv2d(c, 32, 5, padding=2), act(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2), act(), nn.MaxPool2d(2),
+        nn.Conv2d(c, 32, 5, padding=2),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2),
+        act(),
+        nn.MaxPool2d(2),
     )
     n = flat_size(nn.Sequential(body, nn.Flatten()), shape)
     hidden: list[nn.Module] = [nn.Linear(n, 1024), act()]
@@ -106,16 +113,43 @@ def cnn4_cifar(shape: Shape, classes: int, act: Act):
     layers: list[nn.Module] = []
     c = shape[0]
     for w in (32, 64, 128, 256):
-        layers += [nn.Conv2d(c, w, 3, padding=1), act(), nn.Conv2d(w, w, 3, padding=1), act(),
-                   nn.MaxPool2d(2, ceil_mode=True), nn.Dropout(0.25)]
+        layers += [
+            nn.Conv2d(c, w, 3, padding=1),
+            act(),
+            nn.Conv2d(w, w, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Dropout(0.25),
+        ]
         c = w
     body = nn.Sequential(*layers)
     n = flat_size(nn.Sequential(body, nn.Flatten()), shape)
     return _with_head(body, shape, classes, [nn.Linear(n, 512), act(), nn.Dropout(0.5)])
 
 
-_VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-          512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+_VGG19 = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+]
 
 
 def vgg19(shape: Shape, classes: int, act: Act):
@@ -135,8 +169,9 @@ def vgg19(shape: Shape, classes: int, act: Act):
 
 
 class _BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, act: Act, dropout: float = 0.0,
-                 preact: bool = False):
+    def __init__(
+        self, cin: int, cout: int, stride: int, act: Act, dropout: float = 0.0, preact: bool = False
+    ):
         super().__init__()
         self.preact = preact
         self.bn1 = nn.BatchNorm2d(cin if preact else cout)
@@ -147,8 +182,10 @@ class _BasicBlock(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
         self.short = nn.Identity()
         if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                       nn.Identity() if preact else nn.BatchNorm2d(cout))
+            self.short = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False),
+                nn.Identity() if preact else nn.BatchNorm2d(cout),
+            )
 
     def forward(self, x):
         if self.preact:  # wide ResNet: BN-act-conv ordering
@@ -164,8 +201,11 @@ def _cifar_resnet(depth: int):
     n = (depth - 2) // 6
 
     def build(shape: Shape, classes: int, act: Act):
-        layers: list[nn.Module] = [nn.Conv2d(shape[0], 16, 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(16), act()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(shape[0], 16, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(16),
+            act(),
+        ]
         cin = 16
         for i, w in enumerate((16, 32, 64)):
             for j in range(n):
@@ -187,8 +227,7 @@ def wrn(depth: int, widen: int):
         cin = 16
         for i, w in enumerate(widths):
             for j in range(n):
-                layers.append(_BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1, act,
-                                          preact=True))
+                layers.append(_BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1, act, preact=True))
                 cin = w
         layers += [nn.BatchNorm2d(cin), act(), nn.AdaptiveAvgPool2d(1)]
         return _with_head(nn.Sequential(*layers), shape, classes)

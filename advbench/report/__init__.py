@@ -38,7 +38,7 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
         return df
     df = df[df["n"] > 0].copy()
     df["accuracy"] = df["robust"] / df["n"]
-    ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"])]
+    ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"], strict=False)]
     df["ci_low"] = [c[0] for c in ci]
     df["ci_high"] = [c[1] for c in ci]
     # Where a cell was run more than once (another n, seed or scale), show the latest.
@@ -57,12 +57,16 @@ def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) ->
     runs = run_results(db, models)
     mrows = pd.read_sql_query(
         "select name as model, coalesce(defense, 'none') as defense, clean_accuracy, clean_n "
-        "from models order by created_at", db.conn)
+        "from models order by created_at",
+        db.conn,
+    )
     if models:
         unknown = sorted(set(models) - set(mrows["model"]))
         if unknown:
-            raise BadInput(f"unknown model(s) {', '.join(unknown)}; stored: "
-                           f"{', '.join(mrows['model']) or '(none)'}")
+            raise BadInput(
+                f"unknown model(s) {', '.join(unknown)}; stored: "
+                f"{', '.join(mrows['model']) or '(none)'}"
+            )
         mrows = mrows[mrows["model"].isin(models)]
     if not runs.empty:
         mrows = mrows[mrows["model"].isin(runs["model"])]
@@ -71,7 +75,7 @@ def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) ->
     table = pd.DataFrame({"model": mrows["model"], "defense": mrows["defense"]})
     table["clean"] = [
         _cell(a, *wilson_interval(round(a * n), n), n, "complete")
-        for a, n in zip(mrows["clean_accuracy"], mrows["clean_n"])
+        for a, n in zip(mrows["clean_accuracy"], mrows["clean_n"], strict=False)
     ]
     cols = runs[["attack", "eps"]].drop_duplicates().sort_values(["attack", "eps"])
     for attack, eps in cols.itertuples(index=False):
@@ -94,8 +98,10 @@ def provenance_line(db: sqlite_utils.Database, models: list[str] | None = None) 
         return ""
     seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
     scales = ", ".join(sorted(str(s) for s in runs["scale"].fillna("custom").unique()))
-    return (f"Robust accuracy in % of n test samples (± half-width of the 95 % Wilson interval); "
-            f"sample seed {seeds}; scale {scales}; {len(runs)} runs.")
+    return (
+        f"Robust accuracy in % of n test samples (± half-width of the 95 % Wilson interval); "
+        f"sample seed {seeds}; scale {scales}; {len(runs)} runs."
+    )
 
 
 def render(df: pd.DataFrame, fmt: str, caption: str = "") -> str:

@@ -28,7 +28,9 @@ def _check_existing(path: Path) -> None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+            tables = {
+                r[0] for r in con.execute("select name from sqlite_master where type='table'")
+            }
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -47,7 +49,9 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
     """
     path = Path(path) if path is not None else default_db_path()
     if path.is_dir():
-        raise BadInput(f"--db {path} is a directory; give a file path such as {path / 'advbench.db'}")
+        raise BadInput(
+            f"--db {path} is a directory; give a file path such as {path / 'advbench.db'}"
+        )
     if path.exists():
         _check_existing(path)
     elif not create:
@@ -74,8 +78,8 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     known = {name for name, _ in MIGRATIONS}
     if done - known:
         raise BadInput(
-            f"database has migrations this advbench does not know ({', '.join(sorted(done - known))});"
-            " upgrade advbench"
+            "database has migrations this advbench does not know "
+            f"({', '.join(sorted(done - known))}); upgrade advbench"
         )
     applied = []
     for name, fn in MIGRATIONS:

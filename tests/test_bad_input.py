@@ -1,0 +1,110 @@
+"""Each bad input: exit code 2, one line naming the bad value, nothing changed on disk."""
+
+import hashlib
+import sqlite3
+
+import pytest
+
+from advbench.cli import app, normalise_argv
+
+
+def _snapshot(folder):
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.endswith(("-wal", "-shm")):
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _rows(db_path):
+    con = sqlite3.connect(db_path)
+    try:
+        return {
+            t: con.execute(f"select count(*) from {t}").fetchone()[0]
+            for t in ("models", "runs", "samples", "environments")
+        }
+    finally:
+        con.close()
+
+
+CASES = [
+    (["train", "--dataset", "imagenet2"], ["imagenet2", "mnist-5k"]),
+    (["train", "--dataset", "digits", "--arch", "lenet9"], ["lenet9", "madry-mnist"]),
+    (["train", "--dataset", "digits", "--optimizer", "lbfgs"], ["lbfgs", "adam"]),
+    (["harden", "--model", "std", "--defense", "magic"], ["magic", "jacobian"]),
+    (
+        ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambdaa=1"],
+        ["lambdaa", "lambda"],
+    ),
+    (
+        ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambda=big"],
+        ["lambda", "big"],
+    ),
+    (["harden", "--model", "ghost", "--defense", "jacobian"], ["ghost", "std"]),
+    (
+        ["attack", "--model", "std", "--attack", "pgd-linfinity", "--eps", "0.1"],
+        ["pgd-linfinity", "pgd-linf"],
+    ),
+    (["attack", "--model", "std", "--suite", "carlini-evil"], ["carlini-evil", "carlini-eval"]),
+    (["attack", "--model", "std", "--attack", "fgsm", "--eps", "-0.1"], ["-0.1"]),
+    (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1,abc"], ["abc"]),
+    (["attack", "--model", "ghost", "--attack", "fgsm", "--eps", "0.1"], ["ghost", "std"]),
+    (
+        [
+            "attack",
+            "--model",
+            "std",
+            "--attack",
+            "pgd-linf",
+            "--eps",
+            "0.1",
+            "--param",
+            "steps=many",
+        ],
+        ["steps", "many"],
+    ),
+    (["report", "--format", "pdf"], ["pdf", "markdown"]),
+    (["report", "--table", "fidel:IX"], ["fidel:IX", "summary"]),
+]
+
+
+@pytest.mark.parametrize("args,mentions", CASES, ids=[" ".join(c[0][:4]) for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_no_change(runner, db_copy, args, mentions):
+    before, rows = _snapshot(db_copy.parent), _rows(db_copy)
+    result = runner.invoke(app, normalise_argv([*args, "--db", str(db_copy)]))
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    for word in mentions:
+        assert word in lines[0]
+    assert _snapshot(db_copy.parent) == before
+    assert _rows(db_copy) == rows
+
+
+def test_db_that_is_not_sqlite(runner, tmp_path):
+    bad = tmp_path / "thesis.db"
+    bad.write_bytes(b"not a database at all" * 10)
+    before = bad.read_bytes()
+    result = runner.invoke(app, ["models", "--db", str(bad)])
+    assert result.exit_code == 2
+    assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert bad.read_bytes() == before
+
+
+def test_db_that_is_another_programs_sqlite(runner, tmp_path):
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("create table notes (t text)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    result = runner.invoke(app, ["train", "--dataset", "digits", "--db", str(other)])
+    assert result.exit_code == 2 and "not an advbench" in result.stderr
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_read_commands_do_not_create_a_database(runner, tmp_path):
+    result = runner.invoke(app, ["runs", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2
+    assert not (tmp_path / "none.db").exists()
