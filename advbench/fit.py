@@ -57,6 +57,13 @@ class FitConfig:
     device: str = "cpu"
     save_every: float = 30.0
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that change the trained weights (not where or how often we save)."""
+        return {
+            k: getattr(self, k)
+            for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "seed")
+        }
+
 
 @dataclass
 class _State:

@@ -186,19 +186,10 @@ def train_model(
     spec = ModelSpec(
         arch, dataset, ds.shape, ds.classes, activation, activation_param, ds.mean, ds.std
     )
-    config = {
-        "kind": "train",
-        "spec": spec.to_dict(),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "seed": seed,
-    }
+    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
+    config = {"kind": "train", "spec": spec.to_dict(), **fit_cfg.identity()}
     torch.manual_seed(seed)
     model = build_model(spec)
-    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
     return _fit_and_store(
         db,
         name=name,
@@ -259,20 +250,15 @@ def harden_model(
         lr,
     )
     model, spec, _ = load_model(db, parent, device)
+    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
     config = {
         "kind": "harden",
         "parent": parent,
         "parent_checksum": parent_row["checksum"],
         "defense": defense,
         "params": resolved,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "seed": seed,
+        **fit_cfg.identity(),
     }
-    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
     return _fit_and_store(
         db,
         name=name,

@@ -21,8 +21,7 @@ def _count(db, table):
 
 def test_train_harden_attack_report(runner, tmp_path):
     db = tmp_path / "r.db"
-    out = _invoke(
-        runner,
+    train = [
         "train",
         "--dataset",
         "digits",
@@ -36,25 +35,11 @@ def test_train_harden_attack_report(runner, tmp_path):
         db,
         "--device",
         "cpu",
-    )
+    ]
+    out = _invoke(runner, *train)
     assert "clean accuracy" in out.output and "n=360" in out.output
     assert (tmp_path / "models" / "base.safetensors").exists()
-    again = _invoke(
-        runner,
-        "train",
-        "--dataset",
-        "digits",
-        "--arch",
-        "tf-mnist",
-        "--epochs",
-        2,
-        "--name",
-        "base",
-        "--db",
-        db,
-        "--device",
-        "cpu",
-    )
+    again = _invoke(runner, *train)
     assert "already stored" in again.output
     _invoke(
         runner,
