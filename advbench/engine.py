@@ -131,6 +131,7 @@ def _run_rows(
 
 def _sample_rows(run_id, positions, idx, y, clean_pred, x, adv, adv_pred, min_norm=None):
     l0, l2, linf = perturbation_norms((adv - x).cpu())
+    x_l2 = x.flatten(1).norm(dim=1).cpu()
     rows = []
     for i in range(len(idx)):
         rows.append(
@@ -146,6 +147,7 @@ def _sample_rows(run_id, positions, idx, y, clean_pred, x, adv, adv_pred, min_no
                 "l0": float(l0[i]),
                 "l2": float(l2[i]),
                 "linf": float(linf[i]),
+                "x_l2": float(x_l2[i]),
                 "min_norm": None
                 if min_norm is None or not torch.isfinite(min_norm[i])
                 else float(min_norm[i]),
@@ -159,15 +161,16 @@ def _predict(model, x):
     return model(x).argmax(1)
 
 
-def _judge_minimal(model, x, y, clean_pred, raw, eps_list):
-    """From one minimal-perturbation result, the adversarial input at each ε.
+def _judge_minimal(model, x, y, clean_pred, raw, eps_list, norm: str):
+    """From one minimal-perturbation result, the adversarial input at each ε (in `norm`).
 
     foolbox returns the unperturbed input where it found nothing, so success is checked
     with the model's own prediction, not foolbox's flag.
     """
     raw_pred = _predict(model, raw)
     found = raw_pred != y
-    norms = (raw - x).flatten(1).norm(dim=1)
+    delta = (raw - x).flatten(1)
+    norms = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
     min_norm = torch.where(
         clean_pred != y,
         torch.zeros_like(norms),
@@ -272,7 +275,7 @@ def run_jobs(
                 if minimal:
                     raw = attack(model, x, y)
                     judged, min_norm = _judge_minimal(
-                        model, x, y, clean_pred, raw, [r["eps"] for r in need]
+                        model, x, y, clean_pred, raw, [r["eps"] for r in need], need[0]["norm"]
                     )
                     for r in need:
                         adv, adv_pred = judged[r["eps"]]

@@ -78,6 +78,75 @@ ATTACKS.register(
 )
 
 
+ATTACKS.register(
+    "bim",
+    _fb("bim"),
+    params=(
+        Param("steps", int, 10),
+        Param("rel_stepsize", float, None, "step size / ε; default 1 / steps"),
+    ),
+    norm="linf",
+    kind="budget",
+    backend="foolbox",
+    help="basic iterative method (no random start)",
+)
+ATTACKS.register(
+    "rfgsm",
+    _fb("rfgsm"),
+    params=(Param("alpha", float, 0.05, "size of the random step"),),
+    norm="linf",
+    kind="budget",
+    backend="own",
+    help="random step then FGSM (Tramèr et al.)",
+)
+_DF = (
+    Param("steps", int, 100),
+    Param("candidates", int, 10, "classes considered"),
+    Param("overshoot", float, 0.02),
+)
+ATTACKS.register(
+    "deepfool-l2",
+    _fb("deepfool_l2"),
+    params=_DF,
+    norm="l2",
+    kind="minimal",
+    backend="foolbox",
+    help="DeepFool L2 (minimal); ρ_adv = min_norm / x_l2 per sample",
+)
+ATTACKS.register(
+    "deepfool-linf",
+    _fb("deepfool_linf"),
+    params=_DF,
+    norm="linf",
+    kind="minimal",
+    backend="foolbox",
+    help="DeepFool L∞ (minimal)",
+)
+
+
+def _art(name: str):
+    def factory(params: dict[str, Any]):
+        from advbench.attacks import art_attacks
+
+        return getattr(art_attacks, name)(**params)
+
+    return factory
+
+
+ATTACKS.register(
+    "fgsm-min",
+    _art("fgsm_min"),
+    params=(
+        Param("eps_step", float, 0.01, "ε increment"),
+        Param("eps_max", float, 1.0, "largest ε tried"),
+    ),
+    norm="linf",
+    kind="minimal",
+    backend="art",
+    help="FGSM with ε grown until the label flips (zantedeschi's minimal FGSM)",
+)
+
+
 def norm_of(name: str, params: dict[str, Any]) -> str:
     """The threat model's norm; FGSM's depends on its `norm` parameter."""
     return params.get("norm") or ATTACKS.get(name).meta["norm"]

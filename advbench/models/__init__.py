@@ -44,7 +44,9 @@ def build_model(spec: ModelSpec):
         spec.shape, spec.classes, lambda: Activation(spec.activation, spec.activation_param)
     )
     norm = Normalize(spec.mean, spec.std) if spec.mean is not None else None
-    return ZooModel(features, head, norm)
+    model = ZooModel(features, head, norm)
+    model.input_shape, model.classes = spec.shape, spec.classes  # for ART's wrapper
+    return model
 
 
 def _lazy(name: str, *args: int):

@@ -104,6 +104,12 @@ def _initial(db: sqlite_utils.Database) -> None:
     db["runs"].create_index(["group_id"])
 
 
+def _sample_input_norm(db: sqlite_utils.Database) -> None:
+    # ‖x‖2 of the clean input, so DeepFool's ρ_adv = ‖δ‖2 / ‖x‖2 is a query, not a re-run.
+    db["samples"].add_column("x_l2", float)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
+    ("0002_sample_input_norm", _sample_input_norm),
 ]
