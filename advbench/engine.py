@@ -10,6 +10,7 @@ the per-sample results an uninterrupted one gives.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -185,6 +186,21 @@ def _judge_minimal(model, x, y, clean_pred, raw, eps_list, norm: str):
     return out, min_norm
 
 
+@contextlib.contextmanager
+def frozen(model):
+    """Weights need no gradients during an attack. foolbox (through eagerpy) calls
+    `.backward()`, which otherwise computes every weight's gradient as well: about a third
+    of PGD's time on the Madry net (benchmarks/attack_speed.py)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
 def _done_positions(db, run_id: str) -> set[int]:
     return {r[0] for r in db.execute("select position from samples where run_id = ?", [run_id])}
 
@@ -249,67 +265,68 @@ def run_jobs(
         for j, r in pending
     )
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
-    for job, todo in pending:
-        minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
-        attack = ATTACKS.get(job.attack).factory(job.params)
-        done = {r["id"]: _done_positions(db, r["id"]) for r in todo}
-        units = [todo] if minimal else [[r] for r in todo]
-        for unit in units:
-            for b in range(n_batches):
-                pos = list(range(b * batch_size, min((b + 1) * batch_size, n)))
-                need = [r for r in unit if not set(pos) <= done[r["id"]]]
-                if task is not None:
-                    eps_text = ",".join(f"{r['eps']:g}" for r in unit)
-                    progress.update(task, description=f"{job.label or job.attack} ε={eps_text}")
-                if not need:
+    with frozen(model):
+        for job, todo in pending:
+            minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
+            attack = ATTACKS.get(job.attack).factory(job.params)
+            done = {r["id"]: _done_positions(db, r["id"]) for r in todo}
+            units = [todo] if minimal else [[r] for r in todo]
+            for unit in units:
+                for b in range(n_batches):
+                    pos = list(range(b * batch_size, min((b + 1) * batch_size, n)))
+                    need = [r for r in unit if not set(pos) <= done[r["id"]]]
+                    if task is not None:
+                        eps_text = ",".join(f"{r['eps']:g}" for r in unit)
+                        progress.update(task, description=f"{job.label or job.attack} ε={eps_text}")
+                    if not need:
+                        if task is not None:
+                            progress.advance(task)
+                        continue
+                    t0 = time.monotonic()
+                    idx = idx_all[pos]
+                    x, y = test.get(idx)
+                    x, y = x.to(device), y.to(device)
+                    clean_pred = _predict(model, x)
+                    torch.manual_seed(batch_seed(seed, b))
+                    rows: dict[str, list[dict[str, Any]]] = {}
+                    if minimal:
+                        raw = attack(model, x, y)
+                        judged, min_norm = _judge_minimal(
+                            model, x, y, clean_pred, raw, [r["eps"] for r in need], need[0]["norm"]
+                        )
+                        for r in need:
+                            adv, adv_pred = judged[r["eps"]]
+                            rows[r["id"]] = _sample_rows(
+                                r["id"], pos, idx, y, clean_pred, x, adv, adv_pred, min_norm
+                            )
+                    else:
+                        r = need[0]
+                        adv = attack(model, x, y, r["eps"])
+                        rows[r["id"]] = _sample_rows(
+                            r["id"], pos, idx, y, clean_pred, x, adv, _predict(model, adv)
+                        )
+                    dt = time.monotonic() - t0
+                    with db.conn:  # the batch's rows and run progress land together or not at all
+                        for r in need:
+                            db["samples"].insert_all(rows[r["id"]], pk=("run_id", "idx"))
+                            db.execute(
+                                "update runs set wall_s = wall_s + ? where id = ?", [dt, r["id"]]
+                            )
+                            done[r["id"]].update(pos)
                     if task is not None:
                         progress.advance(task)
-                    continue
-                t0 = time.monotonic()
-                idx = idx_all[pos]
-                x, y = test.get(idx)
-                x, y = x.to(device), y.to(device)
-                clean_pred = _predict(model, x)
-                torch.manual_seed(batch_seed(seed, b))
-                rows: dict[str, list[dict[str, Any]]] = {}
-                if minimal:
-                    raw = attack(model, x, y)
-                    judged, min_norm = _judge_minimal(
-                        model, x, y, clean_pred, raw, [r["eps"] for r in need], need[0]["norm"]
-                    )
-                    for r in need:
-                        adv, adv_pred = judged[r["eps"]]
-                        rows[r["id"]] = _sample_rows(
-                            r["id"], pos, idx, y, clean_pred, x, adv, adv_pred, min_norm
+            with db.conn:
+                for r in todo:
+                    if len(done[r["id"]]) == n:
+                        wall = db["runs"].get(r["id"])["wall_s"] or 0.0
+                        db["runs"].update(
+                            r["id"],
+                            {
+                                "status": "complete",
+                                "finished_at": now(),
+                                "samples_per_s": n / wall if wall else None,
+                            },
                         )
-                else:
-                    r = need[0]
-                    adv = attack(model, x, y, r["eps"])
-                    rows[r["id"]] = _sample_rows(
-                        r["id"], pos, idx, y, clean_pred, x, adv, _predict(model, adv)
-                    )
-                dt = time.monotonic() - t0
-                with db.conn:  # the batch's rows and run progress land together or not at all
-                    for r in need:
-                        db["samples"].insert_all(rows[r["id"]], pk=("run_id", "idx"))
-                        db.execute(
-                            "update runs set wall_s = wall_s + ? where id = ?", [dt, r["id"]]
-                        )
-                        done[r["id"]].update(pos)
-                if task is not None:
-                    progress.advance(task)
-        with db.conn:
-            for r in todo:
-                if len(done[r["id"]]) == n:
-                    wall = db["runs"].get(r["id"])["wall_s"] or 0.0
-                    db["runs"].update(
-                        r["id"],
-                        {
-                            "status": "complete",
-                            "finished_at": now(),
-                            "samples_per_s": n / wall if wall else None,
-                        },
-                    )
     return summarise(
         db,
         [r["id"] for _, rows in plans for r in rows],

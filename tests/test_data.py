@@ -132,3 +132,9 @@ def test_imagenet_reads_imagefolder(tmp_path):
     assert x.shape == (2, 3, 224, 224)
     assert y.tolist() == [0, 1]
     assert float(x[0].mean()) > 0.7 > 0.1 > float(x[1].mean())
+
+
+def test_loads_are_cached_whatever_the_argument_spelling():
+    a = data.load("digits", "test")
+    b = data.load("digits", "test", data_dir=None, download=False)
+    assert a is b

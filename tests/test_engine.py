@@ -109,3 +109,19 @@ def test_model_row_names_stored_models(db_copy):
     db = open_db(db_copy)
     with pytest.raises(BadInput, match="std"):
         model_row(db, "nope")
+
+
+def test_attacks_leave_weight_gradients_switched_back_on(db_copy):
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    run_jobs(
+        db,
+        model,
+        row,
+        [make_job("fgsm", [0.1])],
+        n=8,
+        seed=0,
+        batch_size=8,
+        env_id=record_environment(db, "cpu"),
+    )
+    assert all(p.requires_grad for p in model.parameters())

@@ -6,6 +6,7 @@ normalisation, where an architecture wants it, happens inside the model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,17 @@ def load(
     download: bool = False,
     seed: int = 0,
 ) -> DataSplit:
-    """Load `split` ('train' or 'test') of the named data set."""
-    s = spec(name)
-    return s.loader(split, data_dir=data_dir, download=download, seed=seed)
+    """Load `split` ('train' or 'test') of the named data set.
+
+    Cached per process (keyed on the normalised arguments): attacking several models, or
+    running several suites, parses the data once. Callers must not modify the tensors.
+    """
+    return _load(name, split, Path(data_dir) if data_dir is not None else None, download, seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, split: str, data_dir: Path | None, download: bool, seed: int) -> DataSplit:
+    return spec(name).loader(split, data_dir=data_dir, download=download, seed=seed)
 
 
 from advbench.data import embedded as _embedded  # noqa: E402,F401  (registers)
