@@ -6,7 +6,7 @@ Datasets, architectures, defenses and attacks all register here, so `--list` out
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -123,4 +123,3 @@ def parse_param_pairs(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-Factory = Callable[..., Any]

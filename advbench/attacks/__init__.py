@@ -16,13 +16,19 @@ ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
 
 
-def _fb(name: str):
-    def factory(params: dict[str, Any]):
-        from advbench.attacks import foolbox_attacks
+def _lazy(module: str, name: str):
+    """A factory that imports its back-end (foolbox, ART) only when the attack is built."""
 
-        return getattr(foolbox_attacks, name)(**params)
+    def factory(params: dict[str, Any]):
+        import importlib
+
+        return getattr(importlib.import_module(f"advbench.attacks.{module}"), name)(**params)
 
     return factory
+
+
+def _fb(name: str):
+    return _lazy("foolbox_attacks", name)
 
 
 ATTACKS.register(
@@ -125,12 +131,7 @@ ATTACKS.register(
 
 
 def _art(name: str):
-    def factory(params: dict[str, Any]):
-        from advbench.attacks import art_attacks
-
-        return getattr(art_attacks, name)(**params)
-
-    return factory
+    return _lazy("art_attacks", name)
 
 
 ATTACKS.register(
