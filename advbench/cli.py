@@ -308,6 +308,7 @@ def harden(
 
 
 def parse_eps(text: str | None) -> list[float]:
+    """Parse the comma-separated list; range checks happen in engine.make_job."""
     if text is None:
         return []
     values = []
@@ -319,8 +320,6 @@ def parse_eps(text: str | None) -> list[float]:
             raise BadInput(
                 f"--eps {part!r} is not a number; give a comma-separated list such as 0.1,0.3"
             ) from None
-        if not v >= 0:  # negative or NaN
-            raise BadInput(f"--eps {part!r} is invalid: ε must be >= 0")
         values.append(v)
     return values
 
@@ -580,7 +579,7 @@ def datasets() -> None:
     from advbench import data
 
     t = Table(title="Data sets")
-    for c in ["name", "shape", "classes", "needs --data-dir", "description"]:
+    for c in ["name", "shape", "classes", "files expected in --data-dir", "description"]:
         t.add_column(c)
     for e in data.DATASETS:
         s = e.factory
@@ -588,7 +587,7 @@ def datasets() -> None:
             s.name,
             "x".join(map(str, s.shape)),
             str(s.classes),
-            "yes" if s.needs_dir else "no",
+            s.layout if s.needs_dir else "— (embedded)",
             s.description,
         )
     out.print(t)

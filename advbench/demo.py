@@ -49,10 +49,10 @@ def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None
         harden_model(db, parent=STANDARD, name=HARDENED, device=dev, progress=p, **HARDEN)
     suite = load_suite("carlini-eval")
     env_id = record_environment(db, dev)
-    for step, name in ((3, STANDARD), (3, HARDENED)):
+    for name in (STANDARD, HARDENED):
         model, _, row = load_model(db, name, dev)
         jobs, n = suite_jobs(suite, row["dataset"], scale)
-        out.print(f"[bold]{step}/4[/] carlini-eval ({scale}, n={n}) on {name}")
+        out.print(f"[bold]3/4[/] carlini-eval ({scale}, n={n}) on {name}")
         with progress_factory() as p:
             run_jobs(
                 db,

@@ -40,8 +40,6 @@ class Param:
                 if text in _FALSE:
                     return False
                 raise ValueError(raw)
-            if self.type is float and isinstance(raw, str) and raw.strip().lower() == "auto":
-                return "auto"
             value = self.type(raw)
         except (TypeError, ValueError):
             raise BadInput(
@@ -121,5 +119,3 @@ def parse_param_pairs(pairs: list[str] | None) -> dict[str, str]:
             raise BadInput(f"--param {pair!r} is not of the form key=value")
         out[key.strip()] = value.strip()
     return out
-
-

@@ -40,6 +40,10 @@ CASES = [
         ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambda=big"],
         ["lambda", "big"],
     ),
+    (
+        ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambda=auto"],
+        ["lambda", "auto"],
+    ),
     (["harden", "--model", "ghost", "--defense", "jacobian"], ["ghost", "std"]),
     (
         ["attack", "--model", "std", "--attack", "pgd-linfinity", "--eps", "0.1"],

@@ -138,3 +138,9 @@ def test_loads_are_cached_whatever_the_argument_spelling():
     a = data.load("digits", "test")
     b = data.load("digits", "test", data_dir=None, download=False)
     assert a is b
+
+
+def test_missing_mnist_suggests_the_root_folder_for_download(tmp_path):
+    with pytest.raises(BadInput) as exc:
+        data.load("mnist", "test", data_dir=tmp_path)
+    assert f"--data-dir {tmp_path} --download" in str(exc.value)

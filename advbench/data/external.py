@@ -22,21 +22,21 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _missing(name: str, where: Path, layout: str) -> BadInput:
-    return BadInput(
-        f"{name}: no data found in {where} (expected {layout}); "
-        f"to fetch it run: advbench train --dataset {name} --data-dir {where.parent} --download"
-        if name != "imagenet"
-        else f"imagenet: no data found in {where} (expected {layout}); "
+def _missing(name: str, root: Path, searched: Path, layout: str) -> BadInput:
+    """One line: where we looked, what we expected, and how to get it."""
+    fix = (
         "ImageNet cannot be downloaded automatically: unpack it there as an ImageFolder tree"
+        if name == "imagenet"
+        else f"to fetch it run: advbench train --dataset {name} --data-dir {root} --download"
     )
+    return BadInput(f"{name}: no data found in {searched} (expected {layout}); {fix}")
 
 
 def _root(data_dir: Path | None) -> Path:
     return Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
 
 
-def _idx_loader(tv_name: str, folder: str):
+def _idx_loader(name: str, tv_name: str, folder: str):
     files = ", ".join(
         f"{p}-{k}-idx{d}-ubyte"
         for p in ("train", "t10k")
@@ -53,17 +53,14 @@ def _idx_loader(tv_name: str, folder: str):
             ds = cls(str(root), train=(split == "train"), download=download)
         except RuntimeError as exc:
             if "not found" in str(exc).lower():
-                raise _missing(loader_name[tv_name], root / folder / "raw", files) from None
+                raise _missing(name, root, root / folder / "raw", files) from None
             raise
         except OSError as exc:  # download failed (offline)
-            raise BadInput(f"{loader_name[tv_name]}: download into {root} failed: {exc}") from None
+            raise BadInput(f"{name}: download into {root} failed: {exc}") from None
         x = ds.data.to(torch.float32).unsqueeze(1) / 255.0
         return DataSplit.from_tensors(x, ds.targets.to(torch.int64))
 
     return load
-
-
-loader_name = {"MNIST": "mnist", "FashionMNIST": "fashion-mnist"}
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -113,7 +110,7 @@ def _cifar_loader(name: str, folder: str, tv_name: str, train_files, test_files)
             except OSError as exc:
                 raise BadInput(f"{name}: download into {root} failed: {exc}") from None
         if not all((base / f).exists() for f in files):
-            raise _missing(name, base, layout)
+            raise _missing(name, root, base, layout)
         parts = [read_cifar_batch(base / f) for f in files]
         x = torch.from_numpy(np.concatenate([p[0] for p in parts])).to(torch.float32) / 255.0
         y = torch.tensor([label for p in parts for label in p[1]], dtype=torch.int64)
@@ -127,7 +124,7 @@ def _imagenet(split: str, *, data_dir: Path | None, download: bool, seed: int) -
 
     root = _root(data_dir) / ("train" if split == "train" else "val")
     if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
-        raise _missing("imagenet", root, "one sub-folder of images per class")
+        raise _missing("imagenet", _root(data_dir), root, "one sub-folder of images per class")
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -148,7 +145,7 @@ register(
         "mnist",
         (1, 28, 28),
         10,
-        _idx_loader("MNIST", "MNIST"),
+        _idx_loader("mnist", "MNIST", "MNIST"),
         needs_dir=True,
         layout=_MNIST_LAYOUT,
         description="MNIST 60k/10k via torchvision (IDX files).",
@@ -159,7 +156,7 @@ register(
         "fashion-mnist",
         (1, 28, 28),
         10,
-        _idx_loader("FashionMNIST", "FashionMNIST"),
+        _idx_loader("fashion-mnist", "FashionMNIST", "FashionMNIST"),
         needs_dir=True,
         layout="IDX files under FashionMNIST/raw/",
         description="Fashion-MNIST 60k/10k via torchvision (IDX files).",
