@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 import torch
 
 from advbench import data as datasets
-from advbench.attacks import ATTACKS, norm_of
-from advbench.config import config_hash
-from advbench.errors import BadInput
+from advbench.attacks import ATTACKS, norm_of, unpack
+from advbench.config import canonical_json, config_hash
+from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
 from advbench.store import now
 
 # Minimal norms within this relative tolerance of ε count as within budget (float32 noise).
 _EPS_TOL = 1e-5
+
+
+TARGETED = ("all-others", "random")
 
 
 @dataclass
@@ -39,6 +44,10 @@ class AttackJob:
     params: dict[str, Any] = field(default_factory=dict)  # resolved (defaults filled in)
     label: str | None = None
     suite: str | None = None
+    targeted: str | None = None  # None (untargeted), all-others or random
+    source: str | None = None  # craft on this stored model (transfer); "undefended": the root
+    only_correct: bool = False
+    n: int | None = None  # samples, when the job wants its own count (fidel's targeted runs)
 
 
 def make_job(
@@ -47,6 +56,11 @@ def make_job(
     overrides: dict[str, Any] | None = None,
     label: str | None = None,
     suite: str | None = None,
+    *,
+    targeted: str | None = None,
+    source: str | None = None,
+    only_correct: bool = False,
+    n: int | None = None,
 ) -> AttackJob:
     entry = ATTACKS.get(attack)
     if not eps:
@@ -54,8 +68,29 @@ def make_job(
     for e in eps:
         if not e >= 0:  # also rejects NaN
             raise BadInput(f"--eps {e} is invalid: ε must be a number >= 0")
+        if math.isinf(e) and entry.meta["kind"] != "minimal":
+            raise BadInput(
+                f"--eps inf is only meaningful for minimal-perturbation attacks; {attack} "
+                "is fixed-budget (for an unbounded L∞ budget on [0, 1] inputs use 1)"
+            )
+    if targeted is not None:
+        if targeted not in TARGETED:
+            raise unknown("--targeted mode", targeted, TARGETED)
+        if not entry.meta.get("targeted"):
+            able = [e.name for e in ATTACKS if e.meta.get("targeted")]
+            raise BadInput(f"{attack} has no targeted variant; targeted attacks: {', '.join(able)}")
+    if n is not None and n <= 0:
+        raise BadInput(f"--n {n} must be > 0")
     return AttackJob(
-        attack, sorted(set(float(e) for e in eps)), entry.resolve(overrides), label, suite
+        attack,
+        sorted(set(float(e) for e in eps)),
+        entry.resolve(overrides),
+        label,
+        suite,
+        targeted,
+        source,
+        only_correct,
+        n,
     )
 
 
@@ -63,6 +98,94 @@ def select_samples(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """The first n of a seeded permutation of the split: the same samples on every model."""
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     return perm[:n]
+
+
+@dataclass
+class Instances:
+    """What one run attacks: a test-set index and (targeted) a target label per instance."""
+
+    idx: torch.Tensor
+    target: torch.Tensor | None
+    n_samples: int
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+
+def _select_correct(model, test, n: int, seed: int, device) -> torch.Tensor:
+    """madnet's protocol: the first n of the seeded permutation the model classifies right."""
+    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    keep = []
+    for i in range(0, len(perm), 500):
+        chunk = perm[i : i + 500]
+        x, y = test.get(chunk)
+        keep.append(chunk[_predict(model, x.to(device)).cpu() == y])
+        if sum(len(k) for k in keep) >= n:
+            break
+    chosen = torch.cat(keep)
+    if len(chosen) < n:
+        raise BadInput(
+            f"--only-correct: the model classifies only {len(chosen)} test samples correctly, "
+            f"fewer than --n {n}"
+        )
+    return chosen[:n]
+
+
+def make_instances(model, test, job: AttackJob, n: int, seed: int, classes: int, device):
+    idx = (
+        _select_correct(model, test, n, seed, device)
+        if job.only_correct
+        else select_samples(test.labels, n, seed)
+    )
+    if job.targeted is None:
+        return Instances(idx, None, n)
+    y = test.labels[idx]
+    if job.targeted == "all-others":  # fidel: each sample once per other label
+        shifts = torch.arange(1, classes)
+        return Instances(
+            idx.repeat_interleave(classes - 1),
+            ((y[:, None] + shifts[None, :]) % classes).flatten(),
+            n,
+        )
+    g = torch.Generator().manual_seed(batch_seed(seed, 7))
+    return Instances(idx, (y + torch.randint(1, classes, (n,), generator=g)) % classes, n)
+
+
+class Counted(torch.nn.Module):
+    """Wraps a model to count the input rows it forwards and back-propagates through, so
+    every sample row can say what the attack cost (passes per instance, or queries)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.input_shape = inner.input_shape
+        self.classes = inner.classes
+        self.rows_forward = 0
+        self.rows_backward = 0
+        if hasattr(inner, "bpda"):
+            self.bpda = self._bpda
+
+    def _count(self, x):
+        self.rows_forward += len(x)
+        if x.requires_grad:
+            x.register_hook(self._backward_hook(len(x)))
+
+    def _backward_hook(self, rows):
+        def hook(grad):
+            self.rows_backward += rows
+
+        return hook
+
+    def forward(self, x):
+        self._count(x)
+        return self.inner(x)
+
+    def _bpda(self, x):
+        self._count(x)
+        return self.inner.bpda(x)
+
+    def reset(self) -> None:
+        self.rows_forward = self.rows_backward = 0
 
 
 @dataclass
@@ -76,6 +199,8 @@ class RunSummary:
     status: str
     wall_s: float
     reused: bool
+    targeted: str | None = None
+    threat: str = "white-box"
 
     @property
     def accuracy(self) -> float:
@@ -87,7 +212,14 @@ class RunSummary:
 
 
 def _run_rows(
-    model_row, job: AttackJob, n: int, seed: int, batch_size: int, scale: str | None
+    model_row,
+    job: AttackJob,
+    instances: Instances,
+    seed: int,
+    batch_size: int,
+    scale: str | None,
+    source_row=None,
+    threat: str = "white-box",
 ) -> list[dict[str, Any]]:
     kind = ATTACKS.get(job.attack).meta["kind"]
     base = {
@@ -97,11 +229,16 @@ def _run_rows(
         "params": job.params,
         "dataset": model_row["dataset"],
         "split": "test",
-        "n": n,
+        "n": instances.n_samples,
         "seed": seed,
         "batch_size": batch_size,
-        "targeted": None,
+        "targeted": job.targeted,
     }
+    # Older identities stay valid: keys are added only when they differ from the default.
+    if job.only_correct:
+        base["only_correct"] = True
+    if source_row is not None:
+        base.update(threat=threat, source_checksum=source_row["checksum"])
     group = config_hash(base)
     rows = []
     for eps in job.eps:
@@ -117,41 +254,69 @@ def _run_rows(
                 "norm": norm_of(job.attack, job.params),
                 "kind": kind,
                 "eps": eps,
-                "config": json.dumps(cfg, sort_keys=True),
+                "config": canonical_json(cfg),
                 "group_id": group if kind == "minimal" else config_hash(cfg),
                 "dataset": model_row["dataset"],
                 "split": "test",
-                "n": n,
+                "n": len(instances),
+                "n_samples": instances.n_samples,
                 "seed": seed,
                 "scale": scale,
                 "suite": job.suite,
+                "targeted": job.targeted,
+                "threat": threat,
+                "source_model": None if source_row is None else source_row["name"],
+                "source_checksum": None if source_row is None else source_row["checksum"],
+                "only_correct": int(job.only_correct),
             }
         )
     return rows
 
 
-def _sample_rows(run_id, positions, idx, y, clean_pred, x, adv, adv_pred, min_norm=None):
-    l0, l2, linf = perturbation_norms((adv - x).cpu())
-    x_l2 = x.flatten(1).norm(dim=1).cpu()
+@dataclass
+class _Batch:
+    """One batch of instances and what the evaluated model says about them."""
+
+    positions: list[int]
+    idx: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    clean_pred: torch.Tensor
+
+    def hit(self, pred: torch.Tensor) -> torch.Tensor:
+        """Attack success: misclassified (untargeted) or classified as the target."""
+        return pred != self.y if self.target is None else pred == self.target
+
+
+def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=None):
+    l0, l2, linf = perturbation_norms((adv - b.x).cpu())
+    x_l2 = b.x.flatten(1).norm(dim=1).cpu()
+    success = b.hit(adv_pred).cpu()
+    fwd, bwd = cost
     rows = []
-    for i in range(len(idx)):
+    for i in range(len(b.idx)):
         rows.append(
             {
                 "run_id": run_id,
-                "idx": int(idx[i]),
-                "position": int(positions[i]),
-                "label": int(y[i]),
-                "target": None,
-                "clean_pred": int(clean_pred[i]),
+                "idx": int(b.idx[i]),
+                "position": int(b.positions[i]),
+                "label": int(b.y[i]),
+                "target": None if b.target is None else int(b.target[i]),
+                "clean_pred": int(b.clean_pred[i]),
                 "adv_pred": int(adv_pred[i]),
-                "success": int(adv_pred[i] != y[i]),
+                "success": int(success[i]),
                 "l0": float(l0[i]),
                 "l2": float(l2[i]),
                 "linf": float(linf[i]),
                 "x_l2": float(x_l2[i]),
+                "eps": eps,
                 "min_norm": None
                 if min_norm is None or not torch.isfinite(min_norm[i])
                 else float(min_norm[i]),
+                "fwd": float(fwd[i]),
+                "bwd": float(bwd[i]),
+                "trace": None if crafted.trace is None else json.dumps(crafted.trace[i]),
             }
         )
     return rows
@@ -162,47 +327,109 @@ def _predict(model, x):
     return model(x).argmax(1)
 
 
-def _judge_minimal(model, x, y, clean_pred, raw, eps_list, norm: str):
+def _norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    flat = delta.flatten(1)
+    if norm == "l2":
+        return flat.norm(dim=1)
+    if norm == "l0":  # share of input features changed
+        return (flat.abs() > 1e-7).float().mean(1)
+    return flat.abs().amax(dim=1)
+
+
+def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None):
     """From one minimal-perturbation result, the adversarial input at each ε (in `norm`).
 
     foolbox returns the unperturbed input where it found nothing, so success is checked
-    with the model's own prediction, not foolbox's flag.
+    with a model's own prediction, not the attack's flag: the crafting model's (white-box:
+    the model itself; transfer: the source) says whether and at what norm the attack found
+    an adversarial; the evaluated model's prediction of it is what gets recorded.
     """
     raw_pred = _predict(model, raw)
-    found = raw_pred != y
-    delta = (raw - x).flatten(1)
-    norms = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
+    if craft_model is None:
+        found = b.hit(raw_pred)
+        already = b.hit(b.clean_pred)  # adversarial before any attack: norm 0
+    else:
+        found = b.hit(_predict(craft_model, raw))
+        already = torch.zeros_like(found)
+    norms = _norms(raw - b.x, norm)
     min_norm = torch.where(
-        clean_pred != y,
+        already,
         torch.zeros_like(norms),
         torch.where(found, norms, torch.full_like(norms, float("inf"))),
     )
     out = {}
     for eps in eps_list:
-        ok = (min_norm <= eps * (1 + _EPS_TOL)) & (clean_pred == y)
-        adv = torch.where(ok.view(-1, *[1] * (x.dim() - 1)), raw, x)
-        adv_pred = torch.where(ok, raw_pred, clean_pred)
+        ok = (min_norm <= eps * (1 + _EPS_TOL)) & ~already
+        adv = torch.where(ok.view(-1, *[1] * (b.x.dim() - 1)), raw, b.x)
+        adv_pred = torch.where(ok, raw_pred, b.clean_pred)
         out[eps] = (adv, adv_pred)
     return out, min_norm
 
 
 @contextlib.contextmanager
-def frozen(model):
+def frozen(*models):
     """Weights need no gradients during an attack. foolbox (through eagerpy) calls
     `.backward()`, which otherwise computes every weight's gradient as well: about a third
     of PGD's time on the Madry net (benchmarks/attack_speed.py)."""
-    flags = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
+    params = [p for m in models for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
         p.requires_grad_(False)
     try:
-        yield model
+        yield
     finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 
 def _done_positions(db, run_id: str) -> set[int]:
     return {r[0] for r in db.execute("select position from samples where run_id = ?", [run_id])}
+
+
+def _root(db, row) -> dict[str, Any]:
+    """The undefended model a hardened one descends from."""
+    seen = set()
+    while row["defense"] and row["parent"] and row["name"] not in seen:
+        seen.add(row["name"])
+        row = db["models"].get(row["parent"])
+    return row
+
+
+def _register(db, rows, env_id: str, force: bool) -> list[dict[str, Any]]:
+    """Record runs that still need work (with --force, drop their samples first)."""
+    todo = []
+    for row in rows:
+        stored = list(db["runs"].rows_where("id = ?", [row["id"]]))
+        if stored and stored[0]["status"] == "complete" and not force:
+            continue
+        with db.conn:
+            if force:
+                db.execute("delete from samples where run_id = ?", [row["id"]])
+            if not stored or force:
+                db["runs"].upsert(
+                    {
+                        **row,
+                        "status": "running",
+                        "started_at": now(),
+                        "wall_s": 0.0,
+                        "env_id": env_id,
+                    },
+                    pk="id",
+                )
+        todo.append(row)
+    return todo
+
+
+def _cost(counted: Counted, crafted, size: int):
+    """Per-instance forward/backward passes of this batch: the batch's rows / its size, or
+    the attack's own per-sample query count. A minimal attack's one search serves every ε,
+    so each of its runs records the whole search's cost."""
+    if crafted.queries is not None:
+        fwd = crafted.queries.float().cpu()
+    else:
+        fwd = torch.full((size,), counted.rows_forward / size)
+    bwd = torch.full((size,), counted.rows_backward / size)
+    return fwd, bwd
 
 
 def run_jobs(
@@ -220,60 +447,83 @@ def run_jobs(
     scale: str | None = None,
     data_dir=None,
     progress=None,
+    load_model=None,
+    notes: list[str] | None = None,
 ) -> list[RunSummary]:
-    """Execute every pending run of `jobs` against `model`; return a summary per run."""
+    """Execute every pending run of `jobs` against `model`; return a summary per run.
+
+    `load_model(name) -> (model, row)` loads source models for transfer jobs; `notes`
+    collects jobs that were skipped and why.
+    """
     if n <= 0:
         raise BadInput(f"--n {n} must be > 0")
     if batch_size <= 0:
         raise BadInput(f"--batch-size {batch_size} must be > 0")
     test = datasets.load(model_row["dataset"], "test", data_dir=data_dir)
-    if n > len(test):
-        raise BadInput(f"--n {n} exceeds the {len(test)} test samples of {model_row['dataset']}")
-    idx_all = select_samples(test.labels, n, seed)
     model = model.to(device).eval()
-    n_batches = (n + batch_size - 1) // batch_size
-    plans = [(job, _run_rows(model_row, job, n, seed, batch_size, scale)) for job in jobs]
+    classes = int(model.classes)
 
-    # Register runs; with --force drop their stored samples first.
-    pending: list[tuple[AttackJob, list[dict[str, Any]]]] = []
-    for job, rows in plans:
-        todo = []
-        for row in rows:
-            stored = list(db["runs"].rows_where("id = ?", [row["id"]]))
-            if stored and stored[0]["status"] == "complete" and not force:
-                continue
-            with db.conn:
-                if force:
-                    db.execute("delete from samples where run_id = ?", [row["id"]])
-                if not stored or force:
-                    db["runs"].upsert(
-                        {
-                            **row,
-                            "status": "running",
-                            "started_at": now(),
-                            "wall_s": 0.0,
-                            "env_id": env_id,
-                        },
-                        pk="id",
+    plans = []  # (job, instances, rows, source model or None)
+    cache: dict[Any, Instances] = {}
+    for job in jobs:
+        count = job.n or n
+        if count > len(test):
+            raise BadInput(
+                f"--n {count} exceeds the {len(test)} test samples of {model_row['dataset']}"
+            )
+        key = (count, job.targeted, job.only_correct)
+        if key not in cache:
+            cache[key] = make_instances(model, test, job, count, seed, classes, device)
+        source, source_row, threat = None, None, "white-box"
+        if job.source is not None:
+            source_row = (
+                _root(db, model_row) if job.source == "undefended" else db["models"].get(job.source)
+            )
+            if source_row["name"] == model_row["name"]:
+                if notes is not None:
+                    notes.append(
+                        f"{job.label or job.attack}: skipped, {model_row['name']} is "
+                        "itself the undefended model it would transfer from"
                     )
-            todo.append(row)
+                continue
+            if source_row["dataset"] != model_row["dataset"]:
+                raise BadInput(
+                    f"--source-model {source_row['name']} is a {source_row['dataset']} model; "
+                    f"{model_row['name']} is {model_row['dataset']}"
+                )
+            source, _ = load_model(source_row["name"])
+            source = source.to(device).eval()
+            kind = json.loads(source_row["config"] or "{}").get("kind")
+            threat = "proxy" if kind == "proxy" else "transfer"
+        rows = _run_rows(model_row, job, cache[key], seed, batch_size, scale, source_row, threat)
+        plans.append((job, cache[key], rows, source))
+
+    pending = []
+    for job, inst, rows, source in plans:
+        todo = _register(db, rows, env_id, force)
         if todo:
-            pending.append((job, todo))
+            pending.append((job, inst, todo, source))
+
+    def batches_of(inst):
+        return (len(inst) + batch_size - 1) // batch_size
 
     total = sum(
-        n_batches * (1 if ATTACKS.get(j.attack).meta["kind"] == "minimal" else len(r))
-        for j, r in pending
+        batches_of(inst) * (1 if ATTACKS.get(j.attack).meta["kind"] == "minimal" else len(r))
+        for j, inst, r, _ in pending
     )
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
-    with frozen(model):
-        for job, todo in pending:
+    sources = [s for *_, s in pending if s is not None]
+    with frozen(model, *sources):
+        for job, inst, todo, source in pending:
             minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
             attack = ATTACKS.get(job.attack).factory(job.params)
+            counted = Counted(source if source is not None else model)
             done = {r["id"]: _done_positions(db, r["id"]) for r in todo}
             units = [todo] if minimal else [[r] for r in todo]
+            m = len(inst)
             for unit in units:
-                for b in range(n_batches):
-                    pos = list(range(b * batch_size, min((b + 1) * batch_size, n)))
+                for bi in range(batches_of(inst)):
+                    pos = list(range(bi * batch_size, min((bi + 1) * batch_size, m)))
                     need = [r for r in unit if not set(pos) <= done[r["id"]]]
                     if task is not None:
                         eps_text = ",".join(f"{r['eps']:g}" for r in unit)
@@ -283,32 +533,47 @@ def run_jobs(
                             progress.advance(task)
                         continue
                     t0 = time.monotonic()
-                    idx = idx_all[pos]
+                    idx = inst.idx[pos]
                     x, y = test.get(idx)
                     x, y = x.to(device), y.to(device)
-                    clean_pred = _predict(model, x)
-                    torch.manual_seed(batch_seed(seed, b))
+                    target = None if inst.target is None else inst.target[pos].to(device)
+                    b = _Batch(pos, idx, x, y, target, _predict(model, x))
+                    torch.manual_seed(batch_seed(seed, bi))
+                    np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
+                    counted.reset()
                     rows: dict[str, list[dict[str, Any]]] = {}
                     if minimal:
-                        raw = attack(model, x, y)
+                        crafted = unpack(attack(counted, x, y, target=target))
                         judged, min_norm = _judge_minimal(
-                            model, x, y, clean_pred, raw, [r["eps"] for r in need], need[0]["norm"]
+                            model,
+                            b,
+                            crafted.adv,
+                            [r["eps"] for r in need],
+                            need[0]["norm"],
+                            craft_model=source,
                         )
+                        cost = _cost(counted, crafted, len(pos))
                         for r in need:
                             adv, adv_pred = judged[r["eps"]]
                             rows[r["id"]] = _sample_rows(
-                                r["id"], pos, idx, y, clean_pred, x, adv, adv_pred, min_norm
+                                r["id"], r["eps"], b, adv, adv_pred, crafted, cost, min_norm
                             )
                     else:
                         r = need[0]
-                        adv = attack(model, x, y, r["eps"])
+                        crafted = unpack(attack(counted, x, y, r["eps"], target=target))
                         rows[r["id"]] = _sample_rows(
-                            r["id"], pos, idx, y, clean_pred, x, adv, _predict(model, adv)
+                            r["id"],
+                            r["eps"],
+                            b,
+                            crafted.adv,
+                            _predict(model, crafted.adv),
+                            crafted,
+                            _cost(counted, crafted, len(pos)),
                         )
                     dt = time.monotonic() - t0
                     with db.conn:  # the batch's rows and run progress land together or not at all
                         for r in need:
-                            db["samples"].insert_all(rows[r["id"]], pk=("run_id", "idx"))
+                            db["samples"].insert_all(rows[r["id"]], pk=("run_id", "position"))
                             db.execute(
                                 "update runs set wall_s = wall_s + ? where id = ?", [dt, r["id"]]
                             )
@@ -317,21 +582,19 @@ def run_jobs(
                         progress.advance(task)
             with db.conn:
                 for r in todo:
-                    if len(done[r["id"]]) == n:
+                    if len(done[r["id"]]) == m:
                         wall = db["runs"].get(r["id"])["wall_s"] or 0.0
                         db["runs"].update(
                             r["id"],
                             {
                                 "status": "complete",
                                 "finished_at": now(),
-                                "samples_per_s": n / wall if wall else None,
+                                "samples_per_s": m / wall if wall else None,
                             },
                         )
+    all_ids = [r["id"] for _, _, rows, _ in plans for r in rows]
     return summarise(
-        db,
-        [r["id"] for _, rows in plans for r in rows],
-        reused={r["id"] for _, rows in plans for r in rows}
-        - {r["id"] for _, todo in pending for r in todo},
+        db, all_ids, reused=set(all_ids) - {r["id"] for _, _, todo, _ in pending for r in todo}
     )
 
 
@@ -354,6 +617,8 @@ def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> lis
                 run["status"],
                 run["wall_s"] or 0.0,
                 rid in (reused or set()),
+                run["targeted"],
+                run["threat"] or "white-box",
             )
         )
     return out

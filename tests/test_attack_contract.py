@@ -8,20 +8,28 @@ from advbench.env import record_environment
 from advbench.store import open_db
 from advbench.train import load_model
 
+CW = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
 FAST = {
     "pgd-linf": {"steps": 5},
     "pgd-l2": {"steps": 5},
     "bim": {"steps": 5},
-    "cw-l2": {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0},
+    "cw-l2": CW,
+    "cw-l2-restarts": {**CW, "restarts": 2, "radius": 0.5},
+    "cw-l2-eot": {**CW, "samples": 2},
+    "bpda-pgd": {"steps": 5},
+    "apgd": {"steps": 5},
     "deepfool-l2": {"steps": 20},
     "deepfool-linf": {"steps": 20},
     "fgsm-min": {"eps_step": 0.05},
+    "hsj": {"max_iter": 3, "max_eval": 100, "init_eval": 10, "init_size": 20},
 }
-EPS = {"linf": [0.05, 0.2, 0.5], "l2": [0.3, 1.0, 3.0]}
+EPS = {"linf": [0.05, 0.2, 0.5], "l2": [0.3, 1.0, 3.0], "l0": [0.02, 0.1, 0.5]}
+DEFAULTS_ARE_FAST = {"fgsm", "rfgsm", "noise", "jsma"}
+NO_GRADIENTS = {"hsj"}  # decision-based: labels only, no backward pass
 
 
 def test_every_attack_has_a_contract_setting():
-    assert set(FAST) | {"fgsm", "rfgsm"} == set(ATTACKS.names())
+    assert set(FAST) | DEFAULTS_ARE_FAST == set(ATTACKS.names())
 
 
 @pytest.mark.parametrize("name", ATTACKS.names())
@@ -38,9 +46,15 @@ def test_attack_contract(db_copy, name):
     accs = [s.accuracy for s in res]
     assert accs[-1] <= accs[0] + 1e-9
     assert accs[-1] < 0.9, f"{name} barely hurts a standard model at a large ε: {accs}"
+    features = model.input_shape[0] * model.input_shape[1] * model.input_shape[2]
     for s in res:
         for r in db["samples"].rows_where("run_id = ?", [s.id]):
-            size = r["l2"] if norm == "l2" else r["linf"]
+            size = {"l2": r["l2"], "linf": r["linf"], "l0": r["l0"] / features}[norm]
+            assert r["eps"] == s.eps
+            # noise, and rfgsm at ε <= α (its random step alone), never query the model
+            free = name == "noise" or (name == "rfgsm" and s.eps <= 0.05)
+            assert (r["fwd"] >= 1) != free, (name, r["fwd"])
+            assert (r["bwd"] == 0) == (free or name in NO_GRADIENTS), (name, r["bwd"])
             assert size <= s.eps * (1 + 1e-4) + 1e-6, (name, s.eps, size)
             assert r["x_l2"] > 0
             if entry.meta["kind"] == "minimal" and r["success"] and r["clean_pred"] == r["label"]:

@@ -40,3 +40,23 @@ def test_refuses_a_newer_schema(tmp_path):
     db["_migrations"].insert({"name": "9999_future", "applied_at": "x"})
     with pytest.raises(BadInput, match="upgrade advbench"):
         open_db(tmp_path / "a.db")
+
+
+def test_migration_0003_rekeys_samples_and_backfills(tmp_path):
+    """A store written before targeted runs keeps its rows, keyed by instance position."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    for name, fn in MIGRATIONS[:2]:
+        fn(db)
+        db["_migrations"].insert({"name": name, "applied_at": "x"})
+    db["runs"].insert({"id": "r1", "eps": 0.3, "n": 2})
+    db["samples"].insert_all(
+        [{"run_id": "r1", "idx": 40, "position": 0}, {"run_id": "r1", "idx": 7, "position": 1}]
+    )
+    assert migrate(db) == ["0003_instances_and_threat_models"]
+    assert db["samples"].pks == ["run_id", "position"]
+    assert [(r["idx"], r["eps"]) for r in db["samples"].rows] == [(40, 0.3), (7, 0.3)]
+    run = db["runs"].get("r1")
+    assert (run["threat"], run["n_samples"], run["only_correct"]) == ("white-box", 2, 0)

@@ -1,19 +1,37 @@
 """Attack registry and the one contract every attack follows.
 
-A *budget* attack (FGSM, PGD) is called once per ε: run(model, x, y, eps) -> adversarial x.
-A *minimal* attack (C&W) is called once per batch: run(model, x, y) -> the smallest
-adversarial it found (or x itself where it found none); the engine then judges success at
-every ε from the per-sample minimal norm, so one run gives the whole accuracy-vs-ε curve.
+A *budget* attack (FGSM, PGD) is called once per ε: run(model, x, y, eps, target=None) ->
+adversarial x. A *minimal* attack (C&W) is called once per batch: run(model, x, y,
+target=None) -> the smallest adversarial it found (or x itself where it found none); the
+engine then judges success at every ε from the per-sample minimal norm, so one run gives the
+whole accuracy-vs-ε curve. With `target` (a label per sample) the attack is targeted.
+
+Either may return a `Crafted` instead of a tensor to report more per sample: a trace over
+restarts, or the queries a decision-based attack spent.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from advbench.registry import Param, Registry
 
+
+@dataclass
+class Crafted:
+    adv: Any  # torch.Tensor
+    trace: list[list[Any]] | None = None  # per sample, one value per restart
+    queries: Any = None  # per-sample forward queries (torch.Tensor), decision-based attacks
+
+
+def unpack(result) -> Crafted:
+    return result if isinstance(result, Crafted) else Crafted(result)
+
+
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
+_RESTARTS = Param("restarts", int, 1, "random restarts; each sample keeps its first success")
 
 
 def _lazy(module: str, name: str):
@@ -38,6 +56,7 @@ ATTACKS.register(
     norm="linf",
     kind="budget",
     backend="foolbox",
+    targeted=True,
     help="fast gradient sign method",
 )
 ATTACKS.register(
@@ -47,10 +66,12 @@ ATTACKS.register(
         Param("steps", int, 40),
         Param("rel_stepsize", float, None, _REL),
         Param("random_start", bool, True),
+        _RESTARTS,
     ),
     norm="linf",
     kind="budget",
     backend="foolbox",
+    targeted=True,
     help="projected gradient descent, L∞",
 )
 ATTACKS.register(
@@ -60,27 +81,89 @@ ATTACKS.register(
         Param("steps", int, 40),
         Param("rel_stepsize", float, None, _REL),
         Param("random_start", bool, True),
+        _RESTARTS,
     ),
     norm="l2",
     kind="budget",
     backend="foolbox",
+    targeted=True,
     help="projected gradient descent, L2",
+)
+_CW = (
+    Param("steps", int, 1000),
+    Param("binary_search_steps", int, 9),
+    Param("stepsize", float, 0.01),
+    Param("confidence", float, 0.0),
+    Param("initial_const", float, 1e-3),
+    Param("abort_early", bool, True),
 )
 ATTACKS.register(
     "cw-l2",
     _fb("cw_l2"),
-    params=(
-        Param("steps", int, 1000),
-        Param("binary_search_steps", int, 9),
-        Param("stepsize", float, 0.01),
-        Param("confidence", float, 0.0),
-        Param("initial_const", float, 1e-3),
-        Param("abort_early", bool, True),
-    ),
+    params=(*_CW, Param("linf_clip", float, None, "clip the result to this L∞ ball (madnet)")),
     norm="l2",
     kind="minimal",
     backend="foolbox",
+    targeted=True,
     help="Carlini-Wagner L2 (minimal perturbation)",
+)
+
+
+def _own(name: str):
+    return _lazy("own", name)
+
+
+ATTACKS.register(
+    "cw-l2-restarts",
+    _own("cw_l2_restarts"),
+    params=(
+        *_CW,
+        Param("restarts", int, 10, "searches; the first starts at the input (fidel: 400)"),
+        Param("radius", float, 1.0, "L2 norm of each random starting perturbation"),
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="own",
+    targeted=True,
+    help="C&W L2 restarted from random points, best per sample; trace = L2 after each restart",
+)
+ATTACKS.register(
+    "cw-l2-eot",
+    _own("cw_l2_eot"),
+    params=(
+        *_CW,
+        Param("samples", int, 10, "points the gradient is averaged over"),
+        Param("radius", float, 0.01, "L2 radius of the ball they are drawn from"),
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="own",
+    targeted=True,
+    help="C&W L2 with gradient expectation over an L2 ball (fidel's adaptive attack)",
+)
+ATTACKS.register(
+    "bpda-pgd",
+    _own("bpda_pgd"),
+    params=(
+        Param("steps", int, 40),
+        Param("rel_stepsize", float, None, _REL),
+        _RESTARTS,
+        Param("random_start", bool, True),
+    ),
+    norm="linf",
+    kind="budget",
+    backend="own",
+    targeted=True,
+    help="L∞ PGD through an inference-time defense, identity on its non-differentiable step",
+)
+ATTACKS.register(
+    "noise",
+    _own("noise"),
+    norm="linf",
+    kind="budget",
+    backend="own",
+    targeted=False,
+    help="uniform noise in the L∞ ball: the sanity row every attack must beat",
 )
 
 
@@ -94,6 +177,7 @@ ATTACKS.register(
     norm="linf",
     kind="budget",
     backend="foolbox",
+    targeted=True,
     help="basic iterative method (no random start)",
 )
 ATTACKS.register(
@@ -103,6 +187,7 @@ ATTACKS.register(
     norm="linf",
     kind="budget",
     backend="own",
+    targeted=True,
     help="random step then FGSM (Tramèr et al.)",
 )
 _DF = (
@@ -117,6 +202,7 @@ ATTACKS.register(
     norm="l2",
     kind="minimal",
     backend="foolbox",
+    targeted=False,
     help="DeepFool L2 (minimal); ρ_adv = min_norm / x_l2 per sample",
 )
 ATTACKS.register(
@@ -126,6 +212,7 @@ ATTACKS.register(
     norm="linf",
     kind="minimal",
     backend="foolbox",
+    targeted=False,
     help="DeepFool L∞ (minimal)",
 )
 
@@ -144,7 +231,60 @@ ATTACKS.register(
     norm="linf",
     kind="minimal",
     backend="art",
+    targeted=True,
     help="FGSM with ε grown until the label flips (zantedeschi's minimal FGSM)",
+)
+ATTACKS.register(
+    "jsma",
+    _art("jsma"),
+    params=(
+        Param("theta", float, 0.1, "change of each chosen feature per step"),
+        Param("gamma", float, 1.0, "largest share of features changed"),
+    ),
+    norm="l0",
+    kind="minimal",
+    backend="art",
+    targeted=True,
+    help="Jacobian saliency map attack; ε = share of input features changed "
+    "(untargeted: a random target)",
+)
+ATTACKS.register(
+    "hsj",
+    _art("hsj"),
+    params=(
+        Param("norm", str, "l2", "l2 or linf", choices=("l2", "linf")),
+        Param("max_iter", int, 50),
+        Param("max_eval", int, 10000, "most queries per gradient estimate"),
+        Param("init_eval", int, 100, "queries of the first gradient estimate"),
+        Param("init_size", int, 100, "random draws to find a starting adversarial"),
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="art",
+    targeted=True,
+    help="HopSkipJump, decision-based (labels only); queries recorded per sample",
+)
+ATTACKS.register(
+    "apgd",
+    _art("apgd"),
+    params=(
+        Param("norm", str, "linf", "linf or l2", choices=("linf", "l2")),
+        Param(
+            "loss",
+            str,
+            "ce",
+            "ce (cross-entropy) or dlr (difference of logits ratio)",
+            choices=("ce", "dlr"),
+        ),
+        Param("steps", int, 100),
+        Param("restarts", int, 1, "random initialisations"),
+        Param("rel_stepsize", float, 2.0, "first step size / ε (AutoAttack: 2)"),
+    ),
+    norm="linf",
+    kind="budget",
+    backend="art",
+    targeted=True,
+    help="AutoAttack's APGD (Croce & Hein 2020), the field's standard strong attack",
 )
 
 

@@ -2,6 +2,7 @@
 
 `fgsm-min` uses ART's minimal FGSM because zantedeschi et al. (ART's authors) measured their
 "minimal FGSM" with it: ε grows by `eps_step` until the label flips, up to `eps_max`.
+JSMA, HopSkipJump and APGD come from ART because foolbox 3 ships none of them.
 """
 
 from __future__ import annotations
@@ -32,19 +33,107 @@ def art_classifier(model):
     )
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def _back(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.float32)).to(like.device)
+
+
+def _labels(y, target):
+    """ART's convention: y holds the true labels, or the targets when targeted."""
+    return _np(y if target is None else target).astype(np.int64)
+
+
 def fgsm_min(*, eps_step: float, eps_max: float):
     from art.attacks.evasion import FastGradientMethod
 
-    def run(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def run(model, x: torch.Tensor, y: torch.Tensor, target=None) -> torch.Tensor:
         attack = FastGradientMethod(
             art_classifier(model),
             norm=np.inf,
             eps=eps_max,
             eps_step=eps_step,
+            targeted=target is not None,
             minimal=True,
             batch_size=len(x),
         )
-        adv = attack.generate(x.cpu().numpy().astype(np.float32), y.cpu().numpy())
-        return torch.from_numpy(adv.astype(np.float32)).to(x.device)
+        return _back(attack.generate(_np(x), _labels(y, target)), x)
+
+    return run
+
+
+_NORMS = {"linf": np.inf, "l2": 2}
+
+
+def apgd(*, norm: str, loss: str, steps: int, restarts: int, rel_stepsize: float):
+    """AutoAttack's APGD (Croce & Hein 2020) with the CE or the DLR loss."""
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    loss_type = {"ce": "cross_entropy", "dlr": "difference_logits_ratio"}[loss]
+
+    def run(model, x, y, eps, target=None):
+        attack = AutoProjectedGradientDescent(
+            art_classifier(model),
+            norm=_NORMS[norm],
+            eps=eps,
+            eps_step=rel_stepsize * eps,
+            max_iter=steps,
+            targeted=target is not None,
+            nb_random_init=restarts,
+            batch_size=len(x),
+            loss_type=loss_type,
+            verbose=False,
+        )
+        return _back(attack.generate(_np(x), _labels(y, target)), x)
+
+    return run
+
+
+def jsma(*, theta: float, gamma: float):
+    """JSMA (Papernot et al. 2016). ART's JSMA is targeted; untargeted, ART draws a random
+    target per sample (numpy's generator, seeded per batch by the engine)."""
+    from art.attacks.evasion import SaliencyMapMethod
+
+    def run(model, x, y, target=None):
+        attack = SaliencyMapMethod(
+            art_classifier(model), theta=theta, gamma=gamma, batch_size=len(x), verbose=False
+        )
+        onehot = None if target is None else np.eye(model.classes)[_np(target).astype(int)]
+        return _back(attack.generate(_np(x), onehot), x)
+
+    return run
+
+
+def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: int):
+    """HopSkipJump (Chen et al. 2020), decision-based: it sees only predicted labels.
+
+    Samples are attacked one at a time so that the queries each one cost can be counted
+    (the engine's counting wrapper sees every forward row)."""
+    from art.attacks.evasion import HopSkipJump
+
+    def run(model, x, y, target=None):
+        from advbench.attacks import Crafted
+
+        attack = HopSkipJump(
+            art_classifier(model),
+            targeted=target is not None,
+            norm=_NORMS[norm],
+            max_iter=max_iter,
+            max_eval=max_eval,
+            init_eval=init_eval,
+            init_size=init_size,
+            verbose=False,
+        )
+        out, queries = [], []
+        for i in range(len(x)):
+            before = getattr(model, "rows_forward", 0)
+            labels = None if target is None else np.eye(model.classes)[[int(target[i])]]
+            out.append(attack.generate(_np(x[i : i + 1]), labels))
+            queries.append(getattr(model, "rows_forward", 0) - before)
+        return Crafted(
+            _back(np.concatenate(out), x), queries=torch.tensor(queries, dtype=torch.float)
+        )
 
     return run

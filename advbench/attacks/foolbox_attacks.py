@@ -9,16 +9,38 @@ from __future__ import annotations
 import foolbox as fb
 import torch
 
+from advbench.attacks import Crafted
+
 
 def _fmodel(model):
     device = next(model.parameters()).device
     return fb.PyTorchModel(model.eval(), bounds=(0.0, 1.0), device=device)
 
 
-def _budget(attack):
-    def run(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        _, clipped, _ = attack(_fmodel(model), x, y, epsilons=eps)
-        return clipped.detach()
+def _criterion(y, target):
+    return y if target is None else fb.criteria.TargetedMisclassification(target)
+
+
+def _budget(attack, restarts: int = 1):
+    """A fixed-budget attack; with restarts, each sample keeps its first successful result
+    (foolbox has no restarts), and the trace records per sample whether it had been fooled
+    after each restart."""
+
+    def run(model, x: torch.Tensor, y: torch.Tensor, eps: float, target=None):
+        fmodel, crit = _fmodel(model), _criterion(y, target)
+        best, done, trace = None, None, []
+        for _ in range(restarts):
+            _, adv, ok = attack(fmodel, x, crit, epsilons=eps)
+            if best is None:
+                best, done = adv.detach().clone(), ok.clone()
+            else:
+                open_ = ~done
+                best[open_] = adv.detach()[open_]
+                done |= ok
+            trace.append(done.clone())
+        if restarts == 1:
+            return best
+        return Crafted(best, trace=torch.stack(trace, 1).int().tolist())
 
     return run
 
@@ -31,19 +53,21 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
     return 2.5 / steps if rel_stepsize is None else rel_stepsize
 
 
-def pgd_linf(*, steps: int, rel_stepsize: float | None, random_start: bool):
+def pgd_linf(*, steps: int, rel_stepsize: float | None, random_start: bool, restarts: int):
     return _budget(
         fb.attacks.LinfPGD(
             steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
-        )
+        ),
+        restarts,
     )
 
 
-def pgd_l2(*, steps: int, rel_stepsize: float | None, random_start: bool):
+def pgd_l2(*, steps: int, rel_stepsize: float | None, random_start: bool, restarts: int):
     return _budget(
         fb.attacks.L2PGD(
             steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
-        )
+        ),
+        restarts,
     )
 
 
@@ -53,10 +77,13 @@ def bim(*, steps: int, rel_stepsize: float | None):
     return _budget(fb.attacks.LinfBasicIterativeAttack(steps=steps, rel_stepsize=rel))
 
 
-def _minimal(attack):
-    def run(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raw, _, _ = attack(_fmodel(model), x, y, epsilons=None)
-        return raw.detach()
+def _minimal(attack, linf_clip: float | None = None):
+    def run(model, x: torch.Tensor, y: torch.Tensor, target=None) -> torch.Tensor:
+        raw, _, _ = attack(_fmodel(model), x, _criterion(y, target), epsilons=None)
+        raw = raw.detach()
+        if linf_clip is not None:  # madnet: the C&W result is clipped to an L∞ ball
+            raw = (x + (raw - x).clamp(-linf_clip, linf_clip)).clamp(0, 1)
+        return raw
 
     return run
 
@@ -81,18 +108,21 @@ def rfgsm(*, alpha: float):
     """
     fgsm_attack = fb.attacks.FGSM()
 
-    def run(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    def run(model, x: torch.Tensor, y: torch.Tensor, eps: float, target=None) -> torch.Tensor:
         step = min(alpha, eps)
         start = (x + step * torch.randn_like(x).sign()).clamp(0, 1)
         if eps <= alpha:
             return start
-        _, adv, _ = fgsm_attack(_fmodel(model), start, y, epsilons=eps - step)
+        crit = _criterion(y, target)
+        _, adv, _ = fgsm_attack(_fmodel(model), start, crit, epsilons=eps - step)
         return ((adv - x).clamp(-eps, eps) + x).clamp(0, 1).detach()
 
     return run
 
 
-def cw_l2(*, steps, binary_search_steps, stepsize, confidence, initial_const, abort_early):
+def cw_l2(
+    *, steps, binary_search_steps, stepsize, confidence, initial_const, abort_early, linf_clip
+):
     attack = fb.attacks.L2CarliniWagnerAttack(
         binary_search_steps=binary_search_steps,
         steps=steps,
@@ -102,4 +132,4 @@ def cw_l2(*, steps, binary_search_steps, stepsize, confidence, initial_const, ab
         abort_early=abort_early,
     )
 
-    return _minimal(attack)
+    return _minimal(attack, linf_clip)

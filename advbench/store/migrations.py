@@ -109,7 +109,32 @@ def _sample_input_norm(db: sqlite_utils.Database) -> None:
     db["samples"].add_column("x_l2", float)
 
 
+def _instances_and_threat_models(db: sqlite_utils.Database) -> None:
+    # Targeted runs (`--targeted all-others`) have several instances per test sample, so a
+    # sample row is keyed by its instance position, not by the data set index.
+    db["samples"].transform(pk=("run_id", "position"))
+    for name, kind in (
+        ("eps", float),  # the budget this row was judged at
+        ("fwd", float),  # forward passes (or queries) spent on this instance
+        ("bwd", float),  # backward passes spent on this instance
+        ("trace", str),  # JSON: per-restart best result, where the attack restarts
+    ):
+        db["samples"].add_column(name, kind)
+    for name, kind in (
+        ("targeted", str),  # null (untargeted), all-others or random
+        ("threat", str),  # white-box, transfer or proxy
+        ("source_model", str),  # where the examples were crafted (transfer, proxy)
+        ("source_checksum", str),
+        ("only_correct", int),
+        ("n_samples", int),  # test samples; n counts instances
+    ):
+        db["runs"].add_column(name, kind)
+    db.execute("update runs set threat = 'white-box', only_correct = 0, n_samples = n")
+    db.execute("update samples set eps = (select eps from runs where runs.id = samples.run_id)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
+    ("0003_instances_and_threat_models", _instances_and_threat_models),
 ]
