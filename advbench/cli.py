@@ -329,12 +329,13 @@ def _print_summaries(summaries, model_row, n, seed, scale) -> None:
         title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
         f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}"
     )
-    for c in ["attack", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]:
+    for c in ["attack", "threat", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]:
         table.add_column(c)
     for s in summaries:
         lo, hi = s.interval
         table.add_row(
             s.label or s.attack,
+            s.threat + (f", targeted {s.targeted}" if s.targeted else ""),
             f"{s.eps:g}",
             f"{s.accuracy * 100:.1f}",
             f"{lo * 100:.1f}–{hi * 100:.1f}",
@@ -387,6 +388,39 @@ def attack(
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
+    targeted: Annotated[
+        str | None,
+        typer.Option(
+            help="all-others (one instance per other label) or random (one random other "
+            "label); untargeted when omitted.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
+    source_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Transfer: craft on this stored model, evaluate on --model.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            help="Black-box: train a proxy of this architecture on the model's predicted "
+            "labels (stored as MODEL.proxy-ARCH), craft on it, evaluate on --model.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
+    proxy_epochs: Annotated[
+        int, typer.Option(help="Training epochs of the --proxy model.", rich_help_panel=ATTACK)
+    ] = 5,
+    only_correct: Annotated[
+        bool,
+        typer.Option(
+            help="Attack only test samples the model classifies correctly (madnet).",
+            rich_help_panel=DATA,
+        ),
+    ] = False,
     force: ForceOpt = False,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
 ) -> None:
@@ -404,16 +438,25 @@ def attack(
         raise BadInput("attack needs --model NAME (see `advbench models`)")
     if (attack_ is None) == (suite is None):
         raise BadInput("give exactly one of --attack NAME or --suite NAME")
+    if source_model and proxy:
+        raise BadInput("give at most one of --source-model NAME and --proxy ARCH")
+    if suite and targeted:
+        raise BadInput("--targeted applies to --attack; a suite sets targeting per row")
     eps_list = parse_eps(eps)
     overrides = parse_param_pairs(param)
     suite_doc = load_suite(suite) if suite else None
     if attack_:
-        job = make_job(attack_, eps_list, overrides)
+        job = make_job(attack_, eps_list, overrides, targeted=targeted, only_correct=only_correct)
     database = _open(db, create=False)
     from advbench.env import record_environment, resolve_device
-    from advbench.train import load_model, model_row
+    from advbench.models import ARCHS
+    from advbench.train import load_model, model_row, train_proxy
 
     rows = [model_row(database, m) for m in model]
+    if source_model:
+        model_row(database, source_model)
+    if proxy:
+        ARCHS.get(proxy)
     dev = resolve_device(device)
     env_id = record_environment(database, dev)
     from advbench.engine import run_jobs
@@ -421,10 +464,30 @@ def attack(
     for row in rows:
         if suite_doc:
             jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale)
+            for j in jobs:
+                j.only_correct = j.only_correct or only_correct
         else:
             jobs, suite_n = [job], 500
+        source = source_model
+        if proxy:
+            with _progress() as progress:
+                source = train_proxy(
+                    database,
+                    target=row["name"],
+                    arch=proxy,
+                    epochs=proxy_epochs,
+                    batch_size=64,
+                    seed=seed,
+                    device=dev,
+                    data_dir=data_dir,
+                    progress=progress,
+                ).name
+        if source:
+            for j in jobs:
+                j.source = source
         count = n if n is not None else suite_n
         net, _, _ = load_model(database, row["name"], dev)
+        notes: list[str] = []
         with _progress() as progress:
             summaries = run_jobs(
                 database,
@@ -440,8 +503,12 @@ def attack(
                 scale=scale if suite_doc else None,
                 data_dir=data_dir,
                 progress=progress,
+                load_model=lambda name: load_model(database, name, dev)[::2],
+                notes=notes,
             )
         _print_summaries(summaries, row, count, seed, scale if suite_doc else "custom")
+        for note in notes:
+            out.print(f"  note: {note}")
 
 
 @app.command()

@@ -98,6 +98,7 @@ def _fit_and_store(
     parent=None,
     defense=None,
     defense_config=None,
+    relabel=None,
 ) -> StoredModel:
     from advbench.env import record_environment
     from advbench.fit import Resume, evaluate, fit
@@ -109,6 +110,8 @@ def _fit_and_store(
         return StoredModel(existing, created=False)
     train = datasets.load(spec.dataset, "train", data_dir=data_dir, download=download)
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
+    if relabel is not None:  # a proxy learns another model's labels, not the data set's
+        train = datasets.DataSplit(relabel(train), train._fetch)
     env_id = record_environment(db, fit_cfg.device)
     folder = db_dir(db) / "models"
     resume = Resume(folder / ".partial", f"{name}-{cfg_hash}")
@@ -274,4 +277,69 @@ def harden_model(
         parent=parent,
         defense=defense,
         defense_config=resolved,
+    )
+
+
+def proxy_name(target: str, arch: str) -> str:
+    return f"{target}.proxy-{arch}"
+
+
+def train_proxy(
+    db,
+    *,
+    target: str,
+    arch: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    data_dir=None,
+    download: bool = False,
+    progress=None,
+) -> StoredModel:
+    """madnet §5.4's black-box attacker: train `arch` on the training split labelled by the
+    target's own predictions (it sees labels only), stored as `<target>.proxy-<arch>`."""
+    import torch
+
+    from advbench.fit import FitConfig, predict
+    from advbench.models import build_model
+
+    target_row = model_row(db, target)
+    validate_train_args(target_row["dataset"], arch, optimizer, "relu", epochs, batch_size, lr)
+    target_model, _, _ = load_model(db, target, device)
+    ds = datasets.spec(target_row["dataset"])
+    spec = ModelSpec(arch, ds.name, ds.shape, ds.classes, "relu", None, ds.mean, ds.std)
+    fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, 0.0, seed, device)
+    config = {
+        "kind": "proxy",
+        "target": target,
+        "target_checksum": target_row["checksum"],
+        "spec": spec.to_dict(),
+        **fit_cfg.identity(),
+    }
+
+    def relabel(split):
+        out = []
+        for i in range(0, len(split), 1000):
+            x, _ = split.get(torch.arange(i, min(i + 1000, len(split))))
+            out.append(predict(target_model, x))
+        return torch.cat(out)
+
+    torch.manual_seed(seed)
+    return _fit_and_store(
+        db,
+        name=proxy_name(target, arch),
+        config=config,
+        spec=spec,
+        model=build_model(spec),
+        loss_fn=_ce(),
+        fit_cfg=fit_cfg,
+        data_dir=data_dir,
+        download=download,
+        force=False,
+        progress=progress,
+        parent=target,
+        relabel=relabel,
     )

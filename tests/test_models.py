@@ -69,3 +69,12 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path):
     (tmp_path / "m.safetensors").write_bytes(bytes(raw))
     with pytest.raises(BadInput, match="sha256"):
         load_checkpoint(tmp_path / "m", checksum)
+
+
+def test_model_names_with_dots_do_not_share_files(tmp_path):
+    spec = ModelSpec("tf-mnist", "digits", (1, 8, 8), 10, "relu", None, None, None)
+    a = save_checkpoint(build_model(spec), spec, tmp_path / "m", {})
+    b = save_checkpoint(build_model(spec), spec, tmp_path / "m.proxy-x", {})
+    assert a != b
+    load_checkpoint(tmp_path / "m", a)  # still the first model's weights
+    load_checkpoint(tmp_path / "m.proxy-x", b)

@@ -23,6 +23,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _beside(stem: Path, suffix: str) -> Path:
+    """`<stem><suffix>`; not Path.with_suffix, which would turn model `a.b` into `a.json`
+    and overwrite model `a`'s files."""
+    return stem.with_name(stem.name + suffix)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -39,11 +45,11 @@ def save_tensors(path: Path, tensors: dict[str, Any]) -> None:
 def save_checkpoint(model, spec: ModelSpec, stem: Path, meta: dict[str, Any]) -> str:
     """Write `<stem>.safetensors` and `<stem>.json`; return the weights' sha256."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    weights = stem.with_suffix(".safetensors")
+    weights = _beside(stem, ".safetensors")
     save_tensors(weights, model.state_dict())
     checksum = sha256_file(weights)
     doc = {"spec": spec.to_dict(), "sha256": checksum, **meta}
-    _atomic_write_bytes(stem.with_suffix(".json"), json.dumps(doc, indent=2).encode())
+    _atomic_write_bytes(_beside(stem, ".json"), json.dumps(doc, indent=2).encode())
     return checksum
 
 
@@ -51,7 +57,7 @@ def load_checkpoint(stem: Path, expected_sha256: str | None = None):
     """Rebuild the module from the JSON spec and load the verified weights."""
     from safetensors.torch import load_file
 
-    weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, meta_path = _beside(stem, ".safetensors"), _beside(stem, ".json")
     if not weights.exists() or not meta_path.exists():
         raise BadInput(f"checkpoint {stem} is missing (.safetensors and .json expected)")
     meta = json.loads(meta_path.read_text())
