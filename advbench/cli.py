@@ -329,13 +329,15 @@ def _print_summaries(summaries, model_row, n, seed, scale) -> None:
         title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
         f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}"
     )
-    for c in ["attack", "threat", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]:
+    threat = any(s.threat != "white-box" or s.targeted for s in summaries)
+    columns = ["attack", "threat", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]
+    for c in columns if threat else [c for c in columns if c != "threat"]:
         table.add_column(c)
     for s in summaries:
         lo, hi = s.interval
         table.add_row(
             s.label or s.attack,
-            s.threat + (f", targeted {s.targeted}" if s.targeted else ""),
+            *([s.threat + (f", targeted {s.targeted}" if s.targeted else "")] if threat else []),
             f"{s.eps:g}",
             f"{s.accuracy * 100:.1f}",
             f"{lo * 100:.1f}–{hi * 100:.1f}",
