@@ -324,26 +324,38 @@ def parse_eps(text: str | None) -> list[float]:
     return values
 
 
-def _print_summaries(summaries, model_row, n, seed, scale) -> None:
+def _print_summaries(summaries, model_row, seed, scale) -> None:
+    """One row per attack row (label, threat model, n), its ε values stacked in one cell."""
     table = Table(
         title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
-        f"sha256 {model_row['checksum'][:12]}) — n={n}, seed {seed}, scale {scale}"
+        f"sha256 {model_row['checksum'][:12]}) — seed {seed}, scale {scale}",
+        caption="robust accuracy % of n instances, [95 % Wilson interval]",
     )
-    threat = any(s.threat != "white-box" or s.targeted for s in summaries)
-    columns = ["attack", "threat", "ε", "robust accuracy %", "95 % CI", "n", "status", "time s"]
-    for c in columns if threat else [c for c in columns if c != "threat"]:
-        table.add_column(c)
+    threats = any(s.threat != "white-box" or s.targeted for s in summaries)
+    for c in ["attack", "threat", "n", "ε: robust accuracy %", "time s", "status"]:
+        if c == "threat" and not threats:
+            continue
+        table.add_column(
+            c,
+            justify="right" if c in ("n", "time s") else "left",
+            no_wrap=c in ("ε: robust accuracy %", "status"),
+        )
+    groups: dict[tuple, list] = {}
     for s in summaries:
-        lo, hi = s.interval
+        groups.setdefault((s.label or s.attack, s.threat, s.targeted, s.n), []).append(s)
+    for (label, threat, targeted, n), runs in groups.items():
+        cells = []
+        for r in runs:
+            lo, hi = r.interval
+            cells.append(f"{r.eps:g}: {r.accuracy * 100:.1f} [{lo * 100:.1f}–{hi * 100:.1f}]")
+        statuses = {"stored (no work)" if r.reused else r.status for r in runs}
         table.add_row(
-            s.label or s.attack,
-            *([s.threat + (f", targeted {s.targeted}" if s.targeted else "")] if threat else []),
-            f"{s.eps:g}",
-            f"{s.accuracy * 100:.1f}",
-            f"{lo * 100:.1f}–{hi * 100:.1f}",
-            str(s.n),
-            "stored (no work)" if s.reused else s.status,
-            f"{s.wall_s:.1f}",
+            label,
+            *([threat + (f"\ntargeted {targeted}" if targeted else "")] if threats else []),
+            str(n),
+            "\n".join(cells),
+            f"{max(r.wall_s for r in runs):.1f}",
+            ", ".join(sorted(statuses)),
         )
     out.print(table)
 
@@ -385,7 +397,13 @@ def attack(
             rich_help_panel=DATA,
         ),
     ] = None,
-    seed: SeedOpt = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Sample-choice seed [default: the suite's (fidel: 42), else 0].",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     batch_size: BatchOpt = 100,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
@@ -447,6 +465,8 @@ def attack(
     eps_list = parse_eps(eps)
     overrides = parse_param_pairs(param)
     suite_doc = load_suite(suite) if suite else None
+    if seed is None:
+        seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
     if attack_:
         job = make_job(attack_, eps_list, overrides, targeted=targeted, only_correct=only_correct)
     database = _open(db, create=False)
@@ -508,7 +528,7 @@ def attack(
                 load_model=lambda name: load_model(database, name, dev)[::2],
                 notes=notes,
             )
-        _print_summaries(summaries, row, count, seed, scale if suite_doc else "custom")
+        _print_summaries(summaries, row, seed, scale if suite_doc else "custom")
         for note in notes:
             out.print(f"  note: {note}")
 

@@ -4,6 +4,12 @@ A suite lists attacks with their ε per data-set family and parameters at `full`
 paper's settings), plus explicit per-scale overrides: `smoke` for tests (about a minute),
 `cpu` for a 2-core machine. Scaling is spelled out in the file, never computed, so a
 reader sees exactly what each scale ran.
+
+Suite keys: name, description, n (samples per scale), seed (default for --seed),
+only_correct, attacks. Row keys: attack, label (the paper's name for the row), eps (per
+family; "inf" allowed for minimal attacks), params (full scale), family (params per family),
+scale (params per scale, applied last), n (the row's own samples per scale), targeted
+(all-others | random), transfer ("undefended": craft on the model's undefended ancestor).
 """
 
 from __future__ import annotations
@@ -52,8 +58,24 @@ def suite_jobs(suite: dict[str, Any], dataset: str, scale: str) -> tuple[list[At
         eps = item["eps"].get(fam)
         if eps is None:
             continue
-        params = {**item.get("params", {}), **item.get("scale", {}).get(scale, {})}
-        jobs.append(make_job(item["attack"], eps, params, item.get("label"), suite["name"]))
+        params = {
+            **item.get("params", {}),
+            **item.get("family", {}).get(fam, {}),
+            **item.get("scale", {}).get(scale, {}),
+        }
+        jobs.append(
+            make_job(
+                item["attack"],
+                [float(e) for e in eps],
+                params,
+                item.get("label"),
+                suite["name"],
+                targeted=item.get("targeted"),
+                source=item.get("transfer"),
+                only_correct=bool(suite.get("only_correct", False)),
+                n=item["n"][scale] if "n" in item else None,
+            )
+        )
     if not jobs:
         raise BadInput(f"suite {suite['name']!r} has no attacks for data set {dataset!r}")
     return jobs, int(suite["n"][scale])

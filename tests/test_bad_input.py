@@ -67,6 +67,37 @@ CASES = [
         ],
         ["steps", "many"],
     ),
+    (
+        ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--targeted", "each"],
+        ["each", "all-others", "random"],
+    ),
+    (
+        [
+            "attack",
+            "--model",
+            "std",
+            "--attack",
+            "deepfool-l2",
+            "--eps",
+            "1",
+            "--targeted",
+            "random",
+        ],
+        ["deepfool-l2", "cw-l2"],
+    ),
+    (["attack", "--model", "std", "--attack", "pgd-l2", "--eps", "inf"], ["inf", "pgd-l2"]),
+    (
+        ["attack", "--model", "jac", "--attack", "fgsm", "--eps", "0.1", "--source-model", "ghost"],
+        ["ghost", "std"],
+    ),
+    (
+        ["attack", "--model", "jac", "--attack", "fgsm", "--eps", "0.1", "--proxy", "lenet9"],
+        ["lenet9", "madry-mnist"],
+    ),
+    (
+        ["attack", "--model", "std", "--suite", "fidel", "--targeted", "random"],
+        ["--targeted", "suite"],
+    ),
     (["report", "--format", "pdf"], ["pdf", "markdown"]),
     (["report", "--table", "fidel:IX"], ["fidel:IX", "summary"]),
 ]

@@ -31,6 +31,7 @@ def unpack(result) -> Crafted:
 
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
+_ABS = Param("abs_stepsize", float, None, "absolute step size; overrides rel_stepsize")
 _RESTARTS = Param("restarts", int, 1, "random restarts; each sample keeps its first success")
 
 
@@ -65,6 +66,7 @@ ATTACKS.register(
     params=(
         Param("steps", int, 40),
         Param("rel_stepsize", float, None, _REL),
+        _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
     ),
@@ -80,6 +82,7 @@ ATTACKS.register(
     params=(
         Param("steps", int, 40),
         Param("rel_stepsize", float, None, _REL),
+        _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
     ),
@@ -147,6 +150,7 @@ ATTACKS.register(
     params=(
         Param("steps", int, 40),
         Param("rel_stepsize", float, None, _REL),
+        _ABS,
         _RESTARTS,
         Param("random_start", bool, True),
     ),

@@ -53,19 +53,25 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
     return 2.5 / steps if rel_stepsize is None else rel_stepsize
 
 
-def pgd_linf(*, steps: int, rel_stepsize: float | None, random_start: bool, restarts: int):
+def pgd_linf(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
     return _budget(
         fb.attacks.LinfPGD(
-            steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
+            steps=steps,
+            rel_stepsize=_rel(steps, rel_stepsize),
+            abs_stepsize=abs_stepsize,
+            random_start=random_start,
         ),
         restarts,
     )
 
 
-def pgd_l2(*, steps: int, rel_stepsize: float | None, random_start: bool, restarts: int):
+def pgd_l2(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
     return _budget(
         fb.attacks.L2PGD(
-            steps=steps, rel_stepsize=_rel(steps, rel_stepsize), random_start=random_start
+            steps=steps,
+            rel_stepsize=_rel(steps, rel_stepsize),
+            abs_stepsize=abs_stepsize,
+            random_start=random_start,
         ),
         restarts,
     )

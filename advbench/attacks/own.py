@@ -150,13 +150,20 @@ def cw_l2_eot(*, samples: int, radius: float, **cw):
     return run
 
 
-def bpda_pgd(*, steps: int, rel_stepsize: float | None, restarts: int, random_start: bool):
+def bpda_pgd(
+    *,
+    steps: int,
+    rel_stepsize: float | None,
+    abs_stepsize: float | None,
+    restarts: int,
+    random_start: bool,
+):
     """L∞ PGD on the cross-entropy; gradients through `model.bpda` when the model has one."""
     rel = 2.5 / steps if rel_stepsize is None else rel_stepsize
 
     def run(model, x, y, eps, target=None):
         surrogate = getattr(model, "bpda", model)
-        alpha = rel * eps
+        alpha = rel * eps if abs_stepsize is None else abs_stepsize
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         trace = []

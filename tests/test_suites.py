@@ -1,0 +1,88 @@
+"""Suites: every file parses for every family and scale, and every paper suite runs at
+scale smoke on mnist-5k through the CLI (the issue's acceptance check)."""
+
+import pytest
+
+from advbench.cli import app
+from advbench.engine import run_jobs
+from advbench.env import record_environment
+from advbench.store import open_db
+from advbench.suites import SCALES, available, load_suite, suite_jobs
+from advbench.train import harden_model, load_model, train_model
+
+PAPERS = ["fidel", "zantedeschi", "madnet", "jakubovitz", "pesso"]
+
+
+def test_every_paper_has_a_suite():
+    assert set(PAPERS) | {"carlini-eval"} <= set(available())
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+def test_suite_rows_are_valid_labelled_and_scaled_down(name):
+    suite = load_suite(name)
+    for dataset in ("mnist-5k", "cifar10"):
+        jobs = {s: suite_jobs(suite, dataset, s)[0] for s in SCALES}
+        assert all(j.label for j in jobs["full"]), "every row carries the paper's label"
+        for small in ("smoke", "cpu"):
+            assert len(jobs[small]) == len(jobs["full"])
+            for a, b in zip(jobs[small], jobs["full"], strict=True):
+                assert (a.attack, a.label, a.eps) == (b.attack, b.label, b.eps)
+                for key in ("steps", "max_iter", "restarts", "samples"):
+                    if key in b.params:
+                        assert a.params[key] <= b.params[key], (a.label, key)
+        n = {s: suite_jobs(suite, dataset, s)[1] for s in SCALES}
+        assert n["smoke"] <= n["cpu"] <= n["full"]
+
+
+def test_cw_row_labels_map_to_the_papers_parameters():
+    fidel = {j.label: j for j in suite_jobs(load_suite("fidel"), "mnist-5k", "full")[0]}
+    assert fidel["CW-L2-HC"].params["confidence"] == 5.0
+    assert fidel["CW-L2"].params["initial_const"] == 10.0  # MNIST
+    assert fidel["CW-L2 (targeted)"].targeted == "all-others"
+    assert fidel["CW-L2 (targeted)"].n == 113
+    cifar = {j.label: j for j in suite_jobs(load_suite("fidel"), "cifar10", "full")[0]}
+    assert cifar["CW-L2"].params["initial_const"] == 0.001
+    madnet = suite_jobs(load_suite("madnet"), "mnist-5k", "full")[0]
+    assert all(j.only_correct for j in madnet)
+    assert {j.label for j in madnet if j.attack == "cw-l2"} == {
+        "CW (c = 0.1)",
+        "CW (c = 1)",
+        "CW (c = 10)",
+    }
+
+
+@pytest.fixture(scope="session")
+def mnist_db(tmp_path_factory):
+    db_path = tmp_path_factory.mktemp("mnist") / "m.db"
+    db = open_db(db_path)
+    common = dict(batch_size=128, weight_decay=0.0, seed=0, device="cpu")
+    train_model(
+        db, name="base", dataset="mnist-5k", arch="madry-mnist", epochs=2,
+        optimizer="adam", lr=1e-3, **common,
+    )  # fmt: skip
+    harden_model(
+        db, parent="base", defense="jacobian", name="hard", params={"lambda": 0.05},
+        epochs=1, optimizer="adam", lr=1e-4, **common,
+    )  # fmt: skip
+    db.close()
+    return db_path
+
+
+@pytest.mark.parametrize("name", ["carlini-eval", *PAPERS])
+def test_suite_runs_at_smoke_scale_on_mnist_5k(runner, mnist_db, name):
+    args = ["attack", "--model", "hard", "--suite", name, "--scale", "smoke", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--db", str(mnist_db)])
+    assert result.exit_code == 0, result.output
+    # Every row of the suite is now stored and complete: running it again does no work.
+    suite = load_suite(name)
+    jobs, n = suite_jobs(suite, "mnist-5k", "smoke")
+    db = open_db(mnist_db)
+    model, _, row = load_model(db, "hard")
+    again = run_jobs(
+        db, model, row, jobs, n=n, seed=suite.get("seed", 0), batch_size=100,
+        env_id=record_environment(db, "cpu"), scale="smoke",
+        load_model=lambda m: load_model(db, m)[::2],
+    )  # fmt: skip
+    assert again and all(s.reused and s.status == "complete" for s in again)
+    expected = sum(len(j.eps) * (j.n or n) * (9 if j.targeted == "all-others" else 1) for j in jobs)
+    assert sum(s.n for s in again) == expected
