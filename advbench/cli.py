@@ -488,6 +488,8 @@ def attack(
             jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale)
             for j in jobs:
                 j.only_correct = j.only_correct or only_correct
+                if n is not None and j.n is not None:
+                    j.n = min(j.n, n)  # --n caps rows that have their own, smaller count
         else:
             jobs, suite_n = [job], 500
         source = source_model

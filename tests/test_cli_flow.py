@@ -3,6 +3,7 @@
 import sqlite3
 
 from advbench.cli import app, normalise_argv
+from advbench.suites import load_suite, suite_jobs
 
 
 def _invoke(runner, *args):
@@ -121,13 +122,21 @@ def test_suite_at_smoke_scale(runner, trained_db, tmp_path):
         "--db",
         db,
     ).output
-    for label in ("FGSM", "PGD-Linf", "PGD-L2", "CW-L2"):
+    for label in ("FGSM", "PGD-Linf", "PGD-L2", "CW-L2", "APGD-DLR"):
         assert label in out
+    assert "note: Transfer-PGD-Linf: skipped" in out  # std is itself undefended
+    jobs, _ = suite_jobs(load_suite("carlini-eval"), "digits", "smoke")
+    ran = [j for j in jobs if j.source is None]
     con = sqlite3.connect(db)
-    runs = con.execute("select count(*), count(distinct attack), min(n) from runs").fetchone()
-    per_run = con.execute("select count(*) from samples group by run_id").fetchall()
-    assert runs == (16, 4, 20)
-    assert {c for (c,) in per_run} == {20}
+    runs = con.execute("select count(*), count(distinct label) from runs").fetchone()
+    per_run = dict(
+        con.execute(
+            "select r.label, count(*) from samples s join runs r on s.run_id = r.id group by r.id"
+        ).fetchall()
+    )
+    assert runs == (sum(len(j.eps) for j in ran), len(ran))
+    assert per_run["HopSkipJump-L2"] == 4  # the row's own count, under --n 20
+    assert per_run["FGSM"] == 20
 
 
 def test_listings(runner):
