@@ -448,7 +448,7 @@ def attack(
     from advbench.attacks import ATTACKS
 
     if list_:
-        _list_registry(ATTACKS, "Attacks", ["norm", "kind", "backend"])
+        _list_registry(ATTACKS, "Attacks", ["norm", "kind", "backend", "targeted"])
         return
     from advbench.engine import make_job
     from advbench.registry import parse_param_pairs

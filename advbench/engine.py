@@ -452,8 +452,8 @@ def run_jobs(
 ) -> list[RunSummary]:
     """Execute every pending run of `jobs` against `model`; return a summary per run.
 
-    `load_model(name) -> (model, row)` loads source models for transfer jobs; `notes`
-    collects jobs that were skipped and why.
+    `load_model(name) -> (model, row)` loads source models for transfer jobs (default: from
+    `db`); `notes` collects jobs that were skipped and why.
     """
     if n <= 0:
         raise BadInput(f"--n {n} must be > 0")
@@ -462,6 +462,12 @@ def run_jobs(
     test = datasets.load(model_row["dataset"], "test", data_dir=data_dir)
     model = model.to(device).eval()
     classes = int(model.classes)
+    if load_model is None:
+        from advbench.train import load_model as load_stored
+
+        def load_model(name):
+            model_, _, row_ = load_stored(db, name, device)
+            return model_, row_
 
     plans = []  # (job, instances, rows, source model or None)
     cache: dict[Any, Instances] = {}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from advbench.attacks import ATTACKS
+from advbench.attacks import ATTACKS, norm_of
 from advbench.engine import make_job, run_jobs
 from advbench.env import record_environment
 from advbench.store import open_db
@@ -37,7 +37,7 @@ def test_attack_contract(db_copy, name):
     db = open_db(db_copy)
     model, _, row = load_model(db, "std")
     entry = ATTACKS.get(name)
-    norm = entry.meta["norm"]
+    norm = norm_of(name, FAST.get(name))
     job = make_job(name, EPS[norm], FAST.get(name))
     res = run_jobs(
         db, model, row, [job], n=16, seed=1, batch_size=8, env_id=record_environment(db, "cpu")

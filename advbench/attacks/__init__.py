@@ -54,7 +54,7 @@ ATTACKS.register(
     "fgsm",
     _fb("fgsm"),
     params=(Param("norm", str, "linf", "linf (FGSM) or l2 (FGM)", choices=("linf", "l2")),),
-    norm="linf",
+    norm="linf|l2",
     kind="budget",
     backend="foolbox",
     targeted=True,
@@ -262,7 +262,7 @@ ATTACKS.register(
         Param("init_eval", int, 100, "queries of the first gradient estimate"),
         Param("init_size", int, 100, "random draws to find a starting adversarial"),
     ),
-    norm="l2",
+    norm="l2|linf",
     kind="minimal",
     backend="art",
     targeted=True,
@@ -284,7 +284,7 @@ ATTACKS.register(
         Param("restarts", int, 1, "random initialisations"),
         Param("rel_stepsize", float, 2.0, "first step size / ε (AutoAttack: 2)"),
     ),
-    norm="linf",
+    norm="linf|l2",
     kind="budget",
     backend="art",
     targeted=True,
@@ -292,6 +292,8 @@ ATTACKS.register(
 )
 
 
-def norm_of(name: str, params: dict[str, Any]) -> str:
-    """The threat model's norm; FGSM's depends on its `norm` parameter."""
-    return params.get("norm") or ATTACKS.get(name).meta["norm"]
+def norm_of(name: str, params: dict[str, Any] | None = None) -> str:
+    """The threat model's norm; where the attack has a `norm` parameter (fgsm, hsj, apgd; the
+    registry lists them as "linf|l2") it decides."""
+    entry = ATTACKS.get(name)
+    return {**entry.defaults(), **(params or {})}.get("norm") or entry.meta["norm"]
