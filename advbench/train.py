@@ -111,7 +111,7 @@ def _fit_and_store(
     train = datasets.load(spec.dataset, "train", data_dir=data_dir, download=download)
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
     if relabel is not None:  # a proxy learns another model's labels, not the data set's
-        train = datasets.DataSplit(relabel(train), train._fetch)
+        train = train.relabelled(relabel(train))
     env_id = record_environment(db, fit_cfg.device)
     folder = db_dir(db) / "models"
     resume = Resume(folder / ".partial", f"{name}-{cfg_hash}")

@@ -29,6 +29,28 @@ def unpack(result) -> Crafted:
     return result if isinstance(result, Crafted) else Crafted(result)
 
 
+def best_of_restarts(restarts: int, attempt):
+    """Run `attempt() -> (adv, fooled)` `restarts` times. A sample keeps the result of the
+    first attempt that fooled the model (until then, the latest attempt's); the trace says
+    per sample whether it had been fooled after each restart."""
+    best = done = None
+    trace = []
+    for _ in range(restarts):
+        adv, ok = attempt()
+        if best is None:
+            best, done = adv.detach().clone(), ok.clone()
+        else:
+            open_ = ~done
+            best[open_] = adv.detach()[open_]
+            done |= ok
+        trace.append(done.clone())
+    if restarts == 1:
+        return best
+    import torch
+
+    return Crafted(best, trace=torch.stack(trace, 1).int().tolist())
+
+
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
 _ABS = Param("abs_stepsize", float, None, "absolute step size; overrides rel_stepsize")

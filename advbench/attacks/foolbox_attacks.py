@@ -9,7 +9,7 @@ from __future__ import annotations
 import foolbox as fb
 import torch
 
-from advbench.attacks import Crafted
+from advbench.attacks import best_of_restarts
 
 
 def _fmodel(model):
@@ -22,25 +22,16 @@ def _criterion(y, target):
 
 
 def _budget(attack, restarts: int = 1):
-    """A fixed-budget attack; with restarts, each sample keeps its first successful result
-    (foolbox has no restarts), and the trace records per sample whether it had been fooled
-    after each restart."""
+    """A fixed-budget attack; foolbox has no restarts, so they are run here."""
 
     def run(model, x: torch.Tensor, y: torch.Tensor, eps: float, target=None):
         fmodel, crit = _fmodel(model), _criterion(y, target)
-        best, done, trace = None, None, []
-        for _ in range(restarts):
+
+        def attempt():
             _, adv, ok = attack(fmodel, x, crit, epsilons=eps)
-            if best is None:
-                best, done = adv.detach().clone(), ok.clone()
-            else:
-                open_ = ~done
-                best[open_] = adv.detach()[open_]
-                done |= ok
-            trace.append(done.clone())
-        if restarts == 1:
-            return best
-        return Crafted(best, trace=torch.stack(trace, 1).int().tolist())
+            return adv, ok
+
+        return best_of_restarts(restarts, attempt)
 
     return run
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from advbench.attacks import Crafted
+from advbench.attacks import Crafted, best_of_restarts
 
 
 def _margin(logits, y, target, confidence: float):
@@ -164,10 +164,8 @@ def bpda_pgd(
     def run(model, x, y, eps, target=None):
         surrogate = getattr(model, "bpda", model)
         alpha = rel * eps if abs_stepsize is None else abs_stepsize
-        best = x.clone()
-        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        trace = []
-        for _ in range(restarts):
+
+        def attempt():
             xa = x + (torch.empty_like(x).uniform_(-eps, eps) if random_start else 0)
             xa = xa.clamp(0, 1)
             for _ in range(steps):
@@ -184,14 +182,9 @@ def bpda_pgd(
                     xa = (x + (xa - x).clamp(-eps, eps)).clamp(0, 1)
             with torch.no_grad():
                 pred = model(xa).argmax(1)
-                ok = (pred != y) if target is None else (pred == target)
-                open_ = ~done  # samples not yet fooled take this restart's result
-                best[open_] = xa[open_]
-                done |= ok
-                trace.append(done.clone())
-        if restarts == 1:
-            return best
-        return Crafted(best, trace=torch.stack(trace, 1).int().tolist())
+            return xa, (pred != y) if target is None else (pred == target)
+
+        return best_of_restarts(restarts, attempt)
 
     return run
 

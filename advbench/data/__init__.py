@@ -35,6 +35,10 @@ class DataSplit:
     def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._fetch(idx), self.labels[idx]
 
+    def relabelled(self, labels: torch.Tensor) -> DataSplit:
+        """The same images with other labels (a proxy learning a model's predictions)."""
+        return DataSplit(labels, self._fetch)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
