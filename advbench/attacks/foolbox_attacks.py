@@ -44,28 +44,21 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
     return 2.5 / steps if rel_stepsize is None else rel_stepsize
 
 
-def pgd_linf(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
-    return _budget(
-        fb.attacks.LinfPGD(
+def _pgd(cls):
+    def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
+        attack = cls(
             steps=steps,
             rel_stepsize=_rel(steps, rel_stepsize),
             abs_stepsize=abs_stepsize,
             random_start=random_start,
-        ),
-        restarts,
-    )
+        )
+        return _budget(attack, restarts)
+
+    return build
 
 
-def pgd_l2(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
-    return _budget(
-        fb.attacks.L2PGD(
-            steps=steps,
-            rel_stepsize=_rel(steps, rel_stepsize),
-            abs_stepsize=abs_stepsize,
-            random_start=random_start,
-        ),
-        restarts,
-    )
+pgd_linf = _pgd(fb.attacks.LinfPGD)
+pgd_l2 = _pgd(fb.attacks.L2PGD)
 
 
 def bim(*, steps: int, rel_stepsize: float | None):
