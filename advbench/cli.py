@@ -223,7 +223,7 @@ def train(
 def _list_registry(registry, title: str, columns: list[str]) -> None:
     table = Table(title=title)
     for c in ["name", *columns, "parameters (defaults)", "description"]:
-        table.add_column(c)
+        table.add_column(c, no_wrap=c == "name")  # names are copied into commands whole
     for e in registry:
         params = ", ".join(f"{p.name}={p.default}" for p in e.params) or "—"
         table.add_row(e.name, *[str(e.meta.get(c, "")) for c in columns], params, e.help)
@@ -280,10 +280,12 @@ def harden(
         return
     if defense is None or model is None:
         raise BadInput("harden needs --model NAME and --defense NAME (see --list)")
+    from advbench.defenses import resolve
     from advbench.env import resolve_device
     from advbench.train import harden_model
 
-    params = DEFENSES.get(defense).resolve(parse_param_pairs(param))
+    raw = parse_param_pairs(param)
+    params = resolve(defense, raw)  # validated before anything is opened
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
@@ -291,7 +293,7 @@ def harden(
             parent=model,
             defense=defense,
             name=name or f"{model}+{defense}",
-            params=params,
+            params=raw,
             epochs=epochs,
             batch_size=batch_size,
             optimizer=optimizer,

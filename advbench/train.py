@@ -10,8 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from advbench import data as datasets
+from advbench import defenses
 from advbench.config import config_hash
-from advbench.defenses import DEFENSES
 from advbench.errors import BadInput, unknown
 from advbench.models import ARCHS, ModelSpec
 from advbench.models.layers import ACTIVATIONS
@@ -236,9 +236,8 @@ def harden_model(
     """Fine-tune stored model `parent` with a training-time defense; store it as `name`."""
     from advbench.fit import FitConfig
 
-    entry = DEFENSES.get(defense)
-    resolved = entry.resolve(params)
-    d = entry.meta.get("defaults", {})
+    resolved = defenses.resolve(defense, params)
+    d = defenses.defaults_for(defense)
     epochs = d.get("epochs", 10) if epochs is None else epochs
     optimizer = optimizer or d.get("optimizer", "adam")
     lr = lr if lr is not None else d.get("lr", 1e-4)
@@ -268,7 +267,7 @@ def harden_model(
         config=config,
         spec=spec,
         model=model,
-        loss_fn=entry.factory(resolved),
+        loss_fn=defenses.loss_for(defense, resolved),
         fit_cfg=fit_cfg,
         data_dir=data_dir,
         download=download,

@@ -45,6 +45,11 @@ CASES = [
         ["lambda", "auto"],
     ),
     (["harden", "--model", "ghost", "--defense", "jacobian"], ["ghost", "std"]),
+    (["harden", "--model", "std", "--defense", "jacobian+magic"], ["magic", "gda"]),
+    (
+        ["harden", "--model", "std", "--defense", "jacobian+gda", "--param", "vat.eps=1"],
+        ["vat", "jacobian, gda"],
+    ),
     (
         ["attack", "--model", "std", "--attack", "pgd-linfinity", "--eps", "0.1"],
         ["pgd-linfinity", "pgd-linf"],

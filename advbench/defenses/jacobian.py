@@ -48,21 +48,3 @@ def jacobian_regulariser(model, x, logits, *, projections=1, exact=False, form="
         sq = jacobian_sq_norms(model, x, logits, exact=True)
         return sq.sum().clamp_min(1e-12).sqrt() / x.shape[0]
     return 0.5 * jacobian_sq_norms(model, x, logits, projections, exact).mean()
-
-
-def jacobian_loss(*, projections: int = 1, exact: bool = False, form: str = "hoffman", **kw):
-    lam = kw["lambda"]
-
-    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = x.clone().requires_grad_(True)
-        logits = model(x)
-        reg = jacobian_regulariser(
-            model, x, logits, projections=projections, exact=exact, form=form
-        )
-        return {
-            "ce": nn.functional.cross_entropy(logits, y),
-            "jacobian": lam * reg,
-            "_logits": logits,
-        }
-
-    return loss

@@ -1,0 +1,166 @@
+"""Training-time defenses: each term against a hand computation, composition, and each
+defense hardening a stored model end to end (parent and configuration recorded)."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from advbench import defenses
+from advbench.cli import app
+from advbench.defenses import training as T
+from advbench.errors import BadInput
+from advbench.store import open_db
+from advbench.train import harden_model, load_model
+
+
+class Linear(nn.Module):
+    def __init__(self, d=6, c=4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(d, c)
+        self.classes, self.input_shape = c, (1, 1, d)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1))
+
+
+def _batch(n=5, d=6, c=4):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, 1, d, generator=g), torch.randint(0, c, (n,), generator=g)
+
+
+def test_input_gradient_equals_hand_computation_on_a_linear_model():
+    model, (x, y) = Linear(), _batch()
+    x = x.requires_grad_(True)
+    logits = model(x)
+    got = T.input_gradient(model, x, logits, y)
+    w = model.lin.weight.detach()
+    p = F.softmax(logits.detach(), 1)
+    grads = (p - F.one_hot(y, 4)) @ w  # ∇x CE_i = Wᵀ (p_i − e_y)
+    assert float(got) == pytest.approx(float(grads.pow(2).sum(1).mean()), rel=1e-5)
+
+
+def test_cross_lipschitz_equals_hand_computation_on_a_linear_model():
+    model, (x, y) = Linear(), _batch()
+    x = x.requires_grad_(True)
+    got = T.cross_lipschitz(model, x, model(x), y)
+    w = model.lin.weight.detach()
+    pairs = sum(float((w[k] - w[j]).pow(2).sum()) for k in range(4) for j in range(4))
+    assert float(got) == pytest.approx(pairs / 16, rel=1e-5)
+
+
+def test_label_smoothing_targets():
+    model, (x, y) = Linear(), _batch()
+    b = T.label_smoothing(true_weight=0.9)(model, T.Batch(x, y, torch.ones(5), y, 5))
+    assert torch.allclose(b.target.sum(1), torch.ones(5))
+    assert torch.allclose(b.target[torch.arange(5), y], torch.full((5,), 0.9))
+    assert float(b.target.min()) == pytest.approx(0.1 / 3)
+
+
+def test_gda_adds_clipped_noisy_copies():
+    model, (x, y) = Linear(), _batch()
+    b = T.gda(copies=3, sigma=0.3)(model, T.Batch(x, y, torch.ones(5), y, 5))
+    assert b.x.shape[0] == 20 and torch.equal(b.x[:5], x) and torch.equal(b.labels[15:], y)
+    assert b.x.min() >= 0 and b.x.max() <= 1 and not torch.equal(b.x[5:10], x)
+
+
+def test_fgsm_at_rows_and_weights():
+    model, (x, y) = Linear(), _batch()
+    b = T.fgsm_at(eps=0.1, ratio=0.3)(model, T.Batch(x, y, torch.ones(5), y, 5))
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y), xg)
+    assert torch.allclose(b.x[5:], (x + 0.1 * g.sign()).clamp(0, 1))
+    assert torch.allclose(b.weight, torch.tensor([0.7] * 5 + [0.3] * 5))
+    only = T.fgsm_at(eps=0.1, ratio=1.0)(model, T.Batch(x, y, torch.ones(5), y, 5))
+    assert only.x.shape[0] == 5 and only.clean == 0
+
+
+def test_weighted_cross_entropy_of_a_composition():
+    model, (x, y) = Linear(), _batch()
+    loss = defenses.loss_for("fgsm-at", {"eps": 0.1, "ratio": 0.3})
+    terms = loss(model, x, y)
+    b = T.fgsm_at(eps=0.1, ratio=0.3)(model, T.Batch(x, y, torch.ones(5), y, 5))
+    rows = F.cross_entropy(model(b.x), b.labels, reduction="none")
+    assert float(terms["ce"]) == pytest.approx(float(0.7 * rows[:5].mean() + 0.3 * rows[5:].mean()))
+    assert terms["_logits"].shape == (5, 4)
+
+
+def test_vat_is_zero_without_a_perturbation_and_positive_with_one():
+    model, (x, y) = Linear(), _batch()
+    x = x.requires_grad_(True)
+    logits = model(x)
+    zero = T.vat(eps=0.0, xi=1e-6, iterations=1)(model, x, logits, y)
+    assert float(zero) == pytest.approx(0, abs=1e-6)
+    assert float(T.vat(eps=2.0, xi=1e-6, iterations=1)(model, x, logits, y)) > 0
+
+
+def test_composition_parameters_are_namespaced():
+    got = defenses.resolve("jacobian+fgsm-at", {"jacobian.lambda": "0.2", "eps": "0.1"})
+    assert got["jacobian"]["lambda"] == 0.2 and got["fgsm-at"]["eps"] == 0.1
+    both = defenses.resolve("input-gradient+jacobian", {"lambda": "3"})
+    assert both["input-gradient"]["lambda"] == both["jacobian"]["lambda"] == 3.0
+    with pytest.raises(BadInput, match="gda"):
+        defenses.resolve("jacobian+fgsm-at", {"gda.sigma": "1"})
+    with pytest.raises(BadInput, match="magic"):
+        defenses.resolve("jacobian+magic", {})
+    terms = defenses.loss_for("jacobian+fgsm-at", got)(Linear(), *_batch())
+    assert set(terms) == {"ce", "jacobian", "_logits"}
+
+
+FAST = {
+    "pgd-at": {"steps": "2", "step_size": "0.1"},
+    "gda": {"copies": "2"},
+}
+HARDEN = [
+    *[n for n in defenses.DEFENSES.names()],
+    "jacobian+fgsm-at",
+    "input-gradient+fgsm-at",
+    "cross-lipschitz+fgsm-at",
+]
+
+
+@pytest.mark.parametrize("defense", HARDEN)
+def test_each_defense_hardens_a_stored_model(db_copy, defense):
+    db = open_db(db_copy)
+    raw = FAST.get(defense, {})
+    stored = harden_model(
+        db, parent="std", defense=defense, name="h", params=raw, epochs=1, batch_size=128,
+        optimizer=None, lr=None, weight_decay=0.0, seed=0, device="cpu",
+    )  # fmt: skip
+    row = stored.row
+    assert row["parent"] == "std" and row["defense"] == defense
+    assert json.loads(row["defense_config"]) == defenses.resolve(defense, raw)
+    history = json.loads(row["history"])
+    assert len(history) == 1 and "ce" in history[0]
+    assert row["clean_accuracy"] > 0.5
+    load_model(db, "h")  # stored and loadable
+
+
+def test_harden_list_names_every_defense(runner):
+    out = runner.invoke(app, ["harden", "--list"]).output
+    for name in defenses.DEFENSES.names():
+        assert name in out
+
+
+def test_input_gradient_lowers_the_input_gradient(db_copy):
+    from advbench import data
+
+    db = open_db(db_copy)
+    for name, lam in (("ig", 10), ("control", 0)):  # same fine-tuning, with and without
+        harden_model(
+            db, parent="std", defense="input-gradient", name=name, params={"lambda": lam},
+            epochs=2, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0, seed=0,
+            device="cpu",
+        )  # fmt: skip
+    x, y = data.load("digits", "test").get(torch.arange(200))
+
+    def norm(name):
+        model, _, _ = load_model(db, name)
+        xg = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
+        return float(g.flatten(1).norm(dim=1).mean())
+
+    assert norm("ig") < 0.9 * norm("control"), (norm("ig"), norm("control"), norm("std"))
