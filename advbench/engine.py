@@ -386,6 +386,13 @@ def _done_positions(db, run_id: str) -> set[int]:
     return {r[0] for r in db.execute("select position from samples where run_id = ?", [run_id])}
 
 
+def _stored(db, name: str) -> dict[str, Any]:
+    """A stored model's row; an unknown name is a BadInput listing the stored ones."""
+    from advbench.train import model_row
+
+    return model_row(db, name)
+
+
 def _root(db, row) -> dict[str, Any]:
     """The undefended model a hardened one descends from."""
     seen = set()
@@ -483,7 +490,7 @@ def run_jobs(
         source, source_row, threat = None, None, "white-box"
         if job.source is not None:
             source_row = (
-                _root(db, model_row) if job.source == "undefended" else db["models"].get(job.source)
+                _root(db, model_row) if job.source == "undefended" else _stored(db, job.source)
             )
             if source_row["name"] == model_row["name"]:
                 if notes is not None:

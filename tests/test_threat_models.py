@@ -166,3 +166,9 @@ def test_bpda_pgd_sees_through_a_gradient_masking_wrapper():
     masked = bpda(_NoBpda(inner), x, y, 0.3)
     blind = (model(masked).argmax(1) != y).float().mean()
     assert broken > 0.5 and broken > blind + 0.3, (broken, blind)
+
+
+def test_unknown_source_model_is_a_bad_input(db_copy):
+    db = open_db(db_copy)
+    with pytest.raises(BadInput, match="ghost"):
+        _run(db, "jac", [make_job("fgsm", [0.3], source="ghost")])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from advbench.attacks import Crafted
+
 
 def art_classifier(model):
     """Wrap a zoo model for ART; inputs are cast to float32 (ART passes float64 arrays)."""
@@ -114,8 +116,6 @@ def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: i
     from art.attacks.evasion import HopSkipJump
 
     def run(model, x, y, target=None):
-        from advbench.attacks import Crafted
-
         attack = HopSkipJump(
             art_classifier(model),
             targeted=target is not None,

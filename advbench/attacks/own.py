@@ -83,7 +83,11 @@ def cw_l2_search(
         for step in range(steps):
             xa = (torch.tanh(w) + 1) / 2
             dist = (xa - x).flatten(1).pow(2).sum(1)
-            logits = model(xa)
+            if eot_samples:  # the iterate's own logits only judge success: no graph needed
+                with torch.no_grad():
+                    logits = model(xa)
+            else:
+                logits = model(xa)
             if eot_samples:
                 # Gradient expectation: the margin's gradient is the mean over points drawn
                 # in an L2 ball of eot_radius around the iterate (the distance stays exact).
