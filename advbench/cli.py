@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -234,12 +235,26 @@ def _list_registry(registry, title: str, columns: list[str]) -> None:
 @handles_errors
 def harden(
     model: Annotated[
-        str | None, typer.Option(help="Stored model to fine-tune.", rich_help_panel=MODEL)
+        str | None, typer.Option(help="Stored model to harden.", rich_help_panel=MODEL)
     ] = None,
     defense: Annotated[
-        str | None, typer.Option(help="Defense name (see --list).", rich_help_panel=MODEL)
+        str | None,
+        typer.Option(
+            help="Defense name, or a composition a+b (see --list; `combined` = nsloss+jacobian).",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     param: ParamOpt = None,
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="Train the model's architecture (with any architecture change) from a fresh "
+            "initialisation instead of fine-tuning its weights; defaults to the paper's "
+            "from-scratch recipe, else the model's own training recipe.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -257,7 +272,10 @@ def harden(
             help="Learning rate [default: the defense's, 1e-4 for jacobian].", rich_help_panel=RUN
         ),
     ] = None,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.", rich_help_panel=RUN)] = 0.0,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(help="Weight decay [default: the defense's, else 0].", rich_help_panel=RUN),
+    ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     name: Annotated[
@@ -271,21 +289,28 @@ def harden(
     force: ForceOpt = False,
     list_: Annotated[bool, typer.Option("--list", help="List defenses and exit.")] = False,
 ) -> None:
-    """Harden a stored model with a defense and store the result with its parent."""
+    """Harden a stored model with a defense and store the result with its parent.
+
+    Training-time defenses fine-tune the model (or train it --from-scratch); `brelu` changes
+    its activations; inference-time defenses (feature-squeezing, pnml) wrap it without
+    training, and attacks on the stored result attack the wrapper end to end.
+    `--param lambda=auto` chooses a regulariser's weight by fidel's protocol (§III-C).
+    """
     from advbench.defenses import DEFENSES
-    from advbench.registry import parse_param_pairs
 
     if list_:
         _list_registry(DEFENSES, "Defenses", ["kind", "paper"])
+        out.print("Aliases: combined = nsloss+jacobian. Compose training-time ones with '+'.")
         return
     if defense is None or model is None:
         raise BadInput("harden needs --model NAME and --defense NAME (see --list)")
     from advbench.defenses import resolve
     from advbench.env import resolve_device
+    from advbench.registry import parse_param_pairs
     from advbench.train import harden_model
 
     raw = parse_param_pairs(param)
-    params = resolve(defense, raw)  # validated before anything is opened
+    resolve(defense, raw)  # validated before anything is opened
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
@@ -301,12 +326,26 @@ def harden(
             weight_decay=weight_decay,
             seed=seed,
             device=resolve_device(device),
+            from_scratch=from_scratch,
             data_dir=data_dir,
             force=force,
             progress=progress,
         )
     _print_model(stored.row, stored.created)
-    out.print(f"  parent {model}, defense {defense} {params}")
+    config = json.loads(stored.row["config"])
+    how = {"wrap": "wrapped (inference-time, nothing trained)"}.get(config.get("kind"), "")
+    if config.get("from_scratch"):
+        how = "trained from scratch"
+    out.print(
+        f"  parent {model}, defense {defense} {json.loads(stored.row['defense_config'])} {how}"
+    )
+    for rec in config.get("lambda_search", []):
+        tried = ", ".join(f"{t['lambda']:.4g}{'' if t['ok'] else ' ✗'}" for t in rec["trials"])
+        out.print(
+            f"  {rec['component']}.{rec['param']}=auto: R0 {rec['r0']:.4g} over "
+            f"{rec['r0_batches']} batches, λ0 {rec['lambda0']:.4g}, tried {tried} "
+            f"(✗: CE ≥ {rec['threshold_ce']:.3f}) → {rec['chosen']:.4g}"
+        )
 
 
 def parse_eps(text: str | None) -> list[float]:

@@ -38,9 +38,20 @@ def model_row(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
 
 def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
     """Load a stored model; its weights must match the checksum recorded in the database."""
-    from advbench.models.checkpoint import load_checkpoint
+    from advbench.models.checkpoint import load_checkpoint, load_wrapper_doc
 
     row = model_row(db, name)
+    if json.loads(row["config"]).get("kind") == "wrap":  # an inference-time defense
+        doc = load_wrapper_doc(db_dir(db) / row["path"], row["checksum"])
+        base, spec, parent = load_model(db, doc["parent"], device)
+        if parent["checksum"] != doc["parent_sha256"]:
+            raise BadInput(
+                f"model {name!r} wraps {doc['parent']!r} with sha256 "
+                f"{doc['parent_sha256'][:12]}…, which is now {parent['checksum'][:12]}… "
+                f"(retrained?); re-run advbench harden --force for {name!r}"
+            )
+        wrapped = defenses.wrapper_for(doc["defense"], doc["params"])(base)
+        return wrapped.to(device).eval(), spec, row
     model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"])
     return model.to(device), spec, row
 
@@ -99,6 +110,8 @@ def _fit_and_store(
     defense=None,
     defense_config=None,
     relabel=None,
+    record=None,
+    prepare=None,
 ) -> StoredModel:
     from advbench.env import record_environment
     from advbench.fit import Resume, evaluate, fit
@@ -112,6 +125,10 @@ def _fit_and_store(
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
     if relabel is not None:  # a proxy learns another model's labels, not the data set's
         train = train.relabelled(relabel(train))
+    if prepare is not None:  # e.g. choosing λ=auto: work that a stored model skips
+        loss_fn, defense_config, record = prepare(train)
+    if hasattr(loss_fn, "bind"):  # madnet's partners are drawn from the training split
+        loss_fn.bind(train, spec.classes)
     env_id = record_environment(db, fit_cfg.device)
     folder = db_dir(db) / "models"
     resume = Resume(folder / ".partial", f"{name}-{cfg_hash}")
@@ -126,7 +143,7 @@ def _fit_and_store(
         folder / name,
         {
             "name": name,
-            "config": config,
+            "config": {**config, **(record or {})},
             "parent": parent,
             "defense": defense,
             "defense_config": defense_config,
@@ -139,7 +156,7 @@ def _fit_and_store(
         "dataset": spec.dataset,
         "activation": spec.activation,
         "spec": json.dumps(spec.to_dict()),
-        "config": json.dumps(config),
+        "config": json.dumps({**config, **(record or {})}),
         "config_hash": cfg_hash,
         "parent": parent,
         "defense": defense,
@@ -225,33 +242,55 @@ def harden_model(
     batch_size: int,
     optimizer: str | None,
     lr: float | None,
-    weight_decay: float,
+    weight_decay: float | None = None,
     seed: int,
     device: str,
+    from_scratch: bool = False,
     data_dir=None,
     download: bool = False,
     force: bool = False,
     progress=None,
 ) -> StoredModel:
-    """Fine-tune stored model `parent` with a training-time defense; store it as `name`."""
+    """Harden stored model `parent` with `defense` and store the result as `name`.
+
+    Training-time and architecture defenses fine-tune the parent's weights (the papers'
+    post-processing), or with `from_scratch` train the parent's architecture (changed by
+    any architecture component) from a fresh initialisation. Inference-time defenses wrap
+    the parent without training (see `wrap_model`).
+    """
+    import torch
+
     from advbench.fit import FitConfig
+    from advbench.models import build_model
 
     resolved = defenses.resolve(defense, params)
-    d = defenses.defaults_for(defense)
+    parent_row = model_row(db, parent)
+    if defenses.kind(defense) == "inference-time":
+        if from_scratch:
+            raise BadInput(f"--from-scratch: {defense} is inference-time and trains nothing")
+        return wrap_model(
+            db, parent=parent, defense=defense, name=name, resolved=resolved, device=device,
+            data_dir=data_dir, download=download, force=force,
+        )  # fmt: skip
+    d = defenses.defaults_for(defense, from_scratch)
+    if from_scratch and not d:  # "regular training": the parent's own recipe
+        d = {k: v for k, v in json.loads(parent_row["config"]).items() if k in _RECIPE}
     epochs = d.get("epochs", 10) if epochs is None else epochs
     optimizer = optimizer or d.get("optimizer", "adam")
     lr = lr if lr is not None else d.get("lr", 1e-4)
-    parent_row = model_row(db, parent)
-    validate_train_args(
-        parent_row["dataset"],
-        parent_row["arch"],
-        optimizer,
-        parent_row["activation"],
-        epochs,
-        batch_size,
-        lr,
-    )
-    model, spec, _ = load_model(db, parent, device)
+    weight_decay = weight_decay if weight_decay is not None else d.get("weight_decay", 0.0)
+    parent_spec = ModelSpec.from_dict(json.loads(parent_row["spec"]))
+    spec = defenses.spec_for(defense, resolved, parent_spec)
+    validate_train_args(spec.dataset, spec.arch, optimizer, spec.activation, epochs, batch_size, lr)
+    if from_scratch:
+        torch.manual_seed(seed)
+        model = build_model(spec)
+    else:
+        model, _, _ = load_model(db, parent, device)
+        if spec != parent_spec:  # architecture change: same weights, new activations
+            changed = build_model(spec)
+            changed.load_state_dict(model.state_dict())
+            model = changed
     fit_cfg = FitConfig(epochs, batch_size, optimizer, lr, weight_decay, seed, device)
     config = {
         "kind": "harden",
@@ -261,13 +300,30 @@ def harden_model(
         "params": resolved,
         **fit_cfg.identity(),
     }
+    # Keys only where they differ from plain fine-tuning, so earlier models keep their hash.
+    if from_scratch:
+        config["from_scratch"] = True
+    if spec != parent_spec:
+        config["spec"] = spec.to_dict()
+
+    def prepare(train):
+        """λ=auto: chosen on the parent before training; the search is stored with it."""
+        from advbench.defenses.auto import choose_weights
+
+        chosen, records = choose_weights(
+            model, train, defense, resolved, classes=spec.classes, fit_cfg=fit_cfg,
+            progress=progress,
+        )  # fmt: skip
+        return defenses.loss_for(defense, chosen), chosen, {"lambda_search": records}
+
+    auto = bool(defenses.auto_weights(defense, resolved))
     return _fit_and_store(
         db,
         name=name,
         config=config,
         spec=spec,
         model=model,
-        loss_fn=defenses.loss_for(defense, resolved),
+        loss_fn=None if auto else defenses.loss_for(defense, resolved),
         fit_cfg=fit_cfg,
         data_dir=data_dir,
         download=download,
@@ -276,7 +332,84 @@ def harden_model(
         parent=parent,
         defense=defense,
         defense_config=resolved,
+        prepare=prepare if auto else None,
     )
+
+
+_RECIPE = ("epochs", "optimizer", "lr", "weight_decay")
+
+
+def wrap_model(
+    db,
+    *,
+    parent: str,
+    defense: str,
+    name: str,
+    resolved: dict[str, Any],
+    device: str,
+    data_dir=None,
+    download: bool = False,
+    force: bool = False,
+) -> StoredModel:
+    """Store an inference-time defense over `parent`: a JSON description (no weights of its
+    own) whose sha256 is the model's checksum, and the wrapped model's clean accuracy."""
+    from advbench.env import record_environment
+    from advbench.fit import evaluate
+    from advbench.models.checkpoint import save_wrapper
+
+    parent_row = model_row(db, parent)
+    config = {
+        "kind": "wrap",
+        "parent": parent,
+        "parent_checksum": parent_row["checksum"],
+        "defense": defense,
+        "params": resolved,
+    }
+    cfg_hash = config_hash(config)
+    existing = _existing(db, name, cfg_hash, force)
+    if existing:
+        return StoredModel(existing, created=False)
+    t0 = time.monotonic()
+    base, spec, _ = load_model(db, parent, device)
+    wrapped = defenses.wrapper_for(defense, resolved)(base).eval()
+    test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
+    acc, n = evaluate(wrapped, test)
+    checksum = save_wrapper(
+        db_dir(db) / "models" / name,
+        {
+            "name": name,
+            "wrapper": True,
+            "defense": defense,
+            "params": resolved,
+            "parent": parent,
+            "parent_sha256": parent_row["checksum"],
+            "spec": spec.to_dict(),
+            "config": config,
+        },
+    )
+    row = {
+        "name": name,
+        "checksum": checksum,
+        "arch": spec.arch,
+        "dataset": spec.dataset,
+        "activation": spec.activation,
+        "spec": json.dumps(spec.to_dict()),
+        "config": json.dumps(config),
+        "config_hash": cfg_hash,
+        "parent": parent,
+        "defense": defense,
+        "defense_config": json.dumps(resolved),
+        "clean_accuracy": acc,
+        "clean_n": n,
+        "seed": parent_row["seed"],
+        "path": f"models/{name}",
+        "history": json.dumps([]),
+        "env_id": record_environment(db, device),
+        "created_at": now(),
+        "wall_s": time.monotonic() - t0,
+    }
+    db["models"].upsert(row, pk="name")
+    return StoredModel(row, created=True)
 
 
 def proxy_name(target: str, arch: str) -> str:

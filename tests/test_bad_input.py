@@ -41,8 +41,20 @@ CASES = [
         ["lambda", "big"],
     ),
     (
-        ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambda=auto"],
-        ["lambda", "auto"],
+        ["harden", "--model", "std", "--defense", "gda", "--param", "sigma=auto"],
+        ["sigma=auto", "jacobian.lambda"],
+    ),
+    (
+        ["harden", "--model", "std", "--defense", "pnml+jacobian"],
+        ["pnml", "inference-time"],
+    ),
+    (
+        ["harden", "--model", "std", "--defense", "pnml", "--from-scratch"],
+        ["--from-scratch", "pnml"],
+    ),
+    (
+        ["harden", "--model", "std", "--defense", "brelu", "--param", "t=high"],
+        ["t", "high"],
     ),
     (["harden", "--model", "ghost", "--defense", "jacobian"], ["ghost", "std"]),
     (["harden", "--model", "std", "--defense", "jacobian+magic"], ["magic", "gda"]),

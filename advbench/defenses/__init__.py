@@ -1,8 +1,15 @@
-"""Defense registry. A training-time defense's factory maps its resolved params to the
-parts of `advbench.defenses.training` (transforms and regularisers); `a+b` composes the
-parts of each, in order, into one loss function for `fit`.
+"""Defense registry, three kinds:
 
-Each entry's metadata gives its kind and the fine-tuning defaults of the paper it follows.
+- training-time: the factory maps resolved params to parts of `advbench.defenses.training`
+  (transforms and regularisers); `a+b` composes the parts of each, in order, into one loss
+  function for `fit`;
+- architecture: `meta["spec"]` changes the model's ModelSpec (brelu), trained with the
+  parts of whatever it is composed with (`gda+brelu`);
+- inference-time: the factory maps params to `wrap(base) -> nn.Module`
+  (`advbench.defenses.inference`); nothing is trained.
+
+Each entry's metadata gives its kind, the fine-tuning defaults of the paper it follows, and
+`weight`, the parameter that `--param <weight>=auto` chooses by fidel's protocol.
 Parameters of a composition are namespaced: `--param jacobian.lambda=0.1`; a bare key
 goes to every component that has it.
 """
@@ -15,7 +22,8 @@ from advbench.errors import BadInput
 from advbench.registry import Param, Registry
 
 DEFENSES: Registry[Any] = Registry("defense")
-ALIASES: dict[str, str] = {}  # "combined": "nsloss+jacobian" once nsloss exists
+ALIASES: dict[str, str] = {"combined": "nsloss+jacobian"}  # fidel's Combined
+KINDS = ("training-time", "architecture", "inference-time")
 
 
 def _t():
@@ -52,6 +60,7 @@ DEFENSES.register(
     ),
     kind="training-time",
     paper="fidel, jakubovitz",
+    weight="lambda",
     help="Jacobian regulariser on the input-logit Jacobian (post-training fine-tuning)",
     # fidel §IV-B: Adam, lr 1e-4, continued from the pretrained model.
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 20},
@@ -62,6 +71,7 @@ DEFENSES.register(
     params=(Param("lambda", float, 1.0, "weight of mean ‖∇x CE‖²"),),
     kind="training-time",
     paper="jakubovitz",
+    weight="lambda",
     help="Ross & Doshi-Velez: penalty on the squared norm of the cross-entropy's input gradient",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -71,6 +81,7 @@ DEFENSES.register(
     params=(Param("lambda", float, 0.1, "weight of (1/C²) Σ_k,j ‖∇z_k − ∇z_j‖²"),),
     kind="training-time",
     paper="jakubovitz",
+    weight="lambda",
     help="Hein & Andriushchenko: penalty on differences of the logits' input gradients",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -91,6 +102,7 @@ DEFENSES.register(
     ),
     kind="training-time",
     paper="zantedeschi",
+    weight="alpha",
     help="virtual adversarial training (Miyato et al.)",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -152,6 +164,123 @@ DEFENSES.register(
 )
 
 
+DEFENSES.register(
+    "nsloss",
+    lambda p: [
+        _t().Part(
+            "nsloss",
+            regulariser=_t().nsloss(eps=p["eps"], samples=p["samples"]),
+            weight=p["lambda"],
+        )
+    ],
+    params=(
+        Param("lambda", float, 2.0, "weight λ₁ (fidel Table I: 2 MNIST, 10 CIFAR-10)"),
+        Param("eps", float, 1.0, "NsEps, L2 radius of the perturbations (1 MNIST, 3 CIFAR-10)"),
+        Param("samples", int, 5, "N perturbations per sample (5 MNIST, 10 CIFAR-10)"),
+    ),
+    kind="training-time",
+    paper="fidel",
+    weight="lambda",
+    help="neural-sensitivity loss (fidel Alg. 1): activation and logit change under random "
+    "L2 perturbations; `combined` = nsloss+jacobian",
+    # fidel §IV-B / Table I: Adam, lr 1e-4, 20 epochs on MNIST (100 on CIFAR-10).
+    defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 20},
+)
+
+
+def _mad(p):
+    t = _t()
+    return [
+        t.Part("mad-pairs", transform=t.MadPairs(p["q"])),
+        t.Part("label-smoothing", transform=t.label_smoothing(true_weight=p["alpha"])),
+        t.Part("mad-siamese", regulariser=t.mad_siamese, weight=p["siamese"], needs_batch=True),
+        t.Part("mad-rvl", regulariser=t.mad_rvl, weight=p["rvl"], needs_batch=True),
+        t.Part(
+            "mad-jacobian",
+            regulariser=t.mad_jacobian(p["projections"]),
+            weight=p["jacobian"],
+            needs_batch=True,
+        ),
+    ]
+
+
+DEFENSES.register(
+    "mad",
+    _mad,
+    params=(
+        Param("q", float, 0.5, "probability Q of a same-class Siamese partner (not given; 0.5)"),
+        Param("alpha", float, 0.8, "label smoothing: target probability of the true label"),
+        Param("siamese", float, 1.0, "λ_Siam of (δ − cos(z1, z2))²"),
+        Param("rvl", float, 1.0, "λ_RVL of the reduce-variance loss"),
+        Param("jacobian", float, 0.01, "λ_Jacob of the embedding-Jacobian norm"),
+        Param("projections", int, 1, "random projections for the embedding-Jacobian norm"),
+    ),
+    kind="training-time",
+    paper="madnet",
+    help="MAD loss (madnet): Siamese partners, cosine target, reduce-variance loss, "
+    "embedding-Jacobian norm, label smoothing; the loss is L_MAD / 2",
+    defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
+    # madnet Appendix C (MNIST): SGD lr 0.1, weight decay 0.002, 80 epochs, batch 128.
+    scratch_defaults={"optimizer": "sgd", "lr": 0.1, "epochs": 80, "weight_decay": 0.002},
+)
+
+
+def _brelu_spec(spec, p):
+    from dataclasses import replace
+
+    return replace(spec, activation="brelu", activation_param=p["t"])
+
+
+DEFENSES.register(
+    "brelu",
+    lambda p: [],
+    params=(Param("t", float, 1.0, "threshold t of min(max(0, x), t)"),),
+    kind="architecture",
+    paper="zantedeschi",
+    spec=_brelu_spec,
+    help="bounded ReLU: every activation of the parent's architecture becomes min(max(0,x),t); "
+    "trained from the parent's weights, or from scratch with --from-scratch",
+    defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
+)
+
+
+def _squeezing(p):
+    from advbench.defenses.inference import FeatureSqueezing
+
+    return lambda base: FeatureSqueezing(base, bits=p["bits"], median=p["median"])
+
+
+def _pnml(p):
+    from advbench.defenses.inference import PNML
+
+    return lambda base: PNML(base, lam=p["lambda"], iterations=p["iterations"], top_k=p["top_k"])
+
+
+DEFENSES.register(
+    "feature-squeezing",
+    _squeezing,
+    params=(
+        Param("bits", int, 1, "colour depth kept (zantedeschi: 1 MNIST, 3 CIFAR-10)"),
+        Param("median", int, 0, "median-smoothing window (0: none)"),
+    ),
+    kind="inference-time",
+    paper="zantedeschi",
+    help="bit-depth reduction (and optional median smoothing) before the model; BPDA backward",
+)
+DEFENSES.register(
+    "pnml",
+    _pnml,
+    params=(
+        Param("lambda", float, 0.1, "refinement strength (pesso: 0.1 MNIST, 0.03 CIFAR-10)"),
+        Param("iterations", int, 1, "refinement steps of size λ/iterations (Table 4)"),
+        Param("top_k", int, 0, "hypotheses: the k most probable labels (0: all)"),
+    ),
+    kind="inference-time",
+    paper="pesso",
+    help="adversarial pNML: per label a targeted FGSM refinement, then normalised p(label)",
+)
+
+
 def components(defense: str) -> list[str]:
     """`a+b` -> ["a", "b"] (aliases expanded), each a registered defense."""
     names = ALIASES.get(defense, defense).split("+")
@@ -159,14 +288,31 @@ def components(defense: str) -> list[str]:
         DEFENSES.get(name)  # unknown name: BadInput listing the valid ones
     if len(set(names)) != len(names):
         raise BadInput(f"--defense {defense!r} names a component twice")
+    wrappers = [n for n in names if _kind(n) == "inference-time"]
+    if wrappers and len(names) > 1:
+        raise BadInput(
+            f"--defense {defense!r}: {wrappers[0]} is inference-time and is not trained with "
+            f"the rest; harden with the others first, then apply {wrappers[0]} to that model"
+        )
+    if sum(_kind(n) == "architecture" for n in names) > 1:
+        raise BadInput(f"--defense {defense!r} names more than one architecture change")
     return names
 
 
-def resolve(defense: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Validated parameters: flat for one defense, {component: params} for a composition."""
-    names = components(defense)
-    if len(names) == 1:
-        return DEFENSES.get(names[0]).resolve(raw)
+def _kind(name: str) -> str:
+    return DEFENSES.get(name).meta["kind"]
+
+
+def kind(defense: str) -> str:
+    """inference-time, architecture (some component changes the model) or training-time."""
+    kinds = {_kind(n) for n in components(defense)}
+    return next(k for k in reversed(KINDS) if k in kinds)
+
+
+AUTO = "auto"
+
+
+def _per_component(defense: str, names: list[str], raw: dict[str, Any]) -> dict[str, dict]:
     per: dict[str, dict[str, Any]] = {n: {} for n in names}
     for key, value in raw.items():
         comp, dot, param = key.rpartition(".")
@@ -180,18 +326,79 @@ def resolve(defense: str, raw: dict[str, Any]) -> dict[str, Any]:
             raise BadInput(f"{defense} has no parameter {key!r} in any of {', '.join(names)}")
         for n in takers:
             per[n][key] = value
-    return {n: DEFENSES.get(n).resolve(per[n]) for n in names}
+    return per
+
+
+def resolve(defense: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Validated parameters: flat for one defense, {component: params} for a composition.
+
+    A regulariser's weight may be `auto` (fidel §III-C); it stays the string "auto" here
+    and `advbench.defenses.auto` replaces it by the chosen value before training.
+    """
+    names = components(defense)
+    per = _per_component(defense, names, raw) if len(names) > 1 else {names[0]: dict(raw)}
+    out = {}
+    for n, params in per.items():
+        entry = DEFENSES.get(n)
+        autos = [k for k, v in params.items() if str(v).strip().lower() == AUTO]
+        for k in autos:
+            if k != entry.meta.get("weight"):
+                able = ", ".join(
+                    f"{e.name}.{e.meta['weight']}" for e in DEFENSES if "weight" in e.meta
+                )
+                raise BadInput(
+                    f"--param {k}=auto: {n} has no automatically chosen weight; "
+                    f"only a regulariser's weight can be auto ({able})"
+                )
+        resolved = entry.resolve({k: v for k, v in params.items() if k not in autos})
+        resolved.update({k: AUTO for k in autos})
+        out[n] = resolved
+    return out[names[0]] if len(names) == 1 else out
+
+
+def per_component(defense: str, resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Resolved params keyed by component, whether `defense` is one or a composition."""
+    names = components(defense)
+    return {names[0]: resolved} if len(names) == 1 else resolved
+
+
+def auto_weights(defense: str, resolved: dict[str, Any]) -> list[tuple[str, str]]:
+    """(component, parameter) pairs whose value is `auto`."""
+    return [
+        (n, k)
+        for n, p in per_component(defense, resolved).items()
+        for k, v in p.items()
+        if v == AUTO
+    ]
 
 
 def loss_for(defense: str, resolved: dict[str, Any]):
     """The loss function for `fit`: the components' parts composed in order."""
     from advbench.defenses.training import compose
 
-    names = components(defense)
-    per = {names[0]: resolved} if len(names) == 1 else resolved
-    return compose([part for n in names for part in DEFENSES.get(n).factory(per[n])])
+    per = per_component(defense, resolved)
+    return compose([part for n, p in per.items() for part in DEFENSES.get(n).factory(p)])
 
 
-def defaults_for(defense: str) -> dict[str, Any]:
-    """Fine-tuning defaults: the first component's paper setting."""
-    return DEFENSES.get(components(defense)[0]).meta.get("defaults", {})
+def spec_for(defense: str, resolved: dict[str, Any], spec):
+    """The hardened model's ModelSpec: the parent's, with any architecture change applied."""
+    for n, p in per_component(defense, resolved).items():
+        change = DEFENSES.get(n).meta.get("spec")
+        if change is not None:
+            spec = change(spec, p)
+    return spec
+
+
+def wrapper_for(defense: str, resolved: dict[str, Any]):
+    """`wrap(base) -> nn.Module` of an inference-time defense."""
+    (name,) = components(defense)
+    return DEFENSES.get(name).factory(resolved)
+
+
+def defaults_for(defense: str, from_scratch: bool = False) -> dict[str, Any]:
+    """Training defaults: the first component's paper setting (for training from scratch,
+    its from-scratch recipe where the paper gives one; {} otherwise)."""
+    meta = DEFENSES.get(components(defense)[0]).meta
+    if from_scratch:
+        return dict(meta.get("scratch_defaults", {}))
+    return dict(meta.get("defaults", {}))

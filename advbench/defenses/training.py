@@ -5,7 +5,8 @@
   softens the targets); each row carries a weight, and the cross-entropy is the weighted
   mean over rows;
 - a *regulariser* adds a penalty computed on that batch (`jacobian`, `input-gradient`,
-  `cross-lipschitz`, `vat`).
+  `cross-lipschitz`, `vat`, `nsloss`, and madnet's Siamese, reduce-variance and
+  embedding-Jacobian terms, which also read the batch's pairing and embeddings).
 
 `compose(parts)` applies the transforms in the order given, one forward pass, the
 cross-entropy, then every regulariser: a loss function for `fit` returning each term
@@ -20,7 +21,7 @@ would not reproduce an uninterrupted one. Each piece is a few lines of torch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -34,6 +35,10 @@ class Batch:
     weight: torch.Tensor  # (N,) row weights of the cross-entropy
     labels: torch.Tensor  # int labels (N,), for attacks and accuracy
     clean: int  # the first `clean` rows are the unmodified batch
+    # madnet: rows [0, B) are the batch, rows [B, 2B) their Siamese partners, `pairs` (B,)
+    # is 1 where a partner has the same class; transforms after it keep that row order.
+    pairs: torch.Tensor | None = None
+    z: torch.Tensor | None = None  # embeddings of all rows, set by `compose` when asked
 
 
 Transform = Callable[[nn.Module, Batch], Batch]
@@ -58,12 +63,12 @@ def gda(*, copies: int, sigma: float) -> Transform:
 def _grow(b: Batch, x: torch.Tensor) -> Batch:
     """Append `x`, a new version of the batch's first len(x) rows (same targets, weights)."""
     n = len(x)
-    return Batch(
-        torch.cat([b.x, x]),
-        torch.cat([b.target, b.target[:n]]),
-        torch.cat([b.weight, b.weight[:n]]),
-        torch.cat([b.labels, b.labels[:n]]),
-        b.clean,
+    return replace(
+        b,
+        x=torch.cat([b.x, x]),
+        target=torch.cat([b.target, b.target[:n]]),
+        weight=torch.cat([b.weight, b.weight[:n]]),
+        labels=torch.cat([b.labels, b.labels[:n]]),
     )
 
 
@@ -78,7 +83,7 @@ def label_smoothing(*, true_weight: float) -> Transform:
             (len(hard), classes), (1 - true_weight) / (classes - 1), device=b.x.device
         )
         soft.scatter_(1, hard[:, None], true_weight)
-        return Batch(b.x, soft, b.weight, b.labels, b.clean)
+        return replace(b, target=soft)
 
     return transform
 
@@ -97,7 +102,7 @@ def _ce_grad_sign(model, x, y):
 def _adversarial(b: Batch, adv: torch.Tensor, ratio: float) -> Batch:
     """Weight the adversarial rows `ratio` and the rest 1 − ratio; ratio 1 drops the rest."""
     if ratio >= 1.0:
-        return Batch(adv, b.target, b.weight, b.labels, 0)
+        return replace(b, x=adv, clean=0)
     out = _grow(b, adv)
     n = len(b.x)
     out.weight = torch.cat([out.weight[:n] * (1 - ratio), out.weight[n:] * ratio])
@@ -169,6 +174,132 @@ def vat(*, eps: float, xi: float, iterations: int) -> Regulariser:
     return reg
 
 
+def nsloss(*, eps: float, samples: int) -> Regulariser:
+    """fidel Algorithm 1 and §III-B: the neural sensitivity of every activation output and
+    the logits to `samples` random perturbations on the L2 sphere of radius NsEps.
+
+    Per layer L, Algorithm 1 gives each neuron j the sensitivity
+    LS_j = Σ_i Σ_x |A_j(x_i) − A_j(x)| / (B · N · NsEps · |L| · MLA_j), with MLA_j the
+    batch mean of |A_j(x)|, and NsLoss = Σ_L LS[L] · MLA[L]. The MLA weighting and the
+    division by MLA cancel neuron by neuron, so NsLoss = Σ_L mean_{x,i,j} |ΔA| / NsEps: that
+    form is computed here (equal in value and gradient, and defined where MLA_j = 0, where
+    the written form divides by zero).
+
+    The passes run with the network in eval mode so that the difference measures the input
+    perturbation alone, not dropout's noise. Perturbed inputs are not clipped to [0, 1]:
+    the paper fixes ‖x − x_j‖₂ = NsEps exactly.
+    """
+
+    def reg(model, x, logits, target) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        try:
+            out0, acts0 = model.forward_with_activations(x)
+            layers0 = [*acts0, out0]
+            total = x.new_zeros(())
+            for _ in range(samples):
+                d = torch.randn_like(x)
+                d = (
+                    eps
+                    * d
+                    / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
+                )
+                out, acts = model.forward_with_activations(x + d)
+                for a, a0 in zip([*acts, out], layers0, strict=True):
+                    total = total + (a - a0).abs().mean()
+        finally:
+            model.train(was)
+        return total / (samples * eps)
+
+    return reg
+
+
+class MadPairs:
+    """madnet Appendix B, lines 4–16: every row gets a Siamese partner drawn from the
+    training set, of the same class with probability Q (similarity label 1) or else of a
+    uniformly chosen other class (label 0). Appends the partners as rows [B, 2B).
+
+    It needs the training split to draw from: `compose(...).bind(data)` hands it over
+    before training starts. Draws use torch's generator, which the training loop seeds per
+    batch, so a resumed run draws the same partners.
+    """
+
+    def __init__(self, q: float):
+        self.q = q
+        self.order: torch.Tensor | None = None  # training indices sorted by class
+        self.start: torch.Tensor | None = None  # first position of each class in `order`
+        self.count: torch.Tensor | None = None
+        self.data = None
+
+    def bind(self, data, classes: int) -> None:
+        self.data = data
+        labels = data.labels
+        self.order = torch.argsort(labels, stable=True)
+        self.count = torch.bincount(labels, minlength=classes)
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+    def __call__(self, model, b: Batch) -> Batch:
+        if self.data is None:
+            raise RuntimeError("mad needs the training split: call the loss's bind(data)")
+        y = b.labels.cpu()
+        n, classes = len(y), len(self.count)
+        same = torch.rand(n) < self.q
+        other = (y + torch.randint(1, classes, (n,))) % classes  # uniform over classes != y
+        cls = torch.where(same, y, other)
+        empty = self.count[cls] == 0
+        cls = torch.where(empty, y, cls)  # a class absent from the split: fall back to y
+        pick = self.start[cls] + (torch.rand(n) * self.count[cls]).long()
+        x2, y2 = self.data.get(self.order[pick])
+        dev = b.x.device
+        out = _grow(b, x2.to(dev))  # partners copy the batch's weights
+        out.target = torch.cat([b.target, y2.to(dev)])
+        out.labels = torch.cat([b.labels, y2.to(dev)])
+        out.pairs = (cls == y).float().to(dev)
+        return out
+
+
+def _halves(b: Batch) -> tuple[torch.Tensor, torch.Tensor, int]:
+    n = len(b.pairs)
+    return b.z[:n], b.z[n : 2 * n], n
+
+
+def mad_siamese(model, x, logits, b: Batch) -> torch.Tensor:
+    """(δ_{y1,y2} − cos(z1, z2))², averaged over pairs, halved (see `mad_rvl`)."""
+    z1, z2, _ = _halves(b)
+    cos = F.cosine_similarity(z1, z2, dim=1, eps=1e-8)
+    return 0.5 * (b.pairs - cos).pow(2).mean()
+
+
+def reduce_variance(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """madnet eq. 4: σ_c = mean_i ‖z_i − μ_c‖₂ per class in the batch, averaged over them."""
+    sigmas = []
+    for c in labels.unique():
+        zc = z[labels == c]
+        sigmas.append((zc - zc.mean(0, keepdim=True)).norm(dim=1).mean())
+    return torch.stack(sigmas).mean()
+
+
+def mad_rvl(model, x, logits, b: Batch) -> torch.Tensor:
+    """½ (RVL(x1) + RVL(x2)). Our cross-entropy is the mean over both halves, i.e. half the
+    paper's CE(x1) + CE(x2); halving every MAD term keeps the paper's balance (L_MAD / 2)."""
+    z1, z2, n = _halves(b)
+    return 0.5 * (reduce_variance(z1, b.labels[:n]) + reduce_variance(z2, b.labels[n : 2 * n]))
+
+
+def mad_jacobian(projections: int) -> Regulariser:
+    """½ (‖∂z/∂x1‖ + ‖∂z/∂x2‖): the Frobenius norm of the embedding's input Jacobian, per
+    sample, averaged over each half; estimated with random projections (the embedding has
+    hundreds of dimensions, so the exact norm would cost a backward pass per dimension)."""
+    from advbench.defenses.jacobian import jacobian_sq_norms
+
+    def reg(model, x, logits, b: Batch) -> torch.Tensor:
+        n = len(b.pairs)
+        sq = jacobian_sq_norms(model, x, b.z, projections)[: 2 * n]
+        return 0.5 * sq.clamp_min(1e-12).sqrt().view(2, n).mean(1).sum()
+
+    return reg
+
+
 # --- composition --------------------------------------------------------------------------
 
 
@@ -178,26 +309,46 @@ class Part:
     transform: Transform | None = None
     regulariser: Regulariser | None = None
     weight: float = 1.0  # λ of the regulariser
+    # The regulariser takes the whole Batch (pairs, embeddings) instead of the targets; the
+    # forward pass then goes through the model's embedding so `b.z` is the same pass.
+    needs_batch: bool = False
 
 
-def compose(parts: list[Part]):
+class ComposedLoss:
     """One loss function for `fit` from transforms and regularisers (see module docstring)."""
-    needs_grad = any(p.regulariser is not None for p in parts)
 
-    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __init__(self, parts: list[Part]):
+        self.parts = parts
+        self.needs_grad = any(p.regulariser is not None for p in parts)
+        self.needs_z = any(p.needs_batch for p in parts)
+
+    def bind(self, data, classes: int) -> None:
+        """Give transforms that draw from the training split (madnet's partners) the split."""
+        for p in self.parts:
+            if hasattr(p.transform, "bind"):
+                p.transform.bind(data, classes)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         b = Batch(x, y, torch.ones(len(y), device=x.device), y, len(y))
-        for p in parts:
+        for p in self.parts:
             if p.transform is not None:
                 b = p.transform(model, b)
-        xin = b.x.detach().clone().requires_grad_(needs_grad)
-        logits = model(xin)
+        xin = b.x.detach().clone().requires_grad_(self.needs_grad)
+        if self.needs_z:
+            b.z = model.embed(xin)
+            logits = model.head(b.z)
+        else:
+            logits = model(xin)
         rows = F.cross_entropy(logits, b.target, reduction="none")
         terms = {"ce": (rows * b.weight).sum() / b.weight.sum()}
-        for p in parts:
+        for p in self.parts:
             if p.regulariser is not None:
-                terms[p.name] = p.weight * p.regulariser(model, xin, logits, b.target)
+                arg = b if p.needs_batch else b.target
+                terms[p.name] = p.weight * p.regulariser(model, xin, logits, arg)
         clean = logits[: b.clean] if b.clean else logits[: len(y)]
         terms["_logits"] = clean
         return terms
 
-    return loss
+
+def compose(parts: list[Part]) -> ComposedLoss:
+    return ComposedLoss(parts)

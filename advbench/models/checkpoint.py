@@ -72,3 +72,27 @@ def load_checkpoint(stem: Path, expected_sha256: str | None = None):
     model.load_state_dict(load_file(str(weights)))
     model.eval()
     return model, spec, meta
+
+
+def save_wrapper(stem: Path, doc: dict[str, Any]) -> str:
+    """An inference-time defense has no weights of its own: `<stem>.json` names the wrapper,
+    its parameters and the parent checkpoint (with its sha256). Returns the JSON's sha256,
+    which is the wrapper's checksum (it changes when the parent or a parameter does)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    _beside(stem, ".safetensors").unlink(missing_ok=True)  # a replaced model's weights
+    path = _beside(stem, ".json")
+    _atomic_write_bytes(path, json.dumps(doc, indent=2, sort_keys=True).encode())
+    return sha256_file(path)
+
+
+def load_wrapper_doc(stem: Path, expected_sha256: str) -> dict[str, Any]:
+    path = _beside(stem, ".json")
+    if not path.exists():
+        raise BadInput(f"wrapper description {path} is missing")
+    checksum = sha256_file(path)
+    if checksum != expected_sha256:
+        raise BadInput(
+            f"wrapper description {path} has sha256 {checksum[:12]}…, the database expects "
+            f"{expected_sha256[:12]}…; the file was changed after it was recorded"
+        )
+    return json.loads(path.read_text())

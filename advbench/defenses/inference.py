@@ -1,0 +1,124 @@
+"""Inference-time defenses: modules that wrap a stored model and are what attacks see.
+
+Each wrapper's `forward` is the defended prediction itself, so any attack run on the
+wrapper attacks the defense end to end, with whatever gradients that forward has. Where a
+step is not differentiable, `bpda(x)` gives the same outputs with that step replaced by the
+identity on the backward pass (Athalye et al.'s BPDA), which the `bpda-pgd` attack uses.
+
+Written here rather than taken from ART: ART's FeatureSqueezing is a numpy preprocessor
+applied outside the model, so foolbox attacks and our own would not see it, and ART has no
+pNML. Both are a few lines of torch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Wrapper(nn.Module):
+    """Common part: the wrapped model, and the attributes attacks read from a model."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+        self.classes = getattr(base, "classes", None)
+        self.input_shape = getattr(base, "input_shape", None)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base.embed(x)
+
+
+def squeeze_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Xu et al.'s colour-depth reduction to `bits` bits per channel, on [0, 1] inputs."""
+    levels = 2**bits - 1
+    return torch.round(x.clamp(0, 1) * levels) / levels
+
+
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-channel median over a size × size window (reflect padding), as Xu et al.'s
+    median smoothing."""
+    lo, hi = (size - 1) // 2, size // 2
+    padded = F.pad(x, (lo, hi, lo, hi), mode="reflect")
+    patches = padded.unfold(2, size, 1).unfold(3, size, 1)
+    return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
+
+
+class FeatureSqueezing(Wrapper):
+    """zantedeschi's baseline (Xu et al.): predict on the squeezed input. Rounding has a zero
+    gradient almost everywhere, so a plain gradient attack sees none; `bpda` passes the
+    gradient straight through the squeeze."""
+
+    def __init__(self, base: nn.Module, bits: int, median: int = 0):
+        super().__init__(base)
+        self.bits, self.median = bits, median
+
+    def squeeze(self, x: torch.Tensor) -> torch.Tensor:
+        out = squeeze_bits(x, self.bits)
+        return median_filter(out, self.median) if self.median > 1 else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(self.squeeze(x))
+
+    def bpda(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + (self.squeeze(x) - x).detach())
+
+
+class PNML(Wrapper):
+    """pesso's adversarial pNML (eqs. 9–12). For each hypothesis label y_i the input is
+    refined by a targeted FGSM step toward y_i, x_i = x − λ·sign ∇x CE(w, x, y_i) (eq. 9,
+    clipped to [0, 1]); p_i = p_w(y_i | x_i) (eq. 11); q(y_i) = p_i / Σ_j p_j (eq. 12).
+    Returns log q as logits (softmax of them is q).
+
+    All hypotheses are batched, as in the paper's §5 (one forward and one backward pass on
+    B·H rows for the refinement, one forward on the refined rows). `iterations` > 1 splits
+    the refinement into that many steps of λ / iterations inside the λ ball (the paper's
+    Table 4). `top_k` > 0 keeps only the k labels most probable under the base model as
+    hypotheses (appendix); the others get q = 0 (a logit of −1e4, finite for attacks).
+
+    The refinement's sign(·) has a zero derivative, so the gradient of this forward with
+    respect to x is the gradient through the base model at the refined points with the
+    refinement treated as the identity: white-box attacks on the wrapper are the paper's
+    adaptive (BPDA) attack. `bpda` is the same function, for the bpda-pgd attack.
+    """
+
+    def __init__(self, base: nn.Module, lam: float, iterations: int = 1, top_k: int = 0):
+        super().__init__(base)
+        self.lam, self.iterations, self.top_k = lam, iterations, top_k
+
+    def _refine(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The refined rows minus x, computed without a graph (a constant offset)."""
+        step = self.lam / self.iterations
+        with torch.enable_grad():
+            cur = x.detach()
+            for _ in range(self.iterations):
+                cur = cur.clone().requires_grad_(True)
+                loss = F.cross_entropy(self.base(cur), labels, reduction="sum")
+                (g,) = torch.autograd.grad(loss, cur)
+                cur = cur.detach() - step * g.sign()
+                cur = (x.detach() + (cur - x.detach()).clamp(-self.lam, self.lam)).clamp(0, 1)
+        return (cur - x.detach()).detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        classes = self.classes
+        if self.top_k and self.top_k < classes:
+            with torch.no_grad():
+                hyp = self.base(x).topk(self.top_k, dim=1).indices  # (n, k)
+        else:
+            hyp = torch.arange(classes, device=x.device).expand(n, classes)
+        k = hyp.shape[1]
+        rows = x.repeat_interleave(k, dim=0)
+        labels = hyp.reshape(-1)
+        refined = rows + self._refine(rows, labels) if self.lam > 0 else rows
+        logp = F.log_softmax(self.base(refined), dim=1)
+        logp_i = logp.gather(1, labels[:, None]).view(n, k)  # log p_i of eq. 11
+        logq = logp_i - torch.logsumexp(logp_i, dim=1, keepdim=True)  # eq. 12
+        if k == classes:
+            return logq  # hypotheses are the labels 0..C-1 in order
+        out = torch.full((n, classes), -1e4, device=x.device, dtype=logq.dtype)
+        return out.scatter(1, hyp, logq)
+
+    def bpda(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
