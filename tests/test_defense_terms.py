@@ -1,0 +1,157 @@
+"""NsLoss and the MAD terms against hand computations on tiny models and toy embeddings."""
+
+import pytest
+import torch
+from torch import nn
+
+from advbench.data import DataSplit
+from advbench.defenses import training as T
+from advbench.models.layers import Activation, ZooModel
+
+
+def _tiny(seed=0, d=6, h=5, c=3):
+    torch.manual_seed(seed)
+    features = nn.Sequential(nn.Flatten(), nn.Linear(d, h), Activation("relu"))
+    model = ZooModel(features, nn.Linear(h, c))
+    model.classes, model.input_shape = c, (1, 1, d)
+    return model
+
+
+def _x(n=4, d=6, seed=1):
+    return torch.rand(n, 1, 1, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _perturbations(x, eps, samples, seed):
+    """The draws `nsloss` makes after torch.manual_seed(seed): Gaussian, scaled to ‖d‖₂ = eps."""
+    torch.manual_seed(seed)
+    out = []
+    for _ in range(samples):
+        d = torch.randn_like(x)
+        out.append(eps * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1))
+    return out
+
+
+def test_nsloss_on_a_linear_model_is_the_mean_logit_change_over_eps():
+    model = nn.Linear(6, 3)
+    lin = ZooModel(nn.Flatten(), model)  # no activations: only the logits are regularised
+    x, eps, n = _x(), 0.5, 4
+    torch.manual_seed(7)
+    got = T.nsloss(eps=eps, samples=n)(lin, x, lin(x), None)
+    w = model.weight.detach()
+    want = sum((d.flatten(1) @ w.T).abs().mean() for d in _perturbations(x, eps, n, 7)) / (n * eps)
+    assert float(got.detach()) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_nsloss_equals_algorithm_1_written_out():
+    """fidel Algorithm 1 literally: per-neuron sensitivity normalised by the mean absolute
+    activation, then NsLoss = Σ_L LS[L]·MLA[L] over the ReLU layer and the logits."""
+    model, x, eps, n = _tiny(), _x(), 0.3, 3
+    with torch.no_grad():
+        model.features[1].bias.fill_(2.0)  # every hidden neuron fires: MLA > 0 everywhere
+    torch.manual_seed(11)
+    got = T.nsloss(eps=eps, samples=n)(model, x, model(x), None)
+
+    out0, acts0 = model.forward_with_activations(x)
+    layers0 = [*acts0, out0]
+    diff = [torch.zeros_like(a[0]) for a in layers0]
+    for d in _perturbations(x, eps, n, 11):
+        out, acts = model.forward_with_activations(x + d)
+        for k, (a, a0) in enumerate(zip([*acts, out], layers0, strict=True)):
+            diff[k] += (a - a0).abs().sum(0)
+    want = 0.0
+    for k, a0 in enumerate(layers0):
+        mla = a0.abs().mean(0)
+        keep = mla > 0  # the written form is undefined where a neuron never fires
+        ls = diff[k][keep] / (len(x) * n * eps * a0.shape[1] * mla[keep])
+        want += float((ls * mla[keep]).sum())
+        assert keep.all(), "pick a model whose neurons all fire so both forms are defined"
+    assert float(got.detach()) == pytest.approx(want, rel=1e-5)
+
+
+def test_nsloss_is_zero_for_a_constant_model_and_differentiable():
+    model = _tiny()
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    x = _x()
+    assert float(T.nsloss(eps=1.0, samples=2)(model, x, model(x), None)) == 0.0
+    model = _tiny()
+    loss = T.nsloss(eps=1.0, samples=2)(model, x, model(x), None)
+    loss.backward()
+    assert model.features[1].weight.grad.abs().sum() > 0
+
+
+def test_reduce_variance_on_toy_embeddings():
+    z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [3.0, 4.0], [3.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    # class 0: μ = (1, 0), distances 1, 1 -> 1; class 1: 0; class 2: μ = (3, 2), 2, 2 -> 2
+    assert float(T.reduce_variance(z, labels)) == pytest.approx((1 + 0 + 2) / 3)
+
+
+def _pair_batch(z1, z2, pairs, labels):
+    z = torch.cat([z1, z2])
+    b = T.Batch(z, labels, torch.ones(len(z)), labels, len(z1), pairs=pairs)
+    b.z = z
+    return b
+
+
+def test_siamese_term_on_toy_embeddings():
+    z1 = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    z2 = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # cos = 1, 0
+    y = torch.zeros(4, dtype=torch.long)
+    agree = _pair_batch(z1, z2, torch.tensor([1.0, 0.0]), y)
+    assert float(T.mad_siamese(None, None, None, agree)) == pytest.approx(0.0, abs=1e-6)
+    swapped = _pair_batch(z1, z2, torch.tensor([0.0, 1.0]), y)
+    assert float(T.mad_siamese(None, None, None, swapped)) == pytest.approx(0.5 * 1.0)
+
+
+def test_mad_rvl_averages_the_two_halves():
+    z1 = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    z2 = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    b = _pair_batch(z1, z2, torch.ones(2), labels)
+    assert float(T.mad_rvl(None, None, None, b)) == pytest.approx(0.5 * (1.0 + 2.0))
+
+
+def test_embedding_jacobian_norm_of_a_linear_embedding():
+    torch.manual_seed(0)
+    a = nn.Linear(6, 4)
+    model = ZooModel(nn.Sequential(nn.Flatten(), a), nn.Linear(4, 2))
+    x = _x(n=2).requires_grad_(True)
+    z = model.embed(x)
+    b = T.Batch(x, torch.zeros(2, dtype=torch.long), torch.ones(2), None, 1, pairs=torch.ones(1))
+    b.z = z
+    got = T.mad_jacobian(projections=400)(model, x, None, b)
+    exact = float(a.weight.detach().norm())  # J = A for every input: ½(‖A‖ + ‖A‖)
+    assert float(got.detach()) == pytest.approx(exact, rel=0.1)
+
+
+def _split(n_per=50, classes=4):
+    y = torch.arange(classes).repeat_interleave(n_per)
+    x = y.float().view(-1, 1, 1, 1).expand(-1, 1, 1, 3).clone()  # the class is in the pixels
+    return DataSplit.from_tensors(x, y)
+
+
+@pytest.mark.parametrize("q, same", [(1.0, 1.0), (0.0, 0.0)])
+def test_mad_pairs_draw_partners_of_the_requested_class(q, same):
+    data = _split()
+    pairs = T.MadPairs(q)
+    pairs.bind(data, 4)
+    y = torch.tensor([0, 1, 2, 3] * 25)
+    x, _ = data.get(torch.tensor([0, 50, 100, 150] * 25))
+    torch.manual_seed(0)
+    b = pairs(None, T.Batch(x, y, torch.ones(100), y, 100))
+    assert b.x.shape[0] == 200 and b.clean == 100
+    partner_class = b.x[100:, 0, 0, 0].long()  # read back from the drawn images
+    assert torch.equal(partner_class, b.labels[100:])  # labels are the partners' own
+    assert float((partner_class == y).float().mean()) == same
+    assert torch.equal(b.pairs, (partner_class == y).float())
+
+
+def test_mad_pairs_same_class_share_is_about_q():
+    data = _split()
+    pairs = T.MadPairs(0.3)
+    pairs.bind(data, 4)
+    y = torch.randint(0, 4, (4000,), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    b = pairs(None, T.Batch(torch.zeros(4000, 1, 1, 3), y, torch.ones(4000), y, 4000))
+    assert float(b.pairs.mean()) == pytest.approx(0.3, abs=0.03)
