@@ -299,8 +299,14 @@ def harden(
     from advbench.defenses import DEFENSES
 
     if list_:
+        from advbench.defenses import family_settings
+
         _list_registry(DEFENSES, "Defenses", ["kind", "paper"])
         out.print("Aliases: combined = nsloss+jacobian. Compose training-time ones with '+'.")
+        out.print("Defaults above are the papers' MNIST settings; on other data sets:")
+        for e in DEFENSES:
+            if family_settings(e.name):
+                out.print(f"  {e.name}: {family_settings(e.name)}")
         return
     if defense is None or model is None:
         raise BadInput("harden needs --model NAME and --defense NAME (see --list)")

@@ -18,20 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from advbench.data import family
 from advbench.engine import AttackJob, make_job
 from advbench.errors import BadInput, unknown
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "suites"
 SCALES = ("smoke", "cpu", "full")
-
-
-def family(dataset: str) -> str:
-    """Which ε grid a data set uses."""
-    if dataset.startswith("cifar"):
-        return "cifar"
-    if dataset == "imagenet":
-        return "imagenet"
-    return "mnist"
 
 
 def available() -> dict[str, Path]:

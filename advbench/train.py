@@ -263,8 +263,9 @@ def harden_model(
     from advbench.fit import FitConfig
     from advbench.models import build_model
 
-    resolved = defenses.resolve(defense, params)
     parent_row = model_row(db, parent)
+    fam = datasets.family(parent_row["dataset"])
+    resolved = defenses.resolve(defense, params, fam)
     if defenses.kind(defense) == "inference-time":
         if from_scratch:
             raise BadInput(f"--from-scratch: {defense} is inference-time and trains nothing")
@@ -272,7 +273,7 @@ def harden_model(
             db, parent=parent, defense=defense, name=name, resolved=resolved, device=device,
             data_dir=data_dir, download=download, force=force,
         )  # fmt: skip
-    d = defenses.defaults_for(defense, from_scratch)
+    d = defenses.defaults_for(defense, from_scratch, fam)
     if from_scratch and not d:  # "regular training": the parent's own recipe
         d = {k: v for k, v in json.loads(parent_row["config"]).items() if k in _RECIPE}
     epochs = d.get("epochs", 10) if epochs is None else epochs

@@ -176,3 +176,18 @@ def test_input_gradient_lowers_the_input_gradient(db_copy):
         return float(g.flatten(1).norm(dim=1).mean())
 
     assert norm("ig") < 0.9 * norm("control"), (norm("ig"), norm("control"), norm("std"))
+
+
+def test_paper_settings_follow_the_data_set_family():
+    assert defenses.resolve("gda", {}, "mnist")["sigma"] == 0.3
+    assert defenses.resolve("gda", {}, "cifar")["sigma"] == 0.05
+    assert defenses.resolve("gda", {"sigma": "0.2"}, "cifar")["sigma"] == 0.2  # the user wins
+    assert defenses.resolve("jacobian", {}, "cifar")["lambda"] == 0.1
+    combined = defenses.resolve("combined", {}, "cifar")  # fidel Table I: 10 and 0.01
+    assert combined["nsloss"]["lambda"] == 10.0 and combined["jacobian"]["lambda"] == 0.01
+    assert defenses.resolve("combined", {"jacobian.lambda": "0.3"}, "cifar")["jacobian"][
+        "lambda"
+    ] == pytest.approx(0.3)
+    assert defenses.defaults_for("nsloss", family="cifar")["epochs"] == 100
+    assert defenses.defaults_for("nsloss", family="mnist")["epochs"] == 20
+    assert defenses.defaults_for("mad", from_scratch=True)["optimizer"] == "sgd"

@@ -65,6 +65,16 @@ def spec(name: str) -> DatasetSpec:
     return DATASETS.get(name).factory
 
 
+def family(dataset: str) -> str:
+    """The papers' data-set family (mnist, cifar, imagenet): which ε grid a suite uses and
+    which paper setting a defense defaults to."""
+    if dataset.startswith("cifar"):
+        return "cifar"
+    if dataset == "imagenet":
+        return "imagenet"
+    return "mnist"
+
+
 def load(
     name: str,
     split: str,

@@ -23,6 +23,11 @@ from advbench.registry import Param, Registry
 
 DEFENSES: Registry[Any] = Registry("defense")
 ALIASES: dict[str, str] = {"combined": "nsloss+jacobian"}  # fidel's Combined
+# Settings an alias carries beyond its components' (fidel Table I: Combined on CIFAR-10
+# keeps the Jacobian weight at 0.01, where JacobReg alone uses 0.1).
+ALIAS_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
+    "combined": {"cifar": {"jacobian.lambda": 0.01}}
+}
 KINDS = ("training-time", "architecture", "inference-time")
 
 
@@ -61,6 +66,7 @@ DEFENSES.register(
     kind="training-time",
     paper="fidel, jakubovitz",
     weight="lambda",
+    family={"cifar": {"params": {"lambda": 0.1}, "train": {"epochs": 100}}},  # fidel Table I
     help="Jacobian regulariser on the input-logit Jacobian (post-training fine-tuning)",
     # fidel §IV-B: Adam, lr 1e-4, continued from the pretrained model.
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 20},
@@ -115,6 +121,7 @@ DEFENSES.register(
     ),
     kind="training-time",
     paper="zantedeschi",
+    family={"cifar": {"params": {"sigma": 0.05}}},
     help="Gaussian data augmentation",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -138,6 +145,7 @@ DEFENSES.register(
     ),
     kind="training-time",
     paper="zantedeschi, jakubovitz",
+    family={"cifar": {"params": {"eps": 0.05}}},
     help="adversarial training with FGSM examples crafted on the current model",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -159,6 +167,8 @@ DEFENSES.register(
     ),
     kind="training-time",
     paper="madnet, pesso",
+    # Madry et al. CIFAR-10: ε 8/255, 7 steps of 2/255.
+    family={"cifar": {"params": {"eps": 0.031, "steps": 7, "step_size": 0.0078}}},
     help="Madry PGD adversarial training (random start)",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
 )
@@ -181,6 +191,9 @@ DEFENSES.register(
     kind="training-time",
     paper="fidel",
     weight="lambda",
+    family={
+        "cifar": {"params": {"lambda": 10.0, "eps": 3.0, "samples": 10}, "train": {"epochs": 100}}
+    },
     help="neural-sensitivity loss (fidel Alg. 1): activation and logit change under random "
     "L2 perturbations; `combined` = nsloss+jacobian",
     # fidel §IV-B / Table I: Adam, lr 1e-4, 20 epochs on MNIST (100 on CIFAR-10).
@@ -265,6 +278,7 @@ DEFENSES.register(
     ),
     kind="inference-time",
     paper="zantedeschi",
+    family={"cifar": {"params": {"bits": 3}}},
     help="bit-depth reduction (and optional median smoothing) before the model; BPDA backward",
 )
 DEFENSES.register(
@@ -277,6 +291,7 @@ DEFENSES.register(
     ),
     kind="inference-time",
     paper="pesso",
+    family={"cifar": {"params": {"lambda": 0.03}}, "imagenet": {"params": {"lambda": 3 / 255}}},
     help="adversarial pNML: per label a targeted FGSM refinement, then normalised p(label)",
 )
 
@@ -329,14 +344,24 @@ def _per_component(defense: str, names: list[str], raw: dict[str, Any]) -> dict[
     return per
 
 
-def resolve(defense: str, raw: dict[str, Any]) -> dict[str, Any]:
+def resolve(defense: str, raw: dict[str, Any], family: str | None = None) -> dict[str, Any]:
     """Validated parameters: flat for one defense, {component: params} for a composition.
 
+    `family` (mnist, cifar, imagenet) fills in the paper's setting for that kind of data
+    where it differs from the MNIST defaults; what the user passes wins.
     A regulariser's weight may be `auto` (fidel §III-C); it stays the string "auto" here
     and `advbench.defenses.auto` replaces it by the chosen value before training.
     """
     names = components(defense)
     per = _per_component(defense, names, raw) if len(names) > 1 else {names[0]: dict(raw)}
+    if family is not None:
+        for n in names:
+            paper = DEFENSES.get(n).meta.get("family", {}).get(family, {}).get("params", {})
+            per[n] = {**paper, **per[n]}
+        for key, value in ALIAS_FAMILY.get(defense, {}).get(family, {}).items():
+            comp, _, param = key.partition(".")
+            if key not in raw and param not in raw:
+                per[comp][param] = value
     out = {}
     for n, params in per.items():
         entry = DEFENSES.get(n)
@@ -395,10 +420,26 @@ def wrapper_for(defense: str, resolved: dict[str, Any]):
     return DEFENSES.get(name).factory(resolved)
 
 
-def defaults_for(defense: str, from_scratch: bool = False) -> dict[str, Any]:
-    """Training defaults: the first component's paper setting (for training from scratch,
-    its from-scratch recipe where the paper gives one; {} otherwise)."""
+def defaults_for(
+    defense: str, from_scratch: bool = False, family: str | None = None
+) -> dict[str, Any]:
+    """Training defaults: the first component's paper setting for the data-set family (for
+    training from scratch, its from-scratch recipe where the paper gives one; {} otherwise)."""
     meta = DEFENSES.get(components(defense)[0]).meta
     if from_scratch:
         return dict(meta.get("scratch_defaults", {}))
-    return dict(meta.get("defaults", {}))
+    per_family = meta.get("family", {}).get(family, {}).get("train", {})
+    return {**meta.get("defaults", {}), **per_family}
+
+
+def family_settings(name: str) -> str:
+    """`cifar: sigma=0.05` for `--list`: the paper settings used on other data sets."""
+
+    def show(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    out = []
+    for fam, setting in DEFENSES.get(name).meta.get("family", {}).items():
+        values = {**setting.get("params", {}), **setting.get("train", {})}
+        out.append(f"{fam}: " + ", ".join(f"{k}={show(v)}" for k, v in values.items()))
+    return "; ".join(out)
