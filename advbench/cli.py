@@ -347,10 +347,12 @@ def harden(
     )
     for rec in config.get("lambda_search", []):
         tried = ", ".join(f"{t['lambda']:.4g}{'' if t['ok'] else ' ✗'}" for t in rec["trials"])
+        failed = "" if all(t["ok"] for t in rec["trials"]) else " (✗: CE reached"
+        failed += f" ln C = {rec['threshold_ce']:.3f})" if failed else ""
         out.print(
             f"  {rec['component']}.{rec['param']}=auto: R0 {rec['r0']:.4g} over "
-            f"{rec['r0_batches']} batches, λ0 {rec['lambda0']:.4g}, tried {tried} "
-            f"(✗: CE ≥ {rec['threshold_ce']:.3f}) → {rec['chosen']:.4g}"
+            f"{rec['r0_batches']} batches, λ0 {rec['lambda0']:.4g}, one-epoch trials "
+            f"{tried}{failed} → {rec['chosen']:.4g}"
         )
 
 

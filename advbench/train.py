@@ -149,30 +149,42 @@ def _fit_and_store(
             "defense_config": defense_config,
         },
     )
-    row = {
+    row = _row(
+        name, checksum, spec, {**config, **(record or {})}, cfg_hash, parent, defense,
+        defense_config, (acc, n), fit_cfg.seed, history, env_id, t0,
+    )  # fmt: skip
+    db["models"].upsert(row, pk="name")
+    resume.clear()
+    return StoredModel(row, created=True)
+
+
+def _row(
+    name, checksum, spec, config, cfg_hash, parent, defense, defense_config, accuracy,
+    seed, history, env_id, t0,
+) -> dict[str, Any]:  # fmt: skip
+    """A `models` row: what the model is, how it was made, and its clean accuracy."""
+    acc, n = accuracy
+    return {
         "name": name,
         "checksum": checksum,
         "arch": spec.arch,
         "dataset": spec.dataset,
         "activation": spec.activation,
         "spec": json.dumps(spec.to_dict()),
-        "config": json.dumps({**config, **(record or {})}),
+        "config": json.dumps(config),
         "config_hash": cfg_hash,
         "parent": parent,
         "defense": defense,
         "defense_config": json.dumps(defense_config) if defense else None,
         "clean_accuracy": acc,
         "clean_n": n,
-        "seed": fit_cfg.seed,
+        "seed": seed,
         "path": f"models/{name}",
         "history": json.dumps(history),
         "env_id": env_id,
         "created_at": now(),
         "wall_s": time.monotonic() - t0,
     }
-    db["models"].upsert(row, pk="name")
-    resume.clear()
-    return StoredModel(row, created=True)
 
 
 def train_model(
@@ -388,27 +400,11 @@ def wrap_model(
             "config": config,
         },
     )
-    row = {
-        "name": name,
-        "checksum": checksum,
-        "arch": spec.arch,
-        "dataset": spec.dataset,
-        "activation": spec.activation,
-        "spec": json.dumps(spec.to_dict()),
-        "config": json.dumps(config),
-        "config_hash": cfg_hash,
-        "parent": parent,
-        "defense": defense,
-        "defense_config": json.dumps(resolved),
-        "clean_accuracy": acc,
-        "clean_n": n,
-        "seed": parent_row["seed"],
-        "path": f"models/{name}",
-        "history": json.dumps([]),
-        "env_id": record_environment(db, device),
-        "created_at": now(),
-        "wall_s": time.monotonic() - t0,
-    }
+    env_id = record_environment(db, device)
+    row = _row(
+        name, checksum, spec, config, cfg_hash, parent, defense, resolved, (acc, n),
+        parent_row["seed"], [], env_id, t0,
+    )  # fmt: skip
     db["models"].upsert(row, pk="name")
     return StoredModel(row, created=True)
 
