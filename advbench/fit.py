@@ -103,6 +103,7 @@ class Resume:
     """Partial training state beside the checkpoints, keyed by the training's config hash."""
 
     def __init__(self, folder: Path, key: str):
+        self.folder, self.key = folder, key
         self.tensors = folder / f"{key}.partial.safetensors"
         self.meta = folder / f"{key}.partial.json"
 
@@ -131,8 +132,19 @@ class Resume:
         return _State(**doc["state"])
 
     def clear(self) -> None:
+        """Remove this state and any derived from it."""
         for p in (self.tensors, self.meta):
             p.unlink(missing_ok=True)
+        for p in self.folder.glob(f"{self.key}~*"):
+            p.unlink(missing_ok=True)
+
+    def derived(self, suffix: str) -> Resume:
+        """Partial state of work done on the way (a λ=auto trial), cleared with this one."""
+        return Resume(self.folder, f"{self.key}~{suffix}")
+
+    def notes(self) -> Path:
+        """A JSON file for small results kept across an interruption, cleared with this."""
+        return self.folder / f"{self.key}~notes.json"
 
 
 def fit(

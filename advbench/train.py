@@ -125,15 +125,15 @@ def _fit_and_store(
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
     if relabel is not None:  # a proxy learns another model's labels, not the data set's
         train = train.relabelled(relabel(train))
-    if prepare is not None:  # e.g. choosing λ=auto: work that a stored model skips
-        loss_fn, defense_config, record = prepare(train)
-    if hasattr(loss_fn, "bind"):  # madnet's partners are drawn from the training split
-        loss_fn.bind(train, spec.classes)
-    env_id = record_environment(db, fit_cfg.device)
     folder = db_dir(db) / "models"
     resume = Resume(folder / ".partial", f"{name}-{cfg_hash}")
     if force:
         resume.clear()
+    if prepare is not None:  # e.g. choosing λ=auto: work that a stored model skips
+        loss_fn, defense_config, record = prepare(train, resume)
+    if hasattr(loss_fn, "bind"):  # madnet's partners are drawn from the training split
+        loss_fn.bind(train, spec.classes)
+    env_id = record_environment(db, fit_cfg.device)
     t0 = time.monotonic()
     history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
     acc, n = evaluate(model, test)
@@ -319,13 +319,13 @@ def harden_model(
     if spec != parent_spec:
         config["spec"] = spec.to_dict()
 
-    def prepare(train):
+    def prepare(train, resume):
         """λ=auto: chosen on the parent before training; the search is stored with it."""
         from advbench.defenses.auto import choose_weights
 
         chosen, records = choose_weights(
             model, train, defense, resolved, classes=spec.classes, fit_cfg=fit_cfg,
-            progress=progress,
+            progress=progress, resume=resume,
         )  # fmt: skip
         return defenses.loss_for(defense, chosen), chosen, {"lambda_search": records}
 

@@ -249,3 +249,31 @@ def test_gda_lowers_loss_sensitivity(db_copy):
         return float(g.flatten(1).norm(dim=1).mean())
 
     assert sensitivity("gda") < 0.9 * sensitivity("control")
+
+
+def test_an_interrupted_lambda_search_keeps_its_finished_trials(db_copy, tmp_path, monkeypatch):
+    from advbench import fit as fit_module
+    from advbench.defenses import auto
+    from advbench.fit import FitConfig, Resume
+
+    db = open_db(db_copy)
+    model, _, _ = load_model(db, "std")
+    train = data.load("digits", "train")
+    resume = Resume(tmp_path, "m-abc")
+    cfg = FitConfig(1, 64, "adam", 1e-4, 0.0, 0, "cpu")
+    params = {"lambda": "auto", "projections": 1, "exact": False, "form": "hoffman"}
+    kw = dict(component="jacobian", params=params, weight="lambda", classes=10)
+    kw.update(fit_cfg=cfg, resume=resume)
+    first, rec = auto.search_weight(model, train, **kw)
+    assert resume.notes().exists() and len(json.loads(resume.notes().read_text())) == len(
+        rec["trials"]
+    )
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished trial was trained again")
+
+    monkeypatch.setattr(fit_module, "fit", no_training)
+    again, rec2 = auto.search_weight(model, train, **kw)
+    assert again == first and rec2["trials"] == rec["trials"]
+    resume.clear()
+    assert not resume.notes().exists()

@@ -8,10 +8,14 @@
    CE + λ·R and keep λ if the training cross-entropy stays below that of a random guess;
    the largest kept λ wins.
 
-Two readings are ours and recorded with the result: the "training cross-entropy" of an
-epoch is the mean over its last tenth of batches (a fine-tuned model starts with a low
-loss, so the epoch mean would hide a collapse at its end), and the random guess's
-cross-entropy is ln(classes), in the nats our loss is measured in (the paper writes log2).
+Interrupting the search loses at most one batch: each trial trains with the resumable
+loop, and finished trials are noted beside the partial state, so a re-run skips them.
+
+Two readings are ours and recorded with the result: the training cross-entropy a trial
+reaches is measured after its epoch, on 10 random training batches with the trained
+network (a fine-tuned model starts with a low loss, so the epoch's mean would hide a
+collapse at its end), and the random guess's cross-entropy is ln(classes), in the nats our
+loss is measured in (the paper writes log2).
 Each component of a composition (`combined` = nsloss+jacobian) is searched on its own,
 CE + λ_i·R_i, as the paper chooses each λ_i.
 """
@@ -45,16 +49,19 @@ def _batches(data, batch_size: int, count: int, seed: int):
         yield data.get(idx)
 
 
-def measure_r0(model, data, component, params, weight, batch_size, seed, device) -> float:
-    """Mean of the unweighted regulariser over `R0_BATCHES` random training batches."""
-    loss = _loss(component, params, weight, 1.0)
+def measure(model, data, loss, batch_size, seed, device, key: str) -> float:
+    """Mean of loss term(s) `key` over `R0_BATCHES` random training batches ("reg": every
+    term but the cross-entropy)."""
     model = copy.deepcopy(model).to(device)
-    model.train()
+    model.train(key == "reg")  # the regulariser as training sees it; the CE of the network
     torch.manual_seed(seed)
     total = 0.0
     for x, y in _batches(data, batch_size, R0_BATCHES, seed):
         terms = loss(model, x.to(device), y.to(device))
-        total += sum(float(v.detach()) for k, v in terms.items() if k not in ("ce", "_logits"))
+        if key == "reg":
+            total += sum(float(v.detach()) for k, v in terms.items() if k not in ("ce", "_logits"))
+        else:
+            total += float(terms[key].detach())
     return total / R0_BATCHES
 
 
@@ -68,13 +75,15 @@ def search_weight(
     classes: int,
     fit_cfg,
     progress=None,
+    resume=None,
 ) -> tuple[float, dict[str, Any]]:
     """The chosen weight and the record of how it was chosen (stored on the model)."""
-    from advbench.fit import FitConfig, fit
+    import json
 
-    r0 = measure_r0(
-        model, data, component, params, weight, fit_cfg.batch_size, fit_cfg.seed, fit_cfg.device
-    )
+    from advbench.fit import FitConfig, cross_entropy_terms, fit
+
+    bs, seed, device = fit_cfg.batch_size, fit_cfg.seed, fit_cfg.device
+    r0 = measure(model, data, _loss(component, params, weight, 1.0), bs, seed, device, "reg")
     if not r0 > 0 or not math.isfinite(r0):
         raise BadInput(
             f"{component}.{weight}=auto: the regulariser is {r0} on the model, so "
@@ -83,25 +92,29 @@ def search_weight(
     lam0 = math.log2(classes) / r0
     threshold = math.log(classes)
     trials: list[dict[str, float | bool]] = []
+    progress = progress or _NoProgress()
     task = progress.add_task(f"{component}.{weight}=auto", total=2 + BISECTIONS, metrics="")
 
+    notes = resume.notes() if resume is not None else None
+    done = json.loads(notes.read_text()) if notes is not None and notes.exists() else {}
+
     def trial(lam: float) -> bool:
-        loss = _loss(component, params, weight, lam)
-        ces: list[float] = []
-
-        def recording(m, x, y):
-            terms = loss(m, x, y)
-            ces.append(float(terms["ce"].detach()))
-            return terms
-
-        if hasattr(loss, "bind"):
-            loss.bind(data, classes)
-        one = FitConfig(
-            1, fit_cfg.batch_size, fit_cfg.optimizer, fit_cfg.lr, 0.0, fit_cfg.seed, fit_cfg.device
-        )
-        fit(copy.deepcopy(model), data, one, loss_fn=recording)
-        tail = ces[-max(1, len(ces) // 10) :]
-        ce_end = sum(tail) / len(tail)
+        tag = f"{component}.{weight}={lam!r}"
+        if tag not in done:
+            loss = _loss(component, params, weight, lam)
+            if hasattr(loss, "bind"):
+                loss.bind(data, classes)
+            one = FitConfig(1, bs, fit_cfg.optimizer, fit_cfg.lr, 0.0, seed, device)
+            trained = copy.deepcopy(model)
+            state = resume.derived(tag) if resume is not None else None
+            fit(trained, data, one, loss_fn=loss, resume=state)
+            ce_end = measure(trained, data, cross_entropy_terms, bs, seed + 1, device, "ce")
+            done[tag] = ce_end
+            if notes is not None:
+                notes.parent.mkdir(parents=True, exist_ok=True)
+                notes.write_text(json.dumps(done))
+                state.clear()
+        ce_end = done[tag]
         ok = math.isfinite(ce_end) and ce_end < threshold
         trials.append({"lambda": lam, "ce_end": ce_end, "ok": ok})
         progress.update(task, advance=1, metrics=f"λ {lam:.4g}: CE {ce_end:.3f}")
@@ -156,6 +169,7 @@ def choose_weights(
     classes: int,
     fit_cfg,
     progress=None,
+    resume=None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`resolved` with every `auto` weight replaced by its chosen value, and the records."""
     from advbench.defenses import auto_weights, components, per_component
@@ -171,7 +185,8 @@ def choose_weights(
             weight=key,
             classes=classes,
             fit_cfg=fit_cfg,
-            progress=progress or _NoProgress(),
+            progress=progress,
+            resume=resume,
         )
         per[comp][key] = value
         records.append(record)
