@@ -291,9 +291,12 @@ def harden(
 ) -> None:
     """Harden a stored model with a defense and store the result with its parent.
 
-    Training-time defenses fine-tune the model (or train it --from-scratch); `brelu` changes
-    its activations; inference-time defenses (feature-squeezing, pnml) wrap it without
-    training, and attacks on the stored result attack the wrapper end to end.
+    Training-time defenses fine-tune the model (or train it anew with --from-scratch).
+
+    `brelu` changes its activations; `feature-squeezing` and `pnml` wrap it at inference.
+
+    Attacks on a wrapped model attack the wrapper end to end.
+
     `--param lambda=auto` chooses a regulariser's weight by fidel's protocol (§III-C).
     """
     from advbench.defenses import DEFENSES
