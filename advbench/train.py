@@ -137,20 +137,21 @@ def _fit_and_store(
     t0 = time.monotonic()
     history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
     acc, n = evaluate(model, test)
+    config = {**config, **(record or {})}  # what is stored: the request and how it was met
     checksum = save_checkpoint(
         model.cpu(),
         spec,
         folder / name,
         {
             "name": name,
-            "config": {**config, **(record or {})},
+            "config": config,
             "parent": parent,
             "defense": defense,
             "defense_config": defense_config,
         },
     )
     row = _row(
-        name, checksum, spec, {**config, **(record or {})}, cfg_hash, parent, defense,
+        name, checksum, spec, config, cfg_hash, parent, defense,
         defense_config, (acc, n), fit_cfg.seed, history, env_id, t0,
     )  # fmt: skip
     db["models"].upsert(row, pk="name")

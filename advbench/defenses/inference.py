@@ -26,9 +26,6 @@ class Wrapper(nn.Module):
         self.classes = getattr(base, "classes", None)
         self.input_shape = getattr(base, "input_shape", None)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base.embed(x)
-
 
 def squeeze_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
     """Xu et al.'s colour-depth reduction to `bits` bits per channel, on [0, 1] inputs."""

@@ -133,6 +133,11 @@ def pgd_at(*, eps: float, steps: int, step_size: float, ratio: float) -> Transfo
     return transform
 
 
+def _unit_l2(d: torch.Tensor) -> torch.Tensor:
+    """Each row of `d` scaled to L2 norm 1."""
+    return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
+
+
 # --- regularisers -------------------------------------------------------------------------
 
 
@@ -164,11 +169,11 @@ def vat(*, eps: float, xi: float, iterations: int) -> Regulariser:
         p = F.softmax(logits.detach(), 1)
         d = torch.randn_like(x)
         for _ in range(iterations):
-            d = xi * d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
+            d = xi * _unit_l2(d)
             d.requires_grad_(True)
             kl = F.kl_div(F.log_softmax(model(x.detach() + d), 1), p, reduction="batchmean")
             (d,) = torch.autograd.grad(kl, d)
-        r = eps * d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
+        r = eps * _unit_l2(d)
         return F.kl_div(F.log_softmax(model(x + r.detach()), 1), p, reduction="batchmean")
 
     return reg
@@ -198,12 +203,7 @@ def nsloss(*, eps: float, samples: int) -> Regulariser:
             layers0 = [*acts0, out0]
             total = x.new_zeros(())
             for _ in range(samples):
-                d = torch.randn_like(x)
-                d = (
-                    eps
-                    * d
-                    / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
-                )
+                d = eps * _unit_l2(torch.randn_like(x))
                 out, acts = model.forward_with_activations(x + d)
                 for a, a0 in zip([*acts, out], layers0, strict=True):
                     total = total + (a - a0).abs().mean()
@@ -251,11 +251,14 @@ class MadPairs:
         pick = self.start[cls] + (torch.rand(n) * self.count[cls]).long()
         x2, y2 = self.data.get(self.order[pick])
         dev = b.x.device
-        out = _grow(b, x2.to(dev))  # partners copy the batch's weights
-        out.target = torch.cat([b.target, y2.to(dev)])
-        out.labels = torch.cat([b.labels, y2.to(dev)])
-        out.pairs = (cls == y).float().to(dev)
-        return out
+        return replace(
+            b,
+            x=torch.cat([b.x, x2.to(dev)]),
+            target=torch.cat([b.target, y2.to(dev)]),
+            weight=torch.cat([b.weight, b.weight]),  # a partner weighs as its row
+            labels=torch.cat([b.labels, y2.to(dev)]),
+            pairs=(cls == y).float().to(dev),
+        )
 
 
 def _halves(b: Batch) -> tuple[torch.Tensor, torch.Tensor, int]:
