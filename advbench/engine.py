@@ -339,11 +339,14 @@ def _norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
 def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None):
     """From one minimal-perturbation result, the adversarial input at each ε (in `norm`).
 
-    foolbox returns the unperturbed input where it found nothing, so success is checked
-    with a model's own prediction, not the attack's flag: the crafting model's (white-box:
+    Every minimal attack returns the unperturbed input where it found nothing (the adapters
+    enforce it: foolbox's C&W would return a black image), and success is checked with a
+    model's own prediction, never the attack's flag: the crafting model's (white-box:
     the model itself; transfer: the source) says whether and at what norm the attack found
     an adversarial; the evaluated model's prediction of it is what gets recorded.
     """
+    finite = torch.isfinite(raw.flatten(1)).all(1)  # a diverged search found nothing
+    raw = torch.where(finite.view(-1, *[1] * (b.x.dim() - 1)), raw, b.x)
     raw_pred = _predict(model, raw)
     if craft_model is None:
         found = b.hit(raw_pred)

@@ -67,10 +67,25 @@ def bim(*, steps: int, rel_stepsize: float | None):
     return _budget(fb.attacks.LinfBasicIterativeAttack(steps=steps, rel_stepsize=rel))
 
 
+def _unfound_to_input(raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The contract for minimal attacks: x itself where nothing was found.
+
+    foolbox's C&W starts its result at an all-zero image (`best_advs = ep.zeros_like(x)` in
+    foolbox/attacks/carlini_wagner.py) and returns it for every sample where no iterate was
+    adversarial; the engine would then judge that black image, an example no attack made, as
+    an adversarial at distance ‖x‖2 whenever the model misclassifies it. A C&W iterate is
+    (tanh(w) + 1) / 2, so a row that is exactly zero everywhere (for an input that is not)
+    is that initial value. Non-finite rows (a search that diverged) are failures too.
+    """
+    flat = raw.flatten(1)
+    unfound = ((flat == 0).all(1) & (x.flatten(1) != 0).any(1)) | ~torch.isfinite(flat).all(1)
+    return torch.where(unfound.view(-1, *[1] * (x.dim() - 1)), x, raw)
+
+
 def _minimal(attack, linf_clip: float | None = None):
     def run(model, x: torch.Tensor, y: torch.Tensor, target=None) -> torch.Tensor:
         raw, _, _ = attack(_fmodel(model), x, _criterion(y, target), epsilons=None)
-        raw = raw.detach()
+        raw = _unfound_to_input(raw.detach(), x)
         if linf_clip is not None:  # madnet: the C&W result is clipped to an L∞ ball
             raw = (x + (raw - x).clamp(-linf_clip, linf_clip)).clamp(0, 1)
         return raw

@@ -1,0 +1,84 @@
+"""A minimal attack that finds nothing must never count as a success (Faithful cells, 1).
+
+The model below cannot be fooled by any attack that follows its gradient (it is exactly zero)
+or samples noise (bright noise keeps its label), yet it misclassifies dark images: foolbox's
+C&W used to return its all-zero initial image where it found nothing, and the engine judged
+that black image (or, with madnet's L∞ clip, "x darkened by 0.3") as an adversarial.
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from advbench.attacks import ATTACKS
+from advbench.engine import make_job, run_jobs
+from advbench.env import record_environment
+from advbench.store import open_db
+from advbench.train import model_row
+
+CW = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
+FAST = {
+    "cw-l2": CW,
+    "cw-l2-restarts": {**CW, "restarts": 2, "radius": 0.5},
+    "cw-l2-eot": {**CW, "samples": 2},
+    "deepfool-l2": {"steps": 20},
+    "deepfool-linf": {"steps": 20},
+    "fgsm-min": {"eps_step": 0.05},
+    "hsj": {"max_iter": 3, "max_eval": 100, "init_eval": 10, "init_size": 20},
+    "jsma": {},
+}
+MINIMAL = [e.name for e in ATTACKS if e.meta["kind"] == "minimal"]
+CLASS = 3
+
+
+class DarkStep(nn.Module):
+    """Class 3 for any input whose brightest pixel exceeds 0.8 (every digits image), class 4
+    otherwise (the black image, or a digit darkened by 0.3). Its input gradient is zero."""
+
+    input_shape = (1, 8, 8)
+    classes = 10
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # attack back-ends read a parameter's device
+
+    def forward(self, x):
+        bright = x.flatten(1).amax(1) > 0.8
+        cls = torch.where(bright, CLASS, CLASS + 1)
+        return 10.0 * nn.functional.one_hot(cls, 10).float() + 0.0 * x.flatten(1).sum(1, True)
+
+
+def _judged(db, name, params):
+    norm = ATTACKS.get(name).meta["norm"]
+    eps = {"l2": [0.5, 3.0, math.inf], "linf": [0.1, 0.5, math.inf], "l0": [0.1, 0.5, math.inf]}
+    job = make_job(name, eps[norm.split("|")[0]], params, only_correct=True)
+    row = model_row(db, "std")
+    return run_jobs(
+        db, DarkStep(), row, [job], n=8, seed=3, batch_size=8, env_id=record_environment(db, "cpu")
+    )
+
+
+def test_every_minimal_attack_is_covered():
+    assert set(FAST) == set(MINIMAL)
+
+
+@pytest.mark.parametrize("name", MINIMAL)
+def test_an_unfoolable_model_stays_at_100_percent_at_every_eps(db_copy, name):
+    db = open_db(db_copy)
+    res = _judged(db, name, FAST[name])
+    assert [s.accuracy for s in res] == [1.0, 1.0, 1.0], (name, [s.eps for s in res])
+    for s in res:
+        for r in db["samples"].rows_where("run_id = ?", [s.id]):
+            assert r["success"] == 0 and r["min_norm"] is None, (name, r)
+
+
+def test_madnet_linf_clip_does_not_darken_unbroken_samples(db_copy):
+    """madnet clips C&W's result to an L∞ ball of 0.3; a sample C&W did not break must stay x,
+    not become the clipped black image (max pixel 1 - 0.3 = 0.7: class 4 here)."""
+    db = open_db(db_copy)
+    res = _judged(db, "cw-l2", {**CW, "linf_clip": 0.3})
+    assert [s.accuracy for s in res] == [1.0, 1.0, 1.0]
+    for s in res:
+        assert all(r["linf"] == 0 for r in db["samples"].rows_where("run_id = ?", [s.id]))
