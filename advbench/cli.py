@@ -493,6 +493,15 @@ def attack(
             rich_help_panel=DATA,
         ),
     ] = False,
+    gradient: Annotated[
+        str | None,
+        typer.Option(
+            help="Gradient through a defense's non-differentiable step (feature-squeezing): "
+            "straight-through (default, as ART and zantedeschi) or masked (the true, zero "
+            "gradient; shows gradient masking). Recorded on the run.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
     force: ForceOpt = False,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
 ) -> None:
@@ -515,6 +524,12 @@ def attack(
     if suite and targeted:
         raise BadInput("--targeted applies to --attack; a suite sets targeting per row")
     eps_list = parse_eps(eps)
+    if gradient is not None:
+        from advbench.defenses.inference import GRADIENTS
+        from advbench.errors import unknown
+
+        if gradient not in GRADIENTS:
+            raise unknown("--gradient", gradient, GRADIENTS)
     overrides = parse_param_pairs(param)
     suite_doc = load_suite(suite) if suite else None
     if seed is None:
@@ -581,6 +596,7 @@ def attack(
                 progress=progress,
                 load_model=lambda name: load_model(database, name, dev)[::2],
                 notes=notes,
+                gradient=gradient,
             )
         _print_summaries(summaries, row, seed, scale if suite_doc else "custom")
         for note in notes:

@@ -220,6 +220,7 @@ def _run_rows(
     scale: str | None,
     source_row=None,
     threat: str = "white-box",
+    gradient: str | None = None,
 ) -> list[dict[str, Any]]:
     kind = ATTACKS.get(job.attack).meta["kind"]
     base = {
@@ -239,6 +240,8 @@ def _run_rows(
         base["only_correct"] = True
     if source_row is not None:
         base.update(threat=threat, source_checksum=source_row["checksum"])
+    if gradient is not None:  # only models with a choice of gradient (feature-squeezing)
+        base["gradient"] = gradient
     group = config_hash(base)
     rows = []
     for eps in job.eps:
@@ -268,6 +271,7 @@ def _run_rows(
                 "source_model": None if source_row is None else source_row["name"],
                 "source_checksum": None if source_row is None else source_row["checksum"],
                 "only_correct": int(job.only_correct),
+                "gradient": gradient,
             }
         )
     return rows
@@ -405,6 +409,20 @@ def _root(db, row) -> dict[str, Any]:
     return row
 
 
+def set_gradient(model, requested: str | None) -> str | None:
+    """Choose the gradient white-box attacks see through a model whose forward has a
+    non-differentiable step (`model.gradients` lists the choices, the first the default);
+    None for every other model, where autograd's gradient is the only one."""
+    modes = getattr(model, "gradients", None)
+    if not modes:
+        return None
+    mode = requested or modes[0]
+    if mode not in modes:
+        raise unknown("--gradient", mode, modes)
+    model.gradient = mode
+    return mode
+
+
 def _register(db, rows, env_id: str, force: bool) -> list[dict[str, Any]]:
     """Record runs that still need work (with --force, drop their samples first)."""
     todo = []
@@ -459,11 +477,14 @@ def run_jobs(
     progress=None,
     load_model=None,
     notes: list[str] | None = None,
+    gradient: str | None = None,
 ) -> list[RunSummary]:
     """Execute every pending run of `jobs` against `model`; return a summary per run.
 
     `load_model(name) -> (model, row)` loads source models for transfer jobs (default: from
-    `db`); `notes` collects jobs that were skipped and why.
+    `db`); `notes` collects jobs that were skipped and why. `gradient` chooses the gradient
+    through a crafting model with a non-differentiable step (feature-squeezing:
+    straight-through by default, or masked); it is recorded on each such run.
     """
     if n <= 0:
         raise BadInput(f"--n {n} must be > 0")
@@ -472,6 +493,12 @@ def run_jobs(
     test = datasets.load(model_row["dataset"], "test", data_dir=data_dir)
     model = model.to(device).eval()
     classes = int(model.classes)
+    if gradient is not None and not getattr(model, "gradients", None):
+        choosers = "feature-squeezing"
+        raise BadInput(
+            f"--gradient {gradient}: {model_row['name']} has no non-differentiable step to "
+            f"choose a gradient for (only inference-time defenses such as {choosers} have)"
+        )
     if load_model is None:
         from advbench.train import load_model as load_stored
 
@@ -511,7 +538,10 @@ def run_jobs(
             source = source.to(device).eval()
             kind = json.loads(source_row["config"] or "{}").get("kind")
             threat = "proxy" if kind == "proxy" else "transfer"
-        rows = _run_rows(model_row, job, cache[key], seed, batch_size, scale, source_row, threat)
+        mode = set_gradient(source if source is not None else model, gradient)
+        rows = _run_rows(
+            model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
+        )
         plans.append((job, cache[key], rows, source))
 
     pending = []

@@ -136,7 +136,10 @@ def test_squeezing_functions():
     assert median_filter(torch.ones(2, 3, 4, 4), 2).shape == (2, 3, 4, 4)
 
 
-def test_bpda_sees_through_feature_squeezing_that_masks_plain_gradients(db_copy):
+def test_white_box_attacks_see_feature_squeezing_straight_through_unless_masked(db_copy):
+    """zantedeschi attacked ART's squeezer, whose backward pass is the identity: FGSM moves
+    the input and hurts. The true (masked) gradient of rounding is zero: FGSM does not move,
+    and only BPDA gets through. Each run records the gradient it followed."""
     from advbench.engine import make_job, run_jobs
     from advbench.env import record_environment
 
@@ -145,14 +148,39 @@ def test_bpda_sees_through_feature_squeezing_that_masks_plain_gradients(db_copy)
     model, _, row = load_model(db, "fs")
     assert isinstance(model, FeatureSqueezing)
     x, _ = _test_batch(8)
-    xg = x.clone().requires_grad_(True)
-    F.cross_entropy(model(xg), torch.zeros(8, dtype=torch.long)).backward()
-    assert float(xg.grad.abs().sum()) == 0.0  # rounding: no gradient end to end
-    jobs = [make_job(a, [0.3], {}) for a in ("pgd-linf", "bpda-pgd")]
     env = record_environment(db, "cpu")
-    summaries = run_jobs(db, model, row, jobs, n=150, batch_size=75, seed=0, env_id=env)
-    acc = {s.attack: s.accuracy for s in summaries}
-    assert acc["bpda-pgd"] < acc["pgd-linf"] - 0.2, acc
+    clean = model(x).argmax(1)
+    grads = {}
+    for mode in ("straight-through", "masked"):
+        model.gradient = mode
+        assert torch.equal(model(x).argmax(1), clean)  # the prediction is the same
+        xg = x.clone().requires_grad_(True)
+        F.cross_entropy(model(xg), torch.zeros(8, dtype=torch.long)).backward()
+        grads[mode] = float(xg.grad.abs().sum())
+    assert grads["masked"] == 0.0 < grads["straight-through"]
+
+    def run(attack, gradient):
+        (s,) = run_jobs(
+            db, model, row, [make_job(attack, [0.3], {})], n=150, batch_size=75, seed=0,
+            env_id=env, gradient=gradient,
+        )  # fmt: skip
+        linf = max(r["linf"] for r in db["samples"].rows_where("run_id = ?", [s.id]))
+        return s, db["runs"].get(s.id)["gradient"], linf
+
+    through, g1, moved = run("fgsm", None)
+    masked, g2, still = run("fgsm", "masked")
+    assert (g1, g2) == ("straight-through", "masked") and through.id != masked.id
+    assert moved == pytest.approx(0.3) and still == 0.0
+    assert through.accuracy < masked.accuracy - 0.2, (through.accuracy, masked.accuracy)
+    pgd, _, _ = run("pgd-linf", "masked")
+    bpda, _, _ = run("bpda-pgd", "masked")
+    assert bpda.accuracy < pgd.accuracy - 0.2
+    with pytest.raises(BadInput, match="valid choices: masked, straight-through"):
+        run("fgsm", "bpda")
+    std, _, std_row = load_model(db, "std")
+    with pytest.raises(BadInput, match="no non-differentiable step"):
+        run_jobs(db, std, std_row, [make_job("fgsm", [0.3])], n=8, batch_size=8, seed=0,
+                 env_id=env, gradient="masked")  # fmt: skip
 
 
 # --- architecture, from scratch -----------------------------------------------------------

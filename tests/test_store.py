@@ -55,8 +55,34 @@ def test_migration_0003_rekeys_samples_and_backfills(tmp_path):
     db["samples"].insert_all(
         [{"run_id": "r1", "idx": 40, "position": 0}, {"run_id": "r1", "idx": 7, "position": 1}]
     )
-    assert migrate(db) == ["0003_instances_and_threat_models"]
+    assert migrate(db)[0] == "0003_instances_and_threat_models"
     assert db["samples"].pks == ["run_id", "position"]
     assert [(r["idx"], r["eps"]) for r in db["samples"].rows] == [(40, 0.3), (7, 0.3)]
     run = db["runs"].get("r1")
     assert (run["threat"], run["n_samples"], run["only_correct"]) == ("white-box", 2, 0)
+
+
+def test_migration_0004_keeps_every_row_and_labels_gradient_and_threat(tmp_path):
+    """tests/data/store_0003.db was written by advbench at commit d9bd403 (schema 0003): a
+    digits model, a feature-squeezing wrapper attacked with FGSM, and a jacobian child
+    attacked with FGSM and carlini-eval (smoke, n 8) under `--source-model std`."""
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "data" / "store_0003.db", path)
+    before = sqlite3.connect(path)
+    counts = [
+        before.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "samples")
+    ]
+    before.close()
+    assert counts == [36, 308]
+    db = open_db(path)
+    assert [r["name"] for r in db["_migrations"].rows][-1] == MIGRATIONS[-1][0]
+    assert [db[t].count for t in ("runs", "samples")] == counts
+    fs = list(db["runs"].rows_where("model = 'fs'"))
+    assert len(fs) == 2 and {r["gradient"] for r in fs} == {"masked"}
+    jac = list(db["runs"].rows_where("model = 'jac'"))
+    assert {(r["threat"], r["source_model"], r["gradient"]) for r in jac} == {
+        ("transfer", "std", None)
+    }

@@ -133,8 +133,29 @@ def _instances_and_threat_models(db: sqlite_utils.Database) -> None:
     db.execute("update samples set eps = (select eps from runs where runs.id = samples.run_id)")
 
 
+def _faithful_cells(db: sqlite_utils.Database) -> None:
+    # Which gradient a white-box attack saw through a non-differentiable defense. Runs on
+    # feature-squeezing made before this migration followed the masked (true) gradient.
+    db["runs"].add_column("gradient", str)
+    db.execute(
+        "update runs set gradient = 'masked' where model in "
+        "(select name from models where defense = 'feature-squeezing')"
+    )
+    # A run's threat follows from where it was crafted (the report keys cells by it).
+    db.execute(
+        "update runs set threat = case when source_model is null then 'white-box' "
+        "when (select json_extract(config, '$.kind') from models "
+        "where name = runs.source_model) = 'proxy' then 'proxy' else 'transfer' end"
+    )
+    # Per instance: the test index of the start point (targeted HopSkipJump starts from an
+    # image of the target class) and whether the attack could start at all.
+    db["samples"].add_column("start_idx", int)
+    db["samples"].add_column("init_failed", int)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
     ("0003_instances_and_threat_models", _instances_and_threat_models),
+    ("0004_faithful_cells", _faithful_cells),
 ]
