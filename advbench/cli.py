@@ -412,6 +412,23 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
     out.print(table)
 
 
+def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str | None) -> None:
+    """Apply --source-model / --proxy. A single --attack job takes them; in a suite only rows
+    that ask for a crafting model do (`given`, and `arch:` / `proxy:` rows, whose model or
+    architecture they choose), so white-box rows stay white-box."""
+    given = f"proxy:{proxy}" if proxy else source_model
+    if given is None:
+        return
+    for j in jobs:
+        src = j.source or ""
+        if not from_suite or src == "given":
+            j.source = given
+        elif src.startswith("arch:") and source_model:
+            j.source = source_model
+        elif src.startswith("proxy:") and proxy:
+            j.source = given
+
+
 @app.command()
 @handles_errors
 def attack(
@@ -471,7 +488,8 @@ def attack(
     source_model: Annotated[
         str | None,
         typer.Option(
-            help="Transfer: craft on this stored model, evaluate on --model.",
+            help="Transfer: craft on this stored model, evaluate on --model. In a suite it "
+            "fills only rows that ask for a model (source given or arch:ARCH).",
             rich_help_panel=ATTACK,
         ),
     ] = None,
@@ -479,7 +497,8 @@ def attack(
         str | None,
         typer.Option(
             help="Black-box: train a proxy of this architecture on the model's predicted "
-            "labels (stored as MODEL.proxy-ARCH), craft on it, evaluate on --model.",
+            "labels (stored as MODEL.proxy-ARCH), craft on it, evaluate on --model. In a "
+            "suite it fills only rows whose source is given or proxy:ARCH.",
             rich_help_panel=ATTACK,
         ),
     ] = None,
@@ -559,23 +578,21 @@ def attack(
                     j.n = min(j.n, n)  # --n caps rows that have their own, smaller count
         else:
             jobs, suite_n = [job], 500
-        source = source_model
-        if proxy:
-            with _progress() as progress:
-                source = train_proxy(
-                    database,
-                    target=row["name"],
-                    arch=proxy,
-                    epochs=proxy_epochs,
-                    batch_size=64,
-                    seed=seed,
-                    device=dev,
-                    data_dir=data_dir,
-                    progress=progress,
-                ).name
-        if source:
-            for j in jobs:
-                j.source = source
+        _fill_sources(jobs, suite_doc is not None, source_model, proxy)
+        for j in jobs:
+            if j.source is not None and j.source.startswith("proxy:"):
+                with _progress() as progress:
+                    j.source = train_proxy(
+                        database,
+                        target=row["name"],
+                        arch=j.source.partition(":")[2],
+                        epochs=proxy_epochs,
+                        batch_size=64,
+                        seed=seed,
+                        device=dev,
+                        data_dir=data_dir,
+                        progress=progress,
+                    ).name
         count = n if n is not None else suite_n
         net, _, _ = load_model(database, row["name"], dev)
         notes: list[str] = []

@@ -35,6 +35,16 @@ _EPS_TOL = 1e-5
 
 
 TARGETED = ("all-others", "random")
+# Where a transfer job crafts its examples. A plain stored model name works too.
+SOURCES = {
+    "root": "the model's undefended ancestor (itself when it is undefended)",
+    "parent": "the model it was hardened or wrapped from",
+    "base": "the model an inference-time defense wraps (the model itself otherwise: pesso)",
+    "model:NAME": "the stored model NAME",
+    "arch:ARCH": "the one stored undefended model of architecture ARCH on the same data set",
+    "proxy:ARCH": "a proxy of architecture ARCH trained on the model's outputs (--proxy)",
+    "given": "the model named by --source-model (or the --proxy); skipped without one",
+}
 
 
 @dataclass
@@ -45,7 +55,7 @@ class AttackJob:
     label: str | None = None
     suite: str | None = None
     targeted: str | None = None  # None (untargeted), all-others or random
-    source: str | None = None  # craft on this stored model (transfer); "undefended": the root
+    source: str | None = None  # where to craft (transfer); see SOURCES
     only_correct: bool = False
     n: int | None = None  # samples, when the job wants its own count (fidel's targeted runs)
 
@@ -409,6 +419,49 @@ def _root(db, row) -> dict[str, Any]:
     return row
 
 
+def _undefended_of_arch(db, arch: str, dataset: str) -> dict[str, Any]:
+    rows = [
+        r
+        for r in db["models"].rows_where(
+            "arch = ? and dataset = ? and defense is null", [arch, dataset], order_by="name"
+        )
+        if json.loads(r["config"] or "{}").get("kind") == "train"
+    ]
+    if len(rows) != 1:
+        found = ", ".join(r["name"] for r in rows)
+        raise BadInput(
+            f"source arch:{arch} needs exactly one undefended {arch} model on {dataset}; "
+            + (
+                f"found {len(rows)} ({found}): name one with --source-model"
+                if rows
+                else f"none is stored: `advbench train --arch {arch} --dataset {dataset}`, "
+                "or name another with --source-model"
+            )
+        )
+    return rows[0]
+
+
+def resolve_source(db, model_row: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """The stored row a job's `source` names (SOURCES); None for `given` (no model named)."""
+    kind, _, arg = source.partition(":")
+    if source in ("root", "undefended"):  # "undefended": suites written before 0.1's rows
+        return _root(db, model_row)
+    if source == "parent":
+        if not model_row["parent"]:
+            raise BadInput(f"source parent: {model_row['name']} has no parent model")
+        return _stored(db, model_row["parent"])
+    if source == "given":
+        return None
+    if source == "base":
+        wrapped = json.loads(model_row["config"] or "{}").get("kind") == "wrap"
+        return _stored(db, model_row["parent"]) if wrapped else model_row
+    if kind == "arch" and arg:
+        return _undefended_of_arch(db, arg, model_row["dataset"])
+    if kind == "proxy":
+        raise BadInput(f"source {source}: a proxy is trained by `advbench attack` (--proxy)")
+    return _stored(db, arg if kind == "model" and arg else source)
+
+
 def set_gradient(model, requested: str | None) -> str | None:
     """Choose the gradient white-box attacks see through a model whose forward has a
     non-differentiable step (`model.gradients` lists the choices, the first the default);
@@ -519,14 +572,12 @@ def run_jobs(
             cache[key] = make_instances(model, test, job, count, seed, classes, device)
         source, source_row, threat = None, None, "white-box"
         if job.source is not None:
-            source_row = (
-                _root(db, model_row) if job.source == "undefended" else _stored(db, job.source)
-            )
-            if source_row["name"] == model_row["name"]:
+            source_row = resolve_source(db, model_row, job.source)
+            if source_row is None:
                 if notes is not None:
                     notes.append(
-                        f"{job.label or job.attack}: skipped, {model_row['name']} is "
-                        "itself the undefended model it would transfer from"
+                        f"{job.label or job.attack}: skipped, its examples are crafted on a "
+                        "model you name (--source-model NAME or --proxy ARCH)"
                     )
                 continue
             if source_row["dataset"] != model_row["dataset"]:

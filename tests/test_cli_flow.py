@@ -124,9 +124,7 @@ def test_suite_at_smoke_scale(runner, trained_db, tmp_path):
     ).output
     for label in ("FGSM", "PGD-Linf", "PGD-L2", "CW-L2", "APGD-DLR"):
         assert label in out
-    assert "note: Transfer-PGD-Linf: skipped" in out  # std is itself undefended
-    jobs, _ = suite_jobs(load_suite("carlini-eval"), "digits", "smoke")
-    ran = [j for j in jobs if j.source is None]
+    ran, _ = suite_jobs(load_suite("carlini-eval"), "digits", "smoke")
     con = sqlite3.connect(db)
     runs = con.execute("select count(*), count(distinct label) from runs").fetchone()
     per_run = dict(
@@ -137,6 +135,8 @@ def test_suite_at_smoke_scale(runner, trained_db, tmp_path):
     assert runs == (sum(len(j.eps) for j in ran), len(ran))
     assert per_run["HopSkipJump-L2"] == 4  # the row's own count, under --n 20
     assert per_run["FGSM"] == 20
+    own = con.execute("select threat, source_model from runs where label = 'Transfer-PGD-Linf'")
+    assert set(own.fetchall()) == {("transfer", "std")}  # std is undefended: from itself
 
 
 def test_listings(runner):

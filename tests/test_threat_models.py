@@ -91,13 +91,26 @@ def test_transfer_crafts_on_the_source_and_evaluates_on_the_target(db_copy):
     assert white.id != res.id
 
 
-def test_transfer_from_undefended_root_skips_the_root_itself(db_copy):
+def test_transfer_from_the_root_on_the_root_itself_is_a_real_cell(db_copy):
+    """fidel's Standard column of Tables V/VI and zantedeschi's undefended-CNN row: source
+    and target may be the same model; the run is stored as a transfer, never skipped."""
     db = open_db(db_copy)
-    notes: list[str] = []
-    assert _run(db, "std", [make_job("fgsm", [0.3], source="undefended")], notes=notes) == []
-    assert "skipped" in notes[0]
+    (own,) = _run(db, "std", [make_job("fgsm", [0.3], source="root")])
+    (white,) = _run(db, "std", [make_job("fgsm", [0.3])])
+    run = db["runs"].get(own.id)
+    assert (run["threat"], run["source_model"]) == ("transfer", "std") and own.id != white.id
+    assert own.robust == white.robust  # FGSM is deterministic: crafted on itself = white-box
     (res,) = _run(db, "jac", [make_job("fgsm", [0.3], source="undefended")])
     assert db["runs"].get(res.id)["source_model"] == "std"
+    (res,) = _run(db, "jac", [make_job("fgsm", [0.3], source="parent")])
+    assert db["runs"].get(res.id)["source_model"] == "std"
+    (res,) = _run(db, "jac", [make_job("fgsm", [0.3], source="arch:madry-mnist")])
+    assert db["runs"].get(res.id)["source_model"] == "std"  # the one undefended madry net
+    with pytest.raises(BadInput, match="none is stored: `advbench train --arch ibm-resnet"):
+        _run(db, "jac", [make_job("fgsm", [0.3], source="arch:ibm-resnet")])
+    notes: list[str] = []
+    assert _run(db, "jac", [make_job("fgsm", [0.3], source="given")], notes=notes) == []
+    assert "--source-model" in notes[0]
 
 
 def test_proxy_learns_the_targets_labels_and_is_recorded(db_copy):
@@ -172,3 +185,95 @@ def test_unknown_source_model_is_a_bad_input(db_copy):
     db = open_db(db_copy)
     with pytest.raises(BadInput, match="ghost"):
         _run(db, "jac", [make_job("fgsm", [0.3], source="ghost")])
+
+
+def test_suite_rows_keep_their_own_threat_model(runner, db_copy, tmp_path):
+    """--source-model fills only the rows that ask for a model; a transfer row and a
+    white-box row of the same attack are two cells of the report."""
+    import csv
+    import io
+
+    from advbench.cli import app
+
+    suite = {
+        "name": "mixed",
+        "n": {"smoke": 8, "cpu": 8, "full": 8},
+        "attacks": [
+            {"attack": "fgsm", "label": "FGSM", "eps": {"mnist": [0.3]}},
+            {"attack": "fgsm", "label": "FGSM", "eps": {"mnist": [0.3]}, "source": "parent"},
+            {"attack": "fgsm", "label": "FGSM named", "eps": {"mnist": [0.3]}, "source": "given"},
+        ],
+    }
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(suite))
+    args = ["attack", "--model", "jac", "--suite", str(path), "--db", str(db_copy)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "FGSM named: skipped" in res.output
+    db = open_db(db_copy)
+    runs = {(r["label"], r["threat"], r["source_model"]) for r in db["runs"].rows}
+    assert runs == {("FGSM", "white-box", None), ("FGSM", "transfer", "std")}
+    res = runner.invoke(app, [*args, "--source-model", "jac"])
+    assert res.exit_code == 0, res.output
+    runs = {(r["label"], r["threat"], r["source_model"]) for r in db["runs"].rows}
+    assert ("FGSM named", "transfer", "jac") in runs and ("FGSM", "transfer", "jac") not in runs
+    out = runner.invoke(app, ["report", "--format", "csv", "--db", str(db_copy)]).output
+    cells = {(r["attack"], r["eps"]) for r in csv.DictReader(io.StringIO(out))}
+    assert cells == {
+        ("FGSM", "0.3"),
+        ("FGSM [transfer] ← std", "0.3"),
+        ("FGSM named [transfer] ← jac", "0.3"),
+    }
+
+
+def test_max_loss_keeps_the_restart_whose_final_iterate_has_the_highest_loss(db_copy):
+    """pnml_adv's iterated_fgsm: per sample, argmax over restarts of the crafting model's
+    loss at the final iterate (no per-iteration best)."""
+    from torch.nn import functional as F
+
+    db = open_db(db_copy)
+    model, _, _ = load_model(db, "std")
+    from advbench import data
+
+    x, y = data.load("digits", "test").get(torch.arange(24))
+    params = {**ATTACKS.get("pgd-linf").defaults(), "steps": 3, "abs_stepsize": 0.02}
+    one = ATTACKS.get("pgd-linf").factory({**params, "restarts": 1})
+    many = ATTACKS.get("pgd-linf").factory({**params, "restarts": 4, "keep": "max-loss"})
+    torch.manual_seed(11)
+    kept = many(model, x, y, 0.1)
+    torch.manual_seed(11)
+    tries = torch.stack([one(model, x, y, 0.1) for _ in range(4)])
+    with torch.no_grad():
+        losses = torch.stack([F.cross_entropy(model(t), y, reduction="none") for t in tries])
+    expected = tries[losses.argmax(0), torch.arange(len(x))]
+    assert torch.equal(kept.adv, expected)
+    assert len(set(losses.argmax(0).tolist())) > 1  # the choice differs between samples
+    assert kept.trace[0][-1] == pytest.approx(float(losses[:, 0].max()), rel=1e-5)
+
+
+def test_pesso_pgd_and_fgsm_are_crafted_on_the_base_and_judged_on_pnml(db_copy):
+    from advbench.suites import load_suite, suite_jobs
+    from advbench.train import harden_model
+
+    db = open_db(db_copy)
+    harden_model(
+        db, parent="std", defense="pnml", name="std+pnml", params={}, epochs=None,
+        batch_size=64, optimizer=None, lr=None, weight_decay=None, seed=0, device="cpu",
+    )  # fmt: skip
+    jobs, _ = suite_jobs(load_suite("pesso"), "digits", "smoke")
+    jobs = [j for j in jobs if j.label in ("FGSM", "PGD", "Adaptive")]
+    assert {j.label: j.params.get("keep") for j in jobs} == {
+        "FGSM": None,
+        "PGD": "max-loss",
+        "Adaptive": "max-loss",
+    }
+    for j in jobs:
+        j.eps = j.eps[-1:]
+    by = {}
+    for name in ("std+pnml", "std"):
+        for s in _run(db, name, jobs, n=8):
+            run = db["runs"].get(s.id)
+            by[name, s.label] = (run["threat"], run["source_model"])
+    assert by["std+pnml", "PGD"] == by["std+pnml", "FGSM"] == ("transfer", "std")
+    assert by["std+pnml", "Adaptive"] == ("white-box", None)
+    assert by["std", "PGD"] == ("transfer", "std")  # the base itself: crafted on itself

@@ -29,32 +29,71 @@ def unpack(result) -> Crafted:
     return result if isinstance(result, Crafted) else Crafted(result)
 
 
-def best_of_restarts(restarts: int, attempt):
-    """Run `attempt() -> (adv, fooled)` `restarts` times. A sample keeps the result of the
-    first attempt that fooled the model (until then, the latest attempt's); the trace says
-    per sample whether it had been fooled after each restart."""
-    best = done = None
+KEEP = ("first-success", "max-loss")
+
+
+def restart_loss(model, adv, y, target=None):
+    """Per-sample loss a restart is ranked by: CE of the true label (untargeted) or minus
+    CE of the target (targeted), on the model the examples are crafted on."""
+    import torch
+    from torch.nn import functional as F
+
+    with torch.no_grad():
+        logits = model(adv)
+    if target is None:
+        return F.cross_entropy(logits, y, reduction="none")
+    return -F.cross_entropy(logits, target, reduction="none")
+
+
+def best_of_restarts(restarts: int, attempt, keep: str = "first-success", loss=None):
+    """Run `attempt() -> (adv, fooled)` `restarts` times and keep one result per sample:
+
+    - `first-success`: the first attempt that fooled the model (until then, the latest);
+      the trace says per sample whether it had been fooled after each restart;
+    - `max-loss` (pesso's authors, pnml_adv `iterated_fgsm`): the attempt whose final
+      iterate has the highest `loss(adv)` (per sample) on the crafting model; the trace
+      holds the kept loss after each restart.
+    """
+    import torch
+
+    best = done = best_loss = None
     trace = []
     for _ in range(restarts):
         adv, ok = attempt()
+        adv = adv.detach()
+        if keep == "max-loss":
+            value = loss(adv)
+            if best is None:
+                best, best_loss = adv.clone(), value.clone()
+            else:
+                better = value > best_loss
+                best[better], best_loss = adv[better], torch.where(better, value, best_loss)
+            trace.append(best_loss.clone())
+            continue
         if best is None:
-            best, done = adv.detach().clone(), ok.clone()
+            best, done = adv.clone(), ok.clone()
         else:
             open_ = ~done
-            best[open_] = adv.detach()[open_]
+            best[open_] = adv[open_]
             done |= ok
-        trace.append(done.clone())
+        trace.append(done.clone().int())
     if restarts == 1:
         return best
-    import torch
-
-    return Crafted(best, trace=torch.stack(trace, 1).int().tolist())
+    return Crafted(best, trace=torch.stack(trace, 1).tolist())
 
 
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
 _ABS = Param("abs_stepsize", float, None, "absolute step size; overrides rel_stepsize")
-_RESTARTS = Param("restarts", int, 1, "random restarts; each sample keeps its first success")
+_RESTARTS = Param("restarts", int, 1, "random restarts; each sample keeps one (see keep)")
+_KEEP = Param(
+    "keep",
+    str,
+    "first-success",
+    "which restart a sample keeps: its first success, or max-loss (highest loss of the "
+    "final iterate on the crafting model, as pesso's authors)",
+    choices=KEEP,
+)
 
 
 def _lazy(module: str, name: str):
@@ -91,6 +130,7 @@ ATTACKS.register(
         _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
+        _KEEP,
     ),
     norm="linf",
     kind="budget",
@@ -107,6 +147,7 @@ ATTACKS.register(
         _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
+        _KEEP,
     ),
     norm="l2",
     kind="budget",
@@ -175,6 +216,7 @@ ATTACKS.register(
         _ABS,
         _RESTARTS,
         Param("random_start", bool, True),
+        _KEEP,
     ),
     norm="linf",
     kind="budget",

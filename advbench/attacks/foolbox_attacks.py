@@ -9,7 +9,7 @@ from __future__ import annotations
 import foolbox as fb
 import torch
 
-from advbench.attacks import best_of_restarts
+from advbench.attacks import best_of_restarts, restart_loss
 
 
 def _fmodel(model):
@@ -21,7 +21,7 @@ def _criterion(y, target):
     return y if target is None else fb.criteria.TargetedMisclassification(target)
 
 
-def _budget(attack, restarts: int = 1):
+def _budget(attack, restarts: int = 1, keep: str = "first-success"):
     """A fixed-budget attack; foolbox has no restarts, so they are run here."""
 
     def run(model, x: torch.Tensor, y: torch.Tensor, eps: float, target=None):
@@ -31,7 +31,9 @@ def _budget(attack, restarts: int = 1):
             _, adv, ok = attack(fmodel, x, crit, epsilons=eps)
             return adv, ok
 
-        return best_of_restarts(restarts, attempt)
+        return best_of_restarts(
+            restarts, attempt, keep, lambda adv: restart_loss(model, adv, y, target)
+        )
 
     return run
 
@@ -45,14 +47,14 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
 
 
 def _pgd(cls):
-    def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts):
+    def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts, keep):
         attack = cls(
             steps=steps,
             rel_stepsize=_rel(steps, rel_stepsize),
             abs_stepsize=abs_stepsize,
             random_start=random_start,
         )
-        return _budget(attack, restarts)
+        return _budget(attack, restarts, keep)
 
     return build
 

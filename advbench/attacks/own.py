@@ -19,7 +19,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from advbench.attacks import Crafted, best_of_restarts
+from advbench.attacks import Crafted, best_of_restarts, restart_loss
 
 
 def _margin(logits, y, target, confidence: float):
@@ -161,8 +161,11 @@ def bpda_pgd(
     abs_stepsize: float | None,
     restarts: int,
     random_start: bool,
+    keep: str,
 ):
-    """L∞ PGD on the cross-entropy; gradients through `model.bpda` when the model has one."""
+    """L∞ PGD on the cross-entropy; gradients through `model.bpda` when the model has one.
+    With keep=max-loss, restarts are ranked by the loss on the real forward (pesso's
+    adaptive attack ranks them by the pNML model's loss)."""
     rel = 2.5 / steps if rel_stepsize is None else rel_stepsize
 
     def run(model, x, y, eps, target=None):
@@ -188,7 +191,9 @@ def bpda_pgd(
                 pred = model(xa).argmax(1)
             return xa, (pred != y) if target is None else (pred == target)
 
-        return best_of_restarts(restarts, attempt)
+        return best_of_restarts(
+            restarts, attempt, keep, lambda adv: restart_loss(model, adv, y, target)
+        )
 
     return run
 

@@ -21,7 +21,8 @@ MISSING = "not run"
 _RUNS_SQL = """
 select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
        coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
-       r.finished_at, r.n as planned_n,
+       r.finished_at, r.n as planned_n, coalesce(r.threat, 'white-box') as threat,
+       r.source_model, r.targeted, r.gradient,
        count(s.idx) as n, coalesce(sum(s.adv_pred = s.label), 0) as robust
 from runs r join models m on m.name = r.model
 left join samples s on s.run_id = r.id
@@ -37,13 +38,30 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     if df.empty:
         return df
     df = df[df["n"] > 0].copy()
+    df["attack"] = [_threat_label(r) for r in df.itertuples(index=False)]
     df["accuracy"] = df["robust"] / df["n"]
     ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"], strict=False)]
     df["ci_low"] = [c[0] for c in ci]
     df["ci_high"] = [c[1] for c in ci]
-    # Where a cell was run more than once (another n, seed or scale), show the latest.
+    # Where a cell was run more than once (another n, seed or scale), show the latest. The
+    # threat model (white-box / transfer source / targeting / gradient) is part of the cell's
+    # key through its label, so a transfer run never stands in for a white-box one.
     df = df.sort_values(["status", "finished_at"], na_position="first")
     return df.drop_duplicates(["model", "attack", "eps"], keep="last")
+
+
+def _threat_label(r) -> str:
+    """The row label with what it was run under where that is not plain white-box."""
+    label = r.attack
+    if r.targeted and "targeted" not in label:
+        label += f" (targeted {r.targeted})"
+    if r.threat != "white-box" and "Transfer" not in label and "Black-box" not in label:
+        label += f" [{r.threat}]"
+    if r.threat != "white-box":
+        label += f" ← {r.source_model}"
+    if r.gradient == "masked":
+        label += " [masked gradient]"
+    return label
 
 
 def _cell(acc: float, lo: float, hi: float, n: int, status: str) -> str:
