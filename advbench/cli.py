@@ -410,6 +410,14 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
             ", ".join(sorted(statuses)),
         )
     out.print(table)
+    seen = set()
+    for s in summaries:
+        if s.init_failed and (s.label or s.attack) not in seen:
+            seen.add(s.label or s.attack)
+            out.print(
+                f"  note: {s.label or s.attack}: {s.init_failed} instance(s) had no starting "
+                "adversarial (the attack could not start); left out of n, not counted robust"
+            )
 
 
 def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str | None) -> None:

@@ -141,6 +141,26 @@ def _select_correct(model, test, n: int, seed: int, device) -> torch.Tensor:
     return chosen[:n]
 
 
+def target_starts(model, test, inst: Instances, seed: int, device) -> torch.Tensor:
+    """Per targeted instance, the test index of a start image the crafting model classifies
+    as the target (HopSkipJump's targeted start, as its authors do), drawn with a seeded
+    generator among all such images other than the instance itself; -1 where none exists."""
+    preds = torch.cat(
+        [
+            _predict(model, test.get(torch.arange(i, min(i + 500, len(test))))[0].to(device)).cpu()
+            for i in range(0, len(test), 500)
+        ]
+    )
+    g = torch.Generator().manual_seed(batch_seed(seed, 11))
+    out = torch.full((len(inst),), -1, dtype=torch.long)
+    for i, (idx, t) in enumerate(zip(inst.idx.tolist(), inst.target.tolist(), strict=True)):
+        pool = torch.nonzero(preds == t).flatten()
+        pool = pool[pool != idx]
+        if len(pool):
+            out[i] = pool[torch.randint(len(pool), (1,), generator=g)]
+    return out
+
+
 def make_instances(model, test, job: AttackJob, n: int, seed: int, classes: int, device):
     idx = (
         _select_correct(model, test, n, seed, device)
@@ -211,6 +231,7 @@ class RunSummary:
     reused: bool
     targeted: str | None = None
     threat: str = "white-box"
+    init_failed: int = 0  # instances the attack could not start on (not in n)
 
     @property
     def accuracy(self) -> float:
@@ -297,6 +318,7 @@ class _Batch:
     y: torch.Tensor
     target: torch.Tensor | None
     clean_pred: torch.Tensor
+    start_idx: torch.Tensor | None = None  # test index of each instance's start image
 
     def hit(self, pred: torch.Tensor) -> torch.Tensor:
         """Attack success: misclassified (untargeted) or classified as the target."""
@@ -304,6 +326,7 @@ class _Batch:
 
 
 def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=None):
+    failed = crafted.init_failed
     l0, l2, linf = perturbation_norms((adv - b.x).cpu())
     x_l2 = b.x.flatten(1).norm(dim=1).cpu()
     success = b.hit(adv_pred).cpu()
@@ -331,6 +354,10 @@ def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=
                 "fwd": float(fwd[i]),
                 "bwd": float(bwd[i]),
                 "trace": None if crafted.trace is None else json.dumps(crafted.trace[i]),
+                "start_idx": None
+                if b.start_idx is None or b.start_idx[i] < 0
+                else int(b.start_idx[i]),
+                "init_failed": None if failed is None else int(failed[i]),
             }
         )
     return rows
@@ -419,6 +446,10 @@ def _root(db, row) -> dict[str, Any]:
     return row
 
 
+class NoSource(Exception):
+    """A job's source names no model here; the job is skipped with this reason as a note."""
+
+
 def _undefended_of_arch(db, arch: str, dataset: str) -> dict[str, Any]:
     rows = [
         r
@@ -427,34 +458,35 @@ def _undefended_of_arch(db, arch: str, dataset: str) -> dict[str, Any]:
         )
         if json.loads(r["config"] or "{}").get("kind") == "train"
     ]
-    if len(rows) != 1:
+    if not rows:
+        raise NoSource(
+            f"no undefended {arch} model on {dataset} is stored to craft on (source "
+            f"arch:{arch}): `advbench train --arch {arch} --dataset {dataset}`, or name "
+            "another with --source-model"
+        )
+    if len(rows) > 1:
         found = ", ".join(r["name"] for r in rows)
         raise BadInput(
-            f"source arch:{arch} needs exactly one undefended {arch} model on {dataset}; "
-            + (
-                f"found {len(rows)} ({found}): name one with --source-model"
-                if rows
-                else f"none is stored: `advbench train --arch {arch} --dataset {dataset}`, "
-                "or name another with --source-model"
-            )
+            f"source arch:{arch}: {len(rows)} undefended {arch} models on {dataset} "
+            f"({found}); name one with --source-model"
         )
     return rows[0]
 
 
-def resolve_source(db, model_row: dict[str, Any], source: str) -> dict[str, Any] | None:
-    """The stored row a job's `source` names (SOURCES); None for `given` (no model named)."""
+def resolve_source(db, model_row: dict[str, Any], source: str) -> dict[str, Any]:
+    """The stored row a job's `source` names (SOURCES); NoSource where there is none."""
     kind, _, arg = source.partition(":")
     if source in ("root", "undefended"):  # "undefended": suites written before 0.1's rows
         return _root(db, model_row)
     if source == "parent":
         if not model_row["parent"]:
-            raise BadInput(f"source parent: {model_row['name']} has no parent model")
+            raise NoSource(f"{model_row['name']} has no parent model to craft on")
         return _stored(db, model_row["parent"])
-    if source == "given":
-        return None
     if source == "base":
         wrapped = json.loads(model_row["config"] or "{}").get("kind") == "wrap"
         return _stored(db, model_row["parent"]) if wrapped else model_row
+    if source == "given":
+        raise NoSource("its examples are crafted on a model you name (--source-model or --proxy)")
     if kind == "arch" and arg:
         return _undefended_of_arch(db, arg, model_row["dataset"])
     if kind == "proxy":
@@ -572,13 +604,11 @@ def run_jobs(
             cache[key] = make_instances(model, test, job, count, seed, classes, device)
         source, source_row, threat = None, None, "white-box"
         if job.source is not None:
-            source_row = resolve_source(db, model_row, job.source)
-            if source_row is None:
+            try:
+                source_row = resolve_source(db, model_row, job.source)
+            except NoSource as why:
                 if notes is not None:
-                    notes.append(
-                        f"{job.label or job.attack}: skipped, its examples are crafted on a "
-                        "model you name (--source-model NAME or --proxy ARCH)"
-                    )
+                    notes.append(f"{job.label or job.attack}: skipped, {why}")
                 continue
             if source_row["dataset"] != model_row["dataset"]:
                 raise BadInput(
@@ -593,25 +623,29 @@ def run_jobs(
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
         )
-        plans.append((job, cache[key], rows, source))
+        starts = None
+        if job.targeted and ATTACKS.get(job.attack).meta.get("start") == "target-image":
+            craft = source if source is not None else model
+            starts = target_starts(craft, test, cache[key], seed, device)
+        plans.append((job, cache[key], rows, source, starts))
 
     pending = []
-    for job, inst, rows, source in plans:
+    for job, inst, rows, source, starts in plans:
         todo = _register(db, rows, env_id, force)
         if todo:
-            pending.append((job, inst, todo, source))
+            pending.append((job, inst, todo, source, starts))
 
     def batches_of(inst):
         return (len(inst) + batch_size - 1) // batch_size
 
     total = sum(
         batches_of(inst) * (1 if ATTACKS.get(j.attack).meta["kind"] == "minimal" else len(r))
-        for j, inst, r, _ in pending
+        for j, inst, r, *_ in pending
     )
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
-    sources = [s for *_, s in pending if s is not None]
+    sources = [p[3] for p in pending if p[3] is not None]
     with frozen(model, *sources):
-        for job, inst, todo, source in pending:
+        for job, inst, todo, source, starts in pending:
             minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
             attack = ATTACKS.get(job.attack).factory(job.params)
             counted = Counted(source if source is not None else model)
@@ -635,12 +669,19 @@ def run_jobs(
                     x, y = x.to(device), y.to(device)
                     target = None if inst.target is None else inst.target[pos].to(device)
                     b = _Batch(pos, idx, x, y, target, _predict(model, x))
+                    extra = {}
+                    if starts is not None:
+                        b.start_idx = starts[pos]
+                        # no image of the target class: start at x (ART then draws noise)
+                        found = test.get(b.start_idx.clamp(min=0))[0].to(device)
+                        ok = (b.start_idx >= 0).to(device).view(-1, *[1] * (x.dim() - 1))
+                        extra["start"] = torch.where(ok, found, x)
                     torch.manual_seed(batch_seed(seed, bi))
                     np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
                     counted.reset()
                     rows: dict[str, list[dict[str, Any]]] = {}
                     if minimal:
-                        crafted = unpack(attack(counted, x, y, target=target))
+                        crafted = unpack(attack(counted, x, y, target=target, **extra))
                         judged, min_norm = _judge_minimal(
                             model,
                             b,
@@ -689,18 +730,20 @@ def run_jobs(
                                 "samples_per_s": m / wall if wall else None,
                             },
                         )
-    all_ids = [r["id"] for _, _, rows, _ in plans for r in rows]
-    return summarise(
-        db, all_ids, reused=set(all_ids) - {r["id"] for _, _, todo, _ in pending for r in todo}
-    )
+    all_ids = [r["id"] for p in plans for r in p[2]]
+    return summarise(db, all_ids, reused=set(all_ids) - {r["id"] for p in pending for r in p[2]})
 
 
 def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> list[RunSummary]:
     out = []
     for rid in run_ids:
         run = db["runs"].get(rid)
-        n, robust = db.execute(
-            "select count(*), coalesce(sum(adv_pred = label), 0) from samples where run_id = ?",
+        # An instance the attack could not start on (init_failed) is neither robust nor
+        # broken: it is left out of n and counted apart.
+        n, robust, failed = db.execute(
+            "select count(*) - coalesce(sum(init_failed), 0), "
+            "coalesce(sum(adv_pred = label and not coalesce(init_failed, 0)), 0), "
+            "coalesce(sum(init_failed), 0) from samples where run_id = ?",
             [rid],
         ).fetchone()
         out.append(
@@ -716,6 +759,7 @@ def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> lis
                 rid in (reused or set()),
                 run["targeted"],
                 run["threat"] or "white-box",
+                failed,
             )
         )
     return out

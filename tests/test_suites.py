@@ -64,6 +64,10 @@ def mnist_db(tmp_path_factory):
         db, parent="base", defense="jacobian", name="hard", params={"lambda": 0.05},
         epochs=1, optimizer="adam", lr=1e-4, **common,
     )  # fmt: skip
+    train_model(  # zantedeschi's black-box rows craft on an undefended ResNet
+        db, name="resnet", dataset="mnist-5k", arch="ibm-resnet", epochs=1,
+        optimizer="adam", lr=1e-3, **common,
+    )  # fmt: skip
     db.close()
     return db_path
 

@@ -7,7 +7,9 @@ engine then judges success at every ε from the per-sample minimal norm, so one 
 whole accuracy-vs-ε curve. With `target` (a label per sample) the attack is targeted.
 
 Either may return a `Crafted` instead of a tensor to report more per sample: a trace over
-restarts, or the queries a decision-based attack spent.
+restarts, the queries a decision-based attack spent, or the samples it could not start on.
+An attack whose registry entry says `start="target-image"` also takes `start=`, one image
+per sample that the crafting model classifies as that sample's target (targeted runs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Crafted:
     adv: Any  # torch.Tensor
     trace: list[list[Any]] | None = None  # per sample, one value per restart
     queries: Any = None  # per-sample forward queries (torch.Tensor), decision-based attacks
+    init_failed: Any = None  # per-sample bool tensor: the attack found no starting point
 
 
 def unpack(result) -> Crafted:
@@ -330,7 +333,9 @@ ATTACKS.register(
     kind="minimal",
     backend="art",
     targeted=True,
-    help="HopSkipJump, decision-based (labels only); queries recorded per sample",
+    start="target-image",
+    help="HopSkipJump, decision-based (labels only); queries recorded per sample; targeted "
+    "runs start from a test image of the target class",
 )
 ATTACKS.register(
     "apgd",

@@ -111,11 +111,16 @@ def jsma(*, theta: float, gamma: float):
 def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: int):
     """HopSkipJump (Chen et al. 2020), decision-based: it sees only predicted labels.
 
-    Samples are attacked one at a time so that the queries each one cost can be counted
-    (the engine's counting wrapper sees every forward row)."""
+    Targeted, each sample starts from `start`, an image the crafting model classifies as the
+    target (as HSJ's authors do; ART would otherwise draw uniform noise until one lands in
+    the target class, which often fails). Untargeted, ART draws the noise start itself (from
+    an unseeded numpy RandomState: those starts are not reproducible). A sample whose start
+    failed comes back unchanged; it is flagged `init_failed`, so the engine does not count
+    it as robust. Samples are attacked one at a time so that the queries each one cost can
+    be counted (the engine's counting wrapper sees every forward row)."""
     from art.attacks.evasion import HopSkipJump
 
-    def run(model, x, y, target=None):
+    def run(model, x, y, target=None, start=None):
         attack = HopSkipJump(
             art_classifier(model),
             targeted=target is not None,
@@ -130,10 +135,16 @@ def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: i
         for i in range(len(x)):
             before = getattr(model, "rows_forward", 0)
             labels = None if target is None else np.eye(model.classes)[[int(target[i])]]
-            out.append(attack.generate(_np(x[i : i + 1]), labels))
+            init = None if start is None else {"x_adv_init": _np(start[i : i + 1])}
+            out.append(attack.generate(_np(x[i : i + 1]), labels, **(init or {})))
             queries.append(getattr(model, "rows_forward", 0) - before)
+        adv = _back(np.concatenate(out), x)
+        with torch.no_grad():
+            pred = model(x).argmax(1)
+        done = pred != y if target is None else pred == target  # nothing to search for
+        unchanged = (adv == x).flatten(1).all(1)
         return Crafted(
-            _back(np.concatenate(out), x), queries=torch.tensor(queries, dtype=torch.float)
+            adv, queries=torch.tensor(queries, dtype=torch.float), init_failed=unchanged & ~done
         )
 
     return run

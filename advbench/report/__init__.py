@@ -1,8 +1,9 @@
 """Robustness tables derived from stored per-sample outcomes; nothing derived is stored.
 
 Robust accuracy of a run = share of its samples whose adversarial prediction is the true
-label (a sample misclassified before the attack counts as not robust). Every cell carries
-its n and a 95 % Wilson interval.
+label (a sample misclassified before the attack counts as not robust); instances the attack
+could not start on (HopSkipJump without a starting adversarial) are left out of n. Every
+cell carries its n and a 95 % Wilson interval.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
        coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
        r.finished_at, r.n as planned_n, coalesce(r.threat, 'white-box') as threat,
        r.source_model, r.targeted, r.gradient,
-       count(s.idx) as n, coalesce(sum(s.adv_pred = s.label), 0) as robust
+       count(s.idx) - coalesce(sum(s.init_failed), 0) as n,
+       coalesce(sum(s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust,
+       coalesce(sum(s.init_failed), 0) as init_failed
 from runs r join models m on m.name = r.model
 left join samples s on s.run_id = r.id
 group by r.id
