@@ -261,7 +261,20 @@ def harden(
             help="Fine-tuning epochs [default: the defense's paper setting].", rich_help_panel=RUN
         ),
     ] = None,
-    batch_size: BatchOpt = 64,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help="Batch size [default: the recipe's, else 64].", rich_help_panel=RUN
+        ),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="Another paper's settings for the defense (λ, optimizer, batch, epochs), "
+            "e.g. jakubovitz for jacobian; --list shows each defense's recipes.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     optimizer: Annotated[
         str | None,
         typer.Option(help="adam, sgd or rmsprop [default: the defense's].", rich_help_panel=RUN),
@@ -306,7 +319,10 @@ def harden(
 
         _list_registry(DEFENSES, "Defenses", ["kind", "paper"])
         out.print("Aliases: combined = nsloss+jacobian. Compose training-time ones with '+'.")
-        out.print("Defaults above are the papers' MNIST settings; on other data sets:")
+        out.print(
+            "Defaults above are the papers' MNIST settings; on other data sets, and the "
+            "other papers' recipes (--recipe):"
+        )
         for e in DEFENSES:
             if family_settings(e.name):
                 out.print(f"  {e.name}: {family_settings(e.name)}")
@@ -319,7 +335,7 @@ def harden(
     from advbench.train import harden_model
 
     raw = parse_param_pairs(param)
-    resolve(defense, raw)  # validated before anything is opened
+    resolve(defense, raw, recipe=recipe)  # validated before anything is opened
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
@@ -336,6 +352,7 @@ def harden(
             seed=seed,
             device=resolve_device(device),
             from_scratch=from_scratch,
+            recipe=recipe,
             data_dir=data_dir,
             force=force,
             progress=progress,

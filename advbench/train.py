@@ -252,13 +252,14 @@ def harden_model(
     name: str,
     params: dict[str, Any],
     epochs: int | None,
-    batch_size: int,
+    batch_size: int | None,
     optimizer: str | None,
     lr: float | None,
     weight_decay: float | None = None,
     seed: int,
     device: str,
     from_scratch: bool = False,
+    recipe: str | None = None,
     data_dir=None,
     download: bool = False,
     force: bool = False,
@@ -278,7 +279,7 @@ def harden_model(
 
     parent_row = model_row(db, parent)
     fam = datasets.family(parent_row["dataset"])
-    resolved = defenses.resolve(defense, params, fam)
+    resolved = defenses.resolve(defense, params, fam, recipe)
     if defenses.kind(defense) == "inference-time":
         if from_scratch:
             raise BadInput(f"--from-scratch: {defense} is inference-time and trains nothing")
@@ -286,10 +287,11 @@ def harden_model(
             db, parent=parent, defense=defense, name=name, resolved=resolved, device=device,
             data_dir=data_dir, download=download, force=force,
         )  # fmt: skip
-    d = defenses.defaults_for(defense, from_scratch, fam)
+    d = defenses.defaults_for(defense, from_scratch, fam, recipe)
     if from_scratch and not d:  # "regular training": the parent's own recipe
         d = {k: v for k, v in json.loads(parent_row["config"]).items() if k in _RECIPE}
     epochs = d.get("epochs", 10) if epochs is None else epochs
+    batch_size = d.get("batch_size", 64) if batch_size is None else batch_size
     optimizer = optimizer or d.get("optimizer", "adam")
     lr = lr if lr is not None else d.get("lr", 1e-4)
     weight_decay = weight_decay if weight_decay is not None else d.get("weight_decay", 0.0)
@@ -317,6 +319,8 @@ def harden_model(
     # Keys only where they differ from plain fine-tuning, so earlier models keep their hash.
     if from_scratch:
         config["from_scratch"] = True
+    if recipe is not None:
+        config["recipe"] = recipe
     if spec != parent_spec:
         config["spec"] = spec.to_dict()
 

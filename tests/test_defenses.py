@@ -191,3 +191,57 @@ def test_paper_settings_follow_the_data_set_family():
     assert defenses.defaults_for("nsloss", family="cifar")["epochs"] == 100
     assert defenses.defaults_for("nsloss", family="mnist")["epochs"] == 20
     assert defenses.defaults_for("mad", from_scratch=True)["optimizer"] == "sgd"
+
+
+def test_jakubovitz_recipe_is_reachable_by_name(db_copy, runner):
+    """003:189-191: λ 0.1 / 0.5, Adam batch 500 (MNIST), RMSProp batch 128 (CIFAR-10); the
+    default jacobian stays fidel's (λ 0.01, Hoffman projections, Adam 1e-4, 20 epochs)."""
+    fidel = defenses.resolve("jacobian", {}, "mnist")
+    assert (fidel["lambda"], fidel["form"]) == (0.01, "hoffman")
+    assert defenses.defaults_for("jacobian", family="mnist")["epochs"] == 20
+    mnist = defenses.resolve("jacobian", {}, "mnist", "jakubovitz")
+    assert (mnist["lambda"], mnist["form"], mnist["exact"]) == (0.1, "jakubovitz", True)
+    assert defenses.resolve("jacobian", {}, "cifar", "jakubovitz")["lambda"] == 0.5
+    train = defenses.defaults_for("jacobian", family="mnist", recipe="jakubovitz")
+    assert (train["optimizer"], train["batch_size"]) == ("adam", 500)
+    train = defenses.defaults_for("jacobian", family="cifar", recipe="jakubovitz")
+    assert (train["optimizer"], train["batch_size"]) == ("rmsprop", 128)
+    both = defenses.resolve("jacobian+fgsm-at", {}, "mnist", "jakubovitz")
+    assert both["jacobian"]["lambda"] == 0.1 and both["fgsm-at"]["eps"] == 0.3
+    with pytest.raises(BadInput, match="vat has no recipes"):
+        defenses.resolve("vat", {}, "mnist", "jakubovitz")
+    db = open_db(db_copy)
+    stored = harden_model(
+        db, parent="std", defense="jacobian", name="jk", params={}, epochs=0, batch_size=None,
+        optimizer=None, lr=None, seed=0, device="cpu", recipe="jakubovitz",
+    )  # fmt: skip
+    config = json.loads(stored.row["config"])
+    assert (config["recipe"], config["batch_size"], config["params"]["lambda"]) == (
+        "jakubovitz",
+        500,
+        0.1,
+    )
+    listing = runner.invoke(app, ["harden", "--list"]).output
+    assert "--recipe jakubovitz" in listing
+    bad = runner.invoke(app, ["harden", "--model", "std", "--defense", "gda", "--recipe", "x"])
+    assert bad.exit_code == 2 and "--recipe 'x'" in bad.output
+
+
+def test_regularisers_see_only_the_clean_inputs_when_combined_with_adversarial_training():
+    """003:266: combined with adversarial training, the Jacobian is regularised at the
+    original inputs, not at the adversarial rows the batch also holds."""
+    from advbench.defenses.jacobian import jacobian_regulariser
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3))
+    model.classes = 3
+    x, y = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    params = defenses.resolve("jacobian+fgsm-at", {"jacobian.exact": "true"})
+    terms = defenses.loss_for("jacobian+fgsm-at", params)(model, x, y)
+    xc = x.clone().requires_grad_(True)
+    clean = jacobian_regulariser(model, xc, model(xc), exact=True)
+    assert terms["jacobian"].item() == pytest.approx(0.01 * clean.item(), rel=1e-5)
+    adv = T.fgsm_at(eps=0.3, ratio=0.5)(model, T.Batch(x, y, torch.ones(6), y, 6)).x
+    xa = adv.clone().requires_grad_(True)
+    both = jacobian_regulariser(model, xa, model(xa), exact=True)
+    assert both.item() != pytest.approx(clean.item(), rel=1e-3)  # the old reading differs

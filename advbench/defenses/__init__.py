@@ -48,6 +48,22 @@ def _jacobian(p):
     return [_t().Part("jacobian", regulariser=reg, weight=p["lambda"])]
 
 
+# jakubovitz 003:189-191: λ 0.1 (MNIST) / 0.5 (CIFAR-10) on ‖J‖F of eq. 4 (exact), Adam with
+# mini-batches of 500 on MNIST, RMSProp with 128 on CIFAR-10. The regulariser's weight per
+# sample depends on the batch (eq. 4 divides the batch's Frobenius norm by B), so the batch
+# is part of the recipe. Fine-tuning epochs and learning rate are not given: 10, 1e-4.
+_JAKUBOVITZ_TRAIN = {"optimizer": "adam", "batch_size": 500, "lr": 1e-4, "epochs": 10}
+_JAKUBOVITZ_CIFAR = {"optimizer": "rmsprop", "batch_size": 128}
+_JAKUBOVITZ_JACOBIAN = {
+    "params": {"lambda": 0.1, "form": "jakubovitz", "exact": True},
+    "train": _JAKUBOVITZ_TRAIN,
+    "family": {"cifar": {"params": {"lambda": 0.5}, "train": _JAKUBOVITZ_CIFAR}},
+}
+_JAKUBOVITZ_BASELINE = {
+    "train": _JAKUBOVITZ_TRAIN,
+    "family": {"cifar": {"train": _JAKUBOVITZ_CIFAR}},
+}
+
 DEFENSES.register(
     "jacobian",
     _jacobian,
@@ -67,9 +83,11 @@ DEFENSES.register(
     paper="fidel, jakubovitz",
     weight="lambda",
     family={"cifar": {"params": {"lambda": 0.1}, "train": {"epochs": 100}}},  # fidel Table I
-    help="Jacobian regulariser on the input-logit Jacobian (post-training fine-tuning)",
+    help="Jacobian regulariser on the input-logit Jacobian (post-training fine-tuning); "
+    "--recipe jakubovitz for that paper's settings",
     # fidel §IV-B: Adam, lr 1e-4, continued from the pretrained model.
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 20},
+    recipes={"jakubovitz": _JAKUBOVITZ_JACOBIAN},
 )
 DEFENSES.register(
     "input-gradient",
@@ -80,6 +98,7 @@ DEFENSES.register(
     weight="lambda",
     help="Ross & Doshi-Velez: penalty on the squared norm of the cross-entropy's input gradient",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
+    recipes={"jakubovitz": _JAKUBOVITZ_BASELINE},
 )
 DEFENSES.register(
     "cross-lipschitz",
@@ -90,6 +109,7 @@ DEFENSES.register(
     weight="lambda",
     help="Hein & Andriushchenko: penalty on differences of the logits' input gradients",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
+    recipes={"jakubovitz": _JAKUBOVITZ_BASELINE},
 )
 DEFENSES.register(
     "vat",
@@ -138,7 +158,11 @@ DEFENSES.register(
 )
 DEFENSES.register(
     "fgsm-at",
-    lambda p: [_t().Part("fgsm-at", transform=_t().fgsm_at(eps=p["eps"], ratio=p["ratio"]))],
+    lambda p: [
+        _t().Part(
+            "fgsm-at", transform=_t().fgsm_at(eps=p["eps"], ratio=p["ratio"]), adversarial=True
+        )
+    ],
     params=(
         Param("eps", float, 0.3, "FGSM budget (zantedeschi: 0.3 MNIST, 0.05 CIFAR)"),
         Param("ratio", float, 0.5, "weight α of the adversarial half (Goodfellow et al.: 0.5)"),
@@ -148,6 +172,7 @@ DEFENSES.register(
     family={"cifar": {"params": {"eps": 0.05}}},
     help="adversarial training with FGSM examples crafted on the current model",
     defaults={"optimizer": "adam", "lr": 1e-4, "epochs": 10},
+    recipes={"jakubovitz": _JAKUBOVITZ_BASELINE},
 )
 DEFENSES.register(
     "pgd-at",
@@ -157,6 +182,7 @@ DEFENSES.register(
             transform=_t().pgd_at(
                 eps=p["eps"], steps=p["steps"], step_size=p["step_size"], ratio=p["ratio"]
             ),
+            adversarial=True,
         )
     ],
     params=(
@@ -344,19 +370,46 @@ def _per_component(defense: str, names: list[str], raw: dict[str, Any]) -> dict[
     return per
 
 
-def resolve(defense: str, raw: dict[str, Any], family: str | None = None) -> dict[str, Any]:
+def recipes(defense: str) -> list[str]:
+    """Paper recipes any component of `defense` has (besides its default settings)."""
+    return sorted({r for n in components(defense) for r in DEFENSES.get(n).meta.get("recipes", {})})
+
+
+def check_recipe(defense: str, recipe: str | None) -> None:
+    if recipe is not None and recipe not in recipes(defense):
+        raise BadInput(
+            f"--recipe {recipe!r}: {defense} has "
+            + (f"recipes: {', '.join(recipes(defense))}" if recipes(defense) else "no recipes")
+        )
+
+
+def _recipe(name: str, recipe: str | None, family: str | None, part: str) -> dict[str, Any]:
+    """A component's recipe settings (`params` or `train`), with the family's over them."""
+    r = DEFENSES.get(name).meta.get("recipes", {}).get(recipe) if recipe else None
+    if r is None:
+        return {}
+    return {**r.get(part, {}), **r.get("family", {}).get(family, {}).get(part, {})}
+
+
+def resolve(
+    defense: str, raw: dict[str, Any], family: str | None = None, recipe: str | None = None
+) -> dict[str, Any]:
     """Validated parameters: flat for one defense, {component: params} for a composition.
 
     `family` (mnist, cifar, imagenet) fills in the paper's setting for that kind of data
-    where it differs from the MNIST defaults; what the user passes wins.
+    where it differs from the MNIST defaults; `recipe` (e.g. `jakubovitz`) replaces the
+    default paper's settings by another paper's; what the user passes wins.
     A regulariser's weight may be `auto` (fidel §III-C); it stays the string "auto" here
     and `advbench.defenses.auto` replaces it by the chosen value before training.
     """
     names = components(defense)
     per = _per_component(defense, names, raw) if len(names) > 1 else {names[0]: dict(raw)}
-    if family is not None:
+    check_recipe(defense, recipe)
+    if family is not None or recipe is not None:
         for n in names:
-            paper = DEFENSES.get(n).meta.get("family", {}).get(family, {}).get("params", {})
+            has = recipe in DEFENSES.get(n).meta.get("recipes", {})
+            meta = DEFENSES.get(n).meta.get("family", {}).get(family, {})
+            paper = _recipe(n, recipe, family, "params") if has else meta.get("params", {})
             per[n] = {**paper, **per[n]}
         for key, value in ALIAS_FAMILY.get(defense, {}).get(family, {}).items():
             comp, _, param = key.partition(".")
@@ -421,13 +474,22 @@ def wrapper_for(defense: str, resolved: dict[str, Any]):
 
 
 def defaults_for(
-    defense: str, from_scratch: bool = False, family: str | None = None
+    defense: str, from_scratch: bool = False, family: str | None = None, recipe: str | None = None
 ) -> dict[str, Any]:
     """Training defaults: the first component's paper setting for the data-set family (for
-    training from scratch, its from-scratch recipe where the paper gives one; {} otherwise)."""
-    meta = DEFENSES.get(components(defense)[0]).meta
+    training from scratch, its from-scratch recipe where the paper gives one; {} otherwise);
+    with `recipe`, that paper's settings from the first component that has the recipe."""
+    names = components(defense)
+    meta = DEFENSES.get(names[0]).meta
     if from_scratch:
         return dict(meta.get("scratch_defaults", {}))
+    if recipe is not None:
+        check_recipe(defense, recipe)
+        first = next(n for n in names if recipe in DEFENSES.get(n).meta.get("recipes", {}))
+        return {
+            **DEFENSES.get(first).meta.get("defaults", {}),
+            **_recipe(first, recipe, family, "train"),
+        }
     per_family = meta.get("family", {}).get(family, {}).get("train", {})
     return {**meta.get("defaults", {}), **per_family}
 
@@ -438,8 +500,16 @@ def family_settings(name: str) -> str:
     def show(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
+    def items(values):
+        return ", ".join(f"{k}={show(v)}" for k, v in values.items())
+
     out = []
     for fam, setting in DEFENSES.get(name).meta.get("family", {}).items():
-        values = {**setting.get("params", {}), **setting.get("train", {})}
-        out.append(f"{fam}: " + ", ".join(f"{k}={show(v)}" for k, v in values.items()))
+        out.append(f"{fam}: " + items({**setting.get("params", {}), **setting.get("train", {})}))
+    for recipe, r in DEFENSES.get(name).meta.get("recipes", {}).items():
+        text = f"--recipe {recipe}: " + items({**r.get("params", {}), **r.get("train", {})})
+        for fam, setting in r.get("family", {}).items():
+            values = {**setting.get("params", {}), **setting.get("train", {})}
+            text += f" (on {fam}: {items(values)})"
+        out.append(text)
     return "; ".join(out)

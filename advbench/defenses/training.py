@@ -315,6 +315,7 @@ class Part:
     # The regulariser takes the whole Batch (pairs, embeddings) instead of the targets; the
     # forward pass then goes through the model's embedding so `b.z` is the same pass.
     needs_batch: bool = False
+    adversarial: bool = False  # a transform that adds adversarial rows (fgsm-at, pgd-at)
 
 
 class ComposedLoss:
@@ -322,8 +323,16 @@ class ComposedLoss:
 
     def __init__(self, parts: list[Part]):
         self.parts = parts
-        self.needs_grad = any(p.regulariser is not None for p in parts)
         self.needs_z = any(p.needs_batch for p in parts)
+        # jakubovitz (003:266): combined with adversarial training, a gradient regulariser is
+        # applied to the original inputs only ("the optimal results are obtained by applying
+        # the Jacobian regularization on the original input samples ... not on perturbed
+        # input samples"), so it sees one extra forward pass of the clean batch.
+        adversarial = any(p.adversarial for p in parts)
+        self.on_clean = {
+            p.name for p in parts if p.regulariser and adversarial and not p.needs_batch
+        }
+        self.needs_grad = any(p.regulariser and p.name not in self.on_clean for p in parts)
 
     def bind(self, data, classes: int) -> None:
         """Give transforms that draw from the training split (madnet's partners) the split."""
@@ -344,8 +353,15 @@ class ComposedLoss:
             logits = model(xin)
         rows = F.cross_entropy(logits, b.target, reduction="none")
         terms = {"ce": (rows * b.weight).sum() / b.weight.sum()}
+        if self.on_clean:
+            xc = x.detach().clone().requires_grad_(True)
+            clean_logits = model(xc)
         for p in self.parts:
-            if p.regulariser is not None:
+            if p.regulariser is None:
+                continue
+            if p.name in self.on_clean:
+                terms[p.name] = p.weight * p.regulariser(model, xc, clean_logits, y)
+            else:
                 arg = b if p.needs_batch else b.target
                 terms[p.name] = p.weight * p.regulariser(model, xin, logits, arg)
         clean = logits[: b.clean] if b.clean else logits[: len(y)]
