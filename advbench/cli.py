@@ -158,8 +158,13 @@ def train(
         str, typer.Option(help="Architecture (see `advbench archs`).", rich_help_panel=MODEL)
     ] = "madry-mnist",
     activation: Annotated[
-        str, typer.Option(help="relu, brelu or leaky-relu.", rich_help_panel=MODEL)
-    ] = "relu",
+        str | None,
+        typer.Option(
+            help="relu, brelu or leaky-relu [default: the architecture's; relu except "
+            "resnet56, leaky-relu 0.1 as madnet].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     activation_param: Annotated[
         float | None,
         typer.Option(
@@ -194,8 +199,13 @@ def train(
 ) -> None:
     """Train a model from scratch and store it (safetensors + JSON, recorded in the database)."""
     from advbench.env import resolve_device
+    from advbench.models import ARCHS, default_activation
     from advbench.train import train_model, validate_train_args
 
+    if activation is None:
+        ARCHS.get(arch)  # an unknown architecture is named before anything else
+        activation, default_param = default_activation(arch)
+        activation_param = default_param if activation_param is None else activation_param
     validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
     database = _open(db)
     with _progress() as progress:

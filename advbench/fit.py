@@ -195,7 +195,8 @@ def fit(
                     state.sums[k] = state.sums.get(k, 0.0) + float(v.detach()) * b
                 state.sums["loss"] = state.sums.get("loss", 0.0) + float(loss.detach()) * b
                 state.seen += b
-                state.correct += int((logits.argmax(1) == y).sum())
+                hard = y if y.dim() == 1 else y.argmax(1)  # soft targets: a teacher's
+                state.correct += int((logits.argmax(1) == hard).sum())
                 state.batch += 1
                 dt = time.monotonic() - t0
                 state.elapsed += dt

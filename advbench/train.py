@@ -418,6 +418,19 @@ def proxy_name(target: str, arch: str) -> str:
     return f"{target}.proxy-{arch}"
 
 
+def teacher_targets(teacher, split, device: str = "cpu"):
+    """The teacher's output distribution (softmax, T = 1) on every row of `split`: the
+    targets a distilled student learns."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(split), 1000):
+            x, _ = split.get(torch.arange(i, min(i + 1000, len(split))))
+            out.append(torch.softmax(teacher(x.to(device)), 1).cpu())
+    return torch.cat(out)
+
+
 def train_proxy(
     db,
     *,
@@ -433,11 +446,13 @@ def train_proxy(
     download: bool = False,
     progress=None,
 ) -> StoredModel:
-    """madnet §5.4's black-box attacker: train `arch` on the training split labelled by the
-    target's own predictions (it sees labels only), stored as `<target>.proxy-<arch>`."""
+    """madnet §5.4's black-box attacker, stored as `<target>.proxy-<arch>`: `arch` trained by
+    teacher-student distillation of the target (002:203, after Papernot et al. 2017 and
+    Carlini et al. 2019): the training split's targets are the target model's output
+    distribution (softmax at temperature 1), not its argmax labels."""
     import torch
 
-    from advbench.fit import FitConfig, predict
+    from advbench.fit import FitConfig
     from advbench.models import build_model
 
     target_row = model_row(db, target)
@@ -451,20 +466,22 @@ def train_proxy(
         "target": target,
         "target_checksum": target_row["checksum"],
         "spec": spec.to_dict(),
+        "targets": "softmax",  # distillation; proxies before 0.1 learned argmax labels
         **fit_cfg.identity(),
     }
 
     def relabel(split):
-        out = []
-        for i in range(0, len(split), 1000):
-            x, _ = split.get(torch.arange(i, min(i + 1000, len(split))))
-            out.append(predict(target_model, x))
-        return torch.cat(out)
+        return teacher_targets(target_model, split, device)
 
+    name = proxy_name(target, arch)
+    old = list(db["models"].rows_where("name = ?", [name]))
+    # A proxy stored before distillation (argmax labels) is retrained in place: its runs
+    # keep the checksum they were crafted with.
+    outdated = bool(old) and "targets" not in json.loads(old[0]["config"] or "{}")
     torch.manual_seed(seed)
     return _fit_and_store(
         db,
-        name=proxy_name(target, arch),
+        name=name,
         config=config,
         spec=spec,
         model=build_model(spec),
@@ -472,7 +489,7 @@ def train_proxy(
         fit_cfg=fit_cfg,
         data_dir=data_dir,
         download=download,
-        force=False,
+        force=outdated,
         progress=progress,
         parent=target,
         relabel=relabel,

@@ -61,6 +61,28 @@ def test_pnml_follows_equations_9_to_12_on_a_linear_model():
     assert torch.allclose(got, want, atol=1e-6)
 
 
+def test_pnml_refinement_step_is_independent_of_its_iteration_count():
+    """pesso Fig. 4 ("Table 4"): 4 × 0.01 inside λ 0.03 — written out by hand."""
+    base, lam = Linear(), 0.03
+    x = torch.rand(3, 1, 1, 5, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    got = F.softmax(PNML(base, lam, iterations=4, step=0.01)(x), 1)
+    w, b = base.lin.weight.detach(), base.lin.bias.detach()
+    want = torch.zeros(3, 3)
+    for i in range(3):
+        xi = x[i].flatten()
+        for y in range(3):
+            cur = xi.clone()
+            for _ in range(4):
+                p = F.softmax(w @ cur + b, 0)
+                grad = w.T @ (p - F.one_hot(torch.tensor(y), 3).float())
+                cur = (xi + (cur - 0.01 * grad.sign() - xi).clamp(-lam, lam)).clamp(0, 1)
+            want[i, y] = F.softmax(w @ cur + b, 0)[y]
+        want[i] /= want[i].sum()
+    assert torch.allclose(got, want, atol=1e-6)
+    short = F.softmax(PNML(base, lam, iterations=2, step=0.01)(x), 1)  # 0.02 of the 0.03
+    assert not torch.allclose(F.softmax(PNML(base, lam, iterations=2)(x), 1), short, atol=1e-4)
+
+
 def test_pnml_with_lambda_zero_is_the_base_model(trained_db):
     base, _, _ = load_model(open_db(trained_db), "std")
     x, _ = _test_batch()

@@ -123,6 +123,8 @@ def test_embedding_jacobian_norm_of_a_linear_embedding():
     got = T.mad_jacobian(projections=400)(model, x, None, b)
     exact = float(a.weight.detach().norm())  # J = A for every input: ½(‖A‖ + ‖A‖)
     assert float(got.detach()) == pytest.approx(exact, rel=0.1)
+    one = T.mad_jacobian(projections=1, exact=True)(model, x, None, b)
+    assert float(one.detach()) == pytest.approx(exact, rel=1e-5)  # exact: no estimate
 
 
 def _split(n_per=50, classes=4):

@@ -245,3 +245,14 @@ def test_regularisers_see_only_the_clean_inputs_when_combined_with_adversarial_t
     xa = adv.clone().requires_grad_(True)
     both = jacobian_regulariser(model, xa, model(xa), exact=True)
     assert both.item() != pytest.approx(clean.item(), rel=1e-3)  # the old reading differs
+
+
+def test_madnet_from_scratch_schedule_and_resnet56_activation_follow_appendix_c():
+    from advbench.models import default_activation
+
+    mnist = defenses.defaults_for("mad", from_scratch=True, family="mnist")
+    cifar = defenses.defaults_for("mad", from_scratch=True, family="cifar")
+    assert (mnist["epochs"], mnist["batch_size"], mnist["optimizer"]) == (80, 128, "sgd")
+    assert (cifar["epochs"], cifar["batch_size"], cifar["weight_decay"]) == (400, 128, 0.002)
+    assert default_activation("resnet56") == ("leaky-relu", 0.1)
+    assert default_activation("madry-mnist") == ("relu", None)

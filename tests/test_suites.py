@@ -42,6 +42,16 @@ def test_cw_row_labels_map_to_the_papers_parameters():
     assert fidel["CW-L2 (targeted)"].n == 113
     cifar = {j.label: j for j in suite_jobs(load_suite("fidel"), "cifar10", "full")[0]}
     assert cifar["CW-L2"].params["initial_const"] == 0.001
+    zan = {j.label: j for j in suite_jobs(load_suite("zantedeschi"), "mnist-5k", "full")[0]}
+    assert zan["FGSM (minimal)"].params["eps_step"] == 0.1  # ART of the paper's time
+    cw = zan["C&W"].params  # Carlini's l2_attack.py defaults, confidence 2.3 (001:155)
+    assert (cw["steps"], cw["binary_search_steps"], cw["initial_const"]) == (10000, 9, 1e-3)
+    assert (cw["stepsize"], cw["confidence"], cw["abort_early"]) == (0.01, 2.3, True)
+    assert zan["Black-box C&W"].source == "arch:ibm-resnet"
+    pesso = {j.label: j for j in suite_jobs(load_suite("pesso"), "mnist-5k", "full")[0]}
+    assert (pesso["PGD"].source, pesso["PGD"].params["keep"]) == ("base", "max-loss")
+    assert (pesso["PGD"].params["steps"], pesso["PGD"].params["restarts"]) == (50, 20)
+    assert pesso["FGSM"].source == "base" and pesso["Adaptive"].source is None
     madnet = suite_jobs(load_suite("madnet"), "mnist-5k", "full")[0]
     assert all(j.only_correct for j in madnet)
     assert {j.label for j in madnet if j.attack == "cw-l2"} == {
@@ -80,6 +90,10 @@ def test_suite_runs_at_smoke_scale_on_mnist_5k(runner, mnist_db, name):
     # Every row of the suite is now stored and complete: running it again does no work.
     suite = load_suite(name)
     jobs, n = suite_jobs(suite, "mnist-5k", "smoke")
+    given = [j.label for j in jobs if j.source == "given"]  # wait for --proxy/--source-model
+    for label in given:
+        assert f"{label}: skipped" in " ".join(result.output.split())
+    jobs = [j for j in jobs if j.source != "given"]
     db = open_db(mnist_db)
     model, _, row = load_model(db, "hard")
     again = run_jobs(

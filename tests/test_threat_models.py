@@ -119,7 +119,22 @@ def test_proxy_learns_the_targets_labels_and_is_recorded(db_copy):
         db, target="jac", arch="tf-mnist", epochs=2, batch_size=64, seed=0, device="cpu"
     )
     assert stored.row["parent"] == "jac" and stored.row["defense"] is None
-    assert json.loads(stored.row["config"])["kind"] == "proxy"
+    config = json.loads(stored.row["config"])
+    assert (config["kind"], config["targets"]) == ("proxy", "softmax")
+    # madnet 002:203: distillation of the teacher's output distribution, not its labels
+    from advbench import data
+    from advbench.train import teacher_targets
+
+    teacher, _, _ = load_model(db, "jac")
+    train = data.load("digits", "train")
+    soft = teacher_targets(teacher, train)
+    x, _ = train.get(torch.arange(5))
+    with torch.no_grad():
+        assert torch.allclose(soft[:5], torch.softmax(teacher(x), 1))
+    assert soft.shape == (len(train), 10) and float(soft.max(1).values.min()) < 0.99
+    # CE against soft targets is bounded below by their entropy (Gibbs): it was learned on them
+    entropy = float(-(soft * soft.clamp_min(1e-12).log()).sum(1).mean())
+    assert json.loads(stored.row["history"])[-1]["ce"] >= entropy - 1e-3
     (res,) = _run(db, "jac", [make_job("fgsm", [0.3], source=stored.name)])
     assert db["runs"].get(res.id)["threat"] == "proxy"
 

@@ -84,10 +84,13 @@ class PNML(Wrapper):
     Returns log q as logits (softmax of them is q).
 
     All hypotheses are batched, as in the paper's §5 (one forward and one backward pass on
-    B·H rows for the refinement, one forward on the refined rows). `iterations` > 1 splits
-    the refinement into that many steps of λ / iterations inside the λ ball (the paper's
-    Table 4). `top_k` > 0 keeps only the k labels most probable under the base model as
-    hypotheses (appendix); the others get q = 0 (a logit of −1e4, finite for attacks).
+    B·H rows for the refinement, one forward on the refined rows). `iterations` > 1 makes
+    the refinement that many steps inside the λ ball, each of size `step` (default λ /
+    iterations); the step is independent of the count, as in the authors' PgdRefine, so
+    pesso's Fig. 4 / "Table 4" settings (1 × 0.03, 2 × 0.015, 4 × 0.01 with λ 0.03: the
+    last is projected back onto the ball) can be expressed. `top_k` > 0 keeps only the k
+    labels most probable under the base model as hypotheses (appendix); the others get
+    q = 0 (a logit of −1e4, finite for attacks).
 
     The refinement's sign(·) has a zero derivative, so the gradient of this forward with
     respect to x is the gradient through the base model at the refined points with the
@@ -95,13 +98,15 @@ class PNML(Wrapper):
     adaptive (BPDA) attack. `bpda` is the same function, for the bpda-pgd attack.
     """
 
-    def __init__(self, base: nn.Module, lam: float, iterations: int = 1, top_k: int = 0):
+    def __init__(
+        self, base: nn.Module, lam: float, iterations: int = 1, top_k: int = 0, step: float = 0.0
+    ):
         super().__init__(base)
-        self.lam, self.iterations, self.top_k = lam, iterations, top_k
+        self.lam, self.iterations, self.top_k, self.step = lam, iterations, top_k, step
 
     def _refine(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The refined rows minus x, computed without a graph (a constant offset)."""
-        step = self.lam / self.iterations
+        step = self.step or self.lam / self.iterations
         with torch.enable_grad():
             cur = x.detach()
             for _ in range(self.iterations):

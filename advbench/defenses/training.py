@@ -289,15 +289,16 @@ def mad_rvl(model, x, logits, b: Batch) -> torch.Tensor:
     return 0.5 * (reduce_variance(z1, b.labels[:n]) + reduce_variance(z2, b.labels[n : 2 * n]))
 
 
-def mad_jacobian(projections: int) -> Regulariser:
+def mad_jacobian(projections: int, exact: bool = False) -> Regulariser:
     """½ (‖∂z/∂x1‖ + ‖∂z/∂x2‖): the Frobenius norm of the embedding's input Jacobian, per
-    sample, averaged over each half; estimated with random projections (the embedding has
-    hundreds of dimensions, so the exact norm would cost a backward pass per dimension)."""
+    sample, averaged over each half; estimated with random projections by default (the
+    embedding has hundreds of dimensions: the exact norm costs a backward pass per
+    dimension), exactly with `exact`."""
     from advbench.defenses.jacobian import jacobian_sq_norms
 
     def reg(model, x, logits, b: Batch) -> torch.Tensor:
         n = len(b.pairs)
-        sq = jacobian_sq_norms(model, x, b.z, projections)[: 2 * n]
+        sq = jacobian_sq_norms(model, x, b.z, projections, exact)[: 2 * n]
         return 0.5 * sq.clamp_min(1e-12).sqrt().view(2, n).mean(1).sum()
 
     return reg

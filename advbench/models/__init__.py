@@ -69,9 +69,17 @@ for _name, _fn, _args, _paper, _help in [
     ("cnn4-cifar", "cnn4_cifar", (), "jakubovitz", "4 x (conv, conv, pool, dropout) + 2 FC"),
     ("madry-mnist", "madry_mnist", (), "pesso", "Madry conv32-pool-conv64-pool-fc1024"),
     ("vgg19", "vgg19", (), "fidel", "VGG19 with batch norm"),
-    ("resnet56", "_cifar_resnet", (56,), "madnet", "CIFAR ResNet-56"),
+    ("resnet56", "_cifar_resnet", (56,), "madnet", "CIFAR ResNet-56, leaky ReLU 0.1 (App. C)"),
     ("resnet32", "_cifar_resnet", (32,), "madnet", "CIFAR ResNet-32 (black-box proxy)"),
     ("wrn-28-10", "wrn", (28, 10), "pesso", "WideResNet-28-10"),
     ("resnet50", "resnet50", (), "pesso", "torchvision ResNet-50"),
 ]:
-    ARCHS.register(_name, _lazy(_fn, *_args), paper=_paper, help=_help)
+    # madnet Appendix C (002:303): its ResNet-56 uses leaky ReLU with slope 0.1.
+    act = {"activation": "leaky-relu", "activation_param": 0.1} if _name == "resnet56" else {}
+    ARCHS.register(_name, _lazy(_fn, *_args), paper=_paper, help=_help, **act)
+
+
+def default_activation(arch: str) -> tuple[str, float | None]:
+    """The activation an architecture is trained with when none is asked for."""
+    meta = ARCHS.get(arch).meta
+    return meta.get("activation", "relu"), meta.get("activation_param")
