@@ -407,7 +407,8 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
     """One row per attack row (label, threat model, n), its ε values stacked in one cell."""
     table = Table(
         title=f"{model_row['name']} (defense: {model_row['defense'] or 'none'}, "
-        f"sha256 {model_row['checksum'][:12]}) — seed {seed}, scale {scale}",
+        f"sha256 {model_row['checksum'][:12]}) — seed {seed}, scale {scale}"
+        + "".join(sorted({f", {s.gradient} gradient" for s in summaries if s.gradient})),
         caption="robust accuracy % of n instances, [95 % Wilson interval]",
     )
     threats = any(s.threat != "white-box" or s.targeted for s in summaries)

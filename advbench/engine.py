@@ -232,6 +232,7 @@ class RunSummary:
     targeted: str | None = None
     threat: str = "white-box"
     init_failed: int = 0  # instances the attack could not start on (not in n)
+    gradient: str | None = None  # through a non-differentiable defense (feature-squeezing)
 
     @property
     def accuracy(self) -> float:
@@ -760,6 +761,7 @@ def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> lis
                 run["targeted"],
                 run["threat"] or "white-box",
                 failed,
+                run["gradient"],
             )
         )
     return out

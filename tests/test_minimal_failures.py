@@ -68,10 +68,13 @@ def test_every_minimal_attack_is_covered():
 def test_an_unfoolable_model_stays_at_100_percent_at_every_eps(db_copy, name):
     db = open_db(db_copy)
     res = _judged(db, name, FAST[name])
-    assert [s.accuracy for s in res] == [1.0, 1.0, 1.0], (name, [s.eps for s in res])
     for s in res:
         for r in db["samples"].rows_where("run_id = ?", [s.id]):
             assert r["success"] == 0 and r["min_norm"] is None, (name, r)
+    if name == "hsj":  # bright noise keeps the label: no start, flagged, not counted robust
+        assert [(s.n, s.init_failed) for s in res] == [(0, 8)] * 3
+        return
+    assert [s.accuracy for s in res] == [1.0, 1.0, 1.0], (name, [s.eps for s in res])
 
 
 def test_madnet_linf_clip_does_not_darken_unbroken_samples(db_copy):
