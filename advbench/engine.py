@@ -274,6 +274,11 @@ def _run_rows(
         base.update(threat=threat, source_checksum=source_row["checksum"])
     if gradient is not None:  # only models with a choice of gradient (feature-squeezing)
         base["gradient"] = gradient
+    meta = ATTACKS.get(job.attack).meta
+    if meta.get("revision"):  # the attack's numbers changed: runs before it are not reused
+        base["revision"] = meta["revision"]
+    if job.targeted and meta.get("start"):
+        base["start"] = meta["start"]
     group = config_hash(base)
     rows = []
     for eps in job.eps:

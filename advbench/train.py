@@ -321,6 +321,8 @@ def harden_model(
         config["from_scratch"] = True
     if recipe is not None:
         config["recipe"] = recipe
+    if defenses.loss_for(defense, resolved).on_clean:
+        config["regularised"] = "clean inputs"  # jakubovitz 003:266 (0.1: was every row)
     if spec != parent_spec:
         config["spec"] = spec.to_dict()
 

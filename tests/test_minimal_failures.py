@@ -77,6 +77,17 @@ def test_an_unfoolable_model_stays_at_100_percent_at_every_eps(db_copy, name):
     assert [s.accuracy for s in res] == [1.0, 1.0, 1.0], (name, [s.eps for s in res])
 
 
+def test_cw_runs_made_before_the_fix_are_not_reused(db_copy):
+    """The fix changes C&W's numbers, so its runs carry a revision in their identity."""
+    import json
+
+    db = open_db(db_copy)
+    (s, *_) = _judged(db, "cw-l2", CW)
+    assert json.loads(db["runs"].get(s.id)["config"])["revision"] == 1
+    (d, *_) = _judged(db, "deepfool-l2", FAST["deepfool-l2"])
+    assert "revision" not in json.loads(db["runs"].get(d.id)["config"])
+
+
 def test_madnet_linf_clip_does_not_darken_unbroken_samples(db_copy):
     """madnet clips C&W's result to an L∞ ball of 0.3; a sample C&W did not break must stay x,
     not become the clipped black image (max pixel 1 - 0.3 = 0.7: class 4 here)."""

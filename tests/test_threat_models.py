@@ -312,6 +312,8 @@ def test_targeted_hsj_starts_from_an_image_of_the_target_class(db_copy):
     assert all(r["start_idx"] != r["idx"] for r in starts)
     assert all(r["init_failed"] == 0 for r in rows)
     assert all(r["success"] for r in rows)  # started in the target class: reached, at some L2
+    # runs made before targeted starts existed are not reused for this request
+    assert json.loads(db["runs"].get(res.id)["config"])["start"] == "target-image"
 
 
 def test_a_failed_initialisation_is_flagged_and_not_counted_robust(db_copy):

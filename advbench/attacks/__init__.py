@@ -174,6 +174,8 @@ ATTACKS.register(
     kind="minimal",
     backend="foolbox",
     targeted=True,
+    # 1: samples C&W found nothing for are x, not foolbox's black initial image (0.1 fix)
+    revision=1,
     help="Carlini-Wagner L2 (minimal perturbation)",
 )
 
