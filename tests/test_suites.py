@@ -42,6 +42,15 @@ def test_cw_row_labels_map_to_the_papers_parameters():
     assert fidel["CW-L2 (targeted)"].n == 113
     cifar = {j.label: j for j in suite_jobs(load_suite("fidel"), "cifar10", "full")[0]}
     assert cifar["CW-L2"].params["initial_const"] == 0.001
+    # fidel Tables V/VI (000:243-268): every row of Table II's attacks, transferred
+    transfer = {(j.label, j.targeted) for j in fidel.values() if j.source == "root"}
+    assert transfer == {
+        *((f"Transfer {a}", None) for a in ("CW-L2", "CW-L2-HC", "CW-L2-Strong", "PGD-L2")),
+        *(
+            (f"Transfer {a} (targeted)", "all-others")
+            for a in ("CW-L2", "CW-L2-HC", "CW-L2-Strong", "PGD-L2", "HopSkipJump")
+        ),
+    }
     zan = {j.label: j for j in suite_jobs(load_suite("zantedeschi"), "mnist-5k", "full")[0]}
     assert zan["FGSM (minimal)"].params["eps_step"] == 0.1  # ART of the paper's time
     cw = zan["C&W"].params  # Carlini's l2_attack.py defaults, confidence 2.3 (001:155)
