@@ -427,6 +427,9 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
         cells = []
         for r in runs:
             lo, hi = r.interval
+            if not r.n:
+                cells.append(f"{r.eps:g}: no start ({r.init_failed} failed)")
+                continue
             cells.append(f"{r.eps:g}: {r.accuracy * 100:.1f} [{lo * 100:.1f}–{hi * 100:.1f}]")
         statuses = {"stored (no work)" if r.reused else r.status for r in runs}
         table.add_row(
@@ -452,17 +455,17 @@ def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str |
     """Apply --source-model / --proxy. A single --attack job takes them; in a suite only rows
     that ask for a crafting model do (`given`, and `arch:` / `proxy:` rows, whose model or
     architecture they choose), so white-box rows stay white-box."""
-    given = f"proxy:{proxy}" if proxy else source_model
+    given = f"proxy:{proxy}" if proxy else f"model:{source_model}" if source_model else None
     if given is None:
         return
     for j in jobs:
         src = j.source or ""
         if not from_suite or src == "given":
-            j.source = given
+            j.source = j.declared = given
         elif src.startswith("arch:") and source_model:
-            j.source = source_model
+            j.source = given  # the row still declares arch:ARCH
         elif src.startswith("proxy:") and proxy:
-            j.source = given
+            j.source = j.declared = given
 
 
 @app.command()
@@ -599,6 +602,15 @@ def attack(
     rows = [model_row(database, m) for m in model]
     if source_model:
         model_row(database, source_model)
+    if gradient is not None:  # checked for every model before any of them is attacked
+        crafting = [model_row(database, source_model)] if source_model else rows
+        plain = [r["name"] for r in crafting if r["defense"] != "feature-squeezing"]
+        if plain:
+            raise BadInput(
+                f"--gradient {gradient}: {', '.join(plain)} has no non-differentiable step to "
+                "choose a gradient for (only inference-time defenses such as "
+                "feature-squeezing have)"
+            )
     if proxy:
         ARCHS.get(proxy)
     dev = resolve_device(device)
@@ -618,17 +630,20 @@ def attack(
         for j in jobs:
             if j.source is not None and j.source.startswith("proxy:"):
                 with _progress() as progress:
-                    j.source = train_proxy(
-                        database,
-                        target=row["name"],
-                        arch=j.source.partition(":")[2],
-                        epochs=proxy_epochs,
-                        batch_size=64,
-                        seed=seed,
-                        device=dev,
-                        data_dir=data_dir,
-                        progress=progress,
-                    ).name
+                    j.source = (
+                        "model:"
+                        + train_proxy(
+                            database,
+                            target=row["name"],
+                            arch=j.source.partition(":")[2],
+                            epochs=proxy_epochs,
+                            batch_size=64,
+                            seed=seed,
+                            device=dev,
+                            data_dir=data_dir,
+                            progress=progress,
+                        ).name
+                    )
         count = n if n is not None else suite_n
         net, _, _ = load_model(database, row["name"], dev)
         notes: list[str] = []

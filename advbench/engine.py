@@ -56,6 +56,7 @@ class AttackJob:
     suite: str | None = None
     targeted: str | None = None  # None (untargeted), all-others or random
     source: str | None = None  # where to craft (transfer); see SOURCES
+    declared: str | None = None  # the source the suite row declared (kept for the report)
     only_correct: bool = False
     n: int | None = None  # samples, when the job wants its own count (fidel's targeted runs)
 
@@ -98,6 +99,7 @@ def make_job(
         label,
         suite,
         targeted,
+        source,
         source,
         only_correct,
         n,
@@ -259,7 +261,7 @@ def _run_rows(
         "model": model_row["name"],
         "model_checksum": model_row["checksum"],
         "attack": job.attack,
-        "params": job.params,
+        "params": ATTACKS.get(job.attack).identity(job.params),
         "dataset": model_row["dataset"],
         "split": "test",
         "n": instances.n_samples,
@@ -307,6 +309,7 @@ def _run_rows(
                 "threat": threat,
                 "source_model": None if source_row is None else source_row["name"],
                 "source_checksum": None if source_row is None else source_row["checksum"],
+                "source_rule": None if source_row is None else (job.declared or job.source),
                 "only_correct": int(job.only_correct),
                 "gradient": gradient,
             }
@@ -584,12 +587,6 @@ def run_jobs(
     test = datasets.load(model_row["dataset"], "test", data_dir=data_dir)
     model = model.to(device).eval()
     classes = int(model.classes)
-    if gradient is not None and not getattr(model, "gradients", None):
-        choosers = "feature-squeezing"
-        raise BadInput(
-            f"--gradient {gradient}: {model_row['name']} has no non-differentiable step to "
-            f"choose a gradient for (only inference-time defenses such as {choosers} have)"
-        )
     if load_model is None:
         from advbench.train import load_model as load_stored
 
@@ -625,13 +622,20 @@ def run_jobs(
             source = source.to(device).eval()
             kind = json.loads(source_row["config"] or "{}").get("kind")
             threat = "proxy" if kind == "proxy" else "transfer"
-        mode = set_gradient(source if source is not None else model, gradient)
+        craft = source if source is not None else model
+        uses = ATTACKS.get(job.attack).meta.get("uses_gradient", True)
+        if gradient is not None and uses and not getattr(craft, "gradients", None):
+            raise BadInput(
+                f"--gradient {gradient}: {(source_row or model_row)['name']} has no "
+                "non-differentiable step to choose a gradient for (only inference-time "
+                "defenses such as feature-squeezing have)"
+            )
+        mode = set_gradient(craft, gradient) if uses else None
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
         )
         starts = None
         if job.targeted and ATTACKS.get(job.attack).meta.get("start") == "target-image":
-            craft = source if source is not None else model
             starts = target_starts(craft, test, cache[key], seed, device)
         plans.append((job, cache[key], rows, source, starts))
 

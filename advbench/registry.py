@@ -27,6 +27,9 @@ class Param:
     default: Any
     help: str = ""
     choices: tuple[str, ...] | None = None
+    # Added after runs or models were stored: left out of their identity at its default,
+    # so what was stored before it existed is still found.
+    since: str | None = None
 
     def parse(self, raw: Any) -> Any:
         """Convert a command-line string (or a Python value) to this parameter's type."""
@@ -62,6 +65,12 @@ class Entry(Generic[T]):
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
+
+    def identity(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The resolved values that identify a run or model: parameters added later
+        (`since`) are left out where they keep their default."""
+        later = {p.name: p.default for p in self.params if p.since}
+        return {k: v for k, v in values.items() if not (k in later and v == later[k])}
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults filled in, overrides parsed and validated against the typed params."""

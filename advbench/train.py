@@ -288,8 +288,9 @@ def harden_model(
             data_dir=data_dir, download=download, force=force,
         )  # fmt: skip
     d = defenses.defaults_for(defense, from_scratch, fam, recipe)
-    if from_scratch and not d:  # "regular training": the parent's own recipe
-        d = {k: v for k, v in json.loads(parent_row["config"]).items() if k in _RECIPE}
+    if from_scratch and not {"epochs", "lr"} & set(d):  # "regular training": the parent's
+        own = json.loads(parent_row["config"])
+        d = {**{k: v for k, v in own.items() if k in _RECIPE}, **d}
     epochs = d.get("epochs", 10) if epochs is None else epochs
     batch_size = d.get("batch_size", 64) if batch_size is None else batch_size
     optimizer = optimizer or d.get("optimizer", "adam")
@@ -313,7 +314,7 @@ def harden_model(
         "parent": parent,
         "parent_checksum": parent_row["checksum"],
         "defense": defense,
-        "params": resolved,
+        "params": defenses.identity(defense, resolved),
         **fit_cfg.identity(),
     }
     # Keys only where they differ from plain fine-tuning, so earlier models keep their hash.
@@ -383,7 +384,7 @@ def wrap_model(
         "parent": parent,
         "parent_checksum": parent_row["checksum"],
         "defense": defense,
-        "params": resolved,
+        "params": defenses.identity(defense, resolved),
     }
     cfg_hash = config_hash(config)
     existing = _existing(db, name, cfg_hash, force)
@@ -400,7 +401,7 @@ def wrap_model(
             "name": name,
             "wrapper": True,
             "defense": defense,
-            "params": resolved,
+            "params": defenses.identity(defense, resolved),
             "parent": parent,
             "parent_sha256": parent_row["checksum"],
             "spec": spec.to_dict(),

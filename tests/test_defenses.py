@@ -208,6 +208,10 @@ def test_jakubovitz_recipe_is_reachable_by_name(db_copy, runner):
     assert (train["optimizer"], train["batch_size"]) == ("rmsprop", 128)
     both = defenses.resolve("jacobian+fgsm-at", {}, "mnist", "jakubovitz")
     assert both["jacobian"]["lambda"] == 0.1 and both["fgsm-at"]["eps"] == 0.3
+    # a recipe without params keeps the family's: CIFAR adversarial training at ε 0.05
+    assert defenses.resolve("fgsm-at", {}, "cifar", "jakubovitz")["eps"] == 0.05
+    scratch = defenses.defaults_for("jacobian", True, "cifar", "jakubovitz")
+    assert scratch == {"optimizer": "rmsprop", "batch_size": 128}  # regular training
     with pytest.raises(BadInput, match="vat has no recipes"):
         defenses.resolve("vat", {}, "mnist", "jakubovitz")
     db = open_db(db_copy)
@@ -241,6 +245,7 @@ def test_regularisers_see_only_the_clean_inputs_when_combined_with_adversarial_t
     xc = x.clone().requires_grad_(True)
     clean = jacobian_regulariser(model, xc, model(xc), exact=True)
     assert terms["jacobian"].item() == pytest.approx(0.01 * clean.item(), rel=1e-5)
+    assert defenses.loss_for("vat+fgsm-at", defenses.resolve("vat+fgsm-at", {})).on_clean == set()
     adv = T.fgsm_at(eps=0.3, ratio=0.5)(model, T.Batch(x, y, torch.ones(6), y, 6)).x
     xa = adv.clone().requires_grad_(True)
     both = jacobian_regulariser(model, xa, model(xa), exact=True)

@@ -86,3 +86,5 @@ def test_migration_0004_keeps_every_row_and_labels_gradient_and_threat(tmp_path)
     assert {(r["threat"], r["source_model"], r["gradient"]) for r in jac} == {
         ("transfer", "std", None)
     }
+    assert {"source_rule", "gradient"} <= set(db["runs"].columns_dict)
+    assert {"start_idx", "init_failed"} <= set(db["samples"].columns_dict)

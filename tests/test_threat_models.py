@@ -234,11 +234,17 @@ def test_suite_rows_keep_their_own_threat_model(runner, db_copy, tmp_path):
     assert ("FGSM named", "transfer", "jac") in runs and ("FGSM", "transfer", "jac") not in runs
     out = runner.invoke(app, ["report", "--format", "csv", "--db", str(db_copy)]).output
     cells = {(r["attack"], r["eps"]) for r in csv.DictReader(io.StringIO(out))}
+    # a declared shared source keys the cell (every model's parent); a named one shows it
     assert cells == {
         ("FGSM", "0.3"),
-        ("FGSM [transfer] ← std", "0.3"),
+        ("FGSM [transfer] ← parent", "0.3"),
         ("FGSM named [transfer] ← jac", "0.3"),
     }
+    from advbench.cli import _fill_sources
+
+    job = make_job("fgsm", [0.3])
+    _fill_sources([job], False, "root", None)  # a model that happens to be named "root"
+    assert (job.source, job.declared) == ("model:root", "model:root")
 
 
 def test_max_loss_keeps_the_restart_whose_final_iterate_has_the_highest_loss(db_copy):
@@ -264,6 +270,12 @@ def test_max_loss_keeps_the_restart_whose_final_iterate_has_the_highest_loss(db_
     assert torch.equal(kept.adv, expected)
     assert len(set(losses.argmax(0).tolist())) > 1  # the choice differs between samples
     assert kept.trace[0][-1] == pytest.approx(float(losses[:, 0].max()), rel=1e-5)
+    # runs stored before `keep` existed keep their identity: the default is not hashed
+    plain, best = make_job("pgd-linf", [0.1]), make_job("pgd-linf", [0.1], {"keep": "max-loss"})
+    (a,) = _run(db, "std", [plain], n=4)
+    (b,) = _run(db, "std", [best], n=4)
+    params = [json.loads(db["runs"].get(r.id)["config"])["params"] for r in (a, b)]
+    assert "keep" not in params[0] and params[1]["keep"] == "max-loss"
 
 
 def test_pesso_pgd_and_fgsm_are_crafted_on_the_base_and_judged_on_pnml(db_copy):
@@ -341,3 +353,7 @@ def test_a_failed_initialisation_is_flagged_and_not_counted_robust(db_copy):
     rows = _samples(db, res.id)
     assert [r["init_failed"] for r in rows] == [1] * 6
     assert (res.n, res.robust, res.init_failed) == (0, 0, 6)
+    from advbench.report import summary_table
+
+    table = summary_table(db, ["std"])
+    assert table["hsj ε=2"].tolist() == ["no start (6 failed)"]  # shown, not dropped

@@ -96,6 +96,7 @@ _KEEP = Param(
     "which restart a sample keeps: its first success, or max-loss (highest loss of the "
     "final iterate on the crafting model, as pesso's authors)",
     choices=KEEP,
+    since="0.1-faithful-cells",
 )
 
 
@@ -227,6 +228,7 @@ ATTACKS.register(
     kind="budget",
     backend="own",
     targeted=True,
+    uses_gradient=False,  # always through model.bpda: no gradient to choose
     help="L∞ PGD through an inference-time defense, identity on its non-differentiable step",
 )
 ATTACKS.register(
@@ -236,6 +238,7 @@ ATTACKS.register(
     kind="budget",
     backend="own",
     targeted=False,
+    uses_gradient=False,
     help="uniform noise in the L∞ ball: the sanity row every attack must beat",
 )
 
@@ -336,6 +339,10 @@ ATTACKS.register(
     backend="art",
     targeted=True,
     start="target-image",
+    # 1: instances HSJ could not start on are flagged, not counted robust; targeted runs
+    # start from an image of the target class
+    revision=1,
+    uses_gradient=False,
     help="HopSkipJump, decision-based (labels only); queries recorded per sample; targeted "
     "runs start from a test image of the target class",
 )

@@ -45,7 +45,7 @@ def _jacobian(p):
             model, x, logits, projections=p["projections"], exact=p["exact"], form=p["form"]
         )
 
-    return [_t().Part("jacobian", regulariser=reg, weight=p["lambda"])]
+    return [_t().Part("jacobian", regulariser=reg, weight=p["lambda"], clean_under_at=True)]
 
 
 # jakubovitz 003:189-191: λ 0.1 (MNIST) / 0.5 (CIFAR-10) on ‖J‖F of eq. 4 (exact), Adam with
@@ -91,7 +91,14 @@ DEFENSES.register(
 )
 DEFENSES.register(
     "input-gradient",
-    lambda p: [_t().Part("input-gradient", regulariser=_t().input_gradient, weight=p["lambda"])],
+    lambda p: [
+        _t().Part(
+            "input-gradient",
+            regulariser=_t().input_gradient,
+            weight=p["lambda"],
+            clean_under_at=True,
+        )
+    ],
     params=(Param("lambda", float, 1.0, "weight of mean ‖∇x CE‖²"),),
     kind="training-time",
     paper="jakubovitz",
@@ -102,7 +109,14 @@ DEFENSES.register(
 )
 DEFENSES.register(
     "cross-lipschitz",
-    lambda p: [_t().Part("cross-lipschitz", regulariser=_t().cross_lipschitz, weight=p["lambda"])],
+    lambda p: [
+        _t().Part(
+            "cross-lipschitz",
+            regulariser=_t().cross_lipschitz,
+            weight=p["lambda"],
+            clean_under_at=True,
+        )
+    ],
     params=(Param("lambda", float, 0.1, "weight of (1/C²) Σ_k,j ‖∇z_k − ∇z_j‖²"),),
     kind="training-time",
     paper="jakubovitz",
@@ -236,7 +250,7 @@ def _mad(p):
         t.Part("mad-rvl", regulariser=t.mad_rvl, weight=p["rvl"], needs_batch=True),
         t.Part(
             "mad-jacobian",
-            regulariser=t.mad_jacobian(p["projections"], p["exact"]),
+            regulariser=t.mad_jacobian(p["projections"], p.get("exact", False)),
             weight=p["jacobian"],
             needs_batch=True,
         ),
@@ -253,7 +267,13 @@ DEFENSES.register(
         Param("rvl", float, 1.0, "λ_RVL of the reduce-variance loss"),
         Param("jacobian", float, 0.01, "λ_Jacob of the embedding-Jacobian norm"),
         Param("projections", int, 1, "random projections for the embedding-Jacobian norm"),
-        Param("exact", bool, False, "exact embedding-Jacobian norm (a backward per dimension)"),
+        Param(
+            "exact",
+            bool,
+            False,
+            "exact embedding-Jacobian norm (a backward per dimension)",
+            since="0.1-faithful-cells",
+        ),
     ),
     kind="training-time",
     paper="madnet",
@@ -328,7 +348,13 @@ DEFENSES.register(
     params=(
         Param("lambda", float, 0.1, "refinement strength (pesso: 0.1 MNIST, 0.03 CIFAR-10)"),
         Param("iterations", int, 1, "refinement steps inside the λ ball (Fig. 4 / Table 4)"),
-        Param("step", float, 0.0, "size of each refinement step (0: λ / iterations)"),
+        Param(
+            "step",
+            float,
+            0.0,
+            "size of each refinement step (0: λ / iterations)",
+            since="0.1-faithful-cells",
+        ),
         Param("top_k", int, 0, "hypotheses: the k most probable labels (0: all)"),
     ),
     kind="inference-time",
@@ -423,10 +449,9 @@ def resolve(
     check_recipe(defense, recipe)
     if family is not None or recipe is not None:
         for n in names:
-            has = recipe in DEFENSES.get(n).meta.get("recipes", {})
-            meta = DEFENSES.get(n).meta.get("family", {}).get(family, {})
-            paper = _recipe(n, recipe, family, "params") if has else meta.get("params", {})
-            per[n] = {**paper, **per[n]}
+            paper = DEFENSES.get(n).meta.get("family", {}).get(family, {}).get("params", {})
+            # a recipe's settings replace the default paper's where it gives them
+            per[n] = {**paper, **_recipe(n, recipe, family, "params"), **per[n]}
         for key, value in ALIAS_FAMILY.get(defense, {}).get(family, {}).items():
             comp, _, param = key.partition(".")
             if key not in raw and param not in raw:
@@ -448,6 +473,13 @@ def resolve(
         resolved.update({k: AUTO for k in autos})
         out[n] = resolved
     return out[names[0]] if len(names) == 1 else out
+
+
+def identity(defense: str, resolved: dict[str, Any]) -> dict[str, Any]:
+    """Resolved params as they identify a model: parameters added later are left out at
+    their default (registry.Param.since), so models stored before them are still found."""
+    per = {n: DEFENSES.get(n).identity(p) for n, p in per_component(defense, resolved).items()}
+    return next(iter(per.values())) if len(per) == 1 else per
 
 
 def per_component(defense: str, resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -498,10 +530,13 @@ def defaults_for(
     names = components(defense)
     meta = DEFENSES.get(names[0]).meta
     if from_scratch:
-        return {
-            **meta.get("scratch_defaults", {}),
-            **meta.get("scratch_family", {}).get(family, {}),
-        }
+        out = {**meta.get("scratch_defaults", {}), **meta.get("scratch_family", {}).get(family, {})}
+        if recipe is not None:  # "regular training" with another paper's optimiser and batch
+            check_recipe(defense, recipe)
+            first = next(n for n in names if recipe in DEFENSES.get(n).meta.get("recipes", {}))
+            train = _recipe(first, recipe, family, "train")
+            out.update({k: train[k] for k in ("optimizer", "batch_size") if k in train})
+        return out
     if recipe is not None:
         check_recipe(defense, recipe)
         first = next(n for n in names if recipe in DEFENSES.get(n).meta.get("recipes", {}))

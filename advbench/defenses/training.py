@@ -317,6 +317,7 @@ class Part:
     # forward pass then goes through the model's embedding so `b.z` is the same pass.
     needs_batch: bool = False
     adversarial: bool = False  # a transform that adds adversarial rows (fgsm-at, pgd-at)
+    clean_under_at: bool = False  # a regulariser jakubovitz applies to clean inputs only
 
 
 class ComposedLoss:
@@ -330,9 +331,7 @@ class ComposedLoss:
         # the Jacobian regularization on the original input samples ... not on perturbed
         # input samples"), so it sees one extra forward pass of the clean batch.
         adversarial = any(p.adversarial for p in parts)
-        self.on_clean = {
-            p.name for p in parts if p.regulariser and adversarial and not p.needs_batch
-        }
+        self.on_clean = {p.name for p in parts if p.clean_under_at and adversarial}
         self.needs_grad = any(p.regulariser and p.name not in self.on_clean for p in parts)
 
     def bind(self, data, classes: int) -> None:
@@ -360,8 +359,9 @@ class ComposedLoss:
         for p in self.parts:
             if p.regulariser is None:
                 continue
-            if p.name in self.on_clean:
-                terms[p.name] = p.weight * p.regulariser(model, xc, clean_logits, y)
+            if p.name in self.on_clean:  # the clean rows' own targets (soft if smoothed)
+                target = b.target[: len(y)]
+                terms[p.name] = p.weight * p.regulariser(model, xc, clean_logits, target)
             else:
                 arg = b if p.needs_batch else b.target
                 terms[p.name] = p.weight * p.regulariser(model, xin, logits, arg)

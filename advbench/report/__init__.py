@@ -23,7 +23,7 @@ _RUNS_SQL = """
 select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
        coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
        r.finished_at, r.n as planned_n, coalesce(r.threat, 'white-box') as threat,
-       r.source_model, r.targeted, r.gradient,
+       r.source_model, r.source_rule, r.targeted, r.gradient,
        count(s.idx) - coalesce(sum(s.init_failed), 0) as n,
        coalesce(sum(s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust,
        coalesce(sum(s.init_failed), 0) as init_failed
@@ -40,15 +40,20 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
         df = df[df["model"].isin(models)]
     if df.empty:
         return df
-    df = df[df["n"] > 0].copy()
+    df = df.copy()
     df["attack"] = [_threat_label(r) for r in df.itertuples(index=False)]
-    df["accuracy"] = df["robust"] / df["n"]
+    df["accuracy"] = [
+        r / n if n else float("nan") for r, n in zip(df["robust"], df["n"], strict=True)
+    ]
     ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"], strict=False)]
     df["ci_low"] = [c[0] for c in ci]
     df["ci_high"] = [c[1] for c in ci]
     # Where a cell was run more than once (another n, seed or scale), show the latest. The
     # threat model (white-box / transfer source / targeting / gradient) is part of the cell's
-    # key through its label, so a transfer run never stands in for a white-box one.
+    # key through its label, so a transfer run never stands in for a white-box one. A run
+    # with no sample rows yet is dropped; one whose every instance failed to start is kept
+    # (n = 0: its cell says so) so an older run of the cell never stands in for it.
+    df = df[(df["n"] > 0) | (df["init_failed"] > 0)]
     df = df.sort_values(["status", "finished_at"], na_position="first")
     return df.drop_duplicates(["model", "attack", "eps"], keep="last")
 
@@ -61,13 +66,17 @@ def _threat_label(r) -> str:
     if r.threat != "white-box" and "Transfer" not in label and "Black-box" not in label:
         label += f" [{r.threat}]"
     if r.threat != "white-box":
-        label += f" ← {r.source_model}"
+        rule = r.source_rule or ""
+        shared = rule in ("root", "undefended", "parent", "base") or rule.startswith("proxy:")
+        label += f" ← {rule if shared else r.source_model}"
     if r.gradient == "masked":
         label += " [masked gradient]"
     return label
 
 
-def _cell(acc: float, lo: float, hi: float, n: int, status: str) -> str:
+def _cell(acc: float, lo: float, hi: float, n: int, status: str, failed: int = 0) -> str:
+    if not n:
+        return f"no start ({failed} failed)"
     half = max(acc - lo, hi - acc) * 100
     text = f"{acc * 100:.1f} ±{half:.1f} (n={n})"
     return text if status == "complete" else text + " partial"
@@ -108,7 +117,9 @@ def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) ->
                 cells.append(MISSING)
             else:
                 r = hit.iloc[0]
-                cells.append(_cell(r.accuracy, r.ci_low, r.ci_high, int(r.n), r.status))
+                cells.append(
+                    _cell(r.accuracy, r.ci_low, r.ci_high, int(r.n), r.status, r.init_failed)
+                )
         table[key] = cells
     return table.reset_index(drop=True)
 

@@ -138,9 +138,13 @@ def _faithful_cells(db: sqlite_utils.Database) -> None:
     # feature-squeezing made before this migration followed the masked (true) gradient.
     db["runs"].add_column("gradient", str)
     db.execute(
-        "update runs set gradient = 'masked' where model in "
+        "update runs set gradient = 'masked' where source_model is null "
+        "and attack not in ('bpda-pgd', 'hsj', 'noise') and model in "
         "(select name from models where defense = 'feature-squeezing')"
     )
+    # The source a transfer row declared (root, arch:ARCH, proxy:ARCH, model:NAME): cells of
+    # a table are keyed by it, not by each model's own proxy or root. Older runs: unknown.
+    db["runs"].add_column("source_rule", str)
     # A run's threat follows from where it was crafted (the report keys cells by it).
     db.execute(
         "update runs set threat = case when source_model is null then 'white-box' "
