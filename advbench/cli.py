@@ -583,7 +583,7 @@ def attack(
         raise BadInput("--targeted applies to --attack; a suite sets targeting per row")
     eps_list = parse_eps(eps)
     if gradient is not None:
-        from advbench.defenses.inference import GRADIENTS
+        from advbench.defenses import GRADIENTS
         from advbench.errors import unknown
 
         if gradient not in GRADIENTS:
@@ -603,14 +603,13 @@ def attack(
     if source_model:
         model_row(database, source_model)
     if gradient is not None:  # checked for every model before any of them is attacked
+        from advbench.defenses import gradient_choices
+        from advbench.engine import no_gradient_choice
+
         crafting = [model_row(database, source_model)] if source_model else rows
-        plain = [r["name"] for r in crafting if r["defense"] != "feature-squeezing"]
+        plain = [r["name"] for r in crafting if gradient not in gradient_choices(r["defense"])]
         if plain:
-            raise BadInput(
-                f"--gradient {gradient}: {', '.join(plain)} has no non-differentiable step to "
-                "choose a gradient for (only inference-time defenses such as "
-                "feature-squeezing have)"
-            )
+            raise no_gradient_choice(gradient, plain)
     if proxy:
         ARCHS.get(proxy)
     dev = resolve_device(device)

@@ -28,7 +28,7 @@ from advbench.config import canonical_json, config_hash
 from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
-from advbench.store import now
+from advbench.store import SAMPLE_COUNTS, now
 
 # Minimal norms within this relative tolerance of ε count as within budget (float32 noise).
 _EPS_TOL = 1e-5
@@ -503,6 +503,13 @@ def resolve_source(db, model_row: dict[str, Any], source: str) -> dict[str, Any]
     return _stored(db, arg if kind == "model" and arg else source)
 
 
+def no_gradient_choice(gradient: str, names: Sequence[str]) -> BadInput:
+    return BadInput(
+        f"--gradient {gradient}: {', '.join(names)} has no non-differentiable step to choose "
+        "a gradient for (only inference-time defenses such as feature-squeezing have)"
+    )
+
+
 def set_gradient(model, requested: str | None) -> str | None:
     """Choose the gradient white-box attacks see through a model whose forward has a
     non-differentiable step (`model.gradients` lists the choices, the first the default);
@@ -625,11 +632,7 @@ def run_jobs(
         craft = source if source is not None else model
         uses = ATTACKS.get(job.attack).meta.get("uses_gradient", True)
         if gradient is not None and uses and not getattr(craft, "gradients", None):
-            raise BadInput(
-                f"--gradient {gradient}: {(source_row or model_row)['name']} has no "
-                "non-differentiable step to choose a gradient for (only inference-time "
-                "defenses such as feature-squeezing have)"
-            )
+            raise no_gradient_choice(gradient, [(source_row or model_row)["name"]])
         mode = set_gradient(craft, gradient) if uses else None
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
@@ -748,13 +751,8 @@ def summarise(db, run_ids: Sequence[str], reused: set[str] | None = None) -> lis
     out = []
     for rid in run_ids:
         run = db["runs"].get(rid)
-        # An instance the attack could not start on (init_failed) is neither robust nor
-        # broken: it is left out of n and counted apart.
         n, robust, failed = db.execute(
-            "select count(*) - coalesce(sum(init_failed), 0), "
-            "coalesce(sum(adv_pred = label and not coalesce(init_failed, 0)), 0), "
-            "coalesce(sum(init_failed), 0) from samples where run_id = ?",
-            [rid],
+            f"select {SAMPLE_COUNTS} from samples s where s.run_id = ?", [rid]
         ).fetchone()
         out.append(
             RunSummary(

@@ -473,9 +473,6 @@ def train_proxy(
         **fit_cfg.identity(),
     }
 
-    def relabel(split):
-        return teacher_targets(target_model, split, device)
-
     name = proxy_name(target, arch)
     old = list(db["models"].rows_where("name = ?", [name]))
     # A proxy stored before distillation (argmax labels) is retrained in place: its runs
@@ -495,5 +492,5 @@ def train_proxy(
         force=outdated,
         progress=progress,
         parent=target,
-        relabel=relabel,
+        relabel=lambda split: teacher_targets(target_model, split, device),
     )

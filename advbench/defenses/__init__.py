@@ -29,6 +29,9 @@ ALIAS_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
     "combined": {"cifar": {"jacobian.lambda": 0.01}}
 }
 KINDS = ("training-time", "architecture", "inference-time")
+# Gradients a white-box attack may follow through a non-differentiable inference-time step
+# (feature-squeezing's rounding); the first is the default. See inference.FeatureSqueezing.
+GRADIENTS = ("straight-through", "masked")
 
 
 def _t():
@@ -46,6 +49,14 @@ def _jacobian(p):
         )
 
     return [_t().Part("jacobian", regulariser=reg, weight=p["lambda"], clean_under_at=True)]
+
+
+def _gradient_penalty(name: str, fn: str):
+    """jakubovitz's baselines: `training.<fn>` weighted by λ, on the clean inputs when
+    combined with adversarial training."""
+    return lambda p: [
+        _t().Part(name, regulariser=getattr(_t(), fn), weight=p["lambda"], clean_under_at=True)
+    ]
 
 
 # jakubovitz 003:189-191: λ 0.1 (MNIST) / 0.5 (CIFAR-10) on ‖J‖F of eq. 4 (exact), Adam with
@@ -91,14 +102,7 @@ DEFENSES.register(
 )
 DEFENSES.register(
     "input-gradient",
-    lambda p: [
-        _t().Part(
-            "input-gradient",
-            regulariser=_t().input_gradient,
-            weight=p["lambda"],
-            clean_under_at=True,
-        )
-    ],
+    _gradient_penalty("input-gradient", "input_gradient"),
     params=(Param("lambda", float, 1.0, "weight of mean ‖∇x CE‖²"),),
     kind="training-time",
     paper="jakubovitz",
@@ -109,14 +113,7 @@ DEFENSES.register(
 )
 DEFENSES.register(
     "cross-lipschitz",
-    lambda p: [
-        _t().Part(
-            "cross-lipschitz",
-            regulariser=_t().cross_lipschitz,
-            weight=p["lambda"],
-            clean_under_at=True,
-        )
-    ],
+    _gradient_penalty("cross-lipschitz", "cross_lipschitz"),
     params=(Param("lambda", float, 0.1, "weight of (1/C²) Σ_k,j ‖∇z_k − ∇z_j‖²"),),
     kind="training-time",
     paper="jakubovitz",
@@ -340,6 +337,7 @@ DEFENSES.register(
     kind="inference-time",
     paper="zantedeschi",
     family={"cifar": {"params": {"bits": 3}}},
+    gradients=GRADIENTS,
     help="bit-depth reduction (and optional median smoothing) before the model; BPDA backward",
 )
 DEFENSES.register(
@@ -482,6 +480,14 @@ def identity(defense: str, resolved: dict[str, Any]) -> dict[str, Any]:
     return next(iter(per.values())) if len(per) == 1 else per
 
 
+def gradient_choices(defense: str | None) -> tuple[str, ...]:
+    """The gradients an attack may follow through a stored model's defense (the first is
+    the default); () where autograd's gradient is the only one."""
+    if not defense:
+        return ()
+    return tuple(c for n in components(defense) for c in DEFENSES.get(n).meta.get("gradients", ()))
+
+
 def per_component(defense: str, resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Resolved params keyed by component, whether `defense` is one or a composition."""
     names = components(defense)
@@ -529,21 +535,17 @@ def defaults_for(
     with `recipe`, that paper's settings from the first component that has the recipe."""
     names = components(defense)
     meta = DEFENSES.get(names[0]).meta
-    if from_scratch:
-        out = {**meta.get("scratch_defaults", {}), **meta.get("scratch_family", {}).get(family, {})}
-        if recipe is not None:  # "regular training" with another paper's optimiser and batch
-            check_recipe(defense, recipe)
-            first = next(n for n in names if recipe in DEFENSES.get(n).meta.get("recipes", {}))
-            train = _recipe(first, recipe, family, "train")
-            out.update({k: train[k] for k in ("optimizer", "batch_size") if k in train})
-        return out
     if recipe is not None:
         check_recipe(defense, recipe)
         first = next(n for n in names if recipe in DEFENSES.get(n).meta.get("recipes", {}))
-        return {
-            **DEFENSES.get(first).meta.get("defaults", {}),
-            **_recipe(first, recipe, family, "train"),
-        }
+        train = _recipe(first, recipe, family, "train")
+    if from_scratch:
+        out = {**meta.get("scratch_defaults", {}), **meta.get("scratch_family", {}).get(family, {})}
+        if recipe is not None:  # "regular training" with another paper's optimiser and batch
+            out.update({k: train[k] for k in ("optimizer", "batch_size") if k in train})
+        return out
+    if recipe is not None:
+        return {**DEFENSES.get(first).meta.get("defaults", {}), **train}
     per_family = meta.get("family", {}).get(family, {}).get("train", {})
     return {**meta.get("defaults", {}), **per_family}
 

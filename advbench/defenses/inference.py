@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from advbench.defenses import GRADIENTS
+
 
 class Wrapper(nn.Module):
     """Common part: the wrapped model, and the attributes attacks read from a model."""
@@ -40,9 +42,6 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     padded = F.pad(x, (lo, hi, lo, hi), mode="reflect")
     patches = padded.unfold(2, size, 1).unfold(3, size, 1)
     return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
-
-
-GRADIENTS = ("straight-through", "masked")
 
 
 class FeatureSqueezing(Wrapper):

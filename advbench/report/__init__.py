@@ -15,18 +15,17 @@ import sqlite_utils
 
 from advbench.errors import BadInput
 from advbench.metrics import wilson_interval
+from advbench.store import SAMPLE_COUNTS
 
 FORMATS = ("table", "markdown", "csv")
 MISSING = "not run"
 
-_RUNS_SQL = """
+_RUNS_SQL = f"""
 select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
        coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
        r.finished_at, r.n as planned_n, coalesce(r.threat, 'white-box') as threat,
        r.source_model, r.source_rule, r.targeted, r.gradient,
-       count(s.idx) - coalesce(sum(s.init_failed), 0) as n,
-       coalesce(sum(s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust,
-       coalesce(sum(s.init_failed), 0) as init_failed
+       {SAMPLE_COUNTS}
 from runs r join models m on m.name = r.model
 left join samples s on s.run_id = r.id
 group by r.id

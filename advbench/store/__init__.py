@@ -14,6 +14,12 @@ from advbench.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("results") / "advbench.db"
 
+# A run's n, robust count and failed starts from its sample rows `s`: an instance the
+# attack could not start on (init_failed) is neither robust nor broken, so it is left out.
+SAMPLE_COUNTS = """count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
+       coalesce(sum(s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust,
+       coalesce(sum(s.init_failed), 0) as init_failed"""
+
 
 def default_db_path() -> Path:
     return Path(os.environ.get("ADVBENCH_DB") or DEFAULT_DB)
