@@ -685,10 +685,10 @@ def run_jobs(
                     extra = {}
                     if starts is not None:
                         b.start_idx = starts[pos]
-                        # no image of the target class: start at x (ART then draws noise)
+                        # no image of the target class: NaN (the attack draws a noise start)
                         found = test.get(b.start_idx.clamp(min=0))[0].to(device)
                         ok = (b.start_idx >= 0).to(device).view(-1, *[1] * (x.dim() - 1))
-                        extra["start"] = torch.where(ok, found, x)
+                        extra["start"] = torch.where(ok, found, torch.full_like(x, float("nan")))
                     torch.manual_seed(batch_seed(seed, bi))
                     np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
                     counted.reset()

@@ -108,16 +108,42 @@ def jsma(*, theta: float, gamma: float):
     return run
 
 
+def _noise_start(attack, x: np.ndarray, y_p: int, target, rng) -> np.ndarray | None:
+    """ART's own search for a starting adversarial (HopSkipJump `_init_sample`: up to
+    `init_size` uniform-noise images, the first that fools the model binary-searched toward x
+    in L2 to 0.001), drawn from `rng` instead of ART's unseeded `np.random.RandomState()`,
+    so a run and its resumption start from the same point. We reimplement the loop (a few
+    lines) because ART exposes no seed for it; its binary search is ART's. None: no draw
+    fooled the model."""
+    predict = attack.estimator.predict
+    for _ in range(attack.init_size):
+        img = rng.uniform(0.0, 1.0, size=x.shape).astype(x.dtype)
+        cls = int(np.argmax(predict(img[None], batch_size=1), axis=1)[0])
+        if cls == target if target is not None else cls != y_p:
+            return attack._binary_search(
+                current_sample=img,
+                original_sample=x,
+                target=y_p if target is None else target,
+                norm=2,
+                clip_min=0.0,
+                clip_max=1.0,
+                threshold=0.001,
+            )
+    return None
+
+
 def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: int):
     """HopSkipJump (Chen et al. 2020), decision-based: it sees only predicted labels.
 
     Targeted, each sample starts from `start`, an image the crafting model classifies as the
     target (as HSJ's authors do; ART would otherwise draw uniform noise until one lands in
-    the target class, which often fails). Untargeted, ART draws the noise start itself (from
-    an unseeded numpy RandomState: those starts are not reproducible). A sample whose start
-    failed comes back unchanged; it is flagged `init_failed`, so the engine does not count
-    it as robust. Samples are attacked one at a time so that the queries each one cost can
-    be counted (the engine's counting wrapper sees every forward row)."""
+    the target class, which often fails); a NaN row means none exists. Without a start, the
+    sample starts where ART's noise search would, drawn from numpy's generator (which the
+    engine seeds per batch; ART's own draw is unseeded, so its runs were not reproducible).
+    A sample no start was found for is left unchanged and flagged `init_failed`, so the
+    engine does not count it as robust. Samples are attacked one at a time so that the
+    queries each one cost can be counted (the engine's counting wrapper sees every forward
+    row)."""
     from art.attacks.evasion import HopSkipJump
 
     def run(model, x, y, target=None, start=None):
@@ -131,20 +157,34 @@ def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: i
             init_size=init_size,
             verbose=False,
         )
-        out, queries = [], []
-        for i in range(len(x)):
-            before = getattr(model, "rows_forward", 0)
-            labels = None if target is None else np.eye(model.classes)[[int(target[i])]]
-            init = None if start is None else {"x_adv_init": _np(start[i : i + 1])}
-            out.append(attack.generate(_np(x[i : i + 1]), labels, **(init or {})))
-            queries.append(getattr(model, "rows_forward", 0) - before)
-        adv = _back(np.concatenate(out), x)
+        seeds = np.random.randint(0, 2**31 - 1, size=len(x))  # one stream per sample
         with torch.no_grad():
             pred = model(x).argmax(1)
         done = pred != y if target is None else pred == target  # nothing to search for
-        unchanged = (adv == x).flatten(1).all(1)
+        out, queries, failed = [], [], []
+        for i in range(len(x)):
+            before = getattr(model, "rows_forward", 0)
+            xi = _np(x[i : i + 1])
+            t = None if target is None else int(target[i])
+            init = None if start is None else _np(start[i : i + 1])
+            if not done[i] and (init is None or not np.isfinite(init).all()):
+                found = _noise_start(
+                    attack, xi[0], int(pred[i]), t, np.random.RandomState(seeds[i])
+                )
+                init = None if found is None else found[None]
+            if done[i] or init is None:  # nothing to search for, or from
+                out.append(xi)
+                seen = 1  # our look at x (ART's generate looks at x itself)
+            else:
+                labels = None if t is None else np.eye(model.classes)[[t]]
+                out.append(attack.generate(xi, labels, x_adv_init=init))
+                seen = 0
+            failed.append(not done[i] and init is None)
+            queries.append(getattr(model, "rows_forward", 0) - before + seen)
         return Crafted(
-            adv, queries=torch.tensor(queries, dtype=torch.float), init_failed=unchanged & ~done
+            _back(np.concatenate(out), x),
+            queries=torch.tensor(queries, dtype=torch.float),
+            init_failed=torch.tensor(failed),
         )
 
     return run
