@@ -38,8 +38,19 @@ def _budget(attack, restarts: int = 1, keep: str = "first-success"):
     return run
 
 
+def _one_step(norm: str = "linf"):
+    """FGSM / FGM as foolbox computes them: one step of size ε from x, no random start.
+
+    foolbox's `FGSM`/`FGM` classes are exactly this base-class descent plus a guard that
+    refuses a targeted criterion ("unsupported criterion"); the base class itself handles
+    one (a step down the target's loss), so targeted FGSM is built on it directly.
+    Untargeted results are identical to `fb.attacks.FGSM()` (tests/test_attack_contract)."""
+    cls = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
+    return cls(steps=1, rel_stepsize=1.0, random_start=False)
+
+
 def fgsm(*, norm: str = "linf"):
-    return _budget(fb.attacks.FGSM() if norm == "linf" else fb.attacks.FGM())
+    return _budget(_one_step(norm))
 
 
 def _rel(steps: int, rel_stepsize: float | None) -> float:
@@ -113,7 +124,7 @@ def rfgsm(*, alpha: float):
     x' = x + α·sign(N(0, I)), then an FGSM step of ε − α from x'; with ε ≤ α it is the noise
     step alone (zantedeschi's Fig. 5 note).
     """
-    fgsm_attack = fb.attacks.FGSM()
+    fgsm_attack = _one_step("linf")
 
     def run(model, x: torch.Tensor, y: torch.Tensor, eps: float, target=None) -> torch.Tensor:
         step = min(alpha, eps)
