@@ -15,7 +15,7 @@ import sqlite_utils
 
 from advbench.errors import BadInput
 from advbench.metrics import wilson_interval
-from advbench.store import SAMPLE_COUNTS
+from advbench.store import ROBUST, SAMPLE_COUNTS
 
 FORMATS = ("table", "markdown", "csv")
 MISSING = "not run"
@@ -40,6 +40,10 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     if df.empty:
         return df
     df = df.copy()
+    # pandas ≥ 3 reads SQL NULL in a text column as NaN, which is truthy: every untargeted
+    # run was labelled "(targeted nan)" once a targeted run shared the store.
+    for col in ("targeted", "source_model", "source_rule", "gradient", "scale"):
+        df[col] = pd.Series([None if pd.isna(v) else v for v in df[col]], df.index, object)
     df["attack"] = [_threat_label(r) for r in df.itertuples(index=False)]
     df["accuracy"] = [
         r / n if n else float("nan") for r, n in zip(df["robust"], df["n"], strict=True)
@@ -55,6 +59,41 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     df = df[(df["n"] > 0) | (df["init_failed"] > 0)]
     df = df.sort_values(["status", "finished_at"], na_position="first")
     return df.drop_duplicates(["model", "attack", "eps"], keep="last")
+
+
+def rho_adv(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
+    """Empirical robustness ρ̂_adv = (1/N) Σ dᵢ / ‖xᵢ‖₂ (DeepFool; jakubovitz 003:197) of a
+    minimal-perturbation run, and N.
+
+    N counts the instances the model classified right whose minimal perturbation the attack
+    found: a failure has no dᵢ (counting it as 0 or ∞ would invent one), and a clean error
+    needs none (dᵢ = 0 is no measurement of the boundary). This is the set ART's
+    `empirical_robustness` averages over (inputs whose prediction the attack changed).
+    NaN and N = 0 where there is none."""
+    n, total = db.execute(
+        "select count(*), sum(s.min_norm / s.x_l2) from samples s where s.run_id = ? "
+        "and s.min_norm is not null and s.clean_pred = s.label and s.x_l2 > 0 "
+        "and not coalesce(s.init_failed, 0)",
+        [run_id],
+    ).fetchone()
+    return (total / n if n else float("nan"), n)
+
+
+def worst_case(db: sqlite_utils.Database, run_ids: list[str]) -> tuple[int, int]:
+    """Per-sample worst case over runs of one model (attacks at one ε, or one attack's
+    restarts): an instance (test index and target) is robust only if it is robust in every
+    run; counted over the instances present and started in all of them (runs with the same
+    n, seed and targeting attack the same ones). Returns (robust, n)."""
+    if not run_ids:
+        return (0, 0)
+    marks = ", ".join("?" * len(run_ids))
+    rows = db.execute(
+        f"select count(*), sum({ROBUST}) from samples s where s.run_id in ({marks}) "
+        "and not coalesce(s.init_failed, 0) group by s.idx, coalesce(s.target, -1)",
+        list(run_ids),
+    ).fetchall()
+    full = [robust for count, robust in rows if count == len(run_ids)]
+    return (sum(1 for robust in full if robust == len(run_ids)), len(full))
 
 
 def _threat_label(r) -> str:

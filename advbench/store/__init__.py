@@ -16,8 +16,11 @@ DEFAULT_DB = Path("results") / "advbench.db"
 
 # A run's n, robust count and failed starts from its sample rows `s`: an instance the
 # attack could not start on (init_failed) is neither robust nor broken, so it is left out.
-SAMPLE_COUNTS = """count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
-       coalesce(sum(s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust,
+# Robust = classified right before and after the attack (AutoAttack's robust accuracy): a
+# clean error is never robust, even where the attack's output happens to land on the label.
+ROBUST = "s.clean_pred = s.label and s.adv_pred = s.label and not coalesce(s.init_failed, 0)"
+SAMPLE_COUNTS = f"""count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
+       coalesce(sum({ROBUST}), 0) as robust,
        coalesce(sum(s.init_failed), 0) as init_failed"""
 
 

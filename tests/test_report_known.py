@@ -1,0 +1,186 @@
+"""Reported cells from known data: a store filled with hand-made sample rows, whose robust
+accuracy, n, interval, ρ̂_adv, worst case over attacks and table cells are worked out by
+hand here (the interval by scipy's Wilson interval), never read back from the code.
+
+The hand-made instances (label y, clean prediction, adversarial prediction), for model m:
+  FGSM white-box ε 0.1 (latest): 6 robust, 2 broken, 1 clean error that stays wrong,
+      1 clean error the attack's output lands back on y → robust 6 of 10 (a clean error
+      is never robust).
+  FGSM white-box ε 0.1 (older run of the same cell): all 10 robust → must not be shown.
+  FGSM transfer ε 0.1 from the root: 9 robust, 1 broken → its own cell, 9 of 10.
+  PGD targeted (random) ε 0.1: 4 reach the target, 2 miss it but leave y, 4 robust → 4/10.
+  PGD white-box ε 0.1: breaks instances 0-2 and 6 (FGSM's first broken one), 8-9 are the
+      clean errors → robust 3, 4, 5, 7 = 4 of 10; worst case with FGSM (robust 0-5):
+      robust in both = instances 3, 4, 5 → 3 of 10.
+  HSJ ε 1: 2 failed starts, of the 8 others 5 robust → 5 of 8, 2 failed.
+  DeepFool: d = 0.5, 1.0 on ‖x‖ = 5, 4; one failure; one clean error (d 0)
+      → ρ̂ = (0.1 + 0.25) / 2 = 0.175 over N = 2.
+"""
+
+import pytest
+from scipy.stats import binomtest
+
+from advbench.engine import summarise
+from advbench.report import rho_adv, run_results, summary_table, worst_case
+from advbench.store import open_db
+
+
+def wilson(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
+
+
+def _run(db, rid, attack, eps, finished, **kw):
+    row = {
+        "id": rid,
+        "model": "m",
+        "model_checksum": "c" * 64,
+        "attack": attack,
+        "label": kw.pop("label", None),
+        "norm": kw.pop("norm", "linf"),
+        "kind": kw.pop("kind", "budget"),
+        "eps": eps,
+        "config": "{}",
+        "dataset": "digits",
+        "split": "test",
+        "n": 10,
+        "seed": 0,
+        "scale": "smoke",
+        "status": "complete",
+        "finished_at": finished,
+        "threat": "white-box",
+        **kw,
+    }
+    db["runs"].insert(row)
+
+
+def _samples(db, rid, triples, **cols):
+    rows = []
+    for i, (y, clean, adv) in enumerate(triples):
+        row = {"run_id": rid, "idx": 100 + i, "position": i, "label": y, "clean_pred": clean}
+        row.update(adv_pred=adv, success=int(adv != y), l2=0.0, x_l2=1.0, eps=0.1)
+        row.update({k: v[i] for k, v in cols.items()})
+        rows.append(row)
+    db["samples"].insert_all(rows, pk=("run_id", "position"))
+
+
+@pytest.fixture
+def known(tmp_path):
+    db = open_db(tmp_path / "k.db")
+    db["models"].insert_all(
+        [
+            {"name": "m", "checksum": "c" * 64, "arch": "a", "dataset": "digits",
+             "defense": "jacobian", "clean_accuracy": 0.8, "clean_n": 10, "created_at": "1"},
+            {"name": "root", "checksum": "r" * 64, "arch": "a", "dataset": "digits",
+             "defense": None, "clean_accuracy": 0.9, "clean_n": 10, "created_at": "0"},
+        ]
+    )  # fmt: skip
+    y = [3] * 10
+    fgsm = [(3, 3, 3)] * 6 + [(3, 3, 4), (3, 3, 5), (3, 7, 7), (3, 7, 3)]
+    _run(db, "fgsm-new", "fgsm", 0.1, "2026-01-02", label="FGSM")
+    _samples(db, "fgsm-new", fgsm)
+    _run(db, "fgsm-old", "fgsm", 0.1, "2026-01-01", label="FGSM")
+    _samples(db, "fgsm-old", [(3, 3, 3)] * 10)
+    _run(db, "fgsm-tr", "fgsm", 0.1, "2026-01-02", label="FGSM", threat="transfer",
+         source_model="root", source_rule="root")  # fmt: skip
+    _samples(db, "fgsm-tr", [(3, 3, 3)] * 9 + [(3, 3, 1)])
+    targets = [5] * 10
+    pgd_t = [(3, 3, 5)] * 4 + [(3, 3, 8)] * 2 + [(3, 3, 3)] * 4
+    _run(db, "pgd-t", "pgd-linf", 0.1, "2026-01-02", label="PGD", targeted="random")
+    _samples(db, "pgd-t", pgd_t, target=targets)
+    pgd = [(3, 3, 0)] * 3 + [(3, 3, 3)] * 3 + [(3, 3, 0)] + [(3, 3, 3)] + [(3, 7, 7)] * 2
+    _run(db, "pgd", "pgd-linf", 0.1, "2026-01-02", label="PGD")
+    _samples(db, "pgd", pgd)
+    hsj = [(3, 3, 3)] * 5 + [(3, 3, 2)] * 3 + [(3, 3, 3)] * 2
+    _run(db, "hsj", "hsj", 1.0, "2026-01-02", label="HSJ", norm="l2", kind="minimal")
+    _samples(db, "hsj", hsj, init_failed=[0] * 8 + [1] * 2)
+    df = [(3, 3, 4), (3, 3, 4), (3, 3, 3), (3, 6, 6)] + [(3, 3, 3)] * 6
+    _run(db, "df", "deepfool-l2", 1.0, "2026-01-02", label="DeepFool", norm="l2", kind="minimal")
+    _samples(db, "df", df, min_norm=[0.5, 1.0, None, 0.0] + [None] * 6,
+             x_l2=[5.0, 4.0, 3.0, 2.0] + [1.0] * 6)  # fmt: skip
+    assert len(y) == 10
+    return db
+
+
+def test_run_accuracies_n_and_intervals_from_known_rows(known):
+    runs = run_results(known).set_index("attack")
+    want = {  # cell label → (robust, n, failed starts)
+        "FGSM": (6, 10, 0),
+        "FGSM [transfer] ← root": (9, 10, 0),
+        "PGD (targeted random)": (4, 10, 0),
+        "PGD": (4, 10, 0),
+        "HSJ": (5, 8, 2),
+        "DeepFool": (7, 10, 0),
+    }
+    assert sorted(runs.index) == sorted(want)
+    for label, (robust, n, failed) in want.items():
+        r = runs.loc[label]
+        assert (int(r["robust"]), int(r["n"]), int(r["init_failed"])) == (robust, n, failed)
+        assert r["accuracy"] == pytest.approx(robust / n)
+        lo, hi = wilson(robust, n)
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), abs=1e-4)
+    assert runs.loc["FGSM", "id"] == "fgsm-new"  # the latest run of a cell, not the older
+
+
+def test_engine_summary_counts_the_same(known):
+    got = {s.id: (s.robust, s.n, s.init_failed) for s in summarise(known, ["fgsm-new", "hsj"])}
+    assert got == {"fgsm-new": (6, 10, 0), "hsj": (5, 8, 2)}
+    (fgsm,) = summarise(known, ["fgsm-new"])
+    assert fgsm.interval == pytest.approx(wilson(6, 10), abs=1e-4)
+
+
+def test_summary_table_cells_from_known_rows(known):
+    table = summary_table(known, ["m"]).set_index("model")
+
+    def cell(k, n):
+        lo, hi = wilson(k, n)
+        half = max(k / n - lo, hi - k / n) * 100
+        return f"{100 * k / n:.1f} ±{half:.1f} (n={n})"
+
+    assert table.loc["m", "clean"] == cell(8, 10)
+    assert table.loc["m", "FGSM ε=0.1"] == cell(6, 10) == "60.0 ±28.7 (n=10)"  # 0.313–0.832
+    assert table.loc["m", "FGSM [transfer] ← root ε=0.1"] == cell(9, 10)
+    assert table.loc["m", "PGD (targeted random) ε=0.1"] == cell(4, 10)
+    assert table.loc["m", "HSJ ε=1"] == cell(5, 8)
+
+
+def test_rho_adv_by_hand(known):
+    rho, n = rho_adv(known, "df")
+    assert n == 2 and rho == pytest.approx((0.5 / 5 + 1.0 / 4) / 2)
+
+
+def test_worst_case_over_attacks_by_hand(known):
+    assert worst_case(known, ["fgsm-new", "pgd"]) == (3, 10)
+    assert worst_case(known, ["fgsm-new"]) == (6, 10)
+    assert worst_case(known, []) == (0, 0)
+    # started in both: HSJ's two failed starts leave 8 instances
+    assert worst_case(known, ["hsj", "fgsm-new"]) == (5, 8)
+
+
+def test_minimal_attack_judging_threshold_by_hand():
+    """A minimal attack's example counts at ε when its norm is within ε·(1 + 1e-5) (float32
+    noise), not a hair more; a failed or non-finite example never counts."""
+    import torch
+
+    from advbench.engine import _Batch, _judge_minimal
+
+    class Threshold(torch.nn.Module):  # class 1 where the input's sum exceeds 0.5
+        def forward(self, x):
+            s = x.flatten(1).sum(1, keepdim=True)
+            return torch.cat([0.5 - s, s - 0.5], 1)
+
+    model = Threshold()
+    x = torch.zeros(4, 1, 1, 4, dtype=torch.float64)
+    y = torch.zeros(4, dtype=torch.long)
+    b = _Batch(list(range(4)), torch.arange(4), x, y, None, torch.zeros(4, dtype=torch.long))
+    raw = x.clone()
+    raw[0, 0, 0, 0] = 1.0 * (1 + 0.5e-5)  # adversarial, L∞ 1.000005: within ε = 1
+    raw[1, 0, 0, 0] = 1.0 * (1 + 2e-5)  # adversarial, L∞ 1.00002: over ε = 1
+    raw[2, 0, 0, 0] = 0.25  # not adversarial: the attack found nothing
+    raw[3, 0, 0, 0] = float("nan")  # diverged
+    judged, min_norm = _judge_minimal(model, b, raw, [1.0, 2.0], "linf")
+    assert min_norm[:2].tolist() == pytest.approx([1 + 0.5e-5, 1 + 2e-5])
+    assert min_norm[2:].tolist() == [float("inf")] * 2
+    assert judged[1.0][1].tolist() == [1, 0, 0, 0]
+    assert judged[2.0][1].tolist() == [1, 1, 0, 0]
+    assert torch.equal(judged[1.0][0][1:], x[1:])  # what does not count is x itself
