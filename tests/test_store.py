@@ -63,14 +63,14 @@ def test_migration_0003_rekeys_samples_and_backfills(tmp_path):
 
 
 def test_migration_0004_keeps_every_row_and_labels_gradient_and_threat(tmp_path):
-    """tests/data/store_0003.db was written by advbench at commit d9bd403 (schema 0003): a
+    """tests/fixtures/store_0003.db was written by advbench at commit d9bd403 (schema 0003): a
     digits model, a feature-squeezing wrapper attacked with FGSM, and a jacobian child
     attacked with FGSM and carlini-eval (smoke, n 8) under `--source-model std`."""
     import shutil
     from pathlib import Path
 
     path = tmp_path / "old.db"
-    shutil.copy(Path(__file__).parent / "data" / "store_0003.db", path)
+    shutil.copy(Path(__file__).parent / "fixtures" / "store_0003.db", path)
     before = sqlite3.connect(path)
     counts = [
         before.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "samples")
