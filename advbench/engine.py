@@ -28,7 +28,7 @@ from advbench.config import canonical_json, config_hash
 from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
-from advbench.store import SAMPLE_COUNTS, now
+from advbench.store import SAMPLE_COUNTS, now, transaction
 
 # Minimal norms within this relative tolerance of ε count as within budget (float32 noise).
 _EPS_TOL = 1e-5
@@ -531,7 +531,7 @@ def _register(db, rows, env_id: str, force: bool) -> list[dict[str, Any]]:
         stored = list(db["runs"].rows_where("id = ?", [row["id"]]))
         if stored and stored[0]["status"] == "complete" and not force:
             continue
-        with db.conn:
+        with transaction(db):
             if force:
                 db.execute("delete from samples where run_id = ?", [row["id"]])
             if not stored or force:
@@ -722,7 +722,7 @@ def run_jobs(
                             _cost(counted, crafted, len(pos)),
                         )
                     dt = time.monotonic() - t0
-                    with db.conn:  # the batch's rows and run progress land together or not at all
+                    with transaction(db):  # the batch's rows and progress land together or not
                         for r in need:
                             db["samples"].insert_all(rows[r["id"]], pk=("run_id", "position"))
                             db.execute(
@@ -731,7 +731,7 @@ def run_jobs(
                             done[r["id"]].update(pos)
                     if task is not None:
                         progress.advance(task)
-            with db.conn:
+            with transaction(db):
                 for r in todo:
                     if len(done[r["id"]]) == m:
                         wall = db["runs"].get(r["id"])["wall_s"] or 0.0

@@ -100,31 +100,40 @@ def _restore_optimizer(opt, tensors: dict[str, torch.Tensor], meta: dict[str, An
 
 
 class Resume:
-    """Partial training state beside the checkpoints, keyed by the training's config hash."""
+    """Partial training state beside the checkpoints, keyed by the training's config hash.
+
+    Weights, optimizer state and counters are one safetensors file (the counters in its
+    metadata), replaced atomically: a kill -9 at any moment leaves the previous state or
+    the new one, never new weights with old counters (which two files allowed)."""
 
     def __init__(self, folder: Path, key: str):
         self.folder, self.key = folder, key
         self.tensors = folder / f"{key}.partial.safetensors"
-        self.meta = folder / f"{key}.partial.json"
+        self.meta = folder / f"{key}.partial.json"  # written by 0.1.0; read, then removed
 
     def save(self, model, opt, state: _State) -> None:
         self.tensors.parent.mkdir(parents=True, exist_ok=True)
         opt_t, opt_meta = _flatten_optimizer(opt)
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         tensors.update(opt_t)
-        save_tensors(self.tensors, tensors)
         doc = {"state": state.__dict__, "optimizer": opt_meta}
-        tmp = self.meta.with_name(self.meta.name + ".tmp")
-        tmp.write_text(json.dumps(doc))
-        tmp.replace(self.meta)
+        save_tensors(self.tensors, tensors, metadata={"resume": json.dumps(doc)})
+        self.meta.unlink(missing_ok=True)
 
     def load(self, model, opt) -> _State | None:
-        if not (self.tensors.exists() and self.meta.exists()):
+        if not self.tensors.exists():
             return None
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
+        with safe_open(str(self.tensors), "pt") as fh:
+            doc = (fh.metadata() or {}).get("resume")
+        if doc is None and self.meta.exists():  # state saved by 0.1.0 as two files
+            doc = self.meta.read_text()
+        if doc is None:
+            return None
+        doc = json.loads(doc)
         tensors = load_file(str(self.tensors))
-        doc = json.loads(self.meta.read_text())
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(
             opt, {k: v for k, v in tensors.items() if k.startswith("opt.")}, doc["optimizer"]

@@ -35,11 +35,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_tensors(path: Path, tensors: dict[str, Any]) -> None:
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None):
     from safetensors.torch import save
 
     flat = {k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}
-    _atomic_write_bytes(path, save(flat))
+    _atomic_write_bytes(path, save(flat, metadata=metadata))
 
 
 def save_checkpoint(model, spec: ModelSpec, stem: Path, meta: dict[str, Any]) -> str:

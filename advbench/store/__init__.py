@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sqlite3
@@ -79,6 +80,16 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
     return db
 
 
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database):
+    """One SQLite transaction (a savepoint when nested): everything inside lands together or
+    not at all, under an exception or a kill -9 alike. `with db.conn:` is not one:
+    sqlite-utils 4 runs the connection in autocommit and commits each `insert_all` and
+    `upsert` on its own, so a batch killed between two inserts kept the first."""
+    with db.atomic():
+        yield db
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():
@@ -94,7 +105,7 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     for name, fn in MIGRATIONS:
         if name in done:
             continue
-        with db.conn:
+        with transaction(db):
             fn(db)
             db["_migrations"].insert({"name": name, "applied_at": now()})
         applied.append(name)
