@@ -35,10 +35,8 @@ STOCHASTIC = {  # attack → (parameters, ε): each draws random numbers
     "cw-l2-eot": ({**CW, "samples": 2}, [1.0, 2.0]),
 }
 N, BATCH = 8, 4  # two batches per run
-COLUMNS = (
-    "run_id position idx label target clean_pred adv_pred success l0 l2 linf x_l2 eps "
-    "min_norm fwd bwd trace start_idx init_failed"
-).split()
+COLUMNS = "run_id, position, idx, label, target, clean_pred, adv_pred, success, l0, l2, linf, "
+COLUMNS += "x_l2, eps, min_norm, fwd, bwd, trace, start_idx, init_failed"
 
 CHILD = """
 import os, signal, sys, torch
@@ -87,8 +85,7 @@ print("finished without being killed")
 
 
 def _rows(db):
-    cols = ", ".join(COLUMNS)
-    return list(db.execute(f"select {cols} from samples order by run_id, position"))
+    return list(db.execute(f"select {COLUMNS} from samples order by run_id, position"))
 
 
 def _run(path, attack):
@@ -148,7 +145,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, where):
 
     child = textwrap.dedent(
         """
-        import os, signal, sys, torch
+        import json, os, signal, sys, torch
         torch.set_num_threads(2)
         import advbench.fit as fit
         from advbench.store import open_db
@@ -177,12 +174,11 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, where):
                 if count[0] == 5:
                     die()
             fit.save_tensors = save
-        train_model(open_db(sys.argv[1]), name="t", **%s)
+        train_model(open_db(sys.argv[1]), name="t", **json.loads(sys.argv[3]))
         """
-        % repr(args)
     )
     path = tmp_path / "killed" / "a.db"
-    proc = subprocess.run([sys.executable, "-c", child, str(path), where],
+    proc = subprocess.run([sys.executable, "-c", child, str(path), where, json.dumps(args)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     folder = tmp_path / "killed" / "models" / ".partial"
