@@ -184,3 +184,120 @@ def test_minimal_attack_judging_threshold_by_hand():
     assert judged[1.0][1].tolist() == [1, 0, 0, 0]
     assert judged[2.0][1].tolist() == [1, 1, 0, 0]
     assert torch.equal(judged[1.0][0][1:], x[1:])  # what does not count is x itself
+
+
+def _label_row(**kw):
+    from types import SimpleNamespace
+
+    base = dict(attack="FGSM", targeted=None, threat="white-box", source_rule=None,
+                source_model=None, gradient=None)  # fmt: skip
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("row", "label"),
+    [
+        ({}, "FGSM"),
+        ({"targeted": "random"}, "FGSM (targeted random)"),
+        ({"attack": "CW targeted", "targeted": "all-others"}, "CW targeted"),
+        ({"threat": "transfer", "source_rule": "root", "source_model": "std"},
+         "FGSM [transfer] ← root"),
+        ({"threat": "transfer", "source_rule": "undefended", "source_model": "std"},
+         "FGSM [transfer] ← undefended"),
+        ({"threat": "transfer", "source_rule": "parent", "source_model": "std"},
+         "FGSM [transfer] ← parent"),
+        ({"threat": "transfer", "source_rule": "base", "source_model": "std"},
+         "FGSM [transfer] ← base"),
+        ({"threat": "proxy", "source_rule": "proxy:resnet32", "source_model": "m.proxy"},
+         "FGSM [proxy] ← proxy:resnet32"),
+        ({"threat": "transfer", "source_rule": "model:other", "source_model": "other"},
+         "FGSM [transfer] ← other"),  # a named model: its name, not the rule
+        ({"threat": "transfer", "source_model": "std"}, "FGSM [transfer] ← std"),  # 0.1.0 run
+        ({"attack": "Transfer PGD", "threat": "transfer", "source_rule": "root"},
+         "Transfer PGD ← root"),
+        ({"attack": "Black-box PGD", "threat": "proxy", "source_rule": "proxy:resnet32"},
+         "Black-box PGD ← proxy:resnet32"),
+        ({"gradient": "masked"}, "FGSM [masked gradient]"),
+        ({"gradient": "straight-through"}, "FGSM"),
+    ],
+)  # fmt: skip
+def test_threat_labels_by_hand(row, label):
+    """Each threat model keys its own cell: the label says targeting, threat, source and a
+    masked gradient; a shared rule (root, parent, base, proxy) keeps one column for all
+    models, a named source keeps the model's name."""
+    from advbench.report import _threat_label
+
+    assert _threat_label(_label_row(**row)) == label
+
+
+def test_runs_without_rows_are_not_cells_and_partial_runs_say_so(known):
+    _run(known, "empty", "bim", 0.1, "2026-01-03", label="BIM")  # registered, nothing stored
+    _run(known, "half", "fgsm", 0.2, "2026-01-03", label="FGSM", status="running")
+    _samples(known, "half", [(3, 3, 3)] * 3 + [(3, 3, 4)])
+    runs = run_results(known)
+    assert "BIM" not in set(runs["attack"])
+    table = summary_table(known, ["m"]).set_index("model")
+    lo, hi = wilson(3, 4)
+    half = max(0.75 - lo, hi - 0.75) * 100
+    assert table.loc["m", "FGSM ε=0.2"] == f"75.0 ±{half:.1f} (n=4) partial"
+    assert table.loc["m", "FGSM ε=0.1"].endswith("(n=10)")  # complete: no mark
+
+
+def test_a_cell_without_runs_and_a_model_without_runs(known):
+    from advbench.errors import BadInput
+
+    _run(known, "other", "fgsm", 0.3, "2026-01-03", label="FGSM", model="root")
+    _samples(known, "other", [(3, 3, 3)] * 2)
+    table = summary_table(known).set_index("model")
+    assert table.loc["m", "FGSM ε=0.3"] == "not run"
+    assert table.loc["root", "FGSM ε=0.1"] == "not run"
+    with pytest.raises(BadInput, match=r"unknown model\(s\) nope; stored: root, m$"):
+        summary_table(known, ["nope"])
+
+
+def test_wilson_interval_at_the_edges():
+    from advbench.metrics import wilson_interval
+
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing measured: nothing known
+    for k, n in ((0, 1), (1, 1), (0, 7), (7, 7), (3, 7)):
+        lo, hi = wilson_interval(k, n)
+        assert (lo, hi) == pytest.approx(wilson(k, n), abs=1e-4)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_perturbation_norms_count_only_changes_above_float_noise():
+    import torch
+
+    from advbench.metrics import perturbation_norms
+
+    d = torch.tensor([[1e-7, 2e-7, -3.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    l0, l2, linf = perturbation_norms(d.view(2, 1, 2, 2))
+    assert l0.tolist() == [2.0, 0.0]  # 1e-7 is float32 noise, 2e-7 and 3 are changes
+    assert l2.tolist() == pytest.approx([(4e-14 + 1e-14 + 9.0) ** 0.5, 0.0])
+    assert linf.tolist() == [3.0, 0.0]
+
+
+def test_rho_adv_without_a_found_perturbation_is_nan(known):
+    import math
+
+    rho, n = rho_adv(known, "fgsm-new")  # a budget run: no minimal norms
+    assert n == 0 and math.isnan(rho)
+
+
+def test_render_and_split_by_attack(known):
+    from advbench.report import by_attack, provenance_line, render
+
+    table = summary_table(known, ["m"])
+    md = render(table, "markdown", caption="cap").splitlines()
+    assert md[0] == "| " + " | ".join(table.columns) + " |"
+    assert md[1] == "|" + "|".join(["---"] * len(table.columns)) + "|"
+    assert md[2].startswith("| m | jacobian | 80.0 ±") and md[-1] == "cap"
+    csv = render(table, "csv").splitlines()
+    assert csv[0] == ",".join(table.columns) and csv[1].startswith("m,jacobian,80.0 ±")
+    parts = dict(by_attack(table))
+    assert list(parts) == ["clean", "DeepFool", "FGSM", "FGSM [transfer] ← root", "HSJ", "PGD",
+                           "PGD (targeted random)"]  # fmt: skip
+    assert list(parts["FGSM"].columns) == ["model", "defense", "ε=0.1"]
+    assert parts["FGSM"].iloc[0]["ε=0.1"] == table.loc[0, "FGSM ε=0.1"]
+    line = provenance_line(known, ["m"])
+    assert "sample seed 0" in line and "scale smoke" in line and "6 runs" in line

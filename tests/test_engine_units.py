@@ -1,0 +1,55 @@
+"""The engine's choices that decide which numbers a run stores, by hand and without a
+trained model: per-batch seeds, which test samples a run attacks, and targets."""
+
+import torch
+
+from advbench.engine import Instances, make_instances, make_job, select_samples
+from advbench.fit import batch_seed
+
+
+def test_batch_seeds_by_hand():
+    # s ← s·1,000,003 + part + 1 (mod 2⁶³ − 1), part by part
+    assert batch_seed(0, 1) == 2
+    assert batch_seed(3, 11) == 3 * 1_000_003 + 12
+    assert batch_seed(5, 2, 3) == (5 * 1_000_003 + 3) * 1_000_003 + 4 == 5_000_033_000_058
+    seeds = {batch_seed(s, b) for s in range(4) for b in range(50)}
+    assert len(seeds) == 200  # every (seed, batch) its own stream
+
+
+def test_every_model_is_attacked_on_the_same_seeded_samples():
+    labels = torch.zeros(360, dtype=torch.long)
+    # pinned: a change of the sample selection moves every stored number
+    assert select_samples(labels, 6, 0).tolist() == [44, 173, 113, 138, 235, 214]
+    assert select_samples(labels, 6, 3).tolist() == [346, 20, 41, 126, 220, 270]
+    # a larger n extends the same samples
+    assert select_samples(labels, 40, 0)[:6].tolist() == select_samples(labels, 6, 0).tolist()
+
+
+class _Split:
+    def __init__(self, labels):
+        self.labels = torch.tensor(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def test_targets_by_hand():
+    test = _Split([2, 9, 4, 4, 0, 7])
+    job = make_job("pgd-linf", [0.1], targeted="all-others")
+    inst = make_instances(None, test, job, 2, 0, 10, "cpu")
+    idx = select_samples(test.labels, 2, 0).tolist()
+    assert inst.idx.tolist() == [idx[0]] * 9 + [idx[1]] * 9
+    for i, first in enumerate(idx):
+        y = int(test.labels[first])
+        assert inst.target[9 * i : 9 * i + 9].tolist() == [(y + k) % 10 for k in range(1, 10)]
+    assert inst.n_samples == 2 and len(inst) == 18
+
+    job = make_job("pgd-linf", [0.1], targeted="random")
+    a = make_instances(None, test, job, 6, 1, 10, "cpu")
+    b = make_instances(None, test, job, 6, 1, 10, "cpu")
+    assert torch.equal(a.target, b.target)  # seeded
+    assert (a.target != test.labels[a.idx]).all()  # never the true label
+    assert len(set(a.target.tolist())) > 1
+
+    plain = make_instances(None, test, make_job("fgsm", [0.1]), 3, 0, 10, "cpu")
+    assert isinstance(plain, Instances) and plain.target is None
