@@ -1,0 +1,127 @@
+"""The whole attack engine, pinned on a model that needs no training loop: a softmax
+regression on digits fitted by scikit-learn (lbfgs, deterministic) and wrapped as a torch
+module. Budget, minimal, targeted, transfer and correct-only runs go through `run_jobs`,
+and every stored sample column (not timings) is pinned in
+`tests/test_engine_pinned/*.csv` (regenerate with `--force-regen`, with a CHANGELOG line).
+
+The contract test pins each attack on the trained CNN; this one is fast enough to run under
+mutation testing, so it guards the engine's batching, seeding, judging and bookkeeping.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from advbench import data
+from advbench.engine import make_job, run_jobs
+from advbench.env import record_environment
+from advbench.store import open_db
+
+NORM_TOL = {"rtol": 1e-4, "atol": 1e-6}  # as the contract pins (tests/test_attack_contract)
+
+
+class Softmax(torch.nn.Module):
+    input_shape, classes = (1, 8, 8), 10
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 10)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.as_tensor(weight))
+            self.lin.bias.copy_(torch.as_tensor(bias))
+
+    def forward(self, x):
+        return self.lin(x.flatten(1))
+
+
+def _fit(c: float) -> Softmax:
+    from sklearn.linear_model import LogisticRegression
+
+    train = data.load("digits", "train")
+    x, y = train.get(torch.arange(len(train)))
+    clf = LogisticRegression(C=c, max_iter=500).fit(x.flatten(1).numpy(), y.numpy())
+    return Softmax(clf.coef_, clf.intercept_).eval()
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"lr": _fit(1.0), "lr-src": _fit(0.1)}
+
+
+def _row(name, checksum):
+    return {"name": name, "checksum": checksum, "dataset": "digits", "defense": None,
+            "parent": None, "config": json.dumps({"kind": "train"}), "arch": "softmax"}  # fmt: skip
+
+
+JOBS = {
+    "fgsm": lambda: make_job("fgsm", [0.05, 0.1], label="FGSM"),
+    "pgd": lambda: make_job("pgd-linf", [0.05, 0.1], {"steps": 4}, label="PGD"),
+    "pgd-restarts": lambda: make_job("pgd-l2", [0.5], {"steps": 3, "restarts": 2}),
+    "pgd-max-loss": lambda: make_job(
+        "pgd-linf", [0.1], {"steps": 3, "restarts": 2, "keep": "max-loss"}
+    ),  # fmt: skip
+    "noise": lambda: make_job("noise", [0.1, 0.3]),
+    "cw": lambda: make_job(
+        "cw-l2",
+        [0.5, 1.0, float("inf")],
+        {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0},
+    ),  # fmt: skip
+    "deepfool-linf": lambda: make_job("deepfool-linf", [0.05, 0.1], {"steps": 20}),
+    "pgd-targeted": lambda: make_job("pgd-linf", [0.1, 0.2], {"steps": 4}, targeted="random"),
+    "cw-all-others": lambda: make_job(
+        "cw-l2",
+        [1.0],
+        {"steps": 10, "binary_search_steps": 1, "initial_const": 1.0},
+        targeted="all-others",
+        n=3,
+    ),  # fmt: skip
+    "fgsm-transfer": lambda: make_job("fgsm", [0.1], source="model:lr-src"),
+    "cw-transfer": lambda: make_job(
+        "cw-l2",
+        [1.0],
+        {"steps": 20, "binary_search_steps": 2, "initial_const": 1.0},
+        source="model:lr-src",
+    ),  # fmt: skip
+    "only-correct": lambda: make_job("fgsm", [0.1], only_correct=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, data_regression):
+    db = open_db(tmp_path / "e.db")
+    rows = {"lr": _row("lr", "a" * 64), "lr-src": _row("lr-src", "b" * 64)}
+    db["models"].insert_all(rows.values())
+    res = run_jobs(
+        db, models["lr"], rows["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
+        env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], rows[m]),
+    )  # fmt: skip
+    cols = [c for c in db["samples"].columns_dict if c not in ("run_id", "trace")]
+    rows = [
+        {"run": i, **dict(r)}
+        for i, s in enumerate(res)
+        for r in db["samples"].rows_where("run_id = ?", [s.id], order_by="position")
+    ]
+    numbers = pd.DataFrame([{c: r[c] for c in ["run", *cols]} for r in rows])
+    numbers = numbers.apply(pd.to_numeric).astype(float).fillna(-1)  # None pinned as -1
+    dataframe_regression.check(
+        numbers,
+        basename=name,
+        default_tolerance={"atol": 0, "rtol": 0},
+        tolerances={c: NORM_TOL for c in ("l2", "linf", "x_l2", "min_norm")},
+    )
+    summary = [
+        {"eps": s.eps, "n": s.n, "robust": s.robust, "failed": s.init_failed,
+         "threat": s.threat, "targeted": s.targeted, "status": s.status, "label": s.label}
+        for s in res
+    ]  # fmt: skip
+    traces = [r["trace"] for r in rows if r["trace"] is not None]
+    data_regression.check(
+        {"runs": summary, "traces": [json.loads(t) for t in traces][:8]},
+        basename=f"{name}.runs",
+    )
+    # the stored rows agree with the summary the command prints
+    for s in res:
+        n = db.execute("select count(*) from samples where run_id = ?", [s.id]).fetchone()[0]
+        assert n == s.n + s.init_failed
