@@ -144,3 +144,25 @@ def test_missing_mnist_suggests_the_root_folder_for_download(tmp_path):
     with pytest.raises(BadInput) as exc:
         data.load("mnist", "test", data_dir=tmp_path)
     assert f"--data-dir {tmp_path} --download" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "split", "digest", "first"),
+    [
+        ("digits", "train", "cd806e645ba85b94", [9, 2, 4, 4, 5, 5, 7, 7, 9, 8, 9, 2]),
+        ("digits", "test", "dd9853958c3f0b70", [2, 9, 4, 9, 5, 0, 1, 7, 7, 9, 0, 1]),
+        ("mnist-5k", "train", "7124ff9308e92feb", [4, 3, 1, 9, 9, 7, 8, 6, 0, 6, 5, 4]),
+        ("mnist-5k", "test", "8da79076c0415568", [1, 0, 5, 4, 4, 0, 2, 3, 6, 6, 7, 9]),
+    ],
+)
+def test_embedded_splits_are_pinned(name, split, digest, first):
+    """Which image is in which split, in which order: every stored run's samples are chosen
+    by position in the test split, so a changed split seed or order changes every number
+    (and stored runs would silently describe other images)."""
+    import hashlib
+
+    s = data.load(name, split)
+    x, y = s.get(torch.arange(len(s)))
+    pixels = (x * 255).round().to(torch.uint8).numpy().tobytes()
+    assert y[:12].tolist() == first
+    assert hashlib.sha256(y.numpy().tobytes() + pixels).hexdigest()[:16] == digest
