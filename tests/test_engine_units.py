@@ -53,3 +53,58 @@ def test_targets_by_hand():
 
     plain = make_instances(None, test, make_job("fgsm", [0.1]), 3, 0, 10, "cpu")
     assert isinstance(plain, Instances) and plain.target is None
+
+
+def test_sources_resolve_to_the_rows_by_hand(tmp_path):
+    """Where a transfer row crafts its examples (engine.SOURCES), on a store of hand-made
+    model rows: std ← jac (hardened) ← fs (a wrapper); res, res2 two undefended ResNets."""
+    import json
+
+    import pytest
+
+    from advbench.engine import NoSource, resolve_source
+    from advbench.errors import BadInput
+    from advbench.store import open_db
+
+    db = open_db(tmp_path / "s.db")
+
+    def row(name, parent=None, defense=None, kind="train", arch="madry-mnist", dataset="digits"):
+        return {"name": name, "parent": parent, "defense": defense, "arch": arch,
+                "dataset": dataset, "config": json.dumps({"kind": kind}),
+                "checksum": name * 4}  # fmt: skip
+
+    db["models"].insert_all(
+        [
+            row("std"),
+            row("jac", "std", "jacobian", "harden"),
+            row("fs", "jac", "feature-squeezing", "wrap"),
+            row("res", arch="ibm-resnet"),
+            row("res-h", "res", "gda", "harden", arch="ibm-resnet"),
+            row("cnn-m", arch="ibm-cnn", dataset="mnist-5k"),
+        ]
+    )
+    get = db["models"].get
+
+    def name(model, source):
+        return resolve_source(db, get(model), source)["name"]
+
+    assert name("fs", "root") == name("jac", "root") == name("std", "root") == "std"
+    assert name("fs", "undefended") == "std"  # suites written before 0.1's rows
+    assert name("fs", "parent") == "jac" and name("jac", "parent") == "std"
+    assert name("fs", "base") == "jac"  # the model a wrapper wraps
+    assert name("jac", "base") == "jac"  # not a wrapper: itself
+    assert name("jac", "model:res") == "res" and name("jac", "res") == "res"
+    assert name("jac", "arch:ibm-resnet") == "res"  # undefended, same data set only
+    with pytest.raises(NoSource, match="no parent"):
+        resolve_source(db, get("std"), "parent")
+    with pytest.raises(NoSource, match="--source-model or --proxy"):
+        resolve_source(db, get("jac"), "given")
+    with pytest.raises(NoSource, match="no undefended ibm-cnn model on digits"):
+        resolve_source(db, get("jac"), "arch:ibm-cnn")
+    with pytest.raises(BadInput, match="proxy"):
+        resolve_source(db, get("jac"), "proxy:resnet32")
+    with pytest.raises(BadInput, match="unknown model"):
+        resolve_source(db, get("jac"), "model:nope")
+    db["models"].insert(row("res2", arch="ibm-resnet"))
+    with pytest.raises(BadInput, match="2 undefended ibm-resnet models on digits"):
+        resolve_source(db, get("jac"), "arch:ibm-resnet")
