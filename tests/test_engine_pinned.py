@@ -85,6 +85,18 @@ JOBS = {
         source="model:lr-src",
     ),  # fmt: skip
     "only-correct": lambda: make_job("fgsm", [0.1], only_correct=True),
+    "jsma": lambda: make_job("jsma", [0.05, 0.2]),  # L0: share of features changed
+    "hsj-targeted": lambda: make_job(
+        "hsj",
+        [1.0, 2.0],
+        {"max_iter": 2, "max_eval": 30, "init_eval": 5, "init_size": 10},
+        targeted="random",
+    ),  # fmt: skip
+    "hsj": lambda: make_job(
+        "hsj",
+        [0.05, 0.2],
+        {"norm": "linf", "max_iter": 2, "max_eval": 30, "init_eval": 5, "init_size": 3},
+    ),  # fmt: skip
 }
 
 
