@@ -84,7 +84,8 @@ JOBS = {
         {"steps": 20, "binary_search_steps": 2, "initial_const": 1.0},
         source="model:lr-src",
     ),  # fmt: skip
-    "only-correct": lambda: make_job("fgsm", [0.1], only_correct=True),
+    # 120 of the seeded permutation hold misclassified samples, which it must skip
+    "only-correct": lambda: make_job("fgsm", [0.1], only_correct=True, n=120),
     "jsma": lambda: make_job("jsma", [0.05, 0.2]),  # L0: share of features changed
     "hsj-targeted": lambda: make_job(
         "hsj",
@@ -103,11 +104,11 @@ JOBS = {
 @pytest.mark.parametrize("name", sorted(JOBS))
 def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, data_regression):
     db = open_db(tmp_path / "e.db")
-    rows = {"lr": _row("lr", "a" * 64), "lr-src": _row("lr-src", "b" * 64)}
-    db["models"].insert_all(rows.values())
+    stored = {"lr": _row("lr", "a" * 64), "lr-src": _row("lr-src", "b" * 64)}
+    db["models"].insert_all(stored.values())
     res = run_jobs(
-        db, models["lr"], rows["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
-        env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], rows[m]),
+        db, models["lr"], stored["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
+        env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], stored[m]),
     )  # fmt: skip
     cols = [c for c in db["samples"].columns_dict if c not in ("run_id", "trace")]
     rows = [
@@ -125,7 +126,8 @@ def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, da
     )
     summary = [
         {"eps": s.eps, "n": s.n, "robust": s.robust, "failed": s.init_failed,
-         "threat": s.threat, "targeted": s.targeted, "status": s.status, "label": s.label}
+         "threat": s.threat, "targeted": s.targeted, "status": s.status, "label": s.label,
+         "attack": s.attack, "reused": s.reused, "gradient": s.gradient}
         for s in res
     ]  # fmt: skip
     traces = [r["trace"] for r in rows if r["trace"] is not None]
@@ -133,6 +135,12 @@ def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, da
         {"runs": summary, "traces": [json.loads(t) for t in traces][:8]},
         basename=f"{name}.runs",
     )
+    # the same request again does no work and says so
+    again = run_jobs(
+        db, models["lr"], stored["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
+        env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], stored[m]),
+    )  # fmt: skip
+    assert [(s.id, s.robust, s.reused) for s in again] == [(s.id, s.robust, True) for s in res]
     # the stored rows agree with the summary the command prints
     for s in res:
         n = db.execute("select count(*) from samples where run_id = ?", [s.id]).fetchone()[0]
