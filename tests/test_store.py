@@ -88,3 +88,43 @@ def test_migration_0004_keeps_every_row_and_labels_gradient_and_threat(tmp_path)
     }
     assert {"source_rule", "gradient"} <= set(db["runs"].columns_dict)
     assert {"start_idx", "init_failed"} <= set(db["samples"].columns_dict)
+
+
+def test_refusals_name_the_value_and_the_way_out(tmp_path, monkeypatch):
+    """The exact one-line messages: a directory, a foreign database (its first five tables,
+    sorted), a newer schema (its unknown migrations)."""
+    with pytest.raises(BadInput) as why:
+        open_db(tmp_path)
+    assert str(why.value) == (
+        f"--db {tmp_path} is a directory; give a file path such as {tmp_path / 'advbench.db'}"
+    )
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    for t in "fedcba":
+        con.execute(f"create table {t} (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(BadInput) as why:
+        open_db(other)
+    assert str(why.value).endswith("(tables: a, b, c, d, e); choose another path")
+    db = open_db(tmp_path / "a.db")
+    db["_migrations"].insert_all(
+        [{"name": "9999_b", "applied_at": "x"}, {"name": "9998_a", "applied_at": "x"}]
+    )
+    with pytest.raises(BadInput) as why:
+        open_db(tmp_path / "a.db")
+    assert str(why.value) == (
+        "database has migrations this advbench does not know (9998_a, 9999_b); upgrade advbench"
+    )
+    monkeypatch.setenv("ADVBENCH_DB", str(tmp_path / "env.db"))
+    assert open_db()  # the environment names the default database
+    assert (tmp_path / "env.db").exists()
+
+
+def test_migrations_are_keyed_by_name_and_stamped_in_utc(tmp_path):
+    from advbench.store import now
+
+    db = open_db(tmp_path / "a.db")
+    assert db["_migrations"].pks == ["name"]
+    assert all(r["applied_at"].endswith("+00:00") for r in db["_migrations"].rows)
+    assert now().endswith("+00:00")
