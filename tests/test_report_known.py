@@ -301,3 +301,18 @@ def test_render_and_split_by_attack(known):
     assert parts["FGSM"].iloc[0]["ε=0.1"] == table.loc[0, "FGSM ε=0.1"]
     line = provenance_line(known, ["m"])
     assert "sample seed 0" in line and "scale smoke" in line and "6 runs" in line
+
+
+def test_a_one_sample_run_and_a_run_with_one_failed_start_are_cells(known):
+    """The smallest cells still count: n = 1, and n = 0 with a single failed start (shown as
+    'no start', never replaced by an older run of the cell)."""
+    _run(known, "one", "bim", 0.1, "2026-01-03", label="BIM")
+    _samples(known, "one", [(3, 3, 3)])
+    _run(known, "nostart", "hsj", 3.0, "2026-01-03", label="HSJ", norm="l2", kind="minimal")
+    _samples(known, "nostart", [(3, 3, 3)], init_failed=[1])
+    runs = run_results(known).set_index("id")
+    assert (int(runs.loc["one", "robust"]), int(runs.loc["one", "n"])) == (1, 1)
+    assert (int(runs.loc["nostart", "n"]), int(runs.loc["nostart", "init_failed"])) == (0, 1)
+    table = summary_table(known, ["m"]).set_index("model")
+    assert table.loc["m", "HSJ ε=3"] == "no start (1 failed)"
+    assert table.loc["m", "BIM ε=0.1"].endswith("(n=1)")
