@@ -124,16 +124,15 @@ class Resume:
         if not self.tensors.exists():
             return None
         from safetensors import safe_open
-        from safetensors.torch import load_file
 
-        with safe_open(str(self.tensors), "pt") as fh:
+        with safe_open(str(self.tensors), "pt") as fh:  # one read: counters and tensors
             doc = (fh.metadata() or {}).get("resume")
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         if doc is None and self.meta.exists():  # state saved by 0.1.0 as two files
             doc = self.meta.read_text()
         if doc is None:
             return None
         doc = json.loads(doc)
-        tensors = load_file(str(self.tensors))
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(
             opt, {k: v for k, v in tensors.items() if k.startswith("opt.")}, doc["optimizer"]
