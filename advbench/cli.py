@@ -677,62 +677,129 @@ def report(
         str | None,
         typer.Option(
             "--table",
-            help="Table to print; given alone, the summary pivot (rows "
-            "model/defense, columns attack x ε).",
+            help="A paper's table (fidel:III, madnet:1, ...; see --list), a paper name for all "
+            "its tables, or `all`; given alone, the summary pivot (rows model/defense, "
+            "columns attack x ε).",
             rich_help_panel=OUTPUT,
         ),
     ] = "summary",
+    list_: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="List every table id, what it shows and how many of its cells stored runs fill.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    missing: Annotated[
+        bool,
+        typer.Option(
+            "--missing",
+            help="Print the advbench commands that fill the empty cells of --table (default "
+            "all), and one line per cell whose data set is not on disk.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="Scale of the commands --missing prints: smoke, cpu or full.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "smoke",
     model: Annotated[
-        list[str] | None, typer.Option(help="Only these models; repeatable.", rich_help_panel=MODEL)
+        list[str] | None,
+        typer.Option(help="Only these models (summary pivot); repeatable.", rich_help_panel=MODEL),
     ] = None,
     format_: Annotated[
         str,
         typer.Option(
             "--format",
-            help="table (rich), markdown, or csv (one row per run, numeric).",
+            help="table (rich), markdown, csv, latex or json. A paper table's csv and json are "
+            "tidy (one row per cell); the summary's csv has one row per run.",
             rich_help_panel=OUTPUT,
         ),
     ] = "table",
     output: Annotated[
         Path | None,
-        typer.Option(help="Write to this file instead of the terminal.", rich_help_panel=OUTPUT),
+        typer.Option(
+            help="Write here instead of the terminal: a file for the summary, a directory "
+            "(one file per table) for paper tables.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="List the runs behind each cell, and the other runs that match it.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
     from advbench import report as rep
+    from advbench.report import tables as tab
 
-    if format_ not in rep.FORMATS:
-        raise BadInput(f"unknown format {format_!r}; valid choices: {', '.join(rep.FORMATS)}")
+    if format_ not in tab.FORMATS:
+        raise BadInput(f"unknown format {format_!r}; valid choices: {', '.join(tab.FORMATS)}")
+    if list_:
+        database = _open(db, create=False) if _exists(db) else None
+        _print_listing(tab.listing(database))
+        return
+    if missing:
+        from advbench.report.missing import EPOCHS, plan
+        from advbench.suites import SCALES
+
+        if scale not in SCALES:
+            raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+        specs = tab.select("all" if table in (None, "summary") else table)
+        database = _open(db, create=False) if _exists(db) else None
+        todo = plan(database, specs, scale, data_dir=data_dir, db_path=db)
+        for cmd in todo.commands():
+            sys.stdout.write(cmd + "\n")
+        for line in todo.absent:
+            sys.stdout.write(f"# {line}\n")
+        err.print(
+            f"{len(todo.commands())} commands at scale {scale} (training epochs "
+            f"{EPOCHS[scale]}); {len(todo.absent)} cells need a data set that is not on disk.",
+            highlight=False,
+        )
+        return
     if table not in ("summary", None):
-        raise BadInput(f"unknown table {table!r}; valid choices: summary")
+        specs = tab.select(table)  # an unknown id is refused before anything is read
+        if output is not None:
+            _check_output_dir(output, db)
+        database = _open(db, create=False)
+        store = tab.Store(database)
+        for spec in specs:
+            results = tab.evaluate(database, spec, store)
+            if output is not None:
+                ext = {"table": "md", "markdown": "md", "latex": "tex"}.get(format_, format_)
+                fmt = "markdown" if format_ == "table" else format_
+                path = output / f"{spec.id.replace(':', '_')}.{ext}"
+                path.write_text(tab.render(spec, results, fmt, database))
+                err.print(f"wrote {path}", highlight=False)
+            elif format_ == "table":
+                tab.print_rich(out, spec, results, database, verbose)
+            else:
+                sys.stdout.write(tab.render(spec, results, format_, database))
+        return
+    if format_ not in rep.FORMATS:
+        raise BadInput(
+            f"--format {format_} is for paper tables; the summary takes {', '.join(rep.FORMATS)}"
+        )
     database = _open(db, create=False)
     df = rep.summary_table(database, model)  # validates --model before anything is written
     caption = rep.provenance_line(database, model)
     if format_ == "table" and output is None:
         rep.print_summary(out, database, model)
         return
-    if format_ == "table":
-        text = rep.render(df, "markdown", caption)
-    elif format_ == "csv":
-        cols = [
-            "model",
-            "defense",
-            "arch",
-            "dataset",
-            "attack",
-            "norm",
-            "eps",
-            "n",
-            "robust",
-            "accuracy",
-            "ci_low",
-            "ci_high",
-            "seed",
-            "scale",
-            "status",
-            "id",
-        ]
+    if format_ == "csv":
+        cols = ["model", "defense", "arch", "dataset", "attack", "norm", "eps", "n", "robust",
+                "accuracy", "ci_low", "ci_high", "seed", "scale", "status", "id"]  # fmt: skip
         text = rep.run_results(database, model)[cols].to_csv(index=False)
     else:
         text = rep.render(df, "markdown", caption)
@@ -741,6 +808,83 @@ def report(
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+def _exists(db: Path | None) -> bool:
+    from advbench.store import default_db_path
+
+    return (db if db is not None else default_db_path()).exists()
+
+
+def _check_output_dir(output: Path, db: Path | None) -> None:
+    """--output for paper tables is a directory: refuse a file (a database above all)."""
+    if output.exists() and not output.is_dir():
+        what = "a database" if output.suffix == ".db" or output == db else "a file"
+        raise BadInput(f"--output {output} is {what}, not a directory; give a directory for "
+                       "the table files")  # fmt: skip
+    if not output.exists():
+        if not output.parent.exists():
+            raise BadInput(f"--output {output}: directory {output.parent} does not exist")
+        output.mkdir()
+
+
+def _print_listing(rows) -> None:
+    t = Table(title="Paper tables (cells filled by stored runs / cells)")
+    for c in ("id", "shows", "filled"):
+        t.add_column(c, no_wrap=c == "id")
+    for tid, title, filled, total in rows:
+        t.add_row(tid, title, f"{filled}/{total}")
+    out.print(t)
+    out.print("`advbench report --missing --table ID` prints the commands that fill a table.")
+
+
+@app.command()
+@handles_errors
+def measure(
+    model: Annotated[
+        list[str],
+        typer.Option(help="Stored model(s) to measure; repeatable.", rich_help_panel=MODEL),
+    ],
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="loss-sensitivity, jacobian, jacobian-adv, train-distance or davies-bouldin.",
+            rich_help_panel=RUN,
+        ),
+    ],
+    run: Annotated[
+        str | None,
+        typer.Option(
+            help="jacobian-adv / train-distance: the run (id or label, e.g. "
+            '"FGSM (minimal)") whose stored examples to measure [default: the '
+            "model's newest run with stored examples].",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Clean test points.", rich_help_panel=RUN)] = 1000,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Measure a stored model (loss sensitivity, ‖J‖_F, training-set distance, Davies–Bouldin)
+    and store the per-sample values for the report."""
+    from advbench.env import record_environment, resolve_device
+    from advbench.measures import METRICS
+    from advbench.measures import measure as take
+
+    if metric not in METRICS:
+        raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    database = _open(db, create=False)
+    device = resolve_device(device)
+    env_id = record_environment(database, device)
+    for name in model:
+        row = take(database, name, metric, n=n, seed=seed, run=run, device=device,
+                   data_dir=data_dir, env_id=env_id, force=force)  # fmt: skip
+        at = f"at the examples of run {row['run_id']}" if row["run_id"] else (
+            f"at {row['n']} test points, seed {row['seed']}")  # fmt: skip
+        out.print(f"{name}: {metric} = {row['value']:.6g} ({at}; n={row['n']})", highlight=False)
 
 
 @app.command()

@@ -28,7 +28,7 @@ from advbench.config import canonical_json, config_hash
 from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
-from advbench.store import SAMPLE_COUNTS, now, transaction
+from advbench.store import SAMPLE_COUNTS, examples, now, transaction
 
 # Minimal norms within this relative tolerance of ε count as within budget (float32 noise).
 _EPS_TOL = 1e-5
@@ -59,6 +59,10 @@ class AttackJob:
     declared: str | None = None  # the source the suite row declared (kept for the report)
     only_correct: bool = False
     n: int | None = None  # samples, when the job wants its own count (fidel's targeted runs)
+    # Keep the adversarial examples (at the largest ε) beside the database, for tables that
+    # measure them (training-set distance, ‖J‖_F at DeepFool points). Not part of a run's
+    # identity: it changes what is kept, not what is measured.
+    store_examples: bool = False
 
 
 def make_job(
@@ -72,6 +76,7 @@ def make_job(
     source: str | None = None,
     only_correct: bool = False,
     n: int | None = None,
+    store_examples: bool = False,
 ) -> AttackJob:
     entry = ATTACKS.get(attack)
     if not eps:
@@ -103,6 +108,7 @@ def make_job(
         source,
         only_correct,
         n,
+        store_examples,
     )
 
 
@@ -693,6 +699,7 @@ def run_jobs(
                     np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
                     counted.reset()
                     rows: dict[str, list[dict[str, Any]]] = {}
+                    advs: dict[str, torch.Tensor] = {}
                     if minimal:
                         crafted = unpack(attack(counted, x, y, target=target, **extra))
                         judged, min_norm = _judge_minimal(
@@ -706,12 +713,14 @@ def run_jobs(
                         cost = _cost(counted, crafted, len(pos))
                         for r in need:
                             adv, adv_pred = judged[r["eps"]]
+                            advs[r["id"]] = adv
                             rows[r["id"]] = _sample_rows(
                                 r["id"], r["eps"], b, adv, adv_pred, crafted, cost, min_norm
                             )
                     else:
                         r = need[0]
                         crafted = unpack(attack(counted, x, y, r["eps"], target=target))
+                        advs[r["id"]] = crafted.adv
                         rows[r["id"]] = _sample_rows(
                             r["id"],
                             r["eps"],
@@ -721,8 +730,18 @@ def run_jobs(
                             crafted,
                             _cost(counted, crafted, len(pos)),
                         )
+                    kept = []
+                    if job.store_examples:
+                        top = max(job.eps)
+                        kept = [
+                            examples.write_batch(db, r["id"], bi, pos, advs[r["id"]])
+                            for r in need
+                            if r["eps"] == top
+                        ]
                     dt = time.monotonic() - t0
                     with transaction(db):  # the batch's rows and progress land together or not
+                        if kept:
+                            db["examples"].upsert_all(kept, pk=("run_id", "batch"))
                         for r in need:
                             db["samples"].insert_all(rows[r["id"]], pk=("run_id", "position"))
                             db.execute(

@@ -8,13 +8,14 @@ reader sees exactly what each scale ran.
 Suite keys: name, description, n (samples per scale), seed (default for --seed),
 only_correct, attacks. Row keys: attack, label (the paper's name for the row), eps (per
 family; "inf" allowed for minimal attacks), params (full scale), family (params per family),
-scale (params per scale, applied last), n (the row's own samples per scale), targeted
-(all-others | random), source (where a transfer row's examples are crafted: `root`,
-`parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or `given`; see engine.SOURCES). A row
-without `source` is white-box. `--source-model` and `--proxy` fill only the rows that ask
-for a model (`given`; `--source-model` also picks the model of an `arch:` row, `--proxy`
-the architecture of a `proxy:` row); white-box rows stay white-box. The older key
-`transfer: "undefended"` reads as `source: "root"`.
+scale (params per scale, applied last), n (the row's own samples per scale), targeted (all-
+others | random), store_examples (keep the adversarial examples at the row's largest ε
+beside the database, for a table that measures them), source (where a transfer row's
+examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or
+`given`; see engine.SOURCES). A row without `source` is white-box. `--source-model` and
+`--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
+model of an `arch:` row, `--proxy` the architecture of a `proxy:` row); white-box rows stay
+white-box. The older key `transfer: "undefended"` reads as `source: "root"`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def suite_jobs(suite: dict[str, Any], dataset: str, scale: str) -> tuple[list[At
                 source=item.get("source", item.get("transfer")),
                 only_correct=bool(suite.get("only_correct", False)),
                 n=item["n"][scale] if "n" in item else None,
+                store_examples=bool(item.get("store_examples", False)),
             )
         )
     if not jobs:

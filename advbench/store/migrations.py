@@ -157,9 +157,46 @@ def _faithful_cells(db: sqlite_utils.Database) -> None:
     db["samples"].add_column("init_failed", int)
 
 
+def _measurements_and_examples(db: sqlite_utils.Database) -> None:
+    # Quantities of a model that are not an attack's outcome (loss sensitivity, ‖J‖_F,
+    # training-set distance, Davies-Bouldin): one row per measurement with its per-sample
+    # values, the points it was taken at (a run's stored examples, or clean test points),
+    # n, seed and configuration, so a table cell is a query.
+    db["measurements"].create(
+        {
+            "id": str,
+            "model": str,
+            "model_checksum": str,
+            "metric": str,
+            "run_id": str,  # the run whose adversarial examples it was taken at (else null)
+            "dataset": str,
+            "split": str,
+            "n": int,
+            "seed": int,
+            "value": float,
+            "per_sample": str,  # JSON list
+            "config": str,
+            "created_at": str,
+            "env_id": str,
+        },
+        pk="id",
+        foreign_keys=[("model", "models", "name"), ("env_id", "environments", "id")],
+    )
+    db["measurements"].create_index(["model", "metric"])
+    # Adversarial examples of runs whose tables need them (training-set distance, ‖J‖_F at
+    # DeepFool points): one safetensors file per batch beside the database, written with
+    # the batch's sample rows, and its SHA-256 here so a changed file is detected.
+    db["examples"].create(
+        {"run_id": str, "batch": int, "path": str, "sha256": str, "count": int},
+        pk=("run_id", "batch"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
     ("0003_instances_and_threat_models", _instances_and_threat_models),
     ("0004_faithful_cells", _faithful_cells),
+    ("0005_measurements_and_examples", _measurements_and_examples),
 ]

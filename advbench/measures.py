@@ -1,0 +1,200 @@
+"""Measurements of a model that are not an attack's outcome, stored per sample.
+
+- `loss-sensitivity` (zantedeschi 001:175, eq. 3): mean over test points of ‖∇x J(θ, x, y)‖₂,
+  the cross-entropy's gradient of each sample alone. The loss is summed over the batch, so
+  each sample's gradient is its own; a mean-reduced loss (what ART's `loss_gradient` helper
+  differentiates) would scale every gradient by 1/batch size.
+- `jacobian` (jakubovitz 003:114, Table 1): mean ‖J(x)‖_F of the logits' Jacobian w.r.t. the
+  input, at clean test points; `jacobian-adv` the same at a run's stored examples.
+- `train-distance` (zantedeschi 001:173): mean over a run's adversarial examples (inputs
+  whose prediction the attack changed, as for ρ) of the L2 distance to the nearest
+  training image; neighbours are searched in chunks, so memory stays bounded on full MNIST.
+- `davies-bouldin` (madnet): scikit-learn's Davies–Bouldin index of the penultimate-layer
+  embeddings of test points, grouped by true label (lower: tighter, better separated).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+import torch
+import torch.nn.functional as F
+
+from advbench.errors import BadInput, unknown
+
+METRICS = {
+    "loss-sensitivity": "mean ‖∇x CE‖₂ at clean test points (zantedeschi Table 3)",
+    "jacobian": "mean ‖J(x)‖_F of the logits at clean test points (jakubovitz Table 1)",
+    "jacobian-adv": "mean ‖J(x)‖_F at a run's stored adversarial examples (jakubovitz Table 1)",
+    "train-distance": "mean nearest-training-image L2 distance of a run's adversarial "
+    "examples (zantedeschi Table 2)",
+    "davies-bouldin": "Davies–Bouldin index of test embeddings by label (madnet)",
+}
+AT_RUN = ("jacobian-adv", "train-distance")
+
+
+def loss_sensitivity(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample ‖∇x CE(f(x_i), y_i)‖₂."""
+    x = x.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad.flatten(1).norm(dim=1).detach()
+
+
+def jacobian_fro(model, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample ‖∂z(x_i)/∂x_i‖_F, exact: one backward pass per class. Samples do not
+    interact in an eval-mode model, so the gradient of Σ_i z_k(x_i) holds row k of each
+    sample's Jacobian."""
+    x = x.detach().clone().requires_grad_(True)
+    logits = model(x)
+    total = torch.zeros(len(x), device=x.device)
+    for k in range(logits.shape[1]):
+        (g,) = torch.autograd.grad(logits[:, k].sum(), x, retain_graph=True)
+        total += g.flatten(1).pow(2).sum(1)
+    return total.sqrt().detach()
+
+
+def nearest_distance(points: torch.Tensor, reference, chunk: int = 2048) -> torch.Tensor:
+    """Per point, the L2 distance to its nearest image of `reference` (a DataSplit or a
+    tensor), comparing against `chunk` reference images at a time."""
+    flat = points.flatten(1).double()
+    best = torch.full((len(flat),), float("inf"), dtype=torch.float64)
+    total = len(reference)
+    for start in range(0, total, chunk):
+        idx = torch.arange(start, min(start + chunk, total))
+        ref = reference[idx] if isinstance(reference, torch.Tensor) else reference.get(idx)[0]
+        d = torch.cdist(flat, ref.flatten(1).double().to(flat.device))
+        best = torch.minimum(best, d.min(dim=1).values.cpu())
+    return best
+
+
+def davies_bouldin(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
+    from sklearn.metrics import davies_bouldin_score
+
+    return float(davies_bouldin_score(embeddings.flatten(1).numpy(), labels.numpy()))
+
+
+def _batched(fn, *tensors, batch: int = 100) -> torch.Tensor:
+    return torch.cat(
+        [fn(*(t[i : i + batch] for t in tensors)) for i in range(0, len(tensors[0]), batch)]
+    )
+
+
+def measure(
+    db: sqlite_utils.Database,
+    model_name: str,
+    metric: str,
+    *,
+    n: int,
+    seed: int,
+    run: str | None = None,
+    device: str = "cpu",
+    data_dir=None,
+    env_id: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Take one measurement of a stored model and record it; returns the stored row. An
+    identical measurement already stored is returned as is unless `force`."""
+    from advbench import data as datasets
+    from advbench.config import canonical_json, config_hash
+    from advbench.engine import select_samples
+    from advbench.store import examples, now
+    from advbench.train import load_model
+
+    if metric not in METRICS:
+        raise unknown("metric", metric, METRICS)
+    if n <= 0:
+        raise BadInput(f"--n {n} must be > 0")
+    model, _, row = load_model(db, model_name, device)
+    model = model.to(device).eval()
+    run_row = resolve_run(db, row, run) if metric in AT_RUN else None
+    if run is not None and run_row is None:
+        raise BadInput(f"--run is only for {', '.join(AT_RUN)}; {metric} is taken at test points")
+    cfg = {"model": model_name, "model_checksum": row["checksum"], "metric": metric,
+           "n": n, "seed": seed, "run_id": run_row["id"] if run_row else None}  # fmt: skip
+    mid = config_hash(cfg)
+    if not force and db["measurements"].count_where("id = ?", [mid]):
+        return db["measurements"].get(mid)
+    test = datasets.load(row["dataset"], "test", data_dir=data_dir)
+    if run_row is None:
+        idx = select_samples(test.labels, min(n, len(test)), seed)
+        x, y = test.get(idx)
+        x, y = x.to(device), y.to(device)
+        if metric == "loss-sensitivity":
+            values = _batched(lambda a, b: loss_sensitivity(model, a, b), x, y)
+        elif metric == "jacobian":
+            values = _batched(lambda a: jacobian_fro(model, a), x)
+        else:
+            if not hasattr(model, "embed"):
+                raise BadInput(f"model {model_name} has no embedding layer (an inference "
+                               "wrapper); measure the model it wraps")  # fmt: skip
+            with torch.no_grad():
+                emb = _batched(lambda a: model.embed(a).cpu(), x)
+            values = torch.tensor([davies_bouldin(emb, y.cpu())])
+        count = len(idx)
+    else:
+        positions, adv = examples.load(db, run_row["id"])
+        if metric == "train-distance":
+            keep = changed_positions(db, run_row["id"])
+            adv = adv[torch.isin(positions, torch.tensor(sorted(keep), dtype=torch.long))]
+            train = datasets.load(row["dataset"], "train", data_dir=data_dir)
+            values = nearest_distance(adv, train)
+        else:
+            values = _batched(lambda a: jacobian_fro(model, a), adv.to(device))
+        count = len(values)
+    values = values.double().cpu()
+    record = {
+        "id": mid,
+        "model": model_name,
+        "model_checksum": row["checksum"],
+        "metric": metric,
+        "run_id": cfg["run_id"],
+        "dataset": row["dataset"],
+        "split": "test",
+        "n": count,
+        "seed": seed,
+        "value": float(values.mean()) if count else None,
+        "per_sample": json.dumps([round(float(v), 7) for v in values]),
+        "config": canonical_json(cfg),
+        "created_at": now(),
+        "env_id": env_id,
+    }
+    db["measurements"].upsert(record, pk="id")
+    return record
+
+
+def changed_positions(db: sqlite_utils.Database, run_id: str) -> set[int]:
+    """Instances whose prediction the attack changed: ART's empirical-robustness set, the
+    adversarial examples of zantedeschi's ρ and training-set distance."""
+    return {
+        r[0]
+        for r in db.execute(
+            "select position from samples where run_id = ? and adv_pred != clean_pred "
+            "and not coalesce(init_failed, 0)",
+            [run_id],
+        )
+    }
+
+
+def resolve_run(db: sqlite_utils.Database, model_row: dict, run: str | None) -> dict:
+    """A run id, or a run label (the model's newest complete run of that label with stored
+    examples, at its largest ε); without one, the model's newest such run."""
+    rows = list(
+        db.query(
+            "select r.* from runs r where r.model = ? and r.status = 'complete' and exists "
+            "(select 1 from examples e where e.run_id = r.id) order by r.finished_at desc, "
+            "r.eps desc",
+            [model_row["name"]],
+        )
+    )
+    if run is not None:
+        rows = [r for r in rows if run in (r["id"], r["label"], r["attack"])]
+    if not rows:
+        what = f"matching {run!r} " if run else ""
+        raise BadInput(
+            f"model {model_row['name']} has no complete run {what}with stored examples; run a "
+            "suite row that keeps them (zantedeschi's FGSM (minimal), jakubovitz's DeepFool)"
+        )
+    return rows[0]

@@ -1,0 +1,160 @@
+"""`advbench report --missing`: the commands that fill a table's empty cells.
+
+Derived from the same per-paper definitions as the tables: a cell's role says which model
+to train or harden (and from which parent), its run match which suite or attack to run,
+its metric which measurement to take. Models are named PAPER-ROLE-DATASET; a model already
+stored for a role is used as it is. Cells whose data set is not on disk get one line each
+instead of a command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from advbench.report.papers import DATA, Cell, TableSpec
+from advbench.report.tables import Store, data_for, evaluate
+
+# Training epochs per scale for the models a table needs (None: the command's default, the
+# paper's setting for a defense). Smoke models are barely trained: they prove the pipeline.
+EPOCHS = {
+    "smoke": {"train": 1, "harden": 1, "proxy": 1},
+    "cpu": {"train": 5, "harden": 3, "proxy": 3},
+    "full": {"train": None, "harden": None, "proxy": None},
+}
+
+
+@dataclass
+class Plan:
+    builds: list[str] = field(default_factory=list)
+    attacks: list[str] = field(default_factory=list)
+    suite_runs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    measures: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    names: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (paper, data, role)
+
+    def commands(self) -> list[str]:
+        suites = [_cmd("attack", *args) for args in self.suite_runs.values()]
+        return list(dict.fromkeys([*self.builds, *suites, *self.attacks, *self.measures]))
+
+
+def _cmd(*args) -> str:
+    return "advbench " + " ".join(shlex.quote(str(a)) for a in args if a is not None)
+
+
+def plan(
+    db: sqlite_utils.Database | None,
+    specs: list[TableSpec],
+    scale: str,
+    *,
+    data_dir: Path | None = None,
+    db_path: Path | None = None,
+) -> Plan:
+    from advbench import suites
+
+    p = Plan()
+    common: list[str] = []
+    if data_dir is not None:
+        common += ["--data-dir", str(data_dir)]
+    if db_path is not None:
+        common += ["--db", str(db_path)]
+    store = Store(db) if db is not None else None
+    on_disk: dict[str, str | None] = {}
+    epochs = EPOCHS[scale]
+
+    def dataset(data: str) -> str | None:
+        if data not in on_disk:
+            on_disk[data] = data_for(data, data_dir)
+        return on_disk[data]
+
+    def model_name(spec: TableSpec, data: str, key: str) -> str:
+        """The stored model of a role, or the commands that make it (parents first)."""
+        ident = (spec.paper, data, key)
+        if ident in p.names:
+            return p.names[ident]
+        stored = store.role_models(spec, data, key) if store is not None else []
+        if stored:
+            p.names[ident] = stored[0]["name"]
+            return p.names[ident]
+        role = spec.roles[(data, key)]
+        name = f"{spec.paper}-{key}-{dataset(data)}"
+        if role.parent is None:
+            p.builds.append(_cmd("train", "--dataset", dataset(data), "--arch", role.arch,
+                                 *role.train, "--name", name,
+                                 *(["--epochs", epochs["train"]] if epochs["train"] else []),
+                                 *common))  # fmt: skip
+        else:
+            from advbench.defenses import kind
+
+            parent = model_name(spec, data, role.parent)
+            trains = kind(role.defense) != "inference-time" and epochs["harden"]
+            p.builds.append(_cmd("harden", "--model", parent, *role.harden, "--name", name,
+                                 *(["--epochs", epochs["harden"]] if trains else []),
+                                 *common))  # fmt: skip
+        p.names[ident] = name
+        return name
+
+    for spec in specs:
+        results = evaluate(db, spec, store) if store is not None else None
+        for i, (row, col, cell) in enumerate(_cells(spec)):
+            if results is not None and results[i].status != "empty":
+                continue
+            ds = dataset(cell.data)
+            if ds is None:
+                p.absent.append(
+                    f"{spec.id} | {row} | {col}: data set {' or '.join(DATA[cell.data])} is "
+                    f"not on disk (give --data-dir, or download it with `advbench train "
+                    f"--download`)"
+                )
+                continue
+            name = model_name(spec, cell.data, cell.role)
+            for req in cell.requires:
+                model_name(spec, cell.data, req)
+            _fill_commands(p, spec, cell, name, ds, scale, common, model_name, suites)
+    return p
+
+
+def _cells(spec: TableSpec):
+    from advbench.report.papers import layout
+
+    rows, cols, _ = layout(spec)
+    for row in rows:
+        for col in cols:
+            yield row, col, spec.cell(row, col)
+
+
+def _fill_commands(p: Plan, spec, cell: Cell, name, ds, scale, common, model_name, suites) -> None:
+    if cell.metric in ("clean", "setting"):
+        return  # stored with the model
+    suite_n = int(suites.load_suite(spec.suite)["n"][scale])
+    if cell.metric in ("loss_sensitivity", "jacobian"):
+        metric = cell.metric.replace("_", "-")
+        p.measures.append(_cmd("measure", "--model", name, "--metric", metric,
+                               "--n", suite_n, *common))  # fmt: skip
+        return
+    match = cell.match
+    if "suite" in match:
+        # One suite run per model: rows that need a proxy get it on the same command.
+        key = (name, match["suite"])
+        args = p.suite_runs.get(key) or ["--model", name, "--suite", match["suite"],
+                                         "--scale", scale, *common]  # fmt: skip
+        if "--proxy" in cell.args and "--proxy" not in args:
+            args += list(cell.args)
+            if EPOCHS[scale]["proxy"]:
+                args += ["--proxy-epochs", str(EPOCHS[scale]["proxy"])]
+        p.suite_runs[key] = args
+    else:
+        source = []
+        if "source_role" in match:
+            source = ["--source-model", model_name(spec, cell.data, match["source_role"])]
+        targeted = ["--targeted", match["targeted"]] if match.get("targeted") else []
+        p.attacks.append(_cmd("attack", "--model", name, "--attack", match["attack"],
+                              "--eps", f"{match['eps']:g}", *targeted, *source,
+                              "--n", suite_n, *common))  # fmt: skip
+    if cell.metric in ("train_distance", "jacobian_adv"):
+        metric = cell.metric.replace("_", "-")
+        p.measures.append(_cmd("measure", "--model", name, "--metric", metric,
+                               "--run", match["label"], *common))  # fmt: skip

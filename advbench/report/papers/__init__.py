@@ -1,0 +1,197 @@
+"""The five papers' tables as data: which stored runs fill each cell, and how.
+
+A paper module declares its models as `Role`s (a declarative match on stored model fields:
+architecture, data-set family, defense and its configuration) and each table as a
+`TableSpec` whose `cell(row, column)` returns a `Cell`: the metric and a declarative match
+on stored run fields (suite, label, attack, ε, targeted, threat, source role). Row and
+column labels come from the paper's transcription (`advbench/report/published/PAPER.csv`),
+so a table has exactly the paper's rows and columns; published numbers are only ever read
+from that file and shown beside the measured ones, never used to compute them.
+
+When several runs match a cell, the newest complete one wins (`--verbose` lists the rest).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PAPERS = ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso")
+PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "published"
+PAPER_FILES = {
+    "fidel": "000_c1bb6d1026aca1ee.txt",
+    "zantedeschi": "001_95a42494d295d8b8.txt",
+    "madnet": "002_a9990acf34be45c9.txt",
+    "jakubovitz": "003_6ff5c8a9f6d93647.txt",
+    "pesso": "004_37b05f55427c11e4.txt",
+}
+# A table's data set, and the stored data sets that stand for it (mnist-5k: the embedded
+# 5,000-image subset of MNIST, reduced scale). `--missing` proposes the first one on disk.
+DATA = {
+    "mnist": ("mnist-5k", "mnist"),
+    "cifar10": ("cifar10",),
+    "cifar100": ("cifar100",),
+    "imagenet": ("imagenet",),
+}
+# The metric of a cell: what its number is and how it is shown.
+PERCENT = ("accuracy", "clean", "best")
+METRICS = (
+    *PERCENT,
+    "rho_adv",  # DeepFool ρ̂_adv (jakubovitz): mean d_i/‖x_i‖₂ over correct, found
+    "rho",  # empirical robustness (zantedeschi, ART's): mean ‖δ‖₂/‖x‖₂ where the label changed
+    "train_distance",
+    "loss_sensitivity",
+    "jacobian",  # mean ‖J(x)‖_F at clean test points
+    "jacobian_adv",  # mean ‖J(x)‖_F at the points of a stored run
+    "setting",  # a training setting of the model (fidel Table I)
+)
+
+
+@dataclass(frozen=True)
+class Role:
+    """A model a paper's tables refer to, matched on stored fields.
+
+    `defense` is the stored defense (None: undefended, trained by `advbench train`);
+    `config` predicates compare keys of the model's stored configuration (None: absent);
+    `params` predicates compare dotted keys of its defense configuration. `parent`, `train`
+    and `harden` say how `--missing` makes the model when none matches."""
+
+    key: str
+    arch: str
+    defense: str | None = None
+    aliases: tuple[str, ...] = ()
+    parent: str | None = None
+    activation: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    train: tuple[str, ...] = ()
+    harden: tuple[str, ...] = ()
+
+    def matches(self, row: dict[str, Any], data: str) -> bool:
+        if row["arch"] != self.arch or row["dataset"] not in DATA[data]:
+            return False
+        if (row["defense"] or None) not in ({self.defense, *self.aliases}):
+            return False
+        if self.activation is not None and row["activation"] != self.activation:
+            return False
+        config = json.loads(row["config"] or "{}")
+        if self.defense is None and config.get("kind") != "train":
+            return False
+        for key, want in self.config.items():
+            if config.get(key) != want:
+                return False
+        flat = _flatten(json.loads(row["defense_config"] or "{}"))
+        return all(_same(flat.get(k), v) for k, v in self.params.items())
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What fills one cell: a metric of the model in `role` (on data set `data`), from
+    the runs that `match` (keys: suite, label, attack, eps, targeted, threat, source_role,
+    labels for `best`; `key` for a `setting`)."""
+
+    metric: str
+    role: str
+    data: str
+    match: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    requires: tuple[str, ...] = ()  # other roles the run needs stored (a transfer source)
+    args: tuple[str, ...] = ()  # extra `advbench attack` arguments that fill it (--proxy)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    id: str  # "fidel:III"
+    title: str
+    suite: str
+    roles: dict[tuple[str, str], Role]  # (data, key) -> Role
+    cell: Callable[[str, str], Cell | None]
+    note: str = ""  # how the paper's layout was read (headers reconstructed, choices)
+    kind: str = "table"
+
+    @property
+    def paper(self) -> str:
+        return self.id.split(":")[0]
+
+    @property
+    def number(self) -> str:
+        return self.id.split(":")[1]
+
+
+@dataclass(frozen=True)
+class Published:
+    table: str
+    row: str
+    column: str
+    value: str  # as a number where the paper prints one, else ""
+    text: str  # the token as it stands in the paper's text
+    line: int
+    kind: str  # cell, or reference (another method's published figure, not reproduced)
+
+
+def published(paper: str) -> list[Published]:
+    with open(PUBLISHED_DIR / f"{paper}.csv", newline="") as f:
+        return [
+            Published(
+                r["table"],
+                r["row"],
+                r["column"],
+                r["published"],
+                r["text"],
+                int(r["line"]),
+                r["kind"],
+            )  # fmt: skip
+            for r in csv.DictReader(f)
+        ]
+
+
+def layout(spec: TableSpec) -> tuple[list[str], list[str], dict[tuple[str, str], Published]]:
+    """Rows, columns (in the paper's order) and published cells of a table; reference
+    cells (other methods' published figures) are not part of the layout."""
+    rows: list[str] = []
+    cols: list[str] = []
+    cells = {}
+    for p in published(spec.paper):
+        if p.table != spec.number or p.kind != "cell":
+            continue
+        if p.row not in rows:
+            rows.append(p.row)
+        if p.column not in cols:
+            cols.append(p.column)
+        cells[(p.row, p.column)] = p
+    return rows, cols, cells
+
+
+def references(spec: TableSpec) -> list[Published]:
+    return [p for p in published(spec.paper) if p.table == spec.number and p.kind == "reference"]
+
+
+def tables() -> dict[str, TableSpec]:
+    out: dict[str, TableSpec] = {}
+    for paper in PAPERS:
+        module = importlib.import_module(f"advbench.report.papers.{paper}")
+        for spec in module.TABLES:
+            out[spec.id] = spec
+    return out

@@ -1,0 +1,96 @@
+"""jakubovitz (003): Tables 1–4.
+
+Reading of the layout: Table 3's test-accuracy column is empty in the extraction except
+its last row (98 %), and Table 4's is partly empty; those published cells are blank and the
+measured clean accuracy is shown. ρ̂_adv is DeepFool's mean d_i/‖x_i‖₂ over the samples
+the model classifies right and DeepFool fools (`report.rho_adv`). Table 1's second column
+is ‖J‖_F at the DeepFool examples of the same run (stored beside it).
+"""
+
+from __future__ import annotations
+
+from advbench.report.papers import Cell, Role, TableSpec
+
+ARCH = {"mnist": "tf-mnist", "cifar10": "cnn4-cifar"}
+DEEPFOOL_MAX = {"mnist": 3.0, "cifar10": 1.0}  # the largest ε of the suite's DeepFool row
+
+
+def _roles(data: str) -> dict[tuple[str, str], Role]:
+    arch = ARCH[data]
+    post = {"recipe": "jakubovitz", "from_scratch": None}
+    regular = {"recipe": "jakubovitz", "from_scratch": True}
+
+    def role(key, defense, cfg):
+        extra = ("--from-scratch",) if cfg.get("from_scratch") else ()
+        return Role(
+            key,
+            arch,
+            defense,
+            parent="none",
+            config=cfg,
+            harden=("--defense", defense, "--recipe", "jakubovitz", *extra),
+        )
+
+    return {
+        (data, r.key): r
+        for r in (
+            Role("none", arch),
+            role("at", "fgsm-at", post),
+            role("ig", "input-gradient", post),
+            role("ig-regular", "input-gradient", regular),
+            role("cl", "cross-lipschitz", post),
+            role("cl-regular", "cross-lipschitz", regular),
+            role("jac", "jacobian", post),
+            role("jac-regular", "jacobian", regular),
+            role("ig-at", "input-gradient+fgsm-at", post),
+            role("cl-at", "cross-lipschitz+fgsm-at", post),
+            role("jac-at", "jacobian+fgsm-at", post),
+        )
+    }
+
+
+ROLES = {**_roles("mnist"), **_roles("cifar10")}
+DEFENSES = {
+    "No defense": "none",
+    "Adversarial Training": "at",
+    "Input Gradient regularization": "ig",
+    "Input Gradient regularization & Adversarial Training": "ig-at",
+    "Cross-Lipschitz regularization": "cl",
+    "Cross-Lipschitz regularization & Adversarial Training": "cl-at",
+    "Jacobian regularization": "jac",
+    "Jacobian regularization & Adversarial Training": "jac-at",
+}
+for _name, _key in (("Input Gradient", "ig"), ("Cross-Lipschitz", "cl"), ("Jacobian", "jac")):
+    DEFENSES[f'{_name} regularization, "regular" training'] = f"{_key}-regular"
+    DEFENSES[f"{_name} regularization, post-processing training"] = _key
+
+
+def _deepfool(data: str) -> dict:
+    return {"suite": "jakubovitz", "label": "DeepFool", "eps": DEEPFOOL_MAX[data]}
+
+
+def _rho_table(data: str):
+    def cell(row: str, col: str) -> Cell:
+        if col == "Test accuracy":
+            return Cell("clean", DEFENSES[row], data)
+        return Cell("rho_adv", DEFENSES[row], data, _deepfool(data))
+
+    return cell
+
+
+def _table_1(row: str, col: str) -> Cell:
+    if col == "mean ‖J(x)‖F":
+        return Cell("jacobian", DEFENSES[row], "mnist")
+    return Cell("jacobian_adv", DEFENSES[row], "mnist", _deepfool("mnist"))
+
+
+TABLES = [
+    TableSpec("jakubovitz:1", "MNIST: mean Frobenius norm of the input-logit Jacobian at test "
+              "points and at their DeepFool examples", "jakubovitz", ROLES, _table_1),
+    TableSpec("jakubovitz:2", "MNIST: post-processing vs \"regular\" training: clean accuracy "
+              "(%) and DeepFool ρ̂_adv", "jakubovitz", ROLES, _rho_table("mnist")),
+    TableSpec("jakubovitz:3", "MNIST: clean accuracy (%) and DeepFool ρ̂_adv", "jakubovitz",
+              ROLES, _rho_table("mnist")),
+    TableSpec("jakubovitz:4", "CIFAR-10: clean accuracy (%) and DeepFool ρ̂_adv", "jakubovitz",
+              ROLES, _rho_table("cifar10")),
+]  # fmt: skip

@@ -1,0 +1,74 @@
+"""madnet (002): Tables 1–4.
+
+Reading of the layout: the headers of Tables 1–3 are garbled by the extraction ("Allack",
+"Mustala", "Mauriet"); they are read as Attack | CE | Mustafa et al. | MadNet | Mustafa et
+al. + adversarial training | MadNet + adversarial training. The Mustafa et al. columns are
+another method's published figures: they are kept in the transcription as references and
+shown under the table, not measured. Table 4's two groups (CE, MAD) become row prefixes;
+its MAD rows are read as MadNet without adversarial training. Its CIFAR-100 header gives
+only ε = 0.01; its C&W cell uses the CIFAR constant c = 0.001. C&W rows are unbounded in L2
+and clipped to the paper's L∞ ball (0.3 MNIST, 0.03 CIFAR) by the suite.
+"""
+
+from __future__ import annotations
+
+import re
+
+from advbench.report.papers import Cell, Role, TableSpec
+
+
+def _roles(data: str) -> dict[tuple[str, str], Role]:
+    return {
+        (data, "ce"): Role("ce", "resnet56"),
+        (data, "mad"): Role("mad", "resnet56", "mad", parent="ce", harden=("--defense", "mad")),
+        (data, "mad-at"): Role("mad-at", "resnet56", "mad+pgd-at", parent="ce",
+                               harden=("--defense", "mad+pgd-at")),
+    }  # fmt: skip
+
+
+ROLES = {**_roles("mnist"), **_roles("cifar10"), **_roles("cifar100")}
+COLUMNS = {"CE": "ce", "MadNet": "mad", "MadNet + Adv training": "mad-at"}
+
+
+def _white_box(data: str):
+    def cell(row: str, col: str) -> Cell:
+        role = COLUMNS[col]
+        if row == "No Attack":
+            return Cell("clean", role, data)
+        m = re.fullmatch(r"(C&W|FGSM|BIM|PGD) \((c|ε) = ([\d.]+)\)", row)
+        name, kind, value = m.groups()
+        if name == "C&W":
+            match = {"suite": "madnet", "label": f"CW (c = {value})", "eps": float("inf")}
+        else:
+            match = {"suite": "madnet", "label": name, "eps": float(value)}
+        return Cell("accuracy", role, data, match)
+
+    return cell
+
+
+BLACK_BOX_COLUMNS = {
+    "MNIST (ε=0.1, c=0.1)": ("mnist", 0.1),
+    "CIFAR-10 (ε=0.02, c=0.001)": ("cifar10", 0.02),
+    "CIFAR-100 (ε=0.01)": ("cifar100", 0.01),
+}
+
+
+def _black_box(row: str, col: str) -> Cell:
+    group, _, attack = row.partition(" ")
+    data, eps = BLACK_BOX_COLUMNS[col]
+    role = {"CE": "ce", "MadNet": "mad"}[group]
+    eps = float("inf") if attack == "C&W" else eps
+    return Cell("accuracy", role, data, {"suite": "madnet", "label": f"Black-box {attack}",
+                                         "eps": eps}, args=("--proxy", "resnet32"))  # fmt: skip
+
+
+TABLES = [
+    TableSpec("madnet:1", "MNIST: accuracy (%) under white-box attacks", "madnet", ROLES,
+              _white_box("mnist")),
+    TableSpec("madnet:2", "CIFAR-10: accuracy (%) under white-box attacks", "madnet", ROLES,
+              _white_box("cifar10")),
+    TableSpec("madnet:3", "CIFAR-100: accuracy (%) under white-box attacks", "madnet", ROLES,
+              _white_box("cifar100")),
+    TableSpec("madnet:4", "Accuracy (%) under black-box attacks crafted on a ResNet-32 proxy "
+              "distilled from the model", "madnet", ROLES, _black_box),
+]  # fmt: skip

@@ -1,0 +1,102 @@
+"""zantedeschi (001): Tables 1–5.
+
+Reading of the layout: Table 1's corner cell reads "Tested on / Crafted on". Rows are read
+as the model the FGSM examples were crafted on and columns as the model tested: with that
+reading the CNN keeps more than 90 % under every black-box attack and ResNet is "overall
+more affected", as the text says (the transposed reading contradicts both). Its diagonal is
+the white-box attack. Table 2 is MNIST (the text's Table 3 is; Table 2 does not say): its
+accuracy is that under minimal FGSM at its largest budget (ε = 1: the search stops there),
+robustness ρ is ART's empirical robustness (mean ‖δ‖₂/‖x‖₂ over the inputs whose
+prediction the attack changed) and the training-set distance is the mean nearest-neighbour
+L2 distance of those adversarial inputs to the training set. Tables 4 and 5 (black-box,
+crafted on the undefended ResNet) give FGSM at ε = 0.1 (the text's value); Random+FGSM is
+read at the same ε; DeepFool and C&W are unbounded (their minimal examples as found) and
+JSMA at ε = 1 (unbounded on [0, 1] inputs).
+"""
+
+from __future__ import annotations
+
+from advbench.report.papers import Cell, Role, TableSpec
+
+
+def _roles(data: str) -> dict[tuple[str, str], Role]:
+    def on_cnn(key, defense, *extra, activation="relu"):
+        return Role(key, "ibm-cnn", defense, parent="cnn", activation=activation,
+                    harden=("--defense", defense, *extra))  # fmt: skip
+
+    return {
+        (data, r.key): r
+        for r in (
+            Role("cnn", "ibm-cnn", activation="relu"),
+            Role("resnet", "ibm-resnet", activation="relu"),
+            Role("cnn-brelu", "ibm-cnn", "brelu", aliases=(None,), activation="brelu",
+                 parent="cnn", harden=("--defense", "brelu", "--from-scratch")),
+            Role("resnet-brelu", "ibm-resnet", "brelu", aliases=(None,), activation="brelu",
+                 parent="resnet", harden=("--defense", "brelu", "--from-scratch")),
+            on_cnn("fs", "feature-squeezing"),
+            on_cnn("ls", "label-smoothing"),
+            on_cnn("fgsm-at", "fgsm-at"),
+            on_cnn("vat", "vat"),
+            on_cnn("gda", "gda"),
+            on_cnn("gda-brelu", "gda+brelu", activation="brelu"),
+        )
+    }  # fmt: skip
+
+
+ROLES = {**_roles("mnist"), **_roles("cifar10")}
+ARCHS = {"CNN + RELU": "cnn", "CNN + BRELU": "cnn-brelu", "ResNet + RELU": "resnet",
+         "ResNet + BRELU": "resnet-brelu"}  # fmt: skip
+DEFENSES = {"CNN": "cnn", "Feature squeezing": "fs", "Feature squeeze": "fs",
+            "Label smoothing": "ls", "FGSM adversarial training": "fgsm-at", "VAT": "vat",
+            "GDA + RELU": "gda", "GDA + BRELU": "gda-brelu"}  # fmt: skip
+MINIMAL_MAX = {"mnist": 1.0, "cifar10": 0.3}  # the largest ε of the suite's minimal FGSM
+BLACK_BOX = {
+    "FGSM": ("Black-box FGSM", 0.1),
+    "Rand + FGSM": ("Black-box Random+FGSM", 0.1),
+    "DeepFool": ("Black-box DeepFool", float("inf")),
+    "JSMA": ("Black-box JSMA", 1.0),
+    "C&W": ("Black-box C&W", float("inf")),
+}
+
+
+def _table_1(row: str, col: str) -> Cell:
+    match = {"attack": "fgsm", "eps": 0.1, "targeted": None}
+    if row == col:
+        return Cell("accuracy", ARCHS[col], "mnist", {**match, "threat": "white-box"})
+    return Cell("accuracy", ARCHS[col], "mnist", {**match, "source_role": ARCHS[row]})
+
+
+def _table_2(row: str, col: str) -> Cell:
+    metric = {"Accuracy": "accuracy", "Robustness": "rho", "Training set distance":
+              "train_distance"}[col]  # fmt: skip
+    match = {"suite": "zantedeschi", "label": "FGSM (minimal)", "eps": MINIMAL_MAX["mnist"]}
+    return Cell(metric, DEFENSES[row], "mnist", match)
+
+
+def _black_box(data: str):
+    def cell(row: str, col: str) -> Cell:
+        label, eps = BLACK_BOX[col]
+        return Cell(
+            "accuracy",
+            DEFENSES[row],
+            data,
+            {"suite": "zantedeschi", "label": label, "eps": eps},
+            requires=("resnet",),
+        )  # crafted on the undefended ResNet (arch:ibm-resnet)
+
+    return cell
+
+
+TABLES = [
+    TableSpec("zantedeschi:1", "MNIST: accuracy (%) under FGSM (ε = 0.1) crafted on the row's "
+              "model, tested on the column's", "zantedeschi", ROLES, _table_1),
+    TableSpec("zantedeschi:2", "MNIST: white-box minimal FGSM: accuracy (%), robustness ρ, "
+              "training-set distance", "zantedeschi", ROLES, _table_2),
+    TableSpec("zantedeschi:3", "MNIST: local loss sensitivity (mean ‖∇x J‖₂ at test points)",
+              "zantedeschi", ROLES,
+              lambda row, col: Cell("loss_sensitivity", DEFENSES[row], "mnist")),
+    TableSpec("zantedeschi:4", "MNIST: accuracy (%) under black-box attacks crafted on the "
+              "undefended ResNet", "zantedeschi", ROLES, _black_box("mnist")),
+    TableSpec("zantedeschi:5", "CIFAR-10: accuracy (%) under black-box attacks crafted on the "
+              "undefended ResNet", "zantedeschi", ROLES, _black_box("cifar10")),
+]  # fmt: skip

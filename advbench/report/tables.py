@@ -1,0 +1,477 @@
+"""The papers' tables regenerated from stored runs, beside the published numbers.
+
+`evaluate(db, spec)` fills every cell of a `TableSpec` from the runs and measurements its
+declarative match selects; `render` prints it as a terminal table, markdown, LaTeX, or tidy
+CSV / JSON (one row per cell); `missing_commands` lists the `advbench` commands that fill
+its empty cells.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from advbench.errors import BadInput, unknown
+from advbench.metrics import wilson_interval
+from advbench.report.papers import (
+    DATA,
+    PERCENT,
+    Cell,
+    Published,
+    TableSpec,
+    layout,
+    references,
+    tables,
+)
+from advbench.store import SAMPLE_COUNTS
+
+FORMATS = ("table", "markdown", "csv", "latex", "json")
+
+_RUNS = f"""
+select r.id, r.model, r.attack, r.label, r.suite, r.eps, r.targeted,
+       coalesce(r.threat, 'white-box') as threat, r.source_model, r.seed, r.scale, r.status,
+       r.finished_at, r.started_at, r.n as planned, r.n_samples, r.only_correct,
+       {SAMPLE_COUNTS}
+from runs r left join samples s on s.run_id = r.id
+group by r.id
+"""
+
+
+@dataclass
+class Result:
+    """One evaluated cell: measured and published values, n and, for accuracies, the 95 %
+    Wilson interval (bounds in the value's unit)."""
+
+    table: str
+    row: str
+    column: str
+    metric: str
+    measured: Any = None  # number, or text for a setting
+    published: float | str | None = None
+    published_text: str = ""
+    n: int | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    status: str = "empty"  # complete, partial, empty
+    model: str | None = None
+    checksum: str | None = None
+    runs: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # other matching runs (not used)
+    seed: int | None = None
+    scale: str | None = None
+    sample_set: str | None = None  # n_samples/seed/only_correct/targeted of the runs used
+    why: str = ""  # why it is empty
+
+
+class Store:
+    """What the tables read, loaded once per report."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.models = [dict(r) for r in db.query("select * from models order by created_at")]
+        runs = pd.read_sql_query(_RUNS, db.conn)
+        runs["targeted"] = [None if pd.isna(v) else v for v in runs["targeted"]]
+        runs["label"] = [None if pd.isna(v) else v for v in runs["label"]]
+        runs["suite"] = [None if pd.isna(v) else v for v in runs["suite"]]
+        self.runs = runs
+        self.measurements = (
+            [dict(r) for r in db.query("select * from measurements order by created_at")]
+            if "measurements" in db.table_names()
+            else []
+        )
+
+    def role_models(self, spec: TableSpec, data: str, key: str) -> list[dict]:
+        """Stored models matching a role, newest first."""
+        role = spec.roles[(data, key)]
+        return [m for m in reversed(self.models) if role.matches(m, data)]
+
+    def matching_runs(self, spec: TableSpec, cell: Cell, model: str, label=None) -> pd.DataFrame:
+        runs = self.runs[self.runs["model"] == model]
+        match = dict(cell.match)
+        match.pop("labels", None)
+        if label is not None:
+            match["label"] = label
+        for key, want in match.items():
+            if key == "eps":
+                runs = runs[_mask(runs, [_same_eps(e, want) for e in runs["eps"]])]
+            elif key == "source_role":
+                names = {m["name"] for m in self.role_models(spec, cell.data, want)}
+                runs = runs[runs["source_model"].isin(names)]
+            elif key == "targeted":
+                runs = runs[_mask(runs, [t == want for t in runs["targeted"]])]
+            else:
+                runs = runs[runs[key] == want]
+        runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
+        # The newest complete run wins; a partial one only where none is complete.
+        done = runs["status"] == "complete"
+        return pd.concat(
+            [
+                runs[done].sort_values("finished_at", ascending=False),
+                runs[~done].sort_values("started_at", ascending=False),
+            ]
+        )
+
+
+def _mask(df: pd.DataFrame, values: list[bool]) -> pd.Series:
+    """A boolean row mask (a plain empty list would select no columns instead)."""
+    return pd.Series(values, index=df.index, dtype=bool)
+
+
+def _same_eps(a: float, b: float) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return math.isinf(a) and math.isinf(b)
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _set_of(run) -> str:
+    parts = [f"n_samples={int(run.n_samples)}", f"seed={int(run.seed)}"]
+    if run.only_correct:
+        parts.append("correct only")
+    if run.targeted:
+        parts.append(f"targeted {run.targeted}")
+    return ", ".join(parts)
+
+
+def evaluate(
+    db: sqlite_utils.Database, spec: TableSpec, store: Store | None = None
+) -> list[Result]:
+    store = store or Store(db)
+    rows, cols, pub = layout(spec)
+    out = []
+    for row in rows:
+        for col in cols:
+            p = pub.get((row, col))
+            res = Result(
+                spec.id, row, col, "", published=_num(p), published_text=p.text if p else ""
+            )
+            cell = spec.cell(row, col)
+            res.metric = cell.metric
+            _fill(store, spec, cell, res)
+            out.append(res)
+    return out
+
+
+def _num(p: Published | None) -> float | str | None:
+    if p is None or p.value == "":
+        return None
+    try:
+        return float(p.value)
+    except ValueError:
+        return p.value
+
+
+def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
+    models = store.role_models(spec, cell.data, cell.role)
+    if not models:
+        res.why = f"no {cell.data} model of role {cell.role}"
+        return
+    model = models[0]
+    res.model, res.checksum = model["name"], model["checksum"]
+    if cell.metric == "clean":
+        n = int(model["clean_n"] or 0)
+        acc = model["clean_accuracy"]
+        if acc is None or not n:
+            res.why = "no clean accuracy stored"
+            return
+        lo, hi = wilson_interval(round(acc * n), n)
+        res.measured, res.n, res.ci_low, res.ci_high = acc * 100, n, lo * 100, hi * 100
+        res.status = "complete"
+        res.seed = model["seed"]
+        return
+    if cell.metric == "setting":
+        res.measured = _setting(model, cell.key)
+        res.status = "complete"
+        return
+    if cell.metric in ("loss_sensitivity", "jacobian"):
+        metric = cell.metric.replace("_", "-")
+        found = [
+            m
+            for m in store.measurements
+            if (m["model"], m["metric"]) == (model["name"], metric)
+            and m["model_checksum"] == model["checksum"]
+        ]
+        if not found:
+            res.why = f"no {metric} measurement"
+            return
+        m = found[-1]
+        res.measured, res.n, res.seed, res.status = m["value"], m["n"], m["seed"], "complete"
+        return
+    labels = cell.match.get("labels") or [cell.match.get("label")]
+    chosen = []
+    for label in labels:
+        runs = store.matching_runs(
+            spec, cell, model["name"], label if "labels" in cell.match else None
+        )
+        if runs.empty:
+            continue
+        chosen.append(runs.iloc[0])
+        res.others += list(runs["id"].iloc[1:])
+    if not chosen:
+        res.why = "no matching run"
+        return
+    res.runs = [r.id for r in chosen]
+    res.status = "complete" if all(r.status == "complete" for r in chosen) else "partial"
+    first = chosen[0]
+    res.seed, res.scale, res.sample_set = int(first.seed), first.scale, _set_of(first)
+    db = store.db
+    if cell.metric == "accuracy":
+        robust, n = int(first.robust), int(first.n)
+    elif cell.metric == "best":
+        from advbench.report import worst_case
+
+        robust, n = worst_case(db, res.runs)
+    elif cell.metric == "rho_adv":
+        from advbench.report import rho_adv
+
+        res.measured, res.n = rho_adv(db, first.id)
+        return
+    elif cell.metric == "rho":
+        res.measured, res.n = rho_changed(db, first.id)
+        return
+    else:  # measurements taken at a run's stored examples
+        metric = {"train_distance": "train-distance", "jacobian_adv": "jacobian-adv"}[cell.metric]
+        found = [m for m in store.measurements if m["run_id"] == first.id and m["metric"] == metric]
+        if not found:
+            res.status, res.why = "empty", f"no {metric} measurement at run {first.id}"
+            return
+        res.measured, res.n = found[-1]["value"], found[-1]["n"]
+        return
+    res.n = n
+    if n:
+        lo, hi = wilson_interval(robust, n)
+        res.measured, res.ci_low, res.ci_high = robust / n * 100, lo * 100, hi * 100
+    else:
+        res.why = "no instance could be started"
+
+
+def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
+    """zantedeschi's empirical robustness ρ (001:171, eq. 2), as ART's
+    `empirical_robustness`: mean ‖x_adv − x‖₂ / ‖x‖₂ over the inputs whose prediction the
+    attack changed (others have no minimal perturbation). NaN and 0 where there is none."""
+    n, total = db.execute(
+        "select count(*), sum(l2 / x_l2) from samples where run_id = ? and adv_pred != "
+        "clean_pred and x_l2 > 0 and not coalesce(init_failed, 0)",
+        [run_id],
+    ).fetchone()
+    return (total / n if n else float("nan"), n)
+
+
+def _setting(model: dict, key: str | None) -> str:
+    """A training setting as the paper prints it ("2.0,0.01" for two weights); N/A where
+    the model's defense has no such setting."""
+    if key is None:
+        return "N/A"
+    config = json.loads(model["config"] or "{}")
+    params = json.loads(model["defense_config"] or "{}")
+    values = []
+    for k in key.split(","):
+        v: Any = config if k == "epochs" else params
+        for part in k.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        values.append("N/A" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
+    return ",".join(values)
+
+
+# ---- presentation -----------------------------------------------------------------------
+
+
+def _fmt(value: Any, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, str):
+        return value
+    if metric in PERCENT:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def cell_text(r: Result) -> str:
+    """measured [low, high] n=N · paper P: the interval by its bounds (Wilson's is not
+    symmetric), or why the cell is empty."""
+    paper = f"paper {_fmt(r.published, r.metric)}" if r.published is not None else "paper —"
+    if r.status == "empty":
+        return f"not run ({r.why}) · {paper}"
+    text = _fmt(r.measured, r.metric)
+    if r.ci_low is not None:
+        text += f" [{r.ci_low:.1f}, {r.ci_high:.1f}]"
+    if r.n is not None:
+        text += f" n={r.n}"
+    if r.status == "partial":
+        text += " partial"
+    return f"{text} · {paper}"
+
+
+def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -> list[str]:
+    """How the numbers were obtained: scale, sample sets, seeds and models' checksums."""
+    filled = [r for r in results if r.status != "empty"]
+    lines = [
+        f"{spec.id}: {spec.title}. Measured [95 % Wilson interval] n · paper; "
+        f"{len(filled)} of {len(results)} cells filled."
+    ]
+    scales = sorted({r.scale for r in filled if r.scale})
+    if scales:
+        reduced = [s for s in scales if s != "full"]
+        lines.append(
+            f"Scale: {', '.join(scales)}"
+            + (" (reduced: fewer samples and iterations than the paper)" if reduced else "")
+        )
+    models = {}
+    for r in filled:
+        if r.model:
+            models[r.model] = r.checksum
+    datasets = sorted({m["dataset"] for m in db.query("select name, dataset from models")
+                       if m["name"] in models})  # fmt: skip
+    if datasets:
+        note = " (the embedded 5,000-image MNIST subset)" if "mnist-5k" in datasets else ""
+        lines.append(f"Data: {', '.join(datasets)}{note}")
+    seeds = sorted({r.seed for r in filled if r.seed is not None})
+    if seeds:
+        lines.append(f"Seeds: {', '.join(map(str, seeds))}")
+    if models:
+        lines.append("Models: " + ", ".join(f"{k} ({(v or '')[:12]})" for k, v in models.items()))
+    by_col: dict[str, set[str]] = {}
+    for r in filled:
+        if r.sample_set:
+            by_col.setdefault(r.column, set()).add(r.sample_set)
+    mixed = {c: s for c, s in by_col.items() if len(s) > 1}
+    for c, sets in mixed.items():
+        lines.append(f"Column {c!r} mixes sample sets: {'; '.join(sorted(sets))}")
+    refs = references(spec)
+    if refs:
+        lines.append(
+            "Published only (other methods, not reproduced): "
+            + "; ".join(f"{p.row} / {p.column}: {p.text or '—'}" for p in refs)
+        )
+    if spec.note:
+        lines.append(spec.note)
+    return lines
+
+
+def to_frame(results: list[Result]) -> pd.DataFrame:
+    """Tidy: one row per cell."""
+    cols = ["table", "row", "column", "metric", "measured", "published", "n", "ci_low",
+            "ci_high", "status", "model", "checksum", "seed", "scale", "sample_set", "runs",
+            "why"]  # fmt: skip
+    rows = []
+    for r in results:
+        d = asdict(r)
+        d["runs"] = " ".join(r.runs)
+        rows.append({c: d[c] for c in cols})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def pivot(results: list[Result]) -> pd.DataFrame:
+    rows = list(dict.fromkeys(r.row for r in results))
+    cols = list(dict.fromkeys(r.column for r in results))
+    cells = {(r.row, r.column): cell_text(r) for r in results}
+    return pd.DataFrame(
+        [[row, *[cells[(row, c)] for c in cols]] for row in rows], columns=["", *cols]
+    )
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):  # fmt: skip
+        text = text.replace(a, b) if a != "\\" else text.replace(a, b)
+    return text
+
+
+def render(spec: TableSpec, results: list[Result], fmt: str, db) -> str:
+    if fmt == "csv":
+        return to_frame(results).to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(
+            {"table": spec.id, "title": spec.title, "caption": caption(spec, results, db),
+             "cells": json.loads(to_frame(results).to_json(orient="records"))},
+            ensure_ascii=False, indent=1,
+        )  # fmt: skip
+    df = pivot(results)
+    lines = caption(spec, results, db)
+    if fmt == "markdown":
+        head = "| " + " | ".join(df.columns) + " |"
+        sep = "|" + "|".join("---" for _ in df.columns) + "|"
+        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+        return "\n".join([f"### {spec.id}", "", head, sep, *body, "", *lines]) + "\n"
+    if fmt == "latex":
+        spec_cols = "l" * len(df.columns)
+        out = [r"\begin{table}", r"\centering", rf"\begin{{tabular}}{{{spec_cols}}}", r"\hline"]
+        out.append(" & ".join(_latex_escape(str(c)) for c in df.columns) + r" \\ \hline")
+        for row in df.itertuples(index=False):
+            out.append(" & ".join(_latex_escape(str(v)) for v in row) + r" \\")
+        out += [r"\hline", r"\end{tabular}",
+                rf"\caption{{{_latex_escape(' '.join(lines))}}}", r"\end{table}"]  # fmt: skip
+        return "\n".join(out) + "\n"
+    raise unknown("format", fmt, FORMATS)
+
+
+def print_rich(console, spec: TableSpec, results: list[Result], db, verbose: bool = False) -> None:
+    from rich.table import Table
+
+    df = pivot(results)
+    t = Table(title=f"{spec.id}: {spec.title}", title_justify="left", show_lines=True)
+    for c in df.columns:
+        t.add_column(str(c), overflow="fold")
+    for row in df.itertuples(index=False):
+        t.add_row(*[str(v) for v in row])
+    console.print(t)
+    for line in caption(spec, results, db):
+        console.print(line, highlight=False, markup=False)
+    if verbose:
+        for r in results:
+            if r.runs or r.others:
+                console.print(
+                    f"  {r.row} / {r.column}: used {' '.join(r.runs) or '—'}"
+                    + (f"; also matching: {' '.join(r.others)}" if r.others else ""),
+                    highlight=False, markup=False,
+                )  # fmt: skip
+
+
+def select(table: str) -> list[TableSpec]:
+    """`all`, one id, or a paper name (all its tables)."""
+    specs = tables()
+    if table == "all":
+        return list(specs.values())
+    if table in specs:
+        return [specs[table]]
+    by_paper = [s for s in specs.values() if s.paper == table]
+    if by_paper:
+        return by_paper
+    raise unknown("table", table, ["all", *specs])
+
+
+def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]:
+    """(id, title, filled cells, cells) of every table."""
+    store = Store(db) if db is not None else None
+    out = []
+    for spec in tables().values():
+        if store is None:
+            rows, cols, _ = layout(spec)
+            out.append((spec.id, spec.title, 0, len(rows) * len(cols)))
+            continue
+        results = evaluate(db, spec, store)
+        out.append((spec.id, spec.title, sum(r.status != "empty" for r in results), len(results)))
+    return out
+
+
+def data_for(data: str, data_dir=None) -> str | None:
+    """The first stored-data-set name for a table's data that is on disk, else None."""
+    from advbench import data as datasets
+
+    for name in DATA[data]:
+        spec = datasets.spec(name)
+        if not spec.needs_dir:
+            return name
+        try:
+            datasets.load(name, "test", data_dir=data_dir)
+        except BadInput:
+            continue
+        return name
+    return None
+
+
+__all__ = ["FORMATS", "Result", "Store", "evaluate", "render", "select", "listing", "cell_text"]

@@ -1,0 +1,69 @@
+"""The tables' model measurements against hand computations on tiny models:
+loss sensitivity, ‖J‖_F, nearest-training-image distance, Davies–Bouldin, and the ρ
+reductions of the report (zantedeschi's, as ART's `empirical_robustness`)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from advbench.measures import davies_bouldin, jacobian_fro, loss_sensitivity, nearest_distance
+
+
+def _linear(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+    return model.eval(), model[1].weight.detach(), model[1].bias.detach()
+
+
+def test_loss_sensitivity_is_each_samples_own_gradient_norm():
+    model, w, b = _linear()
+    x = torch.rand(5, 1, 2, 3)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    got = loss_sensitivity(model, x, y)
+    # ∇x CE(Wx + b, y) = Wᵀ (softmax(Wx + b) − e_y), per sample, by hand.
+    flat = x.flatten(1)
+    p = torch.softmax(flat @ w.T + b, dim=1)
+    p[torch.arange(5), y] -= 1
+    expected = (p @ w).norm(dim=1)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # the same samples in another batch: the value does not depend on the batch (a
+    # mean-reduced loss would divide each gradient by the batch size)
+    assert torch.allclose(loss_sensitivity(model, x[:2], y[:2]), expected[:2], atol=1e-6)
+
+
+def test_jacobian_norm_of_a_linear_model_is_the_weights_frobenius_norm():
+    model, w, _ = _linear(1)
+    got = jacobian_fro(model, torch.rand(4, 1, 2, 3))
+    assert torch.allclose(got, torch.full((4,), float(w.norm())), atol=1e-6)
+
+
+def test_jacobian_norm_of_a_nonlinear_model_matches_autograd():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).eval()
+    x = torch.rand(3, 1, 2, 3)
+    got = jacobian_fro(model, x)
+    for i in range(3):
+        j = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0))[0], x[i])
+        assert float(got[i]) == pytest.approx(float(j.norm()), rel=1e-5)
+
+
+def test_nearest_distance_in_chunks_equals_brute_force():
+    rng = np.random.default_rng(0)
+    ref = torch.tensor(rng.random((37, 1, 2, 2)), dtype=torch.float32)
+    pts = torch.tensor(rng.random((5, 1, 2, 2)), dtype=torch.float32)
+    brute = np.array(
+        [min(np.linalg.norm(p.numpy().ravel() - r.numpy().ravel()) for r in ref) for p in pts]
+    )
+    got = nearest_distance(pts, ref, chunk=4)  # 10 chunks, the last one short
+    assert np.allclose(got.numpy(), brute, atol=1e-6)
+    # a point that is a training image is at distance 0
+    assert float(nearest_distance(ref[3:4], ref, chunk=8)[0]) == 0.0
+
+
+def test_davies_bouldin_of_two_clusters_by_hand():
+    # Cluster A: (0,0),(2,0): centroid (1,0), mean distance to it 1.
+    # Cluster B: (10,0),(10,4): centroid (10,2), mean distance 2. Centroid distance √85.
+    emb = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert davies_bouldin(emb, labels) == pytest.approx(3 / 85**0.5)

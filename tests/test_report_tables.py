@@ -1,0 +1,200 @@
+"""Paper tables from known data: a store of hand-made models, runs and sample rows whose
+cells (values, n, interval bounds, which run wins) are worked out by hand here.
+
+Models (MNIST, embedded subset): fidel's standard keras-mnist and its jacobian-hardened
+child; a jacobian model hardened with jakubovitz's recipe (must not stand in for fidel's
+JacobReg); pesso's madry-mnist and its pgd-at child.
+  fidel CW-L2 ε1 on standard: an older complete run (10/10 robust), the newest complete
+      run (3 robust of 10) and a newer partial run (0 of 4): the newest complete wins → 30.0.
+  fidel CW-L2 (targeted) ε1 on standard: 9 instances, 2 robust, 1 failed start → 2 of 8.
+  pesso on pgd-at at ε 0.3: FGSM robust {0..7}, PGD robust {0..5, 8}, HSJA robust {0..9}
+      of 10 → best attack: robust in all = {0..5} → 6 of 10.
+  zantedeschi-style ρ: ‖δ‖ = 1, 2 on ‖x‖ = 4, 5 where the prediction changed, one
+      unchanged (0.9/3: not counted) → (0.25 + 0.4) / 2 = 0.325 over 2.
+"""
+
+import json
+
+import pytest
+from scipy.stats import binomtest
+from typer.testing import CliRunner
+
+from advbench.cli import app
+from advbench.report import tables as tab
+from advbench.report.papers import layout, tables
+from advbench.store import open_db
+
+CELLS = ("measured", "published", "n", "ci_low", "ci_high")
+
+
+def wilson(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low * 100, ci.high * 100
+
+
+def _model(name, arch, defense=None, config=None, params=None, created="0", acc=0.9):
+    return {"name": name, "checksum": name[0] * 64, "arch": arch, "dataset": "mnist-5k",
+            "defense": defense, "config": json.dumps(config or {"kind": "train"}),
+            "defense_config": json.dumps(params) if params else None, "clean_accuracy": acc,
+            "clean_n": 1000, "seed": 0, "created_at": created}  # fmt: skip
+
+
+def _run(db, rid, model, label, eps, triples, *, suite, status="complete", finished="2", **kw):
+    db["runs"].insert({"id": rid, "model": model, "attack": "x", "label": label, "eps": eps,
+                       "suite": suite, "n": len(triples), "n_samples": len(triples), "seed": 0,
+                       "scale": "smoke", "status": status, "finished_at": finished,
+                       "started_at": finished, "threat": "white-box", **kw})  # fmt: skip
+    rows = []
+    for i, t in enumerate(triples):
+        y, clean, adv = t[:3]
+        row = {"run_id": rid, "idx": i, "position": i, "label": y, "clean_pred": clean,
+               "adv_pred": adv, "success": int(adv != y), "l2": 0.0, "x_l2": 1.0, "eps": eps}
+        if len(t) > 3:
+            row.update(t[3])
+        rows.append(row)
+    db["samples"].insert_all(rows, pk=("run_id", "position"))
+
+
+@pytest.fixture
+def known(tmp_path):
+    db = open_db(tmp_path / "t.db")
+    db["models"].insert_all([
+        _model("std", "keras-mnist", created="1"),
+        _model("jac", "keras-mnist", "jacobian", {"kind": "harden"}, {"lambda": 0.01}, "2", 0.95),
+        _model("kjac", "keras-mnist", "jacobian", {"kind": "harden", "recipe": "jakubovitz"},
+               {"lambda": 0.1}, "3"),
+        _model("comb", "keras-mnist", "nsloss+jacobian", {"kind": "harden", "epochs": 20},
+               {"nsloss": {"lambda": 2.0, "eps": 1.0, "samples": 5}, "jacobian": {"lambda": 0.01}},
+               "4"),
+        _model("madry", "madry-mnist", created="5"),
+        _model("pgdat", "madry-mnist", "pgd-at", {"kind": "harden"}, {"eps": 0.3}, "6"),
+    ])  # fmt: skip
+    ok, broken = (3, 3, 3), (3, 3, 4)
+    _run(db, "old", "std", "CW-L2", 1.0, [ok] * 10, suite="fidel", finished="1")
+    _run(db, "new", "std", "CW-L2", 1.0, [ok] * 3 + [broken] * 7, suite="fidel", finished="2")
+    _run(db, "part", "std", "CW-L2", 1.0, [broken] * 4, suite="fidel", status="running",
+         finished=None, started_at="3")  # fmt: skip
+    _run(db, "tgt", "std", "CW-L2 (targeted)", 1.0,
+         [ok] * 2 + [(3, 3, 5)] * 6 + [(3, 3, 3, {"init_failed": 1})], suite="fidel",
+         targeted="all-others")  # fmt: skip
+    robust = {"FGSM": range(8), "PGD": [0, 1, 2, 3, 4, 5, 8], "HSJA": range(10)}
+    for label, keep in robust.items():
+        _run(db, f"p-{label}", "pgdat", label, 0.3,
+             [ok if i in keep else broken for i in range(10)], suite="pesso")  # fmt: skip
+    return db
+
+
+def _cell(db, table, row, col):
+    results = tab.evaluate(db, tables()[table])
+    return next(r for r in results if (r.row, r.column) == (row, col))
+
+
+def test_newest_complete_run_fills_the_cell_with_wilson_bounds(known):
+    r = _cell(known, "fidel:III", "Untargeted CW-L2", "Standard ε1")
+    assert (r.measured, r.n, r.published, r.status) == (30.0, 10, 3.0, "complete")
+    assert (r.ci_low, r.ci_high) == pytest.approx(wilson(3, 10), rel=1e-4)
+    assert r.runs == ["new"] and set(r.others) == {"old", "part"}
+    assert tab.cell_text(r).startswith(f"30.0 [{r.ci_low:.1f}, {r.ci_high:.1f}] n=10")
+
+
+def test_targeted_cell_leaves_failed_starts_out_of_n(known):
+    r = _cell(known, "fidel:III", "Targeted CW-L2", "Standard ε1")
+    assert (r.measured, r.n) == (25.0, 8)
+    assert "targeted all-others" in r.sample_set
+
+
+def test_a_model_hardened_with_another_papers_recipe_is_not_fidels(known):
+    r = _cell(known, "fidel:III", "Untargeted CW-L2", "JacobReg ε1")
+    assert r.model == "jac" and r.status == "empty" and "no matching run" in r.why
+    r = _cell(known, "fidel:III", "Untargeted CW-L2", "NsLoss ε1")
+    assert r.model is None and "no mnist model of role nsloss" in r.why
+
+
+def test_settings_and_clean_accuracy(known):
+    assert _cell(known, "fidel:I", "MNIST Combined", "λ").measured == "2,0.01"
+    assert _cell(known, "fidel:I", "MNIST Combined", "epochs").measured == "20"
+    assert _cell(known, "fidel:I", "MNIST JacobReg", "NsEps").measured == "N/A"
+    r = _cell(known, "fidel:I", "MNIST JacobReg", "ACC")
+    assert (r.measured, r.n) == (pytest.approx(95.0), 1000)
+    assert (r.ci_low, r.ci_high) == pytest.approx(wilson(950, 1000), rel=1e-4)
+
+
+def test_best_attack_is_the_per_sample_worst_case(known):
+    r = _cell(known, "pesso:1", "MNIST ε = 0.3 Madry et al.", "Best attack")
+    assert (r.measured, r.n) == (60.0, 10)
+    assert sorted(r.runs) == ["p-FGSM", "p-HSJA", "p-PGD"]
+    pgd = _cell(known, "pesso:1", "MNIST ε = 0.3 Madry et al.", "PGD")
+    assert (pgd.measured, pgd.published) == (70.0, 91.2)
+
+
+def test_zantedeschi_rho_counts_changed_predictions(known):
+    _run(known, "fmin", "std", "FGSM (minimal)", 1.0,
+         [(3, 3, 4, {"l2": 1.0, "x_l2": 4.0}), (3, 3, 5, {"l2": 2.0, "x_l2": 5.0}),
+          (3, 3, 3, {"l2": 0.9, "x_l2": 3.0})], suite="zantedeschi")  # fmt: skip
+    value, n = tab.rho_changed(known, "fmin")
+    assert (value, n) == (pytest.approx(0.325), 2)
+
+
+def test_caption_says_scale_data_seed_checksums_and_mixed_sample_sets(known):
+    spec = tables()["fidel:III"]
+    lines = tab.caption(spec, tab.evaluate(known, spec), known)
+    text = "\n".join(lines)
+    assert "Scale: smoke (reduced" in text and "mnist-5k" in text and "Seeds: 0" in text
+    assert "std (ssssssssssss)" in text
+    assert "mixes sample sets" in text  # the ε1 column holds untargeted and targeted runs
+
+
+@pytest.mark.parametrize("fmt", tab.FORMATS)
+def test_every_table_renders_in_every_format(known, fmt, tmp_path):
+    runner = CliRunner()
+    db = known.execute("pragma database_list").fetchone()[2]
+    res = runner.invoke(app, ["report", "--table", "all", "--format", fmt, "--db", db],
+                        env={"COLUMNS": "200"})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for tid in tables():
+        if fmt in ("markdown", "json", "table", "latex"):
+            assert tid in res.output
+
+
+def test_tidy_csv_has_one_row_per_cell(known):
+    spec = tables()["fidel:III"]
+    df = tab.to_frame(tab.evaluate(known, spec))
+    rows, cols, _ = layout(spec)
+    assert len(df) == len(rows) * len(cols)
+    assert {"table", "row", "column", "measured", "published", "n", "ci_low", "ci_high"} <= set(
+        df.columns
+    )
+    cell = df[(df["row"] == "Untargeted CW-L2") & (df["column"] == "Standard ε1")].iloc[0]
+    assert (cell["measured"], cell["published"], cell["n"]) == (30.0, 3.0, 10)
+
+
+def test_output_directory_gets_one_file_per_table_and_refuses_a_database(known, tmp_path):
+    runner = CliRunner()
+    db = known.execute("pragma database_list").fetchone()[2]
+    out = tmp_path / "tables"
+    res = runner.invoke(app, ["report", "--table", "pesso", "--format", "csv", "--output",
+                              str(out), "--db", db])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["pesso_1.csv", "pesso_4.csv"]
+    before = (tmp_path / "t.db").read_bytes()
+    res = runner.invoke(app, ["report", "--table", "pesso", "--output", db, "--db", db])
+    assert res.exit_code == 2 and "is a database, not a directory" in res.output
+    assert (tmp_path / "t.db").read_bytes() == before
+
+
+def test_unknown_table_names_the_choices(known):
+    db = known.execute("pragma database_list").fetchone()[2]
+    res = CliRunner().invoke(app, ["report", "--table", "fidel:II", "--db", db])
+    assert res.exit_code == 2
+    assert "fidel:II" in res.output and "fidel:III" in res.output
+
+
+def test_list_counts_filled_cells(known):
+    db = known.execute("pragma database_list").fetchone()[2]
+    counts = {tid: (f, n) for tid, _, f, n in tab.listing(known)}
+    # fidel:III: CW-L2 and its targeted row on the standard model's ε1 column
+    assert counts["fidel:III"] == (2, 72)
+    # Standard: Natural (clean accuracy); Madry et al.: Natural, FGSM, PGD, HSJA, Best attack
+    assert counts["pesso:1"][0] == 6
+    res = CliRunner().invoke(app, ["report", "--list", "--db", db], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "2/72" in res.output
