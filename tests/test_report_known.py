@@ -134,11 +134,10 @@ def test_summary_table_cells_from_known_rows(known):
 
     def cell(k, n):
         lo, hi = wilson(k, n)
-        half = max(k / n - lo, hi - k / n) * 100
-        return f"{100 * k / n:.1f} ±{half:.1f} (n={n})"
+        return f"{100 * k / n:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] (n={n})"
 
     assert table.loc["m", "clean"] == cell(8, 10)
-    assert table.loc["m", "FGSM ε=0.1"] == cell(6, 10) == "60.0 ±28.7 (n=10)"  # 0.313–0.832
+    assert table.loc["m", "FGSM ε=0.1"] == cell(6, 10) == "60.0 [31.3, 83.2] (n=10)"
     assert table.loc["m", "FGSM [transfer] ← root ε=0.1"] == cell(9, 10)
     assert table.loc["m", "PGD (targeted random) ε=0.1"] == cell(4, 10)
     assert table.loc["m", "HSJ ε=1"] == cell(5, 8)
@@ -238,8 +237,7 @@ def test_runs_without_rows_are_not_cells_and_partial_runs_say_so(known):
     assert "BIM" not in set(runs["attack"])
     table = summary_table(known, ["m"]).set_index("model")
     lo, hi = wilson(3, 4)
-    half = max(0.75 - lo, hi - 0.75) * 100
-    assert table.loc["m", "FGSM ε=0.2"] == f"75.0 ±{half:.1f} (n=4) partial"
+    assert table.loc["m", "FGSM ε=0.2"] == f"75.0 [{100 * lo:.1f}, {100 * hi:.1f}] (n=4) partial"
     assert table.loc["m", "FGSM ε=0.1"].endswith("(n=10)")  # complete: no mark
 
 
@@ -291,9 +289,9 @@ def test_render_and_split_by_attack(known):
     md = render(table, "markdown", caption="cap").splitlines()
     assert md[0] == "| " + " | ".join(table.columns) + " |"
     assert md[1] == "|" + "|".join(["---"] * len(table.columns)) + "|"
-    assert md[2].startswith("| m | jacobian | 80.0 ±") and md[-1] == "cap"
+    assert md[2].startswith("| m | jacobian | 80.0 [") and md[-1] == "cap"
     csv = render(table, "csv").splitlines()
-    assert csv[0] == ",".join(table.columns) and csv[1].startswith("m,jacobian,80.0 ±")
+    assert csv[0] == ",".join(table.columns) and csv[1].startswith('m,jacobian,"80.0 [49.0, 94.3] (n=10)"')
     parts = dict(by_attack(table))
     assert list(parts) == ["clean", "DeepFool", "FGSM", "FGSM [transfer] ← root", "HSJ", "PGD",
                            "PGD (targeted random)"]  # fmt: skip

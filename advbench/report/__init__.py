@@ -115,13 +115,13 @@ def _threat_label(r) -> str:
 def _cell(acc: float, lo: float, hi: float, n: int, status: str, failed: int = 0) -> str:
     if not n:
         return f"no start ({failed} failed)"
-    half = max(acc - lo, hi - acc) * 100
-    text = f"{acc * 100:.1f} ±{half:.1f} (n={n})"
+    # The Wilson interval is asymmetric: show its bounds, not a ± half-width.
+    text = f"{acc * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}] (n={n})"
     return text if status == "complete" else text + " partial"
 
 
 def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
-    """Rows model/defense, columns clean + attack x ε; cells 'acc ±ci (n=..)' or 'not run'."""
+    """Rows model/defense, columns clean + attack x ε; cells 'acc [low, high] (n=..)' or 'not run'."""
     runs = run_results(db, models)
     mrows = pd.read_sql_query(
         "select name as model, coalesce(defense, 'none') as defense, clean_accuracy, clean_n "
@@ -169,7 +169,7 @@ def provenance_line(db: sqlite_utils.Database, models: list[str] | None = None) 
     seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
     scales = ", ".join(sorted(str(s) for s in runs["scale"].fillna("custom").unique()))
     return (
-        f"Robust accuracy in % of n test samples (± half-width of the 95 % Wilson interval); "
+        f"Robust accuracy in % of n test samples [95 % Wilson interval]; "
         f"sample seed {seeds}; scale {scales}; {len(runs)} runs."
     )
 
@@ -211,7 +211,7 @@ def print_summary(console, db: sqlite_utils.Database, models: list[str] | None =
 
     df = summary_table(db, models)
     for title, part in by_attack(df):
-        t = Table(title=f"{title}: accuracy % ±95 % CI (n)", title_justify="left")
+        t = Table(title=f"{title}: accuracy % [95 % CI] (n)", title_justify="left")
         for c in part.columns:
             t.add_column(str(c), no_wrap=c in ("model", "defense"))
         for row in part.itertuples(index=False):

@@ -1,0 +1,71 @@
+"""`advbench report --missing`: the printed commands, run as printed, fill the cells they
+name; cells whose data set is not on disk get one line each."""
+
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from advbench.cli import app
+from advbench.report import papers
+from advbench.report import tables as tab
+from advbench.report.papers import layout, tables
+from advbench.store import open_db
+
+
+def _missing(runner, *args):
+    res = runner.invoke(app, ["report", "--missing", *args])
+    assert res.exit_code == 0, res.output
+    lines = [x for x in res.stdout.splitlines() if x.strip()]
+    return [x for x in lines if x.startswith("advbench ")], [x for x in lines if x.startswith("# ")]
+
+
+def test_missing_on_an_empty_store_builds_every_mnist_model_and_names_absent_data(tmp_path):
+    db = tmp_path / "none.db"
+    cmds, absent = _missing(CliRunner(), "--db", str(db))
+    assert not db.exists()  # a read-only command makes no database
+    trains = [c for c in cmds if c.startswith("advbench train ")]
+    archs = {shlex.split(c)[shlex.split(c).index("--arch") + 1] for c in trains}
+    assert archs == {"keras-mnist", "ibm-cnn", "ibm-resnet", "resnet56", "tf-mnist",
+                     "madry-mnist"}  # fmt: skip
+    assert all("--dataset mnist-5k" in c for c in trains)
+    # every harden names a parent made by an earlier command
+    made = []
+    for c in cmds:
+        words = shlex.split(c)
+        if words[1] in ("train", "harden"):
+            if words[1] == "harden":
+                assert words[words.index("--model") + 1] in made, c
+            made.append(words[words.index("--name") + 1])
+    # one line per cell of a data set that is not here (CIFAR-10/100, ImageNet)
+    non_mnist = 0
+    for spec in tables().values():
+        rows, cols, _ = layout(spec)
+        non_mnist += sum(spec.cell(r, c).data != "mnist" for r in rows for c in cols)
+    assert len(absent) == non_mnist
+
+
+def test_printed_commands_fill_the_cells_they_name(tmp_path, monkeypatch):
+    """pesso:1 end to end at smoke scale on sklearn's digits standing in for MNIST (the
+    commands are the same; the models are 8x8 and train in seconds)."""
+    monkeypatch.setitem(papers.DATA, "mnist", ("digits",))
+    db = tmp_path / "p.db"
+    runner = CliRunner()
+    cmds, absent = _missing(runner, "--table", "pesso:1", "--db", str(db))
+    assert [shlex.split(c)[1] for c in cmds] == ["train", "harden", "harden", "attack",
+                                                 "attack", "attack"]  # fmt: skip
+    for c in cmds:
+        res = runner.invoke(app, [*shlex.split(c)[1:], "--device", "cpu"]
+                            if shlex.split(c)[1] in ("train", "harden", "attack")
+                            else shlex.split(c)[1:])  # fmt: skip
+        assert res.exit_code == 0, (c, res.output)
+    spec = tables()["pesso:1"]
+    results = tab.evaluate(open_db(db), spec)
+    mnist = [r for r in results if r.row.startswith("MNIST")]
+    assert len(mnist) == 18 and all(r.status == "complete" for r in mnist), [
+        (r.row, r.column, r.why) for r in mnist if r.status != "complete"
+    ]
+    assert all(r.n and r.ci_low is not None for r in mnist)
+    # nothing is left to run for those cells
+    again, _ = _missing(runner, "--table", "pesso:1", "--db", str(db))
+    assert again == []
