@@ -291,7 +291,8 @@ def test_render_and_split_by_attack(known):
     assert md[1] == "|" + "|".join(["---"] * len(table.columns)) + "|"
     assert md[2].startswith("| m | jacobian | 80.0 [") and md[-1] == "cap"
     csv = render(table, "csv").splitlines()
-    assert csv[0] == ",".join(table.columns) and csv[1].startswith('m,jacobian,"80.0 [49.0, 94.3] (n=10)"')
+    assert csv[0] == ",".join(table.columns)
+    assert csv[1].startswith('m,jacobian,"80.0 [49.0, 94.3] (n=10)"')
     parts = dict(by_attack(table))
     assert list(parts) == ["clean", "DeepFool", "FGSM", "FGSM [transfer] ← root", "HSJ", "PGD",
                            "PGD (targeted random)"]  # fmt: skip

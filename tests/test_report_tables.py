@@ -47,8 +47,18 @@ def _run(db, rid, model, label, eps, triples, *, suite, status="complete", finis
     rows = []
     for i, t in enumerate(triples):
         y, clean, adv = t[:3]
-        row = {"run_id": rid, "idx": i, "position": i, "label": y, "clean_pred": clean,
-               "adv_pred": adv, "success": int(adv != y), "l2": 0.0, "x_l2": 1.0, "eps": eps}
+        row = {
+            "run_id": rid,
+            "idx": i,
+            "position": i,
+            "label": y,
+            "clean_pred": clean,
+            "adv_pred": adv,
+            "success": int(adv != y),
+            "l2": 0.0,
+            "x_l2": 1.0,
+            "eps": eps,
+        }
         if len(t) > 3:
             row.update(t[3])
         rows.append(row)

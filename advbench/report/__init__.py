@@ -121,7 +121,8 @@ def _cell(acc: float, lo: float, hi: float, n: int, status: str, failed: int = 0
 
 
 def summary_table(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
-    """Rows model/defense, columns clean + attack x ε; cells 'acc [low, high] (n=..)' or 'not run'."""
+    """Rows model/defense, columns clean + attack x ε; cells 'acc [low, high] (n=..)' (the 95 %
+    Wilson interval) or 'not run'."""
     runs = run_results(db, models)
     mrows = pd.read_sql_query(
         "select name as model, coalesce(defense, 'none') as defense, clean_accuracy, clean_n "
