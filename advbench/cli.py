@@ -740,6 +740,8 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
+    import pandas as pd
+
     from advbench import report as rep
     from advbench.report import tables as tab
 
@@ -774,8 +776,17 @@ def report(
             _check_output_dir(output, db)
         database = _open(db, create=False)
         store = tab.Store(database)
-        for spec in specs:
-            results = tab.evaluate(database, spec, store)
+        evaluated = [(spec, tab.evaluate(database, spec, store)) for spec in specs]
+        if output is None and format_ in ("csv", "json") and len(specs) > 1:
+            # one tidy document for several tables: a CSV with one header, a JSON list
+            if format_ == "csv":
+                frames = [tab.to_frame(results) for _, results in evaluated]
+                sys.stdout.write(pd.concat(frames).to_csv(index=False))
+            else:
+                docs = [tab.as_json(spec, results, database) for spec, results in evaluated]
+                sys.stdout.write(json.dumps(docs, ensure_ascii=False, indent=1) + "\n")
+            return
+        for spec, results in evaluated:
             if output is not None:
                 ext = {"table": "md", "markdown": "md", "latex": "tex"}.get(format_, format_)
                 fmt = "markdown" if format_ == "table" else format_

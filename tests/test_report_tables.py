@@ -161,8 +161,21 @@ def test_every_table_renders_in_every_format(known, fmt, tmp_path):
     res = runner.invoke(app, ["report", "--table", "all", "--format", fmt, "--db", db],
                         env={"COLUMNS": "200"})  # fmt: skip
     assert res.exit_code == 0, res.output
-    for tid in tables():
-        if fmt in ("markdown", "json", "table", "latex"):
+    if fmt == "json":  # one document: a list of tables, each with its tidy cells
+        docs = json.loads(res.stdout)
+        assert [d["table"] for d in docs] == list(tables())
+        assert all(set(CELLS) <= set(d["cells"][0]) for d in docs)
+    elif fmt == "csv":  # one tidy CSV with one header
+        import io
+
+        import pandas as pd
+
+        df = pd.read_csv(io.StringIO(res.stdout))
+        assert list(dict.fromkeys(df["table"])) == list(tables())
+        cells = sum(len(layout(s)[0]) * len(layout(s)[1]) for s in tables().values())
+        assert len(df) == cells
+    else:
+        for tid in tables():
             assert tid in res.output
 
 

@@ -91,7 +91,8 @@ def plan(
 
             parent = model_name(spec, data, role.parent)
             trains = kind(role.defense) != "inference-time" and epochs["harden"]
-            p.builds.append(_cmd("harden", "--model", parent, *role.harden, "--name", name,
+            p.builds.append(_cmd("harden", "--model", parent, *role.harden,
+                                 *role.scaled.get(scale, ()), "--name", name,
                                  *(["--epochs", epochs["harden"]] if trains else []),
                                  *common))  # fmt: skip
         p.names[ident] = name

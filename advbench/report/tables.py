@@ -329,6 +329,9 @@ def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -
     if datasets:
         note = " (the embedded 5,000-image MNIST subset)" if "mnist-5k" in datasets else ""
         lines.append(f"Data: {', '.join(datasets)}{note}")
+    sets = sorted({r.sample_set for r in filled if r.sample_set})
+    if sets:
+        lines.append(f"Sample sets: {'; '.join(sets)}")
     seeds = sorted({r.seed for r in filled if r.seed is not None})
     if seeds:
         lines.append(f"Seeds: {', '.join(map(str, seeds))}")
@@ -374,22 +377,29 @@ def pivot(results: list[Result]) -> pd.DataFrame:
     )
 
 
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#",
+          "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+          "^": r"\textasciicircum{}"}  # fmt: skip
+
+
 def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):  # fmt: skip
-        text = text.replace(a, b) if a != "\\" else text.replace(a, b)
-    return text
+    return "".join(_LATEX.get(ch, ch) for ch in text)
+
+
+def as_json(spec: TableSpec, results: list[Result], db) -> dict:
+    return {
+        "table": spec.id,
+        "title": spec.title,
+        "caption": caption(spec, results, db),
+        "cells": json.loads(to_frame(results).to_json(orient="records")),
+    }
 
 
 def render(spec: TableSpec, results: list[Result], fmt: str, db) -> str:
     if fmt == "csv":
         return to_frame(results).to_csv(index=False)
     if fmt == "json":
-        return json.dumps(
-            {"table": spec.id, "title": spec.title, "caption": caption(spec, results, db),
-             "cells": json.loads(to_frame(results).to_json(orient="records"))},
-            ensure_ascii=False, indent=1,
-        )  # fmt: skip
+        return json.dumps(as_json(spec, results, db), ensure_ascii=False, indent=1) + "\n"
     df = pivot(results)
     lines = caption(spec, results, db)
     if fmt == "markdown":

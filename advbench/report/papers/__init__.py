@@ -60,7 +60,7 @@ class Role:
     `defense` is the stored defense (None: undefended, trained by `advbench train`);
     `config` predicates compare keys of the model's stored configuration (None: absent);
     `params` predicates compare dotted keys of its defense configuration. `parent`, `train`
-    and `harden` say how `--missing` makes the model when none matches."""
+    and `harden` (and `scaled`) say how `--missing` makes the model when none matches."""
 
     key: str
     arch: str
@@ -72,6 +72,9 @@ class Role:
     params: dict[str, Any] = field(default_factory=dict)
     train: tuple[str, ...] = ()
     harden: tuple[str, ...] = ()
+    # Extra harden arguments per scale (smoke, cpu), spelled out: a defense whose training
+    # attacks every batch (PGD adversarial training) is cut to a few steps below full.
+    scaled: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def matches(self, row: dict[str, Any], data: str) -> bool:
         if row["arch"] != self.arch or row["dataset"] not in DATA[data]:

@@ -13,6 +13,7 @@ suite's budgets 0.0314 and 0.0157.
 from __future__ import annotations
 
 from advbench.report.papers import Cell, Role, TableSpec
+from advbench.report.papers.madnet import _pgd_at
 
 ARCH = {"mnist": "madry-mnist", "cifar10": "wrn-28-10", "imagenet": "resnet50"}
 GROUPS = {"MNIST ε = 0.3": ("mnist", 0.3), "CIFAR10 ε = 0.031": ("cifar10", 0.031),
@@ -29,7 +30,14 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     arch = ARCH[data]
     roles = [
         Role("standard", arch),
-        Role("madry", arch, "pgd-at", parent="standard", harden=("--defense", "pgd-at")),
+        Role(
+            "madry",
+            arch,
+            "pgd-at",
+            parent="standard",
+            harden=("--defense", "pgd-at"),
+            scaled=_pgd_at(data, key=""),
+        ),
         Role(
             "ours",
             arch,
