@@ -43,7 +43,8 @@ def _run(db, rid, model, label, eps, triples, *, suite, status="complete", finis
     db["runs"].insert({"id": rid, "model": model, "attack": "x", "label": label, "eps": eps,
                        "suite": suite, "n": len(triples), "n_samples": len(triples), "seed": 0,
                        "scale": "smoke", "status": status, "finished_at": finished,
-                       "started_at": finished, "threat": "white-box", **kw})  # fmt: skip
+                       "started_at": finished, "threat": "white-box",
+                       "config": json.dumps({"params": {"confidence": 0.0}}), **kw})  # fmt: skip
     rows = []
     for i, t in enumerate(triples):
         y, clean, adv = t[:3]
@@ -111,6 +112,17 @@ def test_targeted_cell_leaves_failed_starts_out_of_n(known):
     r = _cell(known, "fidel:III", "Targeted CW-L2", "Standard ε1")
     assert (r.measured, r.n) == (25.0, 8)
     assert "targeted all-others" in r.sample_set
+
+
+def test_a_run_with_other_attack_parameters_does_not_fill_the_cell(known):
+    # a CW-L2-HC row needs C&W's confidence 5: a run labelled so with confidence 0 is not it
+    _run(known, "hc0", "std", "CW-L2-HC", 1.0, [(3, 3, 3)] * 5, suite="fidel")
+    r = _cell(known, "fidel:III", "Untargeted CW-L2-HC", "Standard ε1")
+    assert r.status == "empty"
+    _run(known, "hc5", "std", "CW-L2-HC", 1.0, [(3, 3, 3)] * 5, suite="fidel",
+         config=json.dumps({"params": {"confidence": 5.0}}))  # fmt: skip
+    r = _cell(known, "fidel:III", "Untargeted CW-L2-HC", "Standard ε1")
+    assert (r.runs, r.measured) == (["hc5"], 100.0)
 
 
 def test_a_model_hardened_with_another_papers_recipe_is_not_fidels(known):

@@ -33,7 +33,7 @@ from advbench.store import SAMPLE_COUNTS
 FORMATS = ("table", "markdown", "csv", "latex", "json")
 
 _RUNS = f"""
-select r.id, r.model, r.attack, r.label, r.suite, r.eps, r.targeted,
+select r.id, r.model, r.attack, r.label, r.suite, r.eps, r.targeted, r.config,
        coalesce(r.threat, 'white-box') as threat, r.source_model, r.seed, r.scale, r.status,
        r.finished_at, r.started_at, r.n as planned, r.n_samples, r.only_correct,
        {SAMPLE_COUNTS}
@@ -102,6 +102,8 @@ class Store:
             elif key == "source_role":
                 names = {m["name"] for m in self.role_models(spec, cell.data, want)}
                 runs = runs[runs["source_model"].isin(names)]
+            elif key == "params":  # the attack's stored parameters
+                runs = runs[_mask(runs, [_params_match(c, want) for c in runs["config"]])]
             elif key == "targeted":
                 runs = runs[_mask(runs, [t == want for t in runs["targeted"]])]
             else:
@@ -115,6 +117,13 @@ class Store:
                 runs[~done].sort_values("started_at", ascending=False),
             ]
         )
+
+
+def _params_match(config: str | None, want: dict[str, Any]) -> bool:
+    from advbench.report.papers import _same
+
+    params = json.loads(config or "{}").get("params", {})
+    return all(_same(params.get(k), v) for k, v in want.items())
 
 
 def _mask(df: pd.DataFrame, values: list[bool]) -> pd.Series:

@@ -113,7 +113,8 @@ def _same(a: Any, b: Any) -> bool:
 class Cell:
     """What fills one cell: a metric of the model in `role` (on data set `data`), from
     the runs that `match` (keys: suite, label, attack, eps, targeted, threat, source_role,
-    labels for `best`; `key` for a `setting`)."""
+    params: the attack's stored parameters that tell the row apart; labels for `best`; `key`
+    for a `setting`)."""
 
     metric: str
     role: str

@@ -50,6 +50,10 @@ def _attack_cell(fam: str, transfer: bool):
         if group == "Targeted":
             label += " (targeted)"
         match = {"suite": "fidel", "label": label, "eps": EPS[eps]}
+        if attack.startswith("CW-L2"):  # high confidence is C&W's κ = 5 (Table II)
+            match["params"] = {"confidence": 5.0 if attack == "CW-L2-HC" else 0.0}
+        if group == "Targeted":
+            match["targeted"] = "all-others"
         return Cell("accuracy", MODELS[model], fam, match)
 
     return cell

@@ -48,7 +48,12 @@ def _white_box(data: str):
         m = re.fullmatch(r"(C&W|FGSM|BIM|PGD) \((c|ε) = ([\d.]+)\)", row)
         name, kind, value = m.groups()
         if name == "C&W":
-            match = {"suite": "madnet", "label": f"CW (c = {value})", "eps": float("inf")}
+            match = {
+                "suite": "madnet",
+                "label": f"CW (c = {value})",
+                "eps": float("inf"),
+                "params": {"initial_const": float(value), "binary_search_steps": 1},
+            }
         else:
             match = {"suite": "madnet", "label": name, "eps": float(value)}
         return Cell("accuracy", role, data, match)
