@@ -67,3 +67,24 @@ def test_davies_bouldin_of_two_clusters_by_hand():
     emb = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 4.0]])
     labels = torch.tensor([0, 0, 1, 1])
     assert davies_bouldin(emb, labels) == pytest.approx(3 / 85**0.5)
+
+
+def test_loss_sensitivity_agrees_with_arts_helper_given_a_summed_loss():
+    from art.estimators.classification import PyTorchClassifier
+    from art.metrics import loss_sensitivity as art_loss_sensitivity
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)).eval()
+    x = torch.rand(8, 1, 2, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    ours = float(loss_sensitivity(model, x, y).mean())
+    onehot = np.eye(3)[y.numpy()]
+
+    def art(reduction):
+        clf = PyTorchClassifier(model, nn.CrossEntropyLoss(reduction=reduction), (1, 2, 3), 3,
+                                clip_values=(0.0, 1.0))  # fmt: skip
+        return float(art_loss_sensitivity(clf, x.numpy(), onehot))
+
+    assert art("sum") == pytest.approx(ours, rel=1e-5)
+    # ART's helper on a mean-reduced loss divides every gradient by the number of inputs
+    assert art("mean") == pytest.approx(ours / len(x), rel=1e-5)

@@ -133,7 +133,7 @@ def test_a_model_hardened_with_another_papers_recipe_is_not_fidels(known):
 
 
 def test_settings_and_clean_accuracy(known):
-    assert _cell(known, "fidel:I", "MNIST Combined", "λ").measured == "2,0.01"
+    assert _cell(known, "fidel:I", "MNIST Combined", "λ").measured == "2.0,0.01"  # as printed
     assert _cell(known, "fidel:I", "MNIST Combined", "epochs").measured == "20"
     assert _cell(known, "fidel:I", "MNIST JacobReg", "NsEps").measured == "N/A"
     r = _cell(known, "fidel:I", "MNIST JacobReg", "ACC")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -282,7 +283,7 @@ def _setting(model: dict, key: str | None) -> str:
         v: Any = config if k == "epochs" else params
         for part in k.split("."):
             v = v.get(part) if isinstance(v, dict) else None
-        values.append("N/A" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
+        values.append("N/A" if v is None else str(v))
     return ",".join(values)
 
 
@@ -299,12 +300,24 @@ def _fmt(value: Any, metric: str) -> str:
     return f"{value:.4g}"
 
 
+def _published_shown(r: Result) -> str:
+    """The published value as the paper prints it (95.65, 2.0,0.01, N/A), — where blank."""
+    if r.published is None:
+        text = r.published_text.strip()
+        return text if text and text != "-" else "—"
+    if isinstance(r.published, str):
+        return r.published
+    if r.metric in PERCENT:  # as printed, without the % sign and bold markup
+        return re.sub(r"%|</?b>", "", r.published_text)
+    return f"{r.published:g}"
+
+
 def cell_text(r: Result) -> str:
     """measured [low, high] n=N · paper P: the interval by its bounds (Wilson's is not
     symmetric), or why the cell is empty."""
-    paper = f"paper {_fmt(r.published, r.metric)}" if r.published is not None else "paper —"
+    paper = f"paper {_published_shown(r)}"
     if r.status == "empty":
-        return f"not run ({r.why}) · {paper}"
+        return f"not run: {r.why} · {paper}"
     text = _fmt(r.measured, r.metric)
     if r.ci_low is not None:
         text += f" [{r.ci_low:.1f}, {r.ci_high:.1f}]"
