@@ -723,8 +723,9 @@ def report(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Write here instead of the terminal: a file for the summary, a directory "
-            "(one file per table) for paper tables.",
+            help="Write to this directory instead of the terminal (made if its parent "
+            "exists): one file per table, summary.md / summary.csv for the summary. A file, "
+            "above all a database, is refused.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -803,6 +804,8 @@ def report(
             f"--format {format_} is for paper tables; the summary takes {', '.join(rep.FORMATS)}"
         )
     database = _open(db, create=False)
+    if output is not None:
+        _check_output_dir(output, db)  # before any work: a file (a database) is never written
     df = rep.summary_table(database, model)  # validates --model before anything is written
     caption = rep.provenance_line(database, model)
     if format_ == "table" and output is None:
@@ -815,8 +818,10 @@ def report(
     else:
         text = rep.render(df, "markdown", caption)
     if output is not None:
-        rep.write_output(text, output)
-        err.print(f"wrote {output}")
+        _check_output_dir(output, db)
+        path = output / f"summary.{'csv' if format_ == 'csv' else 'md'}"
+        path.write_text(text)
+        err.print(f"wrote {path}", highlight=False)
     else:
         sys.stdout.write(text)
 

@@ -93,9 +93,8 @@ def test_train_harden_attack_report(runner, tmp_path):
     hard_row = next(line for line in md.splitlines() if line.startswith("| base+jacobian |"))
     assert "(n=10)" in base_row and "not run" in hard_row  # missing cells are marked
 
-    csv_path = tmp_path / "r.csv"
-    _invoke(runner, "report", "--format", "csv", "--output", csv_path, "--db", db)
-    lines = csv_path.read_text().splitlines()
+    _invoke(runner, "report", "--format", "csv", "--output", tmp_path / "out", "--db", db)
+    lines = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert lines[0].startswith("model,defense") and len(lines) == 1 + 5
 
     listing = _invoke(runner, "models", "--db", db).output

@@ -14,6 +14,7 @@ JacobReg); pesso's madry-mnist and its pgd-at child.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest
@@ -215,6 +216,21 @@ def test_output_directory_gets_one_file_per_table_and_refuses_a_database(known, 
     res = runner.invoke(app, ["report", "--table", "pesso", "--output", db, "--db", db])
     assert res.exit_code == 2 and "is a database, not a directory" in res.output
     assert (tmp_path / "t.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("table", ["summary", "fidel:III"])
+def test_output_never_writes_over_a_file(known, tmp_path, table):
+    runner = CliRunner()
+    db = known.execute("pragma database_list").fetchone()[2]
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    for target, what in ((db, "a database"), (other, "a file")):
+        before = Path(target).read_bytes()
+        res = runner.invoke(app, ["report", "--table", table, "--format", "csv", "--output",
+                                  str(target), "--db", db])  # fmt: skip
+        assert res.exit_code == 2 and f"is {what}, not a directory" in res.output
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert Path(target).read_bytes() == before
 
 
 def test_unknown_table_names_the_choices(known):

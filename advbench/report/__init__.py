@@ -8,8 +8,6 @@ cell carries its n and a 95 % Wilson interval.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import sqlite_utils
 
@@ -184,12 +182,6 @@ def render(df: pd.DataFrame, fmt: str, caption: str = "") -> str:
         body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
         return "\n".join([header, sep, *body, "", caption]).rstrip() + "\n"
     raise ValueError(fmt)
-
-
-def write_output(text: str, output: Path) -> None:
-    if not output.parent.exists():
-        raise BadInput(f"--output {output}: directory {output.parent} does not exist")
-    output.write_text(text)
 
 
 def by_attack(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
