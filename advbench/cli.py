@@ -200,18 +200,20 @@ def train(
     """Train a model from scratch and store it (safetensors + JSON, recorded in the database)."""
     from advbench.env import resolve_device
     from advbench.models import ARCHS, default_activation
-    from advbench.train import train_model, validate_train_args
+    from advbench.train import train_model, validate_name, validate_numbers, validate_train_args
 
     if activation is None:
         ARCHS.get(arch)  # an unknown architecture is named before anything else
         activation, default_param = default_activation(arch)
         activation_param = default_param if activation_param is None else activation_param
     validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
+    validate_name(None, f"{arch}-{dataset}" if name is None else name)
+    validate_numbers(weight_decay=weight_decay, seed=seed)
     database = _open(db)
     with _progress() as progress:
         stored = train_model(
             database,
-            name=name or f"{arch}-{dataset}",
+            name=f"{arch}-{dataset}" if name is None else name,
             dataset=dataset,
             arch=arch,
             epochs=epochs,
@@ -342,17 +344,20 @@ def harden(
     from advbench.defenses import resolve
     from advbench.env import resolve_device
     from advbench.registry import parse_param_pairs
-    from advbench.train import harden_model
+    from advbench.train import harden_model, validate_name, validate_numbers
 
     raw = parse_param_pairs(param)
     resolve(defense, raw, recipe=recipe)  # validated before anything is opened
+    if name is not None:
+        validate_name(None, name)
+    validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
             database,
             parent=model,
             defense=defense,
-            name=name or f"{model}+{defense}",
+            name=f"{model}+{defense}" if name is None else name,
             params=raw,
             epochs=epochs,
             batch_size=batch_size,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +79,41 @@ def validate_train_args(
         raise BadInput(f"--epochs {epochs} must be >= 0")
     if batch_size <= 0:
         raise BadInput(f"--batch-size {batch_size} must be > 0")
-    if not lr > 0:
-        raise BadInput(f"--lr {lr} must be > 0")
+    validate_numbers(lr=lr)
+
+
+# A model name is a file stem under models/: letters, digits and . _ + - only, starting
+# with a letter or digit, at most 100 characters, no "..": never a path.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def validate_name(db, name: str) -> None:
+    """Refuse a model name that is not a plain file stem, or that differs from a stored
+    model's name only by case or dots (the two would share files on some file systems)."""
+    if not NAME_RE.fullmatch(name or "") or ".." in name:
+        raise BadInput(
+            f"--name {name!r} is not a valid model name: use 1-100 letters, digits and . _ + - "
+            "(starting with a letter or digit, no '..', no '/')"
+        )
+    if db is None:  # the pattern alone, before a database is opened
+        return
+    key = name.lower().replace(".", "")
+    for (other,) in db.execute("select name from models"):
+        if other != name and other.lower().replace(".", "") == key:
+            raise BadInput(
+                f"--name {name!r} differs from the stored model {other!r} only by case or "
+                "dots; choose another name"
+            )
+
+
+def validate_numbers(*, lr: float | None = None, weight_decay: float | None = None,
+                     seed: int | None = None) -> None:  # fmt: skip
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise BadInput(f"--lr {lr} must be a finite number > 0")
+    if weight_decay is not None and not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise BadInput(f"--weight-decay {weight_decay} must be a finite number >= 0")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise BadInput(f"--seed {seed} must be in [0, 2^63)")
 
 
 def _existing(db, name: str, cfg_hash: str, force: bool) -> dict[str, Any] | None:
@@ -211,6 +246,9 @@ def train_model(
     """Train `arch` on `dataset` from scratch and store it as `name`."""
     import torch
 
+    validate_name(db, name)
+    validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
+
     from advbench.fit import FitConfig
     from advbench.models import build_model
 
@@ -272,6 +310,8 @@ def harden_model(
     any architecture component) from a fresh initialisation. Inference-time defenses wrap
     the parent without training (see `wrap_model`).
     """
+    validate_name(db, name)
+    validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
     import torch
 
     from advbench.fit import FitConfig

@@ -1,0 +1,74 @@
+"""Hostile and careless input (issue 13): each case exits 2 with one line on stderr naming
+the bad value, no traceback, and leaves the store's files byte-identical (or makes none)."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from advbench.cli import app
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
+def _refused(runner, args, needle):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.output, res.stderr
+    assert needle in lines[0]
+    return lines[0]
+
+
+TRAIN = ["train", "--dataset", "digits", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--name", "../../x"], "'../../x' is not a valid model name"),
+        (["--name", "/tmp/abs"], "'/tmp/abs' is not a valid model name"),
+        (["--name", "a/b"], "'a/b' is not a valid model name"),
+        (["--name", ""], "'' is not a valid model name"),
+        (["--name", "x" * 300], "is not a valid model name"),
+        (["--name", ".hidden"], "'.hidden' is not a valid model name"),
+        (["--lr", "inf"], "--lr inf must be a finite number > 0"),
+        (["--lr", "nan"], "--lr nan must be a finite number > 0"),
+        (["--weight-decay", "-0.1"], "--weight-decay -0.1 must be a finite number >= 0"),
+        (["--seed", str(2**64)], f"--seed {2**64} must be in [0, 2^63)"),
+        (["--seed", "-1"], "--seed -1 must be in [0, 2^63)"),
+    ],
+)
+def test_train_refuses_before_making_anything(runner, tmp_path, extra, needle):
+    _refused(runner, [*TRAIN, *extra, "--db", str(tmp_path / "a.db")], needle)
+    assert list(tmp_path.iterdir()) == []  # no database, no checkpoint
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--name", "../x"], "'../x' is not a valid model name"),
+        (["--name", "STD"], "'STD' differs from the stored model 'std' only by case or dots"),
+        (["--name", "s.td"], "'s.td' differs from the stored model 'std' only by case or dots"),
+        (["--lr", "-1"], "--lr -1.0 must be a finite number > 0"),
+        (["--weight-decay", "nan"], "--weight-decay nan must be a finite number >= 0"),
+    ],
+)
+def test_harden_refuses_and_leaves_the_store_as_it_was(runner, db_copy, extra, needle):
+    before = _snapshot(db_copy.parent)
+    args = ["harden", "--model", "std", "--defense", "jacobian", "--epochs", "1", *extra]
+    _refused(runner, [*args, "--db", str(db_copy)], needle)
+    assert _snapshot(db_copy.parent) == before
+
+
+def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(runner, db_copy):
+    before = _snapshot(db_copy.parent)
+    _refused(runner, [*TRAIN, "--name", "Jac", "--db", str(db_copy)],
+             "'Jac' differs from the stored model 'jac'")  # fmt: skip
+    assert _snapshot(db_copy.parent) == before
