@@ -84,6 +84,11 @@ def make_job(
     for e in eps:
         if not e >= 0:  # also rejects NaN
             raise BadInput(f"--eps {e} is invalid: ε must be a number >= 0")
+        if math.isfinite(e) and e > 1 and norm_of(attack, overrides) == "linf":
+            raise BadInput(
+                f"--eps {e:g} is invalid for {attack}: an L∞ budget in [0, 1] pixel units "
+                "must be <= 1 (1 already allows any image)"
+            )
         if math.isinf(e) and entry.meta["kind"] != "minimal":
             raise BadInput(
                 f"--eps inf is only meaningful for minimal-perturbation attacks; {attack} "

@@ -6,6 +6,7 @@ Datasets, architectures, defenses and attacks all register here, so `--list` out
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -13,6 +14,12 @@ from typing import Any, Generic, TypeVar
 from advbench.errors import BadInput, unknown
 
 T = TypeVar("T")
+
+# Integer parameters that count something done at least once (a step, a restart, a query,
+# a noisy copy): 0 or less is refused. Every other number must be finite and >= 0.
+COUNTS = frozenset({"steps", "restarts", "binary_search_steps", "max_iter", "max_eval",
+                    "init_eval", "init_size", "samples", "copies", "projections", "iterations",
+                    "candidates", "bits"})  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -48,6 +55,11 @@ class Param:
             raise BadInput(
                 f"parameter {self.name}={raw!r} is not a valid {self.type.__name__}"
             ) from None
+        if self.type in (int, float):
+            least = 1 if self.type is int and self.name in COUNTS else 0
+            if not (math.isfinite(value) and value >= least):
+                what = "an integer >= 1" if least else "a finite number >= 0"
+                raise BadInput(f"parameter {self.name}={raw!r} must be {what}")
         if self.choices is not None and value not in self.choices:
             raise BadInput(
                 f"parameter {self.name}={raw!r} is not one of: {', '.join(self.choices)}"

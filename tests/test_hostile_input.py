@@ -72,3 +72,31 @@ def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(runner, db_cop
     _refused(runner, [*TRAIN, "--name", "Jac", "--db", str(db_copy)],
              "'Jac' differs from the stored model 'jac'")  # fmt: skip
     assert _snapshot(db_copy.parent) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--attack", "pgd-linf", "--eps", "0.1", "--param", "steps=-5"],
+         "parameter steps='-5' must be an integer >= 1"),
+        (["--attack", "pgd-linf", "--eps", "0.1", "--param", "restarts=0"],
+         "parameter restarts='0' must be an integer >= 1"),
+        (["--attack", "pgd-linf", "--eps", "0.1", "--param", "abs_stepsize=inf"],
+         "parameter abs_stepsize='inf' must be a finite number >= 0"),
+        (["--attack", "fgsm", "--eps", "5"], "--eps 5 is invalid for fgsm: an L∞ budget"),
+        (["--attack", "pgd-linf", "--eps", "1.5"], "--eps 1.5 is invalid for pgd-linf"),
+    ],
+)  # fmt: skip
+def test_attack_refuses_garbage_values_and_leaves_the_store_as_it_was(
+    runner, db_copy, extra, needle
+):
+    before = _snapshot(db_copy.parent)
+    _refused(runner, ["attack", "--model", "std", *extra, "--n", "4", "--db", str(db_copy)],
+             needle)  # fmt: skip
+    assert _snapshot(db_copy.parent) == before
+
+
+def test_an_l2_budget_above_one_is_still_valid(runner, db_copy):
+    res = runner.invoke(app, ["attack", "--model", "std", "--attack", "pgd-l2", "--eps", "2",
+                              "--n", "4", "--device", "cpu", "--db", str(db_copy)])  # fmt: skip
+    assert res.exit_code == 0, res.output
