@@ -473,7 +473,9 @@ def select(table: str) -> list[TableSpec]:
     by_paper = [s for s in specs.values() if s.paper == table]
     if by_paper:
         return by_paper
-    raise unknown("table", table, ["all", *specs])
+    raise unknown(
+        "table", table, ["summary", "all", *specs, *dict.fromkeys(s.paper for s in specs.values())]
+    )
 
 
 def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]:
