@@ -576,7 +576,7 @@ def attack(
         return
     from advbench.engine import make_job
     from advbench.registry import parse_param_pairs
-    from advbench.suites import load_suite, suite_jobs
+    from advbench.suites import load_suite, suite_jobs, suite_jobs_scale_check
 
     if not model:
         raise BadInput("attack needs --model NAME (see `advbench models`)")
@@ -595,6 +595,8 @@ def attack(
             raise unknown("--gradient", gradient, GRADIENTS)
     overrides = parse_param_pairs(param)
     suite_doc = load_suite(suite) if suite else None
+    if suite_doc is not None:
+        suite_jobs_scale_check(suite_doc, scale)  # before a database is opened
     if seed is None:
         seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
     if attack_:

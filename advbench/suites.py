@@ -38,18 +38,79 @@ def available() -> dict[str, Path]:
 
 def load_suite(name: str) -> dict[str, Any]:
     path = Path(name)
-    if path.suffix == ".json" and path.exists():
-        return json.loads(path.read_text())
+    if path.suffix == ".json" and (path.exists() or path.is_symlink()):
+        if not path.is_file():
+            raise BadInput(f"--suite {name} is not a file")
+        return validate_suite(_read_json(path), name)
     suites = available()
     if name not in suites:
         raise unknown("suite", name, suites)
-    return json.loads(suites[name].read_text())
+    return validate_suite(_read_json(suites[name]), name)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--suite {path} cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--suite {path} is not valid JSON ({exc})") from None
+
+
+def validate_suite(doc: Any, name: str) -> dict[str, Any]:
+    """A suite's shape, checked before anything runs: one line naming what is wrong."""
+
+    def bad(what: str) -> BadInput:
+        return BadInput(f"--suite {name}: {what}")
+
+    if not isinstance(doc, dict):
+        raise bad(f"must be a JSON object with keys name, n, attacks; got a {type(doc).__name__}")
+    missing = [k for k in ("name", "n", "attacks") if k not in doc]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)} (a suite has name, n, attacks)")
+    n = doc["n"]
+    if (
+        not isinstance(n, dict)
+        or not n
+        or not all(
+            k in SCALES and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in n.items()
+        )
+    ):
+        raise bad(f"n must map scales ({', '.join(SCALES)}) to sample counts > 0; got {n!r}")
+    attacks = doc["attacks"]
+    if not isinstance(attacks, list) or not attacks:
+        raise bad("attacks must be a non-empty list of rows")
+    for i, row in enumerate(attacks):
+        if not isinstance(row, dict) or "attack" not in row or "eps" not in row:
+            raise bad(f"attacks[{i}] must be an object with attack and eps")
+        eps = row["eps"]
+        if not isinstance(eps, dict) or not all(
+            isinstance(v, list) and all(_is_eps(e) for e in v) for v in eps.values()
+        ):
+            raise bad(
+                f"attacks[{i}].eps must map data-set families (mnist, cifar, imagenet) to "
+                f"lists of budgets; got {eps!r}"
+            )
+    return doc
+
+
+def _is_eps(e: Any) -> bool:
+    return e == "inf" or (isinstance(e, (int, float)) and not isinstance(e, bool))
+
+
+def suite_jobs_scale_check(suite: dict[str, Any], scale: str) -> None:
+    if scale not in SCALES:
+        raise unknown("scale", scale, SCALES)
+    if scale not in suite["n"]:
+        raise BadInput(
+            f"suite {suite['name']!r} has no {scale} scale; it has {', '.join(suite['n'])}"
+        )
 
 
 def suite_jobs(suite: dict[str, Any], dataset: str, scale: str) -> tuple[list[AttackJob], int]:
     """The suite's attacks for `dataset` at `scale`, and its sample count at that scale."""
-    if scale not in SCALES:
-        raise unknown("scale", scale, SCALES)
+    suite_jobs_scale_check(suite, scale)
     fam = family(dataset)
     jobs = []
     for item in suite["attacks"]:

@@ -100,3 +100,38 @@ def test_an_l2_budget_above_one_is_still_valid(runner, db_copy):
     res = runner.invoke(app, ["attack", "--model", "std", "--attack", "pgd-l2", "--eps", "2",
                               "--n", "4", "--device", "cpu", "--db", str(db_copy)])  # fmt: skip
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{", "is not valid JSON"),
+        ("[]", "must be a JSON object with keys name, n, attacks; got a list"),
+        ('{"name": "x", "n": {"smoke": 2}}', "lacks attacks"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [{"attack": "fgsm", "eps": [0.1]}]}',
+         "attacks[0].eps must map data-set families"),
+        ('{"name": "x", "n": {"cpu": 2}, "attacks": [{"attack": "fgsm", "eps": {"mnist": [0.1]}}]}',
+         "suite 'x' has no smoke scale; it has cpu"),
+        ('{"name": "x", "n": {"smoke": 0}, "attacks": [{"attack": "fgsm", "eps": {}}]}',
+         "n must map scales"),
+        (None, "is not a file"),  # a directory named like a suite file
+    ],
+)  # fmt: skip
+def test_malformed_suite_files_are_refused_before_the_store_is_touched(
+    runner, db_copy, tmp_path, text, needle
+):
+    suite = tmp_path / "s.json"
+    if text is None:
+        suite.mkdir()
+    else:
+        suite.write_text(text)
+    before = _snapshot(db_copy.parent)
+    _refused(runner, ["attack", "--model", "std", "--suite", str(suite), "--scale", "smoke",
+                      "--db", str(db_copy)], needle)  # fmt: skip
+    assert _snapshot(db_copy.parent) == before
+
+
+def test_every_shipped_suite_is_valid():
+    from advbench.suites import available, load_suite
+
+    assert all(load_suite(name)["attacks"] for name in available())
