@@ -209,6 +209,7 @@ def train(
     validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
     validate_name(None, f"{arch}-{dataset}" if name is None else name)
     validate_numbers(weight_decay=weight_decay, seed=seed)
+    device = resolve_device(device)
     database = _open(db)
     with _progress() as progress:
         stored = train_model(
@@ -222,7 +223,7 @@ def train(
             lr=lr,
             weight_decay=weight_decay,
             seed=seed,
-            device=resolve_device(device),
+            device=device,
             activation=activation,
             activation_param=activation_param,
             data_dir=data_dir,
@@ -351,6 +352,7 @@ def harden(
     if name is not None:
         validate_name(None, name)
     validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
+    device = resolve_device(device)
     database = _open(db)
     with _progress() as progress:
         stored = harden_model(
@@ -365,7 +367,7 @@ def harden(
             lr=lr,
             weight_decay=weight_decay,
             seed=seed,
-            device=resolve_device(device),
+            device=device,
             from_scratch=from_scratch,
             recipe=recipe,
             data_dir=data_dir,
@@ -601,8 +603,10 @@ def attack(
         seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
     if attack_:
         job = make_job(attack_, eps_list, overrides, targeted=targeted, only_correct=only_correct)
-    database = _open(db, create=False)
     from advbench.env import record_environment, resolve_device
+
+    dev = resolve_device(device)  # before the store is opened
+    database = _open(db, create=False)
     from advbench.models import ARCHS
     from advbench.train import load_model, model_row, train_proxy
 
@@ -619,7 +623,6 @@ def attack(
             raise no_gradient_choice(gradient, plain)
     if proxy:
         ARCHS.get(proxy)
-    dev = resolve_device(device)
     env_id = record_environment(database, dev)
     from advbench.engine import run_jobs
 
@@ -899,8 +902,8 @@ def measure(
 
     if metric not in METRICS:
         raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
-    database = _open(db, create=False)
     device = resolve_device(device)
+    database = _open(db, create=False)
     env_id = record_environment(database, device)
     for name in model:
         row = take(database, name, metric, n=n, seed=seed, run=run, device=device,

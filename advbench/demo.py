@@ -7,6 +7,7 @@ say) skips what is done and resumes what is not.
 from __future__ import annotations
 
 from advbench.env import record_environment, resolve_device
+from advbench.errors import unknown
 from advbench.store import open_db
 
 DATASET = "mnist-5k"
@@ -36,9 +37,11 @@ HARDEN = {
 def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None:
     from advbench import report as rep
     from advbench.engine import run_jobs
-    from advbench.suites import load_suite, suite_jobs
+    from advbench.suites import SCALES, load_suite, suite_jobs
     from advbench.train import harden_model, load_model, train_model
 
+    if scale not in ("smoke", "cpu"):
+        raise unknown("scale", scale, [s for s in SCALES if s != "full"])
     dev = resolve_device(device)
     db = open_db(db_path)
     out.print(f"[bold]1/4[/] train {ARCH} on {DATASET} as {STANDARD}")

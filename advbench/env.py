@@ -12,6 +12,7 @@ import sqlite_utils
 
 from advbench import __version__
 from advbench.config import config_hash
+from advbench.errors import BadInput
 from advbench.store import now
 
 _PACKAGES = {
@@ -45,11 +46,27 @@ def _git_commit() -> str | None:
         return None
 
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
 def resolve_device(name: str) -> str:
+    """auto, cpu, cuda or cuda:N; a CUDA device this machine does not have is refused."""
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    kind, sep, index = name.partition(":")
+    if kind != "cuda" or (sep and not index.isdigit()):
+        raise BadInput(f"--device {name!r} is not a device; valid choices: {', '.join(DEVICES)}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise BadInput(f"--device {name}: this machine has no CUDA device; use cpu or auto")
+    if sep and int(index) >= count:
+        raise BadInput(
+            f"--device {name}: this machine has {count} CUDA device(s) (cuda:0-{count - 1})"
+        )
     return name
 
 

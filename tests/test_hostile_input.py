@@ -135,3 +135,27 @@ def test_every_shipped_suite_is_valid():
     from advbench.suites import available, load_suite
 
     assert all(load_suite(name)["attacks"] for name in available())
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([*TRAIN, "--device", "cuda:x"], "--device 'cuda:x' is not a device; valid choices"),
+        ([*TRAIN, "--device", "tpu"], "--device 'tpu' is not a device; valid choices"),
+        (["demo", "--scale", "nonsense"], "unknown scale 'nonsense'; valid choices: cpu, smoke"),
+    ],
+)
+def test_bad_device_or_demo_scale_is_refused_before_anything_is_made(runner, tmp_path, args,
+                                                                     needle):  # fmt: skip
+    _refused(runner, [*args, "--db", str(tmp_path / "a.db")], needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_on_a_machine_without_one_is_refused(runner, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    _refused(runner, [*TRAIN, "--device", "cuda", "--db", str(tmp_path / "a.db")],
+             "--device cuda: this machine has no CUDA device")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
