@@ -54,7 +54,8 @@ def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
             )
         wrapped = defenses.wrapper_for(doc["defense"], doc["params"])(base)
         return wrapped.to(device).eval(), spec, row
-    model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"])
+    expected = json.loads(row["spec"]) if row.get("spec") else None
+    model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"], expected)
     return model.to(device), spec, row
 
 

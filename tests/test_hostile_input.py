@@ -159,3 +159,61 @@ def test_cuda_on_a_machine_without_one_is_refused(runner, tmp_path):
     _refused(runner, [*TRAIN, "--device", "cuda", "--db", str(tmp_path / "a.db")],
              "--device cuda: this machine has no CUDA device")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def _attack_std(runner, db):
+    return runner.invoke(app, ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1",
+                               "--n", "4", "--device", "cpu", "--db", str(db)])  # fmt: skip
+
+
+def test_changed_checkpoint_metadata_is_refused(runner, db_copy):
+    import json
+
+    meta = db_copy.parent / "models" / "std.json"
+    doc = json.loads(meta.read_text())
+    doc["spec"]["activation_param"] = 0.01  # what the probe did to a brelu model's t
+    meta.write_text(json.dumps(doc))
+    before = _snapshot(db_copy.parent)
+    res = _attack_std(runner, db_copy)
+    assert res.exit_code == 2 and "disagrees with the database on activation_param" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert _snapshot(db_copy.parent) == before
+
+
+@pytest.mark.parametrize("damage", ["not json", "header", "other tensors"])
+def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(runner, db_copy, damage):
+    import torch
+    from safetensors.torch import save_file
+
+    from advbench.models.checkpoint import sha256_file
+    from advbench.store import open_db
+
+    folder = db_copy.parent / "models"
+    weights = folder / "std.safetensors"
+    if damage == "not json":
+        (folder / "std.json").write_text("{not json")
+    elif damage == "header":
+        raw = weights.read_bytes()
+        weights.write_bytes((10**12).to_bytes(8, "little") + raw[8:])  # oversized header
+    else:
+        save_file({"w": torch.zeros(3)}, str(weights))
+    db = open_db(db_copy)  # the attacker also rewrote the recorded checksum
+    db["models"].update("std", {"checksum": sha256_file(weights)})
+    db.close()
+    res = _attack_std(runner, db_copy)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.output
+    assert ("is not valid" if damage == "not json" else "cannot be loaded") in lines[0]
+
+
+def test_a_database_path_with_uri_characters_is_that_file(runner, tmp_path):
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "store_0003.db"
+    target = tmp_path / "a?b#c.db"
+    shutil.copy(fixture, target)
+    (tmp_path / "a").write_text("not a database")  # what "file:a?b#c.db" would name
+    res = runner.invoke(app, ["runs", "--db", str(target)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "fgsm" in res.output

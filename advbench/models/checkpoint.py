@@ -53,23 +53,48 @@ def save_checkpoint(model, spec: ModelSpec, stem: Path, meta: dict[str, Any]) ->
     return checksum
 
 
-def load_checkpoint(stem: Path, expected_sha256: str | None = None):
-    """Rebuild the module from the JSON spec and load the verified weights."""
+def load_checkpoint(
+    stem: Path, expected_sha256: str | None = None, expected_spec: dict[str, Any] | None = None
+):
+    """Rebuild the module from the JSON spec and load the verified weights.
+
+    The weights must have the sha256 the database recorded, and the JSON's spec (the
+    architecture, activation and its parameter, normalisation, classes: everything the
+    weights alone do not define) must equal the spec the database recorded: a changed side
+    file is refused, never silently used. A damaged file is one line, not a traceback."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     weights, meta_path = _beside(stem, ".safetensors"), _beside(stem, ".json")
     if not weights.exists() or not meta_path.exists():
         raise BadInput(f"checkpoint {stem} is missing (.safetensors and .json expected)")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+        spec_doc = meta["spec"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise BadInput(f"checkpoint metadata {meta_path} is not valid ({exc!r})") from None
     checksum = sha256_file(weights)
     if expected_sha256 is not None and checksum != expected_sha256:
         raise BadInput(
             f"checkpoint {weights} has sha256 {checksum[:12]}…, the database expects "
             f"{expected_sha256[:12]}…; the file was changed after it was recorded"
         )
-    spec = ModelSpec.from_dict(meta["spec"])
-    model = build_model(spec)
-    model.load_state_dict(load_file(str(weights)))
+    if expected_spec is not None and spec_doc != expected_spec:
+        changed = sorted(
+            k for k in set(spec_doc) | set(expected_spec)
+            if spec_doc.get(k) != expected_spec.get(k)
+        )  # fmt: skip
+        raise BadInput(
+            f"checkpoint metadata {meta_path} disagrees with the database on "
+            f"{', '.join(changed)}; the file was changed after it was recorded"
+        )
+    try:
+        spec = ModelSpec.from_dict(spec_doc)
+        model = build_model(spec)
+        model.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise BadInput(f"checkpoint {weights} cannot be loaded: {first}") from None
     model.eval()
     return model, spec, meta
 

@@ -7,6 +7,7 @@ import datetime as _dt
 import os
 import sqlite3
 from pathlib import Path
+from urllib.request import pathname2url
 
 import sqlite_utils
 
@@ -36,7 +37,8 @@ def now() -> str:
 def _check_existing(path: Path) -> None:
     """Refuse a file that is not SQLite, or an SQLite file that advbench did not make."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # percent-encoded: a path holding ? or # is that file, not a URI with a query
+        con = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
         try:
             tables = {
                 r[0] for r in con.execute("select name from sqlite_master where type='table'")
