@@ -546,16 +546,12 @@ def _register(db, rows, env_id: str, force: bool) -> list[dict[str, Any]]:
             if force:
                 db.execute("delete from samples where run_id = ?", [row["id"]])
             if not stored or force:
-                db["runs"].upsert(
-                    {
-                        **row,
-                        "status": "running",
-                        "started_at": now(),
-                        "wall_s": 0.0,
-                        "env_id": env_id,
-                    },
-                    pk="id",
-                )
+                fresh = {**row, "status": "running", "started_at": now(), "wall_s": 0.0,
+                         "env_id": env_id}  # fmt: skip
+                if force:
+                    db["runs"].upsert(fresh, pk="id")
+                else:  # a concurrent copy of the command may have registered it just now
+                    db["runs"].insert(fresh, pk="id", ignore=True)
         todo.append(row)
     return todo
 
@@ -679,6 +675,9 @@ def run_jobs(
             for unit in units:
                 for bi in range(batches_of(inst)):
                     pos = list(range(bi * batch_size, min((bi + 1) * batch_size, m)))
+                    for r in unit:  # a concurrent copy of this command may have done it
+                        if not set(pos) <= done[r["id"]]:
+                            done[r["id"]] = _done_positions(db, r["id"])
                     need = [r for r in unit if not set(pos) <= done[r["id"]]]
                     if task is not None:
                         eps_text = ",".join(f"{r['eps']:g}" for r in unit)
@@ -748,7 +747,10 @@ def run_jobs(
                         if kept:
                             db["examples"].upsert_all(kept, pk=("run_id", "batch"))
                         for r in need:
-                            db["samples"].insert_all(rows[r["id"]], pk=("run_id", "position"))
+                            # ignore: a concurrent copy stored this batch first (same seed)
+                            db["samples"].insert_all(
+                                rows[r["id"]], pk=("run_id", "position"), ignore=True
+                            )
                             db.execute(
                                 "update runs set wall_s = wall_s + ? where id = ?", [dt, r["id"]]
                             )

@@ -75,6 +75,7 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
             raise BadInput(f"--db {path}: directory {path.parent} does not exist")
     try:
         db = sqlite_utils.Database(path)
+        db.execute("pragma busy_timeout = 60000")  # concurrent commands wait, up to a minute
         db.enable_wal()
         migrate(db)
     except sqlite3.OperationalError as exc:
@@ -88,8 +89,22 @@ def transaction(db: sqlite_utils.Database):
     not at all, under an exception or a kill -9 alike. `with db.conn:` is not one:
     sqlite-utils 4 runs the connection in autocommit and commits each `insert_all` and
     `upsert` on its own, so a batch killed between two inserts kept the first."""
-    with db.atomic():
+    if db.conn.in_transaction:  # nested: a savepoint
+        with db.atomic():
+            yield db
+        return
+    # BEGIN IMMEDIATE takes the write lock up front, so a concurrent writer waits for it
+    # (busy_timeout) instead of failing with "database is locked" when a deferred
+    # transaction that has read tries to start writing.
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
         yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
