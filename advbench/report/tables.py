@@ -142,8 +142,8 @@ def _set_of(run) -> str:
     parts = [f"n_samples={int(run.n_samples)}", f"seed={int(run.seed)}"]
     if run.only_correct:
         parts.append("correct only")
-    if run.targeted:
-        parts.append(f"targeted {run.targeted}")
+    # pandas may hand back NaN for SQL NULL
+    parts.append(f"targeted {run.targeted}" if isinstance(run.targeted, str) else "untargeted")
     return ", ".join(parts)
 
 
@@ -363,9 +363,13 @@ def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -
     for r in filled:
         if r.sample_set:
             by_col.setdefault(r.column, set()).add(r.sample_set)
-    mixed = {c: s for c, s in by_col.items() if len(s) > 1}
-    for c, sets in mixed.items():
-        lines.append(f"Column {c!r} mixes sample sets: {'; '.join(sorted(sets))}")
+    mixed: dict[tuple[str, ...], list[str]] = {}
+    for c, sets in by_col.items():
+        if len(sets) > 1:
+            mixed.setdefault(tuple(sorted(sets)), []).append(c)
+    for sets, cols in mixed.items():
+        which = "Every column" if len(cols) == len(by_col) else "Columns " + ", ".join(cols)
+        lines.append(f"{which} mixes sample sets: {'; '.join(sets)}")
     refs = references(spec)
     if refs:
         lines.append(
