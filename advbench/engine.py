@@ -484,6 +484,11 @@ def _undefended_of_arch(db, arch: str, dataset: str) -> dict[str, Any]:
             f"arch:{arch}): `advbench train --arch {arch} --dataset {dataset}`, or name "
             "another with --source-model"
         )
+    if len(rows) > 1:  # an architecture variant (brelu) trained from scratch is not "the" one
+        from advbench.models import default_activation
+
+        plain = default_activation(arch)[0]
+        rows = [r for r in rows if r["activation"] == plain] or rows
     if len(rows) > 1:
         found = ", ".join(r["name"] for r in rows)
         raise BadInput(

@@ -5,7 +5,8 @@
   each sample's gradient is its own; a mean-reduced loss (what ART's `loss_gradient` helper
   differentiates) would scale every gradient by 1/batch size.
 - `jacobian` (jakubovitz 003:114, Table 1): mean ‖J(x)‖_F of the logits' Jacobian w.r.t. the
-  input, at clean test points; `jacobian-adv` the same at a run's stored examples.
+  input, at clean test points; `jacobian-adv` the same at a run's stored examples whose
+  prediction the attack changed.
 - `train-distance` (zantedeschi 001:173): mean over a run's adversarial examples (inputs
   whose prediction the attack changed, as for ρ) of the L2 distance to the nearest
   training image; neighbours are searched in chunks, so memory stays bounded on full MNIST.
@@ -136,9 +137,11 @@ def measure(
         count = len(idx)
     else:
         positions, adv = examples.load(db, run_row["id"])
+        # the adversarial examples proper: inputs whose prediction the attack changed (a
+        # failure or a clean point put back is no adversarial point)
+        keep = changed_positions(db, run_row["id"])
+        adv = adv[torch.isin(positions, torch.tensor(sorted(keep), dtype=torch.long))]
         if metric == "train-distance":
-            keep = changed_positions(db, run_row["id"])
-            adv = adv[torch.isin(positions, torch.tensor(sorted(keep), dtype=torch.long))]
             train = datasets.load(row["dataset"], "train", data_dir=data_dir)
             values = nearest_distance(adv, train)
         else:

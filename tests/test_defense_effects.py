@@ -43,8 +43,9 @@ def db(trained_db, tmp_path_factory):
 
 def _harden(db, defense, params, seed, epochs=2, **kw):
     """The parent hardened by `defense`; stored once per (defense, params, seed, epochs)."""
-    key = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    name = f"{defense}[{key}]-s{seed}-e{epochs}"
+    from advbench.config import config_hash
+
+    name = f"{defense}-{config_hash(params, 8)}-s{seed}-e{epochs}"  # a valid model name
     harden_model(
         db, parent="std", defense=defense, name=name, params=params, epochs=epochs,
         seed=seed, **{**TRAIN, **kw},

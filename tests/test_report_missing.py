@@ -68,3 +68,10 @@ def test_printed_commands_fill_the_cells_they_name(tmp_path, monkeypatch):
     # nothing is left to run for those cells
     again, _ = _missing(runner, "--table", "pesso:1", "--db", str(db))
     assert again == []
+
+
+def test_full_scale_needs_full_mnist_not_the_embedded_subset(tmp_path):
+    cmds, absent = _missing(CliRunner(), "--table", "fidel:III", "--scale", "full", "--db",
+                            str(tmp_path / "none.db"), "--data-dir", str(tmp_path))  # fmt: skip
+    assert cmds == []
+    assert len(absent) == 72 and all("data set mnist is not on disk" in a for a in absent)

@@ -41,7 +41,8 @@ def _model(name, arch, defense=None, config=None, params=None, created="0", acc=
 
 
 def _run(db, rid, model, label, eps, triples, *, suite, status="complete", finished="2", **kw):
-    db["runs"].insert({"id": rid, "model": model, "attack": "x", "label": label, "eps": eps,
+    db["runs"].insert({"id": rid, "model": model, "attack": kw.pop("attack", "x"),
+                       "label": label, "eps": eps,
                        "suite": suite, "n": len(triples), "n_samples": len(triples), "seed": 0,
                        "scale": "smoke", "status": status, "finished_at": finished,
                        "started_at": finished, "threat": "white-box",
@@ -148,6 +149,25 @@ def test_best_attack_is_the_per_sample_worst_case(known):
     assert sorted(r.runs) == ["p-FGSM", "p-HSJA", "p-PGD"]
     pgd = _cell(known, "pesso:1", "MNIST ε = 0.3 Madry et al.", "PGD")
     assert (pgd.measured, pgd.published) == (70.0, 91.2)
+
+
+def test_untargeted_cells_are_found_beside_targeted_runs(known):
+    # pandas >= 3 reads a text column with NULLs back as NaN; an untargeted match (None)
+    # must still find its run when targeted runs share the store (they do: "tgt").
+    known["models"].insert(_model("cnn", "ibm-cnn", created="7"))
+    known.execute("update models set activation = 'relu' where name = 'cnn'")
+    _run(known, "z-fgsm", "cnn", None, 0.1, [(3, 3, 3)] * 3 + [(3, 3, 4)], suite=None,
+         attack="fgsm")  # fmt: skip
+    r = _cell(known, "zantedeschi:1", "CNN + RELU", "CNN + RELU")
+    assert (r.runs, r.measured, r.n) == (["z-fgsm"], 75.0, 4)
+
+
+def test_best_attack_over_fewer_attacks_than_the_paper_is_partial(known):
+    known.execute("delete from samples where run_id = 'p-HSJA'")
+    known.execute("delete from runs where id = 'p-HSJA'")
+    r = _cell(known, "pesso:1", "MNIST ε = 0.3 Madry et al.", "Best attack")
+    assert (r.status, r.why, r.measured) == ("partial", "no Adaptive, HSJA run", 60.0)
+    assert "partial (no Adaptive, HSJA run)" in tab.cell_text(r)
 
 
 def test_zantedeschi_rho_counts_changed_predictions(known):

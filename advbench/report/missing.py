@@ -67,7 +67,7 @@ def plan(
 
     def dataset(data: str) -> str | None:
         if data not in on_disk:
-            on_disk[data] = data_for(data, data_dir)
+            on_disk[data] = data_for(data, data_dir, scale)
         return on_disk[data]
 
     def model_name(spec: TableSpec, data: str, key: str) -> str:
@@ -105,10 +105,10 @@ def plan(
                 continue
             ds = dataset(cell.data)
             if ds is None:
+                names = [d for d in DATA[cell.data] if scale != "full" or d != "mnist-5k"]
                 p.absent.append(
-                    f"{spec.id} | {row} | {col}: data set {' or '.join(DATA[cell.data])} is "
-                    f"not on disk (give --data-dir, or download it with `advbench train "
-                    f"--download`)"
+                    f"{spec.id} | {row} | {col}: data set {' or '.join(names)} is not on disk "
+                    "(give --data-dir, or download it with `advbench train --download`)"
                 )
                 continue
             name = model_name(spec, cell.data, cell.role)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +54,7 @@ class Result:
     measured: Any = None  # number, or text for a setting
     published: float | str | None = None
     published_text: str = ""
+    published_value: str | None = None
     n: int | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -76,9 +76,11 @@ class Store:
         self.db = db
         self.models = [dict(r) for r in db.query("select * from models order by created_at")]
         runs = pd.read_sql_query(_RUNS, db.conn)
-        runs["targeted"] = [None if pd.isna(v) else v for v in runs["targeted"]]
-        runs["label"] = [None if pd.isna(v) else v for v in runs["label"]]
-        runs["suite"] = [None if pd.isna(v) else v for v in runs["suite"]]
+        # pandas >= 3 gives a text column with NULLs the str dtype, which turns None back
+        # into NaN (NaN == None is False): keep these as objects holding None.
+        for col in ("targeted", "label", "suite", "source_model", "scale"):
+            runs[col] = pd.Series([None if pd.isna(v) else v for v in runs[col]],
+                                  index=runs.index, dtype=object)  # fmt: skip
         self.runs = runs
         self.measurements = (
             [dict(r) for r in db.query("select * from measurements order by created_at")]
@@ -106,7 +108,7 @@ class Store:
             elif key == "params":  # the attack's stored parameters
                 runs = runs[_mask(runs, [_params_match(c, want) for c in runs["config"]])]
             elif key == "targeted":
-                runs = runs[_mask(runs, [t == want for t in runs["targeted"]])]
+                runs = runs[_mask(runs, [_none(t) == want for t in runs["targeted"]])]
             else:
                 runs = runs[runs[key] == want]
         runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
@@ -125,6 +127,10 @@ def _params_match(config: str | None, want: dict[str, Any]) -> bool:
 
     params = json.loads(config or "{}").get("params", {})
     return all(_same(params.get(k), v) for k, v in want.items())
+
+
+def _none(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def _mask(df: pd.DataFrame, values: list[bool]) -> pd.Series:
@@ -156,9 +162,9 @@ def evaluate(
     for row in rows:
         for col in cols:
             p = pub.get((row, col))
-            res = Result(
-                spec.id, row, col, "", published=_num(p), published_text=p.text if p else ""
-            )
+            res = Result(spec.id, row, col, "", published=_num(p),
+                         published_text=p.text if p else "",
+                         published_value=p.value if p and p.value else None)  # fmt: skip
             cell = spec.cell(row, col)
             res.metric = cell.metric
             _fill(store, spec, cell, res)
@@ -212,7 +218,7 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         res.measured, res.n, res.seed, res.status = m["value"], m["n"], m["seed"], "complete"
         return
     labels = cell.match.get("labels") or [cell.match.get("label")]
-    chosen = []
+    chosen, found = [], []
     for label in labels:
         runs = store.matching_runs(
             spec, cell, model["name"], label if "labels" in cell.match else None
@@ -220,6 +226,7 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         if runs.empty:
             continue
         chosen.append(runs.iloc[0])
+        found.append(label)
         res.others += list(runs["id"].iloc[1:])
     if not chosen:
         res.why = "no matching run"
@@ -235,6 +242,11 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         from advbench.report import worst_case
 
         robust, n = worst_case(db, res.runs)
+        lacking = [x for x in labels if x not in found]
+        res.sample_set = f"worst case over {', '.join(found)}: instances all of them attacked"
+        if lacking:  # a worst case over fewer attacks than the paper's is not the cell yet
+            res.status = "partial"
+            res.why = f"no {', '.join(lacking)} run"
     elif cell.metric == "rho_adv":
         from advbench.report import rho_adv
 
@@ -305,11 +317,9 @@ def _published_shown(r: Result) -> str:
     if r.published is None:
         text = r.published_text.strip()
         return text if text and text != "-" else "—"
-    if isinstance(r.published, str):
-        return r.published
-    if r.metric in PERCENT:  # as printed, without the % sign and bold markup
-        return re.sub(r"%|</?b>", "", r.published_text)
-    return f"{r.published:g}"
+    if isinstance(r.published, str) or r.published_value is None:
+        return str(r.published)
+    return r.published_value  # the transcription's number as printed (3.90, 0.440)
 
 
 def cell_text(r: Result) -> str:
@@ -324,7 +334,7 @@ def cell_text(r: Result) -> str:
     if r.n is not None:
         text += f" n={r.n}"
     if r.status == "partial":
-        text += " partial"
+        text += f" partial ({r.why})" if r.why else " partial"
     return f"{text} · {paper}"
 
 
@@ -496,11 +506,15 @@ def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]
     return out
 
 
-def data_for(data: str, data_dir=None) -> str | None:
-    """The first stored-data-set name for a table's data that is on disk, else None."""
+def data_for(data: str, data_dir=None, scale: str | None = None) -> str | None:
+    """The first stored-data-set name for a table's data that is on disk, else None. At
+    full scale the embedded MNIST subset does not do (its 1,000 test images are fewer than
+    fidel's 1,024 samples, and madnet needs 1,000 the model classifies right)."""
     from advbench import data as datasets
 
     for name in DATA[data]:
+        if scale == "full" and name == "mnist-5k":
+            continue
         spec = datasets.spec(name)
         if not spec.needs_dir:
             return name
