@@ -16,9 +16,10 @@ from advbench.errors import BadInput, unknown
 T = TypeVar("T")
 
 # Integer parameters that count something done at least once (a step, a restart, a query,
-# a noisy copy): 0 or less is refused. Every other number must be finite and >= 0.
+# a sample): 0 or less is refused. Every other number must be finite and >= 0 (gda's
+# copies=0 is plain training, so copies may be 0).
 COUNTS = frozenset({"steps", "restarts", "binary_search_steps", "max_iter", "max_eval",
-                    "init_eval", "init_size", "samples", "copies", "projections", "iterations",
+                    "init_eval", "init_size", "samples", "projections", "iterations",
                     "candidates", "bits"})  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
