@@ -114,7 +114,8 @@ def plan(
             name = model_name(spec, cell.data, cell.role)
             for req in cell.requires:
                 model_name(spec, cell.data, req)
-            _fill_commands(p, spec, cell, name, ds, scale, common, model_name, suites)
+            ran = bool(results is not None and results[i].runs)  # only a measurement lacks
+            _fill_commands(p, spec, cell, name, ds, scale, common, model_name, suites, ran)
     return p
 
 
@@ -127,7 +128,9 @@ def _cells(spec: TableSpec):
             yield row, col, spec.cell(row, col)
 
 
-def _fill_commands(p: Plan, spec, cell: Cell, name, ds, scale, common, model_name, suites) -> None:
+def _fill_commands(
+    p: Plan, spec, cell: Cell, name, ds, scale, common, model_name, suites, ran=False
+) -> None:
     if cell.metric in ("clean", "setting"):
         return  # stored with the model
     suite_n = int(suites.load_suite(spec.suite)["n"][scale])
@@ -137,7 +140,9 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, ds, scale, common, model_nam
                                "--n", suite_n, *common))  # fmt: skip
         return
     match = cell.match
-    if "suite" in match:
+    if ran:
+        pass  # the run is stored; what is missing is measured from it below
+    elif "suite" in match:
         # One suite run per model: rows that need a proxy get it on the same command.
         key = (name, match["suite"])
         args = p.suite_runs.get(key) or ["--model", name, "--suite", match["suite"],
