@@ -3,6 +3,7 @@ measurements taken at them or at clean test points, checked against computations
 here from the model and the data directly."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -28,15 +29,28 @@ SUITE = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def kept(db_copy, runner, tmp_path):
-    suite = tmp_path / "keep.json"
+@pytest.fixture(scope="module")
+def kept_store(trained_db, tmp_path_factory):
+    """The trained store after one run of the suite above (made once for the module)."""
+    from typer.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("kept")
+    shutil.copytree(trained_db.parent, folder / "store")
+    db = folder / "store" / "a.db"
+    suite = folder / "keep.json"
     suite.write_text(json.dumps(SUITE))
-    res = runner.invoke(app, ["attack", "--model", "std", "--suite", str(suite), "--scale",
-                              "smoke", "--batch-size", "5", "--device", "cpu", "--db",
-                              str(db_copy)])  # fmt: skip
+    res = CliRunner().invoke(app, ["attack", "--model", "std", "--suite", str(suite), "--scale",
+                                   "smoke", "--batch-size", "5", "--device", "cpu", "--db",
+                                   str(db)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    return db_copy
+    return db
+
+
+@pytest.fixture
+def kept(kept_store, tmp_path):
+    """A private copy a test may change."""
+    shutil.copytree(kept_store.parent, tmp_path / "store")
+    return tmp_path / "store" / "a.db"
 
 
 def _run_id(db, label, eps):
