@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from advbench.errors import BadInput, unknown
+from advbench.store import CHANGED
 
 METRICS = {
     "loss-sensitivity": "mean ‖∇x CE‖₂ at clean test points (zantedeschi Table 3)",
@@ -33,7 +34,7 @@ METRICS = {
     "examples (zantedeschi Table 2)",
     "davies-bouldin": "Davies–Bouldin index of test embeddings by label (madnet)",
 }
-AT_RUN = ("jacobian-adv", "train-distance")
+AT_RUN = ("jacobian-adv", "train-distance")  # taken at a run's kept examples
 
 
 def loss_sensitivity(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -169,14 +170,11 @@ def measure(
 
 
 def changed_positions(db: sqlite_utils.Database, run_id: str) -> set[int]:
-    """Instances whose prediction the attack changed: ART's empirical-robustness set, the
-    adversarial examples of zantedeschi's ρ and training-set distance."""
+    """Instances whose prediction the attack changed (`store.CHANGED`)."""
     return {
         r[0]
         for r in db.execute(
-            "select position from samples where run_id = ? and adv_pred != clean_pred "
-            "and not coalesce(init_failed, 0)",
-            [run_id],
+            f"select s.position from samples s where s.run_id = ? and {CHANGED}", [run_id]
         )
     }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from advbench.report.papers import DATA, Cell, TableSpec
+from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, TableSpec
 from advbench.report.tables import Store, data_for, evaluate
 
 # Training epochs per scale for the models a table needs (None: the command's default, the
@@ -134,9 +134,8 @@ def _fill_commands(
     if cell.metric in ("clean", "setting"):
         return  # stored with the model
     suite_n = int(suites.load_suite(spec.suite)["n"][scale])
-    if cell.metric in ("loss_sensitivity", "jacobian"):
-        metric = cell.metric.replace("_", "-")
-        p.measures.append(_cmd("measure", "--model", name, "--metric", metric,
+    if cell.metric in AT_POINTS:
+        p.measures.append(_cmd("measure", "--model", name, "--metric", cell.metric,
                                "--n", suite_n, *common))  # fmt: skip
         return
     match = cell.match
@@ -160,7 +159,6 @@ def _fill_commands(
         p.attacks.append(_cmd("attack", "--model", name, "--attack", match["attack"],
                               "--eps", f"{match['eps']:g}", *targeted, *source,
                               "--n", suite_n, *common))  # fmt: skip
-    if cell.metric in ("train_distance", "jacobian_adv"):
-        metric = cell.metric.replace("_", "-")
-        p.measures.append(_cmd("measure", "--model", name, "--metric", metric,
+    if cell.metric in AT_RUN:
+        p.measures.append(_cmd("measure", "--model", name, "--metric", cell.metric,
                                "--run", match["label"], *common))  # fmt: skip

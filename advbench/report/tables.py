@@ -18,17 +18,20 @@ import sqlite_utils
 
 from advbench.errors import BadInput, unknown
 from advbench.metrics import wilson_interval
+from advbench.report import rho_adv, worst_case
 from advbench.report.papers import (
+    AT_POINTS,
     DATA,
     PERCENT,
     Cell,
     Published,
     TableSpec,
+    _same,
     layout,
     references,
     tables,
 )
-from advbench.store import SAMPLE_COUNTS
+from advbench.store import CHANGED, SAMPLE_COUNTS
 
 FORMATS = ("table", "markdown", "csv", "latex", "json")
 
@@ -53,8 +56,7 @@ class Result:
     metric: str
     measured: Any = None  # number, or text for a setting
     published: float | str | None = None
-    published_text: str = ""
-    published_value: str | None = None
+    published_shown: str = "—"  # as the paper prints it (3.90, 2.0,0.01, N/A); — if blank
     n: int | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -82,6 +84,7 @@ class Store:
             runs[col] = pd.Series([None if pd.isna(v) else v for v in runs[col]],
                                   index=runs.index, dtype=object)  # fmt: skip
         self.runs = runs
+        self._roles: dict[tuple[str, str, str], list[dict]] = {}
         self.measurements = (
             [dict(r) for r in db.query("select * from measurements order by created_at")]
             if "measurements" in db.table_names()
@@ -89,9 +92,23 @@ class Store:
         )
 
     def role_models(self, spec: TableSpec, data: str, key: str) -> list[dict]:
-        """Stored models matching a role, newest first."""
-        role = spec.roles[(data, key)]
-        return [m for m in reversed(self.models) if role.matches(m, data)]
+        """Stored models matching a role, newest first (matched once per report)."""
+        ident = (spec.paper, data, key)
+        if ident not in self._roles:
+            role = spec.roles[(data, key)]
+            self._roles[ident] = [m for m in reversed(self.models) if role.matches(m, data)]
+        return self._roles[ident]
+
+    def measurement(self, model: dict, metric: str, run_id: str | None = None) -> dict | None:
+        """The newest measurement of this model (its current weights), at `run_id`'s kept
+        examples or, without one, at clean test points."""
+        found = [
+            m
+            for m in self.measurements
+            if (m["model"], m["metric"], m["run_id"]) == (model["name"], metric, run_id)
+            and m["model_checksum"] == model["checksum"]
+        ]
+        return found[-1] if found else None
 
     def matching_runs(self, spec: TableSpec, cell: Cell, model: str, label=None) -> pd.DataFrame:
         runs = self.runs[self.runs["model"] == model]
@@ -108,7 +125,7 @@ class Store:
             elif key == "params":  # the attack's stored parameters
                 runs = runs[_mask(runs, [_params_match(c, want) for c in runs["config"]])]
             elif key == "targeted":
-                runs = runs[_mask(runs, [_none(t) == want for t in runs["targeted"]])]
+                runs = runs[_mask(runs, [t == want for t in runs["targeted"]])]
             else:
                 runs = runs[runs[key] == want]
         runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
@@ -123,14 +140,8 @@ class Store:
 
 
 def _params_match(config: str | None, want: dict[str, Any]) -> bool:
-    from advbench.report.papers import _same
-
     params = json.loads(config or "{}").get("params", {})
     return all(_same(params.get(k), v) for k, v in want.items())
-
-
-def _none(v: Any) -> Any:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def _mask(df: pd.DataFrame, values: list[bool]) -> pd.Series:
@@ -148,8 +159,7 @@ def _set_of(run) -> str:
     parts = [f"n_samples={int(run.n_samples)}", f"seed={int(run.seed)}"]
     if run.only_correct:
         parts.append("correct only")
-    # pandas may hand back NaN for SQL NULL
-    parts.append(f"targeted {run.targeted}" if isinstance(run.targeted, str) else "untargeted")
+    parts.append(f"targeted {run.targeted}" if run.targeted else "untargeted")
     return ", ".join(parts)
 
 
@@ -163,13 +173,20 @@ def evaluate(
         for col in cols:
             p = pub.get((row, col))
             res = Result(spec.id, row, col, "", published=_num(p),
-                         published_text=p.text if p else "",
-                         published_value=p.value if p and p.value else None)  # fmt: skip
+                         published_shown=_shown(p))  # fmt: skip
             cell = spec.cell(row, col)
             res.metric = cell.metric
             _fill(store, spec, cell, res)
             out.append(res)
     return out
+
+
+def _shown(p: Published | None) -> str:
+    """The published value as printed: the transcription's number, else the paper's token
+    (N/A), — where the cell is blank or a dash."""
+    if p is None:
+        return "—"
+    return p.value or (p.text.strip() if p.text.strip() not in ("", "-") else "—")
 
 
 def _num(p: Published | None) -> float | str | None:
@@ -203,18 +220,11 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         res.measured = _setting(model, cell.key)
         res.status = "complete"
         return
-    if cell.metric in ("loss_sensitivity", "jacobian"):
-        metric = cell.metric.replace("_", "-")
-        found = [
-            m
-            for m in store.measurements
-            if (m["model"], m["metric"]) == (model["name"], metric)
-            and m["model_checksum"] == model["checksum"]
-        ]
-        if not found:
-            res.why = f"no {metric} measurement"
+    if cell.metric in AT_POINTS:
+        m = store.measurement(model, cell.metric)
+        if m is None:
+            res.why = f"no {cell.metric} measurement"
             return
-        m = found[-1]
         res.measured, res.n, res.seed, res.status = m["value"], m["n"], m["seed"], "complete"
         return
     labels = cell.match.get("labels") or [cell.match.get("label")]
@@ -239,8 +249,6 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
     if cell.metric == "accuracy":
         robust, n = int(first.robust), int(first.n)
     elif cell.metric == "best":
-        from advbench.report import worst_case
-
         robust, n = worst_case(db, res.runs)
         lacking = [x for x in labels if x not in found]
         res.sample_set = f"worst case over {', '.join(found)}: instances all of them attacked"
@@ -248,20 +256,17 @@ def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
             res.status = "partial"
             res.why = f"no {', '.join(lacking)} run"
     elif cell.metric == "rho_adv":
-        from advbench.report import rho_adv
-
         res.measured, res.n = rho_adv(db, first.id)
         return
     elif cell.metric == "rho":
         res.measured, res.n = rho_changed(db, first.id)
         return
-    else:  # measurements taken at a run's stored examples
-        metric = {"train_distance": "train-distance", "jacobian_adv": "jacobian-adv"}[cell.metric]
-        found = [m for m in store.measurements if m["run_id"] == first.id and m["metric"] == metric]
-        if not found:
-            res.status, res.why = "empty", f"no {metric} measurement at run {first.id}"
+    else:  # measurements taken at a run's kept examples
+        m = store.measurement(model, cell.metric, first.id)
+        if m is None:
+            res.status, res.why = "empty", f"no {cell.metric} measurement at run {first.id}"
             return
-        res.measured, res.n = found[-1]["value"], found[-1]["n"]
+        res.measured, res.n = m["value"], m["n"]
         return
     res.n = n
     if n:
@@ -276,8 +281,8 @@ def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
     `empirical_robustness`: mean ‖x_adv − x‖₂ / ‖x‖₂ over the inputs whose prediction the
     attack changed (others have no minimal perturbation). NaN and 0 where there is none."""
     n, total = db.execute(
-        "select count(*), sum(l2 / x_l2) from samples where run_id = ? and adv_pred != "
-        "clean_pred and x_l2 > 0 and not coalesce(init_failed, 0)",
+        f"select count(*), sum(s.l2 / s.x_l2) from samples s where s.run_id = ? and {CHANGED} "
+        "and s.x_l2 > 0",
         [run_id],
     ).fetchone()
     return (total / n if n else float("nan"), n)
@@ -312,20 +317,10 @@ def _fmt(value: Any, metric: str) -> str:
     return f"{value:.4g}"
 
 
-def _published_shown(r: Result) -> str:
-    """The published value as the paper prints it (95.65, 2.0,0.01, N/A), — where blank."""
-    if r.published is None:
-        text = r.published_text.strip()
-        return text if text and text != "-" else "—"
-    if isinstance(r.published, str) or r.published_value is None:
-        return str(r.published)
-    return r.published_value  # the transcription's number as printed (3.90, 0.440)
-
-
 def cell_text(r: Result) -> str:
     """measured [low, high] n=N · paper P: the interval by its bounds (Wilson's is not
     symmetric), or why the cell is empty."""
-    paper = f"paper {_published_shown(r)}"
+    paper = f"paper {r.published_shown}"
     if r.status == "empty":
         return f"not run: {r.why} · {paper}"
     text = _fmt(r.measured, r.metric)

@@ -21,6 +21,9 @@ DEFAULT_DB = Path("results") / "advbench.db"
 # Robust = classified right before and after the attack (AutoAttack's robust accuracy): a
 # clean error is never robust, even where the attack's output happens to land on the label.
 ROBUST = "s.clean_pred = s.label and s.adv_pred = s.label and not coalesce(s.init_failed, 0)"
+# The attack changed the prediction: ART's empirical-robustness set, and the adversarial
+# examples of zantedeschi's ρ and training-set distance and of jakubovitz's x_pert.
+CHANGED = "s.adv_pred != s.clean_pred and not coalesce(s.init_failed, 0)"
 SAMPLE_COUNTS = f"""count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
        coalesce(sum({ROBUST}), 0) as robust,
        coalesce(sum(s.init_failed), 0) as init_failed"""

@@ -41,14 +41,17 @@ DATA = {
 }
 # The metric of a cell: what its number is and how it is shown.
 PERCENT = ("accuracy", "clean", "best")
+AT_POINTS = ("loss-sensitivity", "jacobian")  # measured at clean test points
+AT_RUN = ("train-distance", "jacobian-adv")  # measured at a run's kept examples
 METRICS = (
     *PERCENT,
     "rho_adv",  # DeepFool ρ̂_adv (jakubovitz): mean d_i/‖x_i‖₂ over correct, found
     "rho",  # empirical robustness (zantedeschi, ART's): mean ‖δ‖₂/‖x‖₂ where the label changed
-    "train_distance",
-    "loss_sensitivity",
+    # measurements, named as `advbench measure` names them (advbench.measures.METRICS)
+    "train-distance",
+    "loss-sensitivity",
     "jacobian",  # mean ‖J(x)‖_F at clean test points
-    "jacobian_adv",  # mean ‖J(x)‖_F at the points of a stored run
+    "jacobian-adv",  # mean ‖J(x)‖_F at the points of a stored run
     "setting",  # a training setting of the model (fidel Table I)
 )
 

@@ -87,7 +87,7 @@ def _rho_table(data: str):
 def _table_1(row: str, col: str) -> Cell:
     if col == "mean ‖J(x)‖F":
         return Cell("jacobian", DEFENSES[row], "mnist")
-    return Cell("jacobian_adv", DEFENSES[row], "mnist", _deepfool("mnist"))
+    return Cell("jacobian-adv", DEFENSES[row], "mnist", _deepfool("mnist"))
 
 
 TABLES = [

@@ -68,7 +68,7 @@ def _table_1(row: str, col: str) -> Cell:
 
 def _table_2(row: str, col: str) -> Cell:
     metric = {"Accuracy": "accuracy", "Robustness": "rho", "Training set distance":
-              "train_distance"}[col]  # fmt: skip
+              "train-distance"}[col]  # fmt: skip
     match = {"suite": "zantedeschi", "label": "FGSM (minimal)", "eps": MINIMAL_MAX["mnist"]}
     return Cell(metric, DEFENSES[row], "mnist", match)
 
@@ -94,7 +94,7 @@ TABLES = [
               "training-set distance", "zantedeschi", ROLES, _table_2),
     TableSpec("zantedeschi:3", "MNIST: local loss sensitivity (mean ‖∇x J‖₂ at test points)",
               "zantedeschi", ROLES,
-              lambda row, col: Cell("loss_sensitivity", DEFENSES[row], "mnist")),
+              lambda row, col: Cell("loss-sensitivity", DEFENSES[row], "mnist")),
     TableSpec("zantedeschi:4", "MNIST: accuracy (%) under black-box attacks crafted on the "
               "undefended ResNet", "zantedeschi", ROLES, _black_box("mnist")),
     TableSpec("zantedeschi:5", "CIFAR-10: accuracy (%) under black-box attacks crafted on the "
