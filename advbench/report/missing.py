@@ -61,7 +61,12 @@ def plan(
         common += ["--data-dir", str(data_dir)]
     if db_path is not None:
         common += ["--db", str(db_path)]
-    store = Store(db) if db is not None else None
+    if db is None:  # nothing stored yet: an empty store in memory, same code path
+        from advbench.store import migrate
+
+        db = sqlite_utils.Database(memory=True)
+        migrate(db)
+    store = Store(db)
     on_disk: dict[str, str | None] = {}
     epochs = EPOCHS[scale]
 
@@ -75,7 +80,7 @@ def plan(
         ident = (spec.paper, data, key)
         if ident in p.names:
             return p.names[ident]
-        stored = store.role_models(spec, data, key) if store is not None else []
+        stored = store.role_models(spec, data, key)
         if stored:
             p.names[ident] = stored[0]["name"]
             return p.names[ident]
@@ -99,41 +104,30 @@ def plan(
         return name
 
     for spec in specs:
-        results = evaluate(db, spec, store) if store is not None else None
-        for i, (row, col, cell) in enumerate(_cells(spec)):
-            if results is not None and results[i].status != "empty":
+        suite_n = int(suites.load_suite(spec.suite)["n"][scale])
+        for res in evaluate(db, spec, store):
+            if res.status != "empty":
                 continue
-            ds = dataset(cell.data)
-            if ds is None:
+            cell = res.cell
+            if dataset(cell.data) is None:
                 names = [d for d in DATA[cell.data] if scale != "full" or d != "mnist-5k"]
                 p.absent.append(
-                    f"{spec.id} | {row} | {col}: data set {' or '.join(names)} is not on disk "
-                    "(give --data-dir, or download it with `advbench train --download`)"
+                    f"{spec.id} | {res.row} | {res.column}: data set {' or '.join(names)} is "
+                    "not on disk (give --data-dir, or download it with `advbench train "
+                    "--download`)"
                 )
                 continue
             name = model_name(spec, cell.data, cell.role)
             for req in cell.requires:
                 model_name(spec, cell.data, req)
-            ran = bool(results is not None and results[i].runs)  # only a measurement lacks
-            _fill_commands(p, spec, cell, name, ds, scale, common, model_name, suites, ran)
+            # a stored run that only lacks a measurement gets just the measure command
+            _fill_commands(p, spec, cell, name, scale, suite_n, common, model_name, bool(res.runs))
     return p
 
 
-def _cells(spec: TableSpec):
-    from advbench.report.papers import layout
-
-    rows, cols, _ = layout(spec)
-    for row in rows:
-        for col in cols:
-            yield row, col, spec.cell(row, col)
-
-
-def _fill_commands(
-    p: Plan, spec, cell: Cell, name, ds, scale, common, model_name, suites, ran=False
-) -> None:
+def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, model_name, ran):
     if cell.metric in ("clean", "setting"):
         return  # stored with the model
-    suite_n = int(suites.load_suite(spec.suite)["n"][scale])
     if cell.metric in AT_POINTS:
         p.measures.append(_cmd("measure", "--model", name, "--metric", cell.metric,
                                "--n", suite_n, *common))  # fmt: skip

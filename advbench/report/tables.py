@@ -69,6 +69,7 @@ class Result:
     scale: str | None = None
     sample_set: str | None = None  # n_samples/seed/only_correct/targeted of the runs used
     why: str = ""  # why it is empty
+    cell: Cell | None = None  # its definition (what fills it)
 
 
 class Store:
@@ -172,10 +173,9 @@ def evaluate(
     for row in rows:
         for col in cols:
             p = pub.get((row, col))
-            res = Result(spec.id, row, col, "", published=_num(p),
-                         published_shown=_shown(p))  # fmt: skip
             cell = spec.cell(row, col)
-            res.metric = cell.metric
+            res = Result(spec.id, row, col, cell.metric, published=_num(p),
+                         published_shown=_shown(p), cell=cell)  # fmt: skip
             _fill(store, spec, cell, res)
             out.append(res)
     return out
