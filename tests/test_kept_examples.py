@@ -53,6 +53,12 @@ def kept(kept_store, tmp_path):
     return tmp_path / "store" / "a.db"
 
 
+def _measure(runner, db, metric, *args):
+    """`advbench measure` of model std on CPU."""
+    argv = ["measure", "--model", "std", "--metric", metric, *args, "--device", "cpu"]
+    return runner.invoke(app, [*argv, "--db", str(db)])
+
+
 def _run_id(db, label, eps):
     return db.execute("select id from runs where label = ? and eps = ?", [label, eps]).fetchone()[0]
 
@@ -87,22 +93,7 @@ def test_a_changed_examples_file_is_refused(kept):
 
 
 def test_train_distance_is_the_nearest_training_image_of_changed_examples(kept, runner):
-    res = runner.invoke(
-        app,
-        [
-            "measure",
-            "--model",
-            "std",
-            "--metric",
-            "train-distance",
-            "--run",
-            "FGSM (minimal)",
-            "--device",
-            "cpu",
-            "--db",
-            str(kept),
-        ],
-    )
+    res = _measure(runner, kept, "train-distance", "--run", "FGSM (minimal)")
     assert res.exit_code == 0, res.output
     db = open_db(kept)
     top = _run_id(db, "FGSM (minimal)", 0.5)
@@ -124,24 +115,7 @@ def test_train_distance_is_the_nearest_training_image_of_changed_examples(kept, 
 
 
 def test_loss_sensitivity_command_stores_the_hand_computed_mean(trained_db, db_copy, runner):
-    res = runner.invoke(
-        app,
-        [
-            "measure",
-            "--model",
-            "std",
-            "--metric",
-            "loss-sensitivity",
-            "--n",
-            "20",
-            "--seed",
-            "3",
-            "--device",
-            "cpu",
-            "--db",
-            str(db_copy),
-        ],
-    )
+    res = _measure(runner, db_copy, "loss-sensitivity", "--n", "20", "--seed", "3")
     assert res.exit_code == 0, res.output
     db = open_db(db_copy)
     value, n = db.execute("select value, n from measurements").fetchone()
@@ -155,9 +129,7 @@ def test_loss_sensitivity_command_stores_the_hand_computed_mean(trained_db, db_c
         norms.append(float(x.grad.norm()))
     assert n == 20 and value == pytest.approx(np.mean(norms), rel=1e-5)
     # stored again: no new row; an unknown metric: exit 2 with the choices
-    runner.invoke(app, ["measure", "--model", "std", "--metric", "loss-sensitivity", "--n", "20",
-                        "--seed", "3", "--device", "cpu", "--db", str(db_copy)])  # fmt: skip
+    _measure(runner, db_copy, "loss-sensitivity", "--n", "20", "--seed", "3")
     assert db["measurements"].count == 1
-    res = runner.invoke(app, ["measure", "--model", "std", "--metric", "lipschitz", "--db",
-                              str(db_copy)])  # fmt: skip
+    res = _measure(runner, db_copy, "lipschitz")
     assert res.exit_code == 2 and "loss-sensitivity" in res.output
