@@ -38,10 +38,8 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     if df.empty:
         return df
     df = df.copy()
-    # pandas ≥ 3 reads SQL NULL in a text column as NaN, which is truthy: every untargeted
-    # run was labelled "(targeted nan)" once a targeted run shared the store.
-    for col in ("targeted", "source_model", "source_rule", "gradient", "scale"):
-        df[col] = pd.Series([None if pd.isna(v) else v for v in df[col]], df.index, object)
+    # every untargeted run was labelled "(targeted nan)" once a targeted run shared the store
+    nulls_as_none(df, ("targeted", "source_model", "source_rule", "gradient", "scale"))
     df["attack"] = [_threat_label(r) for r in df.itertuples(index=False)]
     df["accuracy"] = [
         r / n if n else float("nan") for r, n in zip(df["robust"], df["n"], strict=True)
@@ -57,6 +55,13 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     df = df[(df["n"] > 0) | (df["init_failed"] > 0)]
     df = df.sort_values(["status", "finished_at"], na_position="first")
     return df.drop_duplicates(["model", "attack", "eps"], keep="last")
+
+
+def nulls_as_none(df: pd.DataFrame, cols) -> None:
+    """SQL NULL back to None in text columns, in place: pandas >= 3 reads them as NaN (a str
+    dtype), which is truthy and unequal to None."""
+    for col in cols:
+        df[col] = pd.Series([None if pd.isna(v) else v for v in df[col]], df.index, object)
 
 
 def rho_adv(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:

@@ -18,7 +18,7 @@ import sqlite_utils
 
 from advbench.errors import BadInput, unknown
 from advbench.metrics import wilson_interval
-from advbench.report import rho_adv, worst_case
+from advbench.report import nulls_as_none, rho_adv, worst_case
 from advbench.report.papers import (
     AT_POINTS,
     DATA,
@@ -79,11 +79,7 @@ class Store:
         self.db = db
         self.models = [dict(r) for r in db.query("select * from models order by created_at")]
         runs = pd.read_sql_query(_RUNS, db.conn)
-        # pandas >= 3 gives a text column with NULLs the str dtype, which turns None back
-        # into NaN (NaN == None is False): keep these as objects holding None.
-        for col in ("targeted", "label", "suite", "source_model", "scale"):
-            runs[col] = pd.Series([None if pd.isna(v) else v for v in runs[col]],
-                                  index=runs.index, dtype=object)  # fmt: skip
+        nulls_as_none(runs, ("targeted", "label", "suite", "source_model", "scale"))
         self.runs = runs
         self._roles: dict[tuple[str, str, str], list[dict]] = {}
         self.measurements = (
