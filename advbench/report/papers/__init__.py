@@ -14,6 +14,7 @@ When several runs match a cell, the newest complete one wins (`--verbose` lists 
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import json
 import math
@@ -127,6 +128,10 @@ class Cell:
     requires: tuple[str, ...] = ()  # other roles the run needs stored (a transfer source)
     args: tuple[str, ...] = ()  # extra `advbench attack` arguments that fill it (--proxy)
 
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:  # a typo in a paper module fails at import
+            raise ValueError(f"cell metric {self.metric!r} is not one of {METRICS}")
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -158,9 +163,11 @@ class Published:
     kind: str  # cell, or reference (another method's published figure, not reproduced)
 
 
-def published(paper: str) -> list[Published]:
+@functools.cache
+def published(paper: str) -> tuple[Published, ...]:
+    """The paper's transcribed cells (read once per process)."""
     with open(PUBLISHED_DIR / f"{paper}.csv", newline="") as f:
-        return [
+        return tuple(
             Published(
                 r["table"],
                 r["row"],
@@ -171,7 +178,7 @@ def published(paper: str) -> list[Published]:
                 r["kind"],
             )  # fmt: skip
             for r in csv.DictReader(f)
-        ]
+        )
 
 
 def layout(spec: TableSpec) -> tuple[list[str], list[str], dict[tuple[str, str], Published]]:
