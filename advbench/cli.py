@@ -693,11 +693,23 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = "summary",
+    figure: Annotated[
+        str | None,
+        typer.Option(
+            "--figure",
+            help="A paper's figure (zantedeschi:fig3, fidel:fig1a, madnet:tsne, ...; see "
+            "--list), a paper name for all its figures, `all`, or `curves` (accuracy against ε "
+            "of every stored attack of the --model models). Written as PNG and SVG (--format "
+            "png|svg for one) to --output (default: figures/ beside the database).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     list_: Annotated[
         bool,
         typer.Option(
             "--list",
-            help="List every table id, what it shows and how many of its cells stored runs fill.",
+            help="List every table and figure id, what it shows and how many of its cells "
+            "(points) stored runs fill.",
             rich_help_panel=OUTPUT,
         ),
     ] = False,
@@ -756,11 +768,16 @@ def report(
     from advbench import report as rep
     from advbench.report import tables as tab
 
+    if figure is not None and not missing:
+        _report_figures(figure, model, format_, output, data_dir, db)
+        return
     if format_ not in tab.FORMATS:
         raise BadInput(f"unknown format {format_!r}; valid choices: {', '.join(tab.FORMATS)}")
     if list_:
+        from advbench.report import figures as figs
+
         database = _open(db, create=False) if _exists(db) else None
-        _print_listing(tab.listing(database))
+        _print_listing(tab.listing(database), figs.listing(database))
         return
     if missing:
         from advbench.report.missing import EPOCHS, plan
@@ -768,7 +785,15 @@ def report(
 
         if scale not in SCALES:
             raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
-        specs = tab.select("all" if table in (None, "summary") else table)
+        if figure is not None:
+            from advbench.report import figures as figs
+
+            if figure == "curves":
+                raise BadInput("--missing plans the papers' figures; `curves` draws what is "
+                               "stored (give a figure id, a paper name or all)")  # fmt: skip
+            specs = figs.select(figure)
+        else:
+            specs = tab.select("all" if table in (None, "summary") else table)
         database = _open(db, create=False) if _exists(db) else None
         todo = plan(database, specs, scale, data_dir=data_dir, db_path=db)
         for cmd in todo.commands():
@@ -854,14 +879,59 @@ def _check_output_dir(output: Path, db: Path | None) -> None:
         output.mkdir()
 
 
-def _print_listing(rows) -> None:
-    t = Table(title="Paper tables (cells filled by stored runs / cells)")
-    for c in ("id", "shows", "filled"):
-        t.add_column(c, no_wrap=c == "id")
-    for tid, title, filled, total in rows:
-        t.add_row(tid, title, f"{filled}/{total}")
-    out.print(t)
-    out.print("`advbench report --missing --table ID` prints the commands that fill a table.")
+def _print_listing(rows, figure_rows=()) -> None:
+    for title, items in (
+        ("Paper tables (cells filled by stored runs / cells)", rows),
+        ("Paper figures (points filled by stored runs / points)", figure_rows),
+    ):
+        if not items:
+            continue
+        t = Table(title=title)
+        for c in ("id", "shows", "filled"):
+            t.add_column(c, no_wrap=c == "id")
+        for tid, what, filled, total in items:
+            t.add_row(tid, what, f"{filled}/{total}")
+        out.print(t)
+    out.print("`advbench report --missing --table ID` (or --figure ID) prints the commands "
+              "that fill a table (a figure).")  # fmt: skip
+
+
+def _report_figures(figure, models, format_, output, data_dir, db) -> None:
+    """`report --figure`: draw, write PNG/SVG, print each figure's caption."""
+    from advbench.report import figures as figs
+    from advbench.store import default_db_path
+
+    formats = figs.FIGURE_FORMATS if format_ == "table" else (format_,)
+    if format_ != "table" and format_ not in figs.FIGURE_FORMATS:
+        raise BadInput(f"--format {format_} is not a figure format; valid choices: "
+                       f"{', '.join(figs.FIGURE_FORMATS)}")  # fmt: skip
+    if figure == "curves":
+        if not models:
+            raise BadInput("--figure curves needs --model M (repeatable): the models to draw")
+        specs = []
+    else:
+        specs = figs.select(figure)  # an unknown id is refused before anything is read
+    database = _open(db, create=False)
+    target = output if output is not None else (db or default_db_path()).parent / "figures"
+    if figure == "curves":
+        drawn = [figs.curves(database, models)]  # an unknown model is refused here
+    if output is not None:
+        _check_output_dir(target, db)
+    else:
+        target.mkdir(exist_ok=True)
+    if figure != "curves":
+        from advbench.report.tables import Store
+
+        store = Store(database)
+        drawn = (figs.build(database, spec, store, data_dir) for spec in specs)
+    for fd in drawn:
+        paths = figs.write(figs.draw(fd), target, fd.id.replace(":", "_"), formats)
+        for line in fd.caption:
+            out.print(line, highlight=False, markup=False)
+        for pd_ in fd.panels:
+            if pd_.note:
+                out.print(f"  {pd_.panel.title}: {pd_.note}", highlight=False, markup=False)
+        err.print("wrote " + ", ".join(str(p) for p in paths), highlight=False)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, TableSpec
+from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, FigureSpec, TableSpec
 from advbench.report.tables import Store, data_for, evaluate
 
 # Training epochs per scale for the models a table needs (None: the command's default, the
@@ -30,7 +30,9 @@ EPOCHS = {
 @dataclass
 class Plan:
     builds: list[str] = field(default_factory=list)
-    attacks: list[str] = field(default_factory=list)
+    # one `attack --attack` command per (model, attack, targeting, source, suite it stands
+    # for): its ε gathered into one --eps list
+    attacks: dict[tuple, tuple[list[str], list[float]]] = field(default_factory=dict)
     suite_runs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     measures: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
@@ -38,7 +40,13 @@ class Plan:
 
     def commands(self) -> list[str]:
         suites = [_cmd("attack", *args) for args in self.suite_runs.values()]
-        return list(dict.fromkeys([*self.builds, *suites, *self.attacks, *self.measures]))
+        attacks = []
+        for (name, _, _, _, suite), (args, eps) in self.attacks.items():
+            if (name, suite) in self.suite_runs:
+                continue  # the model's suite run covers these budgets (its grid is the suite's)
+            budgets = ",".join(f"{e:g}" for e in sorted(set(eps)))
+            attacks.append(_cmd("attack", *args[:4], "--eps", budgets, *args[4:]))
+        return list(dict.fromkeys([*self.builds, *suites, *attacks, *self.measures]))
 
 
 def _cmd(*args) -> str:
@@ -47,7 +55,7 @@ def _cmd(*args) -> str:
 
 def plan(
     db: sqlite_utils.Database | None,
-    specs: list[TableSpec],
+    specs: list[TableSpec | FigureSpec],
     scale: str,
     *,
     data_dir: Path | None = None,
@@ -105,7 +113,13 @@ def plan(
 
     for spec in specs:
         suite_n = int(suites.load_suite(spec.suite)["n"][scale])
-        for res in evaluate(db, spec, store):
+        if isinstance(spec, FigureSpec):
+            from advbench.report.figures import figure_results
+
+            results = figure_results(store, spec)
+        else:
+            results = evaluate(db, spec, store)
+        for res in results:
             if res.status != "empty":
                 continue
             cell = res.cell
@@ -150,9 +164,10 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, mode
         if "source_role" in match:
             source = ["--source-model", model_name(spec, cell.data, match["source_role"])]
         targeted = ["--targeted", match["targeted"]] if match.get("targeted") else []
-        p.attacks.append(_cmd("attack", "--model", name, "--attack", match["attack"],
-                              "--eps", f"{match['eps']:g}", *targeted, *source,
-                              "--n", suite_n, *common))  # fmt: skip
+        key = (name, match["attack"], match.get("targeted"), tuple(source), spec.suite)
+        args = ["--model", name, "--attack", match["attack"], *targeted, *source,
+                "--n", str(suite_n), *common]  # fmt: skip
+        p.attacks.setdefault(key, (args, []))[1].append(match["eps"])
     if cell.metric in AT_RUN:
         p.measures.append(_cmd("measure", "--model", name, "--metric", cell.metric,
                                "--run", match["label"], *common))  # fmt: skip

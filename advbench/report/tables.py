@@ -172,7 +172,7 @@ def evaluate(
             cell = spec.cell(row, col)
             res = Result(spec.id, row, col, cell.metric, published=_num(p),
                          published_shown=_shown(p), cell=cell)  # fmt: skip
-            _fill(store, spec, cell, res)
+            fill(store, spec, cell, res)
             out.append(res)
     return out
 
@@ -194,7 +194,7 @@ def _num(p: Published | None) -> float | str | None:
         return p.value
 
 
-def _fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
+def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
     models = store.role_models(spec, cell.data, cell.role)
     if not models:
         res.why = f"no {cell.data} model of role {cell.role}"
@@ -334,8 +334,35 @@ def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -
     filled = [r for r in results if r.status != "empty"]
     lines = [
         f"{spec.id}: {spec.title}. Measured [95 % Wilson interval] n · paper; "
-        f"{len(filled)} of {len(results)} cells filled."
+        f"{len(filled)} of {len(results)} cells filled.",
+        *provenance(results, db),
     ]
+    by_col: dict[str, set[str]] = {}
+    for r in filled:
+        if r.sample_set:
+            by_col.setdefault(r.column, set()).add(r.sample_set)
+    mixed: dict[tuple[str, ...], list[str]] = {}
+    for c, sets in by_col.items():
+        if len(sets) > 1:
+            mixed.setdefault(tuple(sorted(sets)), []).append(c)
+    for sets, cols in mixed.items():
+        which = "Every column" if len(cols) == len(by_col) else "Columns " + ", ".join(cols)
+        lines.append(f"{which} mixes sample sets: {'; '.join(sets)}")
+    refs = references(spec)
+    if refs:
+        lines.append(
+            "Published only (other methods, not reproduced): "
+            + "; ".join(f"{p.row} / {p.column}: {p.text or '—'}" for p in refs)
+        )
+    if spec.note:
+        lines.append(spec.note)
+    return lines
+
+
+def provenance(results: list[Result], db: sqlite_utils.Database) -> list[str]:
+    """Scale, data sets, sample sets, seeds and models (with checksums) behind results."""
+    filled = [r for r in results if r.status != "empty"]
+    lines = []
     scales = sorted({r.scale for r in filled if r.scale})
     if scales:
         reduced = [s for s in scales if s != "full"]
@@ -360,25 +387,6 @@ def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -
         lines.append(f"Seeds: {', '.join(map(str, seeds))}")
     if models:
         lines.append("Models: " + ", ".join(f"{k} ({(v or '')[:12]})" for k, v in models.items()))
-    by_col: dict[str, set[str]] = {}
-    for r in filled:
-        if r.sample_set:
-            by_col.setdefault(r.column, set()).add(r.sample_set)
-    mixed: dict[tuple[str, ...], list[str]] = {}
-    for c, sets in by_col.items():
-        if len(sets) > 1:
-            mixed.setdefault(tuple(sorted(sets)), []).append(c)
-    for sets, cols in mixed.items():
-        which = "Every column" if len(cols) == len(by_col) else "Columns " + ", ".join(cols)
-        lines.append(f"{which} mixes sample sets: {'; '.join(sets)}")
-    refs = references(spec)
-    if refs:
-        lines.append(
-            "Published only (other methods, not reproduced): "
-            + "; ".join(f"{p.row} / {p.column}: {p.text or '—'}" for p in refs)
-        )
-    if spec.note:
-        lines.append(spec.note)
     return lines
 
 

@@ -198,6 +198,11 @@ def layout(spec: TableSpec) -> tuple[list[str], list[str], dict[tuple[str, str],
     return rows, cols, cells
 
 
+def layout_rows(paper: str, table: str) -> list[str]:
+    """A transcribed table's row labels, in the paper's order."""
+    return list(dict.fromkeys(p.row for p in published(paper) if p.table == table))
+
+
 def references(spec: TableSpec) -> list[Published]:
     return [p for p in published(spec.paper) if p.table == spec.number and p.kind == "reference"]
 
@@ -207,5 +212,72 @@ def tables() -> dict[str, TableSpec]:
     for paper in PAPERS:
         module = importlib.import_module(f"advbench.report.papers.{paper}")
         for spec in module.TABLES:
+            out[spec.id] = spec
+    return out
+
+
+# ---- figures ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a figure panel: a metric of the model in `role` along x.
+
+    By default x is ε and the points are the suite row's ε grid for the panel's data set
+    (`match` names the row; each point is the `Cell` match + that ε), so the figure shows
+    exactly the budgets the suite ran (`grid` names the row where `match` does not: a
+    match on the attack alone, which `advbench attack --attack` runs fill too). `cells`
+    gives the points explicitly instead (x, Cell): a parameter along x (JSMA's θ, pNML's
+    λ). `paper` lists the paper's own numbers for this line, as (x, table, row, column) of
+    its transcription: published values are only ever read from there."""
+
+    label: str
+    role: str = ""
+    match: dict[str, Any] = field(default_factory=dict)
+    metric: str = "accuracy"
+    requires: tuple[str, ...] = ()
+    cells: tuple[tuple[float, Cell], ...] = ()
+    paper: tuple[tuple[float, str, str, str], ...] = ()
+    grid: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One axes of a figure, on one data set. `kind`: curve (accuracy against x), restarts
+    (accuracy after each restart of one run, read from its per-sample trace) or embedding
+    (a t-SNE picture of the role's penultimate-layer features). `note` says where a panel
+    goes beyond the paper (an MNIST panel of a CIFAR-only figure)."""
+
+    title: str
+    data: str
+    series: tuple[Series, ...]
+    xlabel: str = "ε (L∞)"
+    ylabel: str = "accuracy (%)"
+    xscale: str = "linear"
+    vline: float | None = None  # a dashed line (the ε of the paper's table)
+    kind: str = "curve"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    id: str  # "zantedeschi:fig3"
+    title: str
+    suite: str
+    roles: dict[tuple[str, str], Role]
+    panels: tuple[Panel, ...]
+    note: str = ""
+    ncols: int = 2
+
+    @property
+    def paper(self) -> str:
+        return self.id.split(":")[0]
+
+
+def figures() -> dict[str, FigureSpec]:
+    out: dict[str, FigureSpec] = {}
+    for paper in PAPERS:
+        module = importlib.import_module(f"advbench.report.papers.{paper}")
+        for spec in getattr(module, "FIGURES", ()):
             out[spec.id] = spec
     return out

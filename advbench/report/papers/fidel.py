@@ -8,11 +8,18 @@ budget); that mapping is `EPS` below and nowhere else. Table I's header ("Hyperp
 λ_i ϵ N epoch | Add. Info ACC") is read as λ, NsEps, N, epochs and clean accuracy. Tables V
 and VI (transfer) take the examples crafted on the standard model (source root), so their
 Standard column is the standard model attacked with its own examples, as in the paper.
+
+Figures (the paper prints none of their numbers): Fig. 1a is the combined model's accuracy
+after each restart of the targeted C&W-with-restarts run (its per-sample trace), at the
+tables' two budgets; Fig. 1b C&W L2 with and without gradient expectation over the
+defense's randomness; Figs. 2 and 3 accuracy against the L2 budget for every attack of
+Tables III–IV and V–VI, the tables' cells as the paper's points. Fig. 1 is CIFAR-10 in the
+paper; its MNIST panels are ours (the data set on disk).
 """
 
 from __future__ import annotations
 
-from advbench.report.papers import Cell, Role, TableSpec
+from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
 
 EPS = {"ε1": 1.0, "ε5": 5.0, "ε3": 3.0, "ε10": 10.0}
 ARCH = {"mnist": "keras-mnist", "cifar10": "vgg19"}
@@ -42,19 +49,25 @@ def _roles(fam: str) -> dict[tuple[str, str], Role]:
 ROLES = {**_roles("mnist"), **_roles("cifar10")}
 
 
+def _match(group: str, attack: str, transfer: bool) -> dict:
+    """The suite row of a table row ("Targeted CW-L2-HC"), without its ε."""
+    label = ("Transfer " if transfer else "") + attack
+    if group == "Targeted":
+        label += " (targeted)"
+    match: dict = {"suite": "fidel", "label": label}
+    if attack.startswith("CW-L2"):  # high confidence is C&W's κ = 5 (Table II)
+        match["params"] = {"confidence": 5.0 if attack == "CW-L2-HC" else 0.0}
+    if group == "Targeted":
+        match["targeted"] = "all-others"
+    return match
+
+
 def _attack_cell(fam: str, transfer: bool):
     def cell(row: str, col: str) -> Cell:
         group, _, attack = row.partition(" ")
         model, _, eps = col.partition(" ")
-        label = ("Transfer " if transfer else "") + attack
-        if group == "Targeted":
-            label += " (targeted)"
-        match = {"suite": "fidel", "label": label, "eps": EPS[eps]}
-        if attack.startswith("CW-L2"):  # high confidence is C&W's κ = 5 (Table II)
-            match["params"] = {"confidence": 5.0 if attack == "CW-L2-HC" else 0.0}
-        if group == "Targeted":
-            match["targeted"] = "all-others"
-        return Cell("accuracy", MODELS[model], fam, match)
+        return Cell("accuracy", MODELS[model], fam,
+                    {**_match(group, attack, transfer), "eps": EPS[eps]})  # fmt: skip
 
     return cell
 
@@ -90,4 +103,79 @@ TABLES = [
     TableSpec("fidel:VI",
               "CIFAR-10: adversarial test accuracy (%), transfer from the standard model",
               "fidel", ROLES, _attack_cell("cifar10", True)),
+]  # fmt: skip
+
+
+# Tables per data set: white-box, transfer; the budgets the tables print.
+FIG_TABLES = {"mnist": ("III", "V"), "cifar10": ("IV", "VI")}
+BUDGETS = {"mnist": ("ε1", "ε5"), "cifar10": ("ε3", "ε10")}
+ATTACKS = ("CW-L2", "CW-L2-HC", "CW-L2-Strong", "PGD-L2", "HopSkipJump")
+OURS = "not in the paper (MNIST: the data set on disk)"
+
+
+def _attack_panels(transfer: bool) -> tuple[Panel, ...]:
+    from advbench.report.figures import suite_grid
+    from advbench.report.papers import layout_rows
+
+    panels = []
+    for fam, name in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
+        table = FIG_TABLES[fam][transfer]
+        rows = layout_rows("fidel", table)
+        for group in ("Untargeted", "Targeted"):
+            for attack in ATTACKS:
+                row = f"{group} {attack}"
+                match = _match(group, attack, transfer)
+                if not suite_grid("fidel", match["label"], fam):
+                    continue  # the suite has no such row (untargeted transfer HSJ)
+                series = tuple(
+                    Series(model, role, match,
+                           paper=tuple((EPS[b], table, row, f"{model} {b}")
+                                       for b in BUDGETS[fam] if row in rows))
+                    for model, role in MODELS.items()
+                )  # fmt: skip
+                panels.append(Panel(f"{name} {group.lower()} {attack}", fam, series,
+                                    xlabel="ε (L2)", xscale="log"))  # fmt: skip
+    return tuple(panels)
+
+
+def _restart_panels() -> tuple[Panel, ...]:
+    panels = []
+    for fam, name in (("cifar10", "CIFAR-10"), ("mnist", "MNIST")):
+        label = "CW-L2-Restarts (targeted)"
+        series = tuple(
+            Series(f"Combined, ε = {EPS[b]:g}", "combined",
+                   cells=((EPS[b], Cell("accuracy", "combined", fam,
+                                        {"suite": "fidel", "label": label, "eps": EPS[b],
+                                         "targeted": "all-others"})),))
+            for b in BUDGETS[fam]
+        )  # fmt: skip
+        panels.append(Panel(f"{name}: targeted C&W L2 with random restarts", fam, series,
+                            xlabel="restarts", kind="restarts",
+                            note=OURS if fam == "mnist" else ""))  # fmt: skip
+    return tuple(panels)
+
+
+def _eot_panels() -> tuple[Panel, ...]:
+    panels = []
+    for fam, name in (("cifar10", "CIFAR-10"), ("mnist", "MNIST")):
+        series = (
+            Series("C&W L2", "combined", _match("Untargeted", "CW-L2", False)),
+            Series("C&W L2, gradient expectation over randomness", "combined",
+                   {"suite": "fidel", "label": "CW-L2-GradExp"}),
+        )  # fmt: skip
+        panels.append(Panel(f"{name}: combined model", fam, series, xlabel="ε (L2)",
+                            xscale="log", note=OURS if fam == "mnist" else ""))  # fmt: skip
+    return tuple(panels)
+
+
+FIGURES = [
+    FigureSpec("fidel:fig1a", "Adaptive attack: accuracy (%) of the combined model against "
+               "the number of targeted C&W L2 restarts", "fidel", ROLES, _restart_panels()),
+    FigureSpec("fidel:fig1b", "Adaptive attack: C&W L2 with and without gradient expectation "
+               "over the defense's randomness", "fidel", ROLES, _eot_panels()),
+    FigureSpec("fidel:fig2", "Gradient-based and boundary-based attacks: accuracy (%) against "
+               "the L2 budget", "fidel", ROLES, _attack_panels(False), ncols=5),
+    FigureSpec("fidel:fig3", "Transferability (examples crafted on the standard model): "
+               "accuracy (%) against the L2 budget", "fidel", ROLES, _attack_panels(True),
+               ncols=5),
 ]  # fmt: skip

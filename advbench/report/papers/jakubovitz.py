@@ -9,11 +9,16 @@ whose prediction DeepFool changed (x_pert has another label, 003:96). ‖J‖_F 
 logits, as eq. 9 defines J; the magnitudes of the paper's Table 1 (0.14) are those of the
 softmax output's Jacobian instead (on a 1-epoch tf-mnist: logits 6.2, softmax 0.16), so
 the authors probably measured after the softmax: compare orders, not values.
+
+Figures (the paper prints none of their numbers): Fig. 1 is FGSM and Fig. 2 JSMA (one
+pixel per iteration) against the attack's ε for the compared defenses, MNIST and CIFAR-10.
+JSMA's ε is its per-feature change θ (the suite's "JSMA (eps = θ)" rows), with the share
+of features it may change fixed at the suite's budget.
 """
 
 from __future__ import annotations
 
-from advbench.report.papers import Cell, Role, TableSpec
+from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
 
 ARCH = {"mnist": "tf-mnist", "cifar10": "cnn4-cifar"}
 # DeepFool unbounded (its minimal examples as found): x_pert of Table 1 is the perturbed
@@ -101,4 +106,53 @@ TABLES = [
               ROLES, _rho_table("mnist")),
     TableSpec("jakubovitz:4", "CIFAR-10: clean accuracy (%) and DeepFool ρ̂_adv", "jakubovitz",
               ROLES, _rho_table("cifar10")),
+]  # fmt: skip
+
+
+FIGURE_DEFENSES = ("No defense", "Adversarial Training", "Input Gradient regularization",
+                   "Cross-Lipschitz regularization", "Jacobian regularization",
+                   "Jacobian regularization & Adversarial Training")  # fmt: skip
+NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+JSMA_THETA = (0.1, 0.2, 0.3, 0.5)
+
+
+def _fgsm_panel(data: str) -> Panel:
+    # FGSM has no parameters: any white-box untargeted FGSM run of the model is the point
+    # (`advbench attack --attack fgsm` fills it as the suite does)
+    fgsm = {"attack": "fgsm", "targeted": None, "threat": "white-box"}
+    series = tuple(Series(d, DEFENSES[d], fgsm, grid="FGSM") for d in FIGURE_DEFENSES)
+    return Panel(f"{NAMES[data]}: FGSM", data, series)
+
+
+def _jsma_panel(data: str) -> Panel:
+    from advbench.report.figures import suite_grid
+
+    def cells(role: str) -> tuple:
+        out = []
+        for theta in JSMA_THETA:
+            label = f"JSMA (eps = {theta:g})"
+            (share,) = suite_grid("jakubovitz", label, data)
+            out.append(
+                (
+                    theta,
+                    Cell(
+                        "accuracy",
+                        role,
+                        data,
+                        {"suite": "jakubovitz", "label": label, "eps": share},
+                    ),
+                )
+            )
+        return tuple(out)  # fmt: skip
+
+    series = tuple(Series(d, DEFENSES[d], cells=cells(DEFENSES[d])) for d in FIGURE_DEFENSES)
+    return Panel(f"{NAMES[data]}: JSMA (1 pixel)", data, series,
+                 xlabel="JSMA ε (change per feature θ, inputs in [0, 1])")  # fmt: skip
+
+
+FIGURES = [
+    FigureSpec("jakubovitz:fig1", "Test accuracy (%) under FGSM against ε", "jakubovitz",
+               ROLES, (_fgsm_panel("mnist"), _fgsm_panel("cifar10"))),
+    FigureSpec("jakubovitz:fig2", "Test accuracy (%) under JSMA (1 pixel) against ε",
+               "jakubovitz", ROLES, (_jsma_panel("mnist"), _jsma_panel("cifar10"))),
 ]  # fmt: skip

@@ -7,12 +7,21 @@ the per-sample worst case over the row's stored FGSM, PGD, Adaptive and HSJA run
 (`report.worst_case`, as AutoAttack reports it), counted over the instances all of them
 attacked. "-" in the paper (an attack it did not run) is a blank published value; the
 measured cell is still filled where the suite ran it. ImageNet ε = 8/255 and 4/255 are the
-suite's budgets 0.0314 and 0.0157.
+suite's budgets 0.0314 and 0.0157. "Ours" is the pNML model at the paper's refinement
+strength λ (0.1 MNIST, 0.03 CIFAR-10, 3/255 ImageNet; `LAMBDA`): models hardened with
+another λ (Fig. 3's) never stand in for it.
+
+Figures: Fig. 2 is accuracy against ε under the best attack of each model, here the
+per-sample worst case of PGD and the adaptive attack (the two the suite runs at every ε;
+HSJA's few instances would shrink every point's n to its own), with Table 1's best-attack
+cells as the paper's points and its ε dashed. Fig. 3 is clean and PGD accuracy against λ
+(λ = 0: the adversarially trained base). Fig. 4 is Table 4 as a line over the refinement
+iterations. The paper's Figs. 2–3 are CIFAR-10 and ImageNet; the MNIST panels are ours.
 """
 
 from __future__ import annotations
 
-from advbench.report.papers import Cell, Role, TableSpec
+from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
 from advbench.report.papers.madnet import _pgd_at
 
 ARCH = {"mnist": "madry-mnist", "cifar10": "wrn-28-10", "imagenet": "resnet50"}
@@ -26,8 +35,15 @@ REFINEMENT = {"1 iteration, step 0.03": "ours", "2 iterations, step 0.015": "our
               "4 iterations, step 0.01": "ours-it4"}  # fmt: skip
 
 
+LAMBDA = {"mnist": 0.1, "cifar10": 0.03, "imagenet": 3 / 255}
+# Fig. 3's refinement strengths (the paper's ImageNet axis; around 0.1 on MNIST).
+LAMBDAS = {"mnist": (0.05, 0.1, 0.2, 0.3), "cifar10": (0.01, 0.02, 0.03, 0.05),
+           "imagenet": (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255)}  # fmt: skip
+
+
 def _roles(data: str) -> dict[tuple[str, str], Role]:
     arch = ARCH[data]
+    lam = LAMBDA[data]
     roles = [
         Role("standard", arch),
         Role(
@@ -43,14 +59,19 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
             arch,
             "pnml",
             parent="madry",
-            params={"iterations": 1},
+            params={"iterations": 1, "lambda": lam},
             harden=("--defense", "pnml"),
         ),
     ]
+    for v in LAMBDAS[data]:
+        if abs(v - lam) > 1e-12:
+            harden = ("--defense", "pnml", "--param", f"lambda={v:.6g}")
+            roles.append(Role(f"ours-lambda{v:.4g}", arch, "pnml", parent="madry",
+                              params={"iterations": 1, "lambda": v}, harden=harden))  # fmt: skip
     if data == "cifar10":
         for it, step in ((2, 0.015), (4, 0.01)):
             roles.append(Role(f"ours-it{it}", arch, "pnml", parent="madry",
-                              params={"iterations": it, "step": step},
+                              params={"iterations": it, "step": step, "lambda": lam},
                               harden=("--defense", "pnml", "--param", f"iterations={it}",
                                       "--param", f"step={step}")))  # fmt: skip
     return {(data, r.key): r for r in roles}
@@ -77,4 +98,94 @@ TABLES = [
               "iterations and step sizes", "pesso", ROLES,
               lambda row, col: Cell("accuracy", REFINEMENT[row], "cifar10",
                                     {"suite": "pesso", "label": "PGD", "eps": 0.031})),
+]  # fmt: skip
+
+
+NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet": "ImageNet"}
+TABLE_EPS = {"mnist": ("MNIST ε = 0.3",), "cifar10": ("CIFAR10 ε = 0.031",),
+             "imagenet": ("ImageNet ε = 8/255", "ImageNet ε = 4/255")}  # fmt: skip
+OURS = "not in the paper (MNIST: the data set on disk)"
+BEST = ("PGD", "Adaptive")
+
+
+def _lambda_role(data: str, v: float) -> str:
+    return "ours" if abs(v - LAMBDA[data]) <= 1e-12 else f"ours-lambda{v:.4g}"
+
+
+def _fig2_panels() -> tuple[Panel, ...]:
+    panels = []
+    for data in ("cifar10", "imagenet", "mnist"):
+        series = []
+        for name, role in (("Madry et al.", "madry"), ("Ours", "ours")):
+            paper = tuple(
+                (GROUPS[g][1], "1", f"{g} {name}", "Best attack")
+                for g in TABLE_EPS[data]
+                if data != "imagenet" or name == "Ours"
+            )
+            series.append(
+                Series(name, role, {"suite": "pesso", "labels": BEST}, "best", paper=paper)
+            )
+        panels.append(
+            Panel(
+                f"{NAMES[data]}: best of PGD and adaptive",
+                data,
+                tuple(series),
+                vline=GROUPS[TABLE_EPS[data][0]][1],
+                note=OURS if data == "mnist" else "",
+            )
+        )
+    return tuple(panels)  # fmt: skip
+
+
+def _fig3_panels() -> tuple[Panel, ...]:
+    panels = []
+    for data in ("imagenet", "mnist"):
+        eps = GROUPS[TABLE_EPS[data][0]][1]
+        roles = {v: "madry" if v == 0 else _lambda_role(data, v) for v in (0.0, *LAMBDAS[data])}
+        series = (
+            Series("natural", cells=tuple((v, Cell("clean", r, data)) for v, r in roles.items())),
+            Series(
+                f"PGD (ε = {eps:g})",
+                cells=tuple(
+                    (v, Cell("accuracy", r, data, {"suite": "pesso", "label": "PGD", "eps": eps}))
+                    for v, r in roles.items()
+                ),
+            ),
+        )
+        panels.append(
+            Panel(
+                f"{NAMES[data]}: refinement strength",
+                data,
+                series,
+                xlabel="λ (L∞ refinement strength; 0: the base model)",
+                note=OURS if data == "mnist" else "",
+            )
+        )
+    return tuple(panels)  # fmt: skip
+
+
+def _fig4_panel() -> Panel:
+    iterations = {"ours": 1, "ours-it2": 2, "ours-it4": 4}
+    label = "PGD (ε = 0.031)"
+    cells = tuple(
+        (
+            iterations[role],
+            Cell("accuracy", role, "cifar10", {"suite": "pesso", "label": "PGD", "eps": 0.031}),
+        )
+        for role in REFINEMENT.values()
+    )
+    paper = tuple((iterations[role], "4", row, "Accuracy") for row, role in REFINEMENT.items())
+    return Panel("CIFAR-10: refinement iterations (λ = 0.03 in total)", "cifar10",
+                 (Series(label, cells=cells, paper=paper),),
+                 xlabel="refinement iterations (step = λ / iterations)")  # fmt: skip
+
+
+FIGURES = [
+    FigureSpec("pesso:fig2", "Accuracy (%) against ε under each model's best attack: "
+               "adversarial training with and without pNML", "pesso", ROLES, _fig2_panels(),
+               ncols=3),
+    FigureSpec("pesso:fig3", "Accuracy (%) against the refinement strength λ", "pesso", ROLES,
+               _fig3_panels()),
+    FigureSpec("pesso:fig4", "CIFAR-10: accuracy (%) under PGD for refinement iterations and "
+               "step sizes (Table 4)", "pesso", ROLES, (_fig4_panel(),), ncols=1),
 ]  # fmt: skip

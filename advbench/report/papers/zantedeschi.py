@@ -12,11 +12,16 @@ L2 distance of those adversarial inputs to the training set. Tables 4 and 5 (bla
 crafted on the undefended ResNet) give FGSM at ε = 0.1 (the text's value); Random+FGSM is
 read at the same ε; DeepFool and C&W are unbounded (their minimal examples as found) and
 JSMA at ε = 1 (unbounded on [0, 1] inputs).
+
+Figures: Fig. 3 is white-box FGSM against ε for the four architectures (the paper's points:
+Table 1's diagonal at ε = 0.1); Figs. 4 and 5 (MNIST, CIFAR-10) are FGSM and Random+FGSM,
+white-box and black-box (crafted on the undefended ResNet), for every defense, with Tables
+4 and 5's black-box columns at ε = 0.1 as the paper's points.
 """
 
 from __future__ import annotations
 
-from advbench.report.papers import Cell, Role, TableSpec
+from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
 
 
 def _roles(data: str) -> dict[tuple[str, str], Role]:
@@ -99,4 +104,47 @@ TABLES = [
               "undefended ResNet", "zantedeschi", ROLES, _black_box("mnist")),
     TableSpec("zantedeschi:5", "CIFAR-10: accuracy (%) under black-box attacks crafted on the "
               "undefended ResNet", "zantedeschi", ROLES, _black_box("cifar10")),
+]  # fmt: skip
+
+
+def _defense_panels(data: str, table: str) -> tuple[Panel, ...]:
+    panels = []
+    for title, label, column in (
+        ("white-box FGSM", "FGSM", None),
+        ("white-box Random+FGSM", "Random+FGSM", None),
+        ("black-box FGSM (crafted on the ResNet)", "Black-box FGSM", "FGSM"),
+        ("black-box Random+FGSM (crafted on the ResNet)", "Black-box Random+FGSM", "Rand + FGSM"),
+    ):
+        requires = ("resnet",) if column else ()
+        series = tuple(
+            Series(
+                name,
+                role,
+                {"suite": "zantedeschi", "label": label},
+                requires=requires,
+                paper=((0.1, table, name, column),) if column else (),
+            )
+            for name, role in DEFENSES.items()
+            if name != "Feature squeeze"  # Table 2's spelling of the same row
+        )
+        panels.append(Panel(title, data, series))
+    return tuple(panels)  # fmt: skip
+
+
+FIGURES = [
+    FigureSpec(
+        "zantedeschi:fig3",
+        "MNIST: accuracy (%) under white-box FGSM against ε for each architecture",
+        "zantedeschi",
+        ROLES,
+        (Panel("white-box FGSM", "mnist", tuple(
+            Series(name, role, {"attack": "fgsm", "targeted": None, "threat": "white-box"},
+                   grid="FGSM", paper=((0.1, "1", name, name),))
+            for name, role in ARCHS.items())),),  # fmt: skip
+        ncols=1,
+    ),
+    FigureSpec("zantedeschi:fig4", "MNIST: accuracy (%) of each defense against ε, white-box "
+               "and black-box", "zantedeschi", ROLES, _defense_panels("mnist", "4")),
+    FigureSpec("zantedeschi:fig5", "CIFAR-10: accuracy (%) of each defense against ε, "
+               "white-box and black-box", "zantedeschi", ROLES, _defense_panels("cifar10", "5")),
 ]  # fmt: skip

@@ -1,0 +1,272 @@
+"""Figures read back from their axes: every plotted point must equal the per-ε accuracy
+worked out by hand from hand-made sample rows (or, end to end, counted from the stored
+rows with SQL), and the paper's points must be the paper's numbers, as a separate series.
+
+Hand-made store (MNIST, embedded subset), zantedeschi's CNN + RELU, 10 instances each:
+  FGSM ε 0.01: 9 robust; ε 0.05: 7; ε 0.1: 4 (and one clean error that stays wrong).
+  ResNet + RELU: FGSM ε 0.1 only: 2 robust.
+fidel's combined model, targeted C&W with restarts at ε 1, 4 instances (3 classified right):
+  best L2 after each of 3 restarts: [None, 2.0, 0.5], [3.0, 0.9, 0.9], [None, None, None],
+  clean error [None, None, None] → robust after restart 1: 3 (of 4), 2: 2, 3: 1.
+A DeepFool run (white-box, minimal, ε 2) of model m: min norms 0.5, 1.5, None (not found),
+  0 (a clean error) → the curve is 3 of 4 robust below 0.5, 2 up to 1.5, 1 after.
+"""
+
+import json
+import pickle
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from scipy.stats import binomtest
+
+from advbench.cli import app
+from advbench.report import figures as figs
+from advbench.report.papers import figures as all_figures
+from advbench.store import open_db
+
+ZANTEDESCHI_TABLE_1 = {"CNN + RELU": 73.88, "ResNet + RELU": 61.88}  # 001 Table 1 diagonal
+
+
+def wilson(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low * 100, ci.high * 100
+
+
+def _model(db, name, arch, defense=None, activation="relu", **cfg):
+    db["models"].insert({
+        "name": name, "checksum": name[:1] * 64, "arch": arch, "dataset": "mnist-5k",
+        "activation": activation, "defense": defense, "config": json.dumps({"kind": "train",
+        **cfg}), "defense_config": "{}", "clean_accuracy": 0.9, "clean_n": 10, "seed": 0,
+        "created_at": name})  # fmt: skip
+
+
+def _run(db, rid, model, attack, eps, robust, n=10, clean_errors=0, **kw):
+    """A run whose first `robust` instances stay right, then broken ones, then clean errors
+    that stay wrong."""
+    db["runs"].insert({
+        "id": rid, "model": model, "model_checksum": model[:1] * 64, "attack": attack,
+        "label": kw.pop("label", None), "norm": kw.pop("norm", "linf"),
+        "kind": kw.pop("kind", "budget"), "eps": eps, "config": "{}", "dataset": "mnist-5k",
+        "split": "test", "n": n, "n_samples": n, "seed": 0, "scale": "smoke",
+        "status": "complete", "finished_at": rid, "started_at": rid, "threat": "white-box",
+        "only_correct": 0, **kw})  # fmt: skip
+    rows = []
+    for i in range(n):
+        clean = 7 if i >= n - clean_errors else 3
+        adv = 3 if i < robust else 5
+        rows.append({"run_id": rid, "idx": i, "position": i, "label": 3, "clean_pred": clean,
+                     "adv_pred": adv if clean == 3 else 7, "success": int(adv != 3),
+                     "l2": 0.0, "x_l2": 1.0, "eps": eps})  # fmt: skip
+    db["samples"].insert_all(rows, pk=("run_id", "position"))
+    return rows
+
+
+@pytest.fixture
+def known(tmp_path):
+    db = open_db(tmp_path / "f.db")
+    _model(db, "cnn", "ibm-cnn")
+    _model(db, "resnet", "ibm-resnet")
+    for eps, robust in ((0.01, 9), (0.05, 7), (0.1, 4)):
+        _run(db, f"fgsm-{eps}", "cnn", "fgsm", eps, robust, clean_errors=1, label="FGSM")
+    _run(db, "fgsm-resnet", "resnet", "fgsm", 0.1, 2)
+    return db
+
+
+def _lines(fig, gid_prefix):
+    return {
+        line.get_gid().split(":", 1)[1]: line
+        for ax in fig.axes
+        for line in ax.lines
+        if (line.get_gid() or "").startswith(gid_prefix)
+    }
+
+
+def test_plotted_points_are_the_stored_accuracies(known):
+    spec = all_figures()["zantedeschi:fig3"]
+    fd = figs.build(known, spec)
+    fig = figs.draw(fd)
+    measured = _lines(fig, "measured:")
+    assert list(measured["CNN + RELU"].get_xdata()) == [0.01, 0.05, 0.1]
+    assert list(measured["CNN + RELU"].get_ydata()) == pytest.approx([90.0, 70.0, 40.0])
+    assert list(measured["ResNet + RELU"].get_xdata()) == [0.1]
+    assert list(measured["ResNet + RELU"].get_ydata()) == pytest.approx([20.0])
+    assert "CNN + BRELU" not in measured  # no model of that role: no line, not a zero
+    # the paper's numbers are their own series, at the ε of Table 1
+    paper = _lines(fig, "paper:")
+    for name, value in ZANTEDESCHI_TABLE_1.items():
+        assert list(paper[name].get_xdata()) == [0.1]
+        assert list(paper[name].get_ydata()) == pytest.approx([value])
+    # the error bars are the Wilson interval of each point
+    cnn = next(s for s in fd.panels[0].series if s.series.label == "CNN + RELU")
+    filled = [p for p in cnn.points if p.result.measured is not None]
+    for point, k in zip(filled, (9, 7, 4), strict=True):
+        lo, hi = wilson(k, 10)
+        assert (point.result.ci_low, point.result.ci_high) == pytest.approx((lo, hi), abs=1e-2)
+        assert point.result.n == 10
+
+
+def test_restart_panel_reads_each_restart_from_the_trace(tmp_path):
+    db = open_db(tmp_path / "r.db")
+    _model(db, "std", "keras-mnist")
+    db["models"].insert({"name": "comb", "checksum": "k" * 64, "arch": "keras-mnist",
+                         "dataset": "mnist-5k", "defense": "nsloss+jacobian", "parent": "std",
+                         "config": json.dumps({"kind": "harden"}), "defense_config": "{}",
+                         "created_at": "z"})  # fmt: skip
+    label = "CW-L2-Restarts (targeted)"
+    rows = _run(
+        db,
+        "rs",
+        "comb",
+        "cw-l2-restarts",
+        1.0,
+        robust=1,
+        n=4,
+        clean_errors=1,
+        label=label,
+        suite="fidel",
+        targeted="all-others",
+        kind="minimal",
+        norm="l2",
+    )
+    traces = [[None, 2.0, 0.5], [3.0, 0.9, 0.9], [None, None, None], [None, None, None]]
+    for row, trace in zip(rows, traces, strict=True):
+        db["samples"].update(("rs", row["position"]), {"trace": json.dumps(trace)})
+    # instance 0 is broken by its third restart, 1 by its second; 2 stays robust
+    db["samples"].update(("rs", 0), {"adv_pred": 5})
+    db["samples"].update(("rs", 2), {"adv_pred": 3})
+    fd = figs.build(db, all_figures()["fidel:fig1a"])
+    mnist = next(p for p in fd.panels if p.panel.data == "mnist")
+    eps1 = next(s for s in mnist.series if s.series.label.endswith("ε = 1"))
+    assert eps1.extra["restarts"] == [(1, 3, 4), (2, 2, 4), (3, 1, 4)]
+    # after the last restart it is the run's own robust count
+    assert eps1.points[0].result.measured == pytest.approx(25.0)
+    line = _lines(figs.draw(fd), "restarts:")[eps1.series.label]
+    assert list(line.get_ydata()) == pytest.approx([75.0, 50.0, 25.0])
+
+
+def test_curves_minimal_norms_and_worst_case(known):
+    rows = _run(
+        known,
+        "df",
+        "cnn",
+        "deepfool-l2",
+        2.0,
+        robust=2,
+        n=4,
+        clean_errors=1,
+        label="DeepFool",
+        kind="minimal",
+        norm="l2",
+    )
+    for row, m in zip(rows, (1.5, 0.5, None, 0.0), strict=True):
+        known["samples"].update(("df", row["position"]), {"min_norm": m})
+    # instance 0's norm 1.5 is within ε 2: broken at the run's ε (adv 5); 2 not found
+    known["samples"].update(("df", 0), {"adv_pred": 5})
+    known["samples"].update(("df", 2), {"adv_pred": 3})
+    fd = figs.curves(known, ["cnn"])
+    l2 = next(p for p in fd.panels if p.panel.title == "cnn: l2")
+    df = next(s for s in l2.series if s.series.label == "DeepFool")
+    curve = {x: r for x, r, _ in df.extra["minimal"]}
+    assert curve[0.0] == 3 and curve[0.5] == 2 and curve[1.5] == 1 and curve[2.0] == 1
+    # a second attack at ε 0.1 (L∞) breaking instances the first left: worst case by hand
+    _run(known, "pgd", "cnn", "pgd-linf", 0.1, robust=2, clean_errors=1, label="PGD")
+    known["samples"].update(("pgd", 3), {"adv_pred": 3})  # FGSM broke 3; PGD leaves it
+    fd = figs.curves(known, ["cnn"])
+    linf = next(p for p in fd.panels if p.panel.title == "cnn: linf")
+    worst = next(s for s in linf.series if s.series.label.startswith("worst"))
+    # FGSM ε 0.1 robust: 0-3; PGD: 0, 1, 3 → robust in both: 0, 1, 3 = 3 of 10
+    assert [(p.x, p.result.measured) for p in worst.points] == [(0.1, pytest.approx(30.0))]
+    assert list(_lines(figs.draw(fd), "measured:")["worst case (linf)"].get_ydata()) == [30.0]
+
+
+def test_every_figure_renders_without_data(tmp_path, runner):
+    """On a store with no runs, each figure still writes a readable PNG and SVG: the
+    paper's points and, per panel, a note naming what fills it."""
+    open_db(tmp_path / "e.db").close()
+    out = tmp_path / "figs"
+    res = runner.invoke(app, ["report", "--db", str(tmp_path / "e.db"), "--figure", "all",
+                              "--output", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for fid in all_figures():
+        stem = fid.replace(":", "_")
+        img = imread(out / f"{stem}.png")
+        assert img.shape[0] > 300 and img.shape[1] > 300
+        assert img[..., :3].std() > 0.05  # not a blank page
+        root = ET.parse(out / f"{stem}.svg").getroot()
+        assert root.tag.endswith("svg")
+    assert "needs CIFAR-10" in res.output and "advbench report --missing --figure" in res.output
+
+
+def test_every_figure_has_labelled_axes_and_captions(known):
+    for spec in all_figures().values():
+        if spec.id == "madnet:tsne":
+            continue  # no model stored: its panels are notes
+        fd = figs.build(known, spec)
+        fig = figs.draw(fd)
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        assert len(panels) == len(spec.panels), spec.id
+        for ax in panels:
+            assert ax.get_xlabel() and ax.get_ylabel(), (spec.id, ax.get_title())
+        assert any("Points: measured accuracy" in line for line in fd.caption)
+
+
+def test_bad_figure_input_is_refused(known, tmp_path, runner):
+    db = str(tmp_path / "f.db")
+    for args, needle in (
+        (["--figure", "nope"], "unknown figure 'nope'"),
+        (["--figure", "curves"], "needs --model"),
+        (["--figure", "curves", "--model", "zz"], "unknown model 'zz'"),
+        (["--figure", "all", "--format", "pdf"], "not a figure format"),
+    ):
+        res = runner.invoke(app, ["report", "--db", db, *args, "--output", str(tmp_path / "o")])
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def _write_cifar(path, n, seed):
+    rng = np.random.default_rng(seed)
+    entry = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+             "labels": [int(v) for v in rng.integers(0, 10, size=n)]}  # fmt: skip
+    with open(path, "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+
+
+def test_cifar_panel_from_small_cifar_files(tmp_path, runner):
+    """jakubovitz Fig. 1 (FGSM against ε, MNIST and CIFAR-10): with CIFAR-format files on
+    disk its CIFAR panel plots the stored runs; the MNIST panel says what fills it."""
+    data = tmp_path / "data"
+    base = data / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    for i in range(1, 6):
+        _write_cifar(base / f"data_batch_{i}", 8, seed=i)
+    _write_cifar(base / "test_batch", 12, seed=9)
+    db = str(tmp_path / "c.db")
+    common = ["--db", db, "--data-dir", str(data)]
+    res = runner.invoke(app, ["train", "--dataset", "cifar10", "--arch", "cnn4-cifar",
+                              "--epochs", "1", "--name", "jak-none", *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["attack", "--model", "jak-none", "--attack", "fgsm", "--eps",
+                              "0.002,0.01", "--n", "12", *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", "--figure", "jakubovitz:fig1", "--output",
+                              str(tmp_path / "out"), *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert imread(tmp_path / "out" / "jakubovitz_fig1.png").shape[0] > 300
+    store = open_db(tmp_path / "c.db")
+    expected = {
+        eps: robust / n * 100
+        for eps, robust, n in store.execute(
+            "select r.eps, sum(s.clean_pred = s.label and s.adv_pred = s.label), count(*) "
+            "from runs r join samples s on s.run_id = r.id group by r.id"
+        )
+    }
+    fd = figs.build(store, all_figures()["jakubovitz:fig1"], data_dir=data)
+    cifar = next(p for p in fd.panels if p.panel.data == "cifar10")
+    line = _lines(figs.draw(fd), "measured:")["No defense"]
+    assert dict(zip(line.get_xdata(), line.get_ydata(), strict=True)) == pytest.approx(expected)
+    assert not cifar.note
+    mnist = next(p for p in fd.panels if p.panel.data == "mnist")
+    assert "no stored runs yet" in mnist.note
