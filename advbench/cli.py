@@ -704,6 +704,16 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            help="Run the evaluation checklist (Carlini et al. 2019, Pintor et al. 2022) on "
+            "the stored runs of this model: pass / warn / fail per check, the numbers behind "
+            "it and the command that settles a warning. --format json|csv|markdown.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     list_: Annotated[
         bool,
         typer.Option(
@@ -738,7 +748,9 @@ def report(
         typer.Option(
             "--format",
             help="table (rich), markdown, csv, latex or json. A paper table's csv and json are "
-            "tidy (one row per cell); the summary's csv has one row per run.",
+            "tidy (one row per cell); the summary's csv has one row per run. html (with "
+            "--output DIR): one self-contained page of the tables (--table), figures "
+            "(--figure), the checklist of every attacked model and their provenance.",
             rich_help_panel=OUTPUT,
         ),
     ] = "table",
@@ -768,6 +780,12 @@ def report(
     from advbench import report as rep
     from advbench.report import tables as tab
 
+    if checks is not None:
+        _report_checks(checks, format_, output, db)
+        return
+    if format_ == "html":
+        _report_html(table, figure, output, data_dir, db)
+        return
     if figure is not None and not missing:
         _report_figures(figure, model, format_, output, data_dir, db)
         return
@@ -894,6 +912,73 @@ def _print_listing(rows, figure_rows=()) -> None:
         out.print(t)
     out.print("`advbench report --missing --table ID` (or --figure ID) prints the commands "
               "that fill a table (a figure).")  # fmt: skip
+
+
+def _report_html(table, figure, output, data_dir, db) -> None:
+    """`report --format html --output DIR`: one self-contained page (DIR/report.html)."""
+    from advbench.report import figures as figs
+    from advbench.report import html
+    from advbench.report import tables as tab
+
+    if output is None:
+        raise BadInput("--format html writes a page with its figures: give --output DIR")
+    tables = tab.select("all" if table in (None, "summary") else table)
+    figures = figs.select(figure or "all") if figure != "curves" else []
+    database = _open(db, create=False)
+    _check_output_dir(output, db)
+    with err.status("drawing the report") as status:
+        text = html.page(database, tables, figures, data_dir=data_dir,
+                         progress=lambda ident: status.update(f"drawn {ident}"))  # fmt: skip
+    path = output / "report.html"
+    path.write_text(text)
+    err.print(f"wrote {path} ({len(tables)} tables, {len(figures)} figures)", highlight=False)
+
+
+CHECK_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def _report_checks(model, format_, output, db) -> None:
+    """`report --checks MODEL`: the checklist's verdicts, with their numbers."""
+    import pandas as pd
+
+    from advbench import checks as chk
+
+    formats = ("table", "markdown", "csv", "json")
+    if format_ not in formats:
+        raise BadInput(f"--format {format_} is not a checklist format; valid choices: "
+                       f"{', '.join(formats)}")  # fmt: skip
+    database = _open(db, create=False)
+    runs = chk.gather(database, model)  # an unknown model is refused here
+    verdicts = chk.run(database, model, runs)
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("pass", "warn", "fail", "skip")}
+    tally = ", ".join(f"{v} {k}" for k, v in counts.items())
+    head = f"Evaluation checklist for {model}: {tally} (from {len(runs)} stored runs)"
+    frame = pd.DataFrame(chk.as_dicts(verdicts))
+    if format_ == "table" and output is None:
+        t = Table(title=head, title_justify="left", show_lines=True)
+        for c in ("check", "verdict", "numbers", "to settle"):
+            t.add_column(c, overflow="fold", no_wrap=c in ("check", "verdict"))
+        for v in verdicts:
+            t.add_row(v.check, f"[{CHECK_STYLE[v.status]}]{v.status}[/]", v.numbers, v.settle)
+        out.print(t)
+        return
+    if format_ == "json":
+        text = json.dumps({"model": model, "summary": head, "checks": chk.as_dicts(verdicts)},
+                          ensure_ascii=False, indent=1) + "\n"  # fmt: skip
+    elif format_ == "csv":
+        text = frame.to_csv(index=False)
+    else:
+        from advbench.report import render
+
+        text = render(frame, "markdown", head)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    _check_output_dir(output, db)
+    ext = {"table": "md", "markdown": "md"}.get(format_, format_)
+    path = output / f"checks_{model}.{ext}"
+    path.write_text(text)
+    err.print(f"wrote {path}", highlight=False)
 
 
 def _report_figures(figure, models, format_, output, data_dir, db) -> None:

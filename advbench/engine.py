@@ -25,6 +25,7 @@ import torch
 from advbench import data as datasets
 from advbench.attacks import ATTACKS, norm_of, unpack
 from advbench.config import canonical_json, config_hash
+from advbench.diagnostics import Observer, stability
 from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
@@ -196,7 +197,13 @@ def make_instances(model, test, job: AttackJob, n: int, seed: int, classes: int,
 
 class Counted(torch.nn.Module):
     """Wraps a model to count the input rows it forwards and back-propagates through, so
-    every sample row can say what the attack cost (passes per instance, or queries)."""
+    every sample row can say what the attack cost (passes per instance, or queries), and
+    to show each pass to the batch's `diagnostics.Observer`.
+
+    A forward whose output has no gradient with respect to an input that asks for one (a
+    step outside autograd: numpy, a hard argmax) is given a zero gradient instead, and
+    counted as unavailable: the attack runs and fails, and the checklist says why, rather
+    than the run crashing."""
 
     def __init__(self, inner):
         super().__init__()
@@ -205,8 +212,21 @@ class Counted(torch.nn.Module):
         self.classes = inner.classes
         self.rows_forward = 0
         self.rows_backward = 0
+        self.observer: Observer | None = None
         if hasattr(inner, "bpda"):
             self.bpda = self._bpda
+
+    def _observe(self, x, out):
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return out
+        if not out.requires_grad:
+            out = out + 0.0 * x.flatten(1).sum(1, keepdim=True).to(out.dtype)
+            if self.observer is not None:
+                self.observer.unavailable += 1
+        if self.observer is not None and self.observer.matches(x):
+            self.observer.forward(x, out)
+            x.register_hook(self.observer.grad)
+        return out
 
     def _count(self, x):
         self.rows_forward += len(x)
@@ -221,11 +241,11 @@ class Counted(torch.nn.Module):
 
     def forward(self, x):
         self._count(x)
-        return self.inner(x)
+        return self._observe(x, self.inner(x))
 
     def _bpda(self, x):
         self._count(x)
-        return self.inner.bpda(x)
+        return self._observe(x, self.inner.bpda(x))
 
     def reset(self) -> None:
         self.rows_forward = self.rows_backward = 0
@@ -381,6 +401,31 @@ def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=
             }
         )
     return rows
+
+
+def _outputs_not_logits(model, test, device) -> bool:
+    """Whether the model's outputs on a few test inputs are probabilities or one-hot."""
+    from advbench.diagnostics import output_kind
+
+    x, _ = test.get(torch.arange(min(8, len(test))))
+    with torch.no_grad():
+        return any(k != "logits" for k in output_kind(model(x.to(device))))
+
+
+def _add_diagnostics(rows, advs, b: _Batch, counted: Counted, model, source, seed: int):
+    """The batch's `diagnostics` columns on each of its runs' rows. Called after every
+    run's result is judged: its predictions draw nothing the stored outcomes depend on."""
+    diag = counted.observer.rows()
+    counted.observer = None
+    flips, kinds = stability(model, b.x, b.clean_pred, seed)
+    for run_id, run_rows in rows.items():
+        fooled = None
+        if source is not None:  # did the example fool the model it was crafted on?
+            fooled = b.hit(_predict(source, advs[run_id])).cpu().tolist()
+        for i, row in enumerate(run_rows):
+            row.update(diag[i])
+            row.update(noise_flips=flips[i], output_kind=kinds[i],
+                       source_success=None if fooled is None else int(fooled[i]))  # fmt: skip
 
 
 @torch.no_grad()
@@ -642,9 +687,25 @@ def run_jobs(
             kind = json.loads(source_row["config"] or "{}").get("kind")
             threat = "proxy" if kind == "proxy" else "transfer"
         craft = source if source is not None else model
+        needs_logits = ATTACKS.get(job.attack).meta.get("needs_logits")
+        if needs_logits and needs_logits(job.params) and _outputs_not_logits(craft, test, device):
+            if notes is not None:
+                notes.append(
+                    f"{job.label or job.attack}: skipped, the model's outputs are probabilities "
+                    "or one-hot scores and this attack's loss needs logits (ART refuses them; the "
+                    "checklist's outputs check reports it)"
+                )
+            continue
         uses = ATTACKS.get(job.attack).meta.get("uses_gradient", True)
-        if gradient is not None and uses and not getattr(craft, "gradients", None):
-            raise no_gradient_choice(gradient, [(source_row or model_row)["name"]])
+        # a transfer row crafted on a plain model has autograd's gradient only: --gradient
+        # is for the rows that craft on the defended model itself
+        if (
+            gradient is not None
+            and uses
+            and source is None
+            and not getattr(craft, "gradients", None)
+        ):
+            raise no_gradient_choice(gradient, [model_row["name"]])
         mode = set_gradient(craft, gradient) if uses else None
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
@@ -707,6 +768,7 @@ def run_jobs(
                     torch.manual_seed(batch_seed(seed, bi))
                     np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
                     counted.reset()
+                    counted.observer = Observer(x, y, target, need[0]["norm"])
                     rows: dict[str, list[dict[str, Any]]] = {}
                     advs: dict[str, torch.Tensor] = {}
                     if minimal:
@@ -739,6 +801,7 @@ def run_jobs(
                             crafted,
                             _cost(counted, crafted, len(pos)),
                         )
+                    _add_diagnostics(rows, advs, b, counted, model, source, batch_seed(seed, bi))
                     kept = []
                     if job.store_examples:
                         top = max(job.eps)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from advbench import data
+from advbench import data, diagnostics
 from advbench.engine import make_job, run_jobs
 from advbench.env import record_environment
 from advbench.store import open_db
@@ -114,7 +114,9 @@ def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, da
         db, models["lr"], stored["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
         env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], stored[m]),
     )  # fmt: skip
-    cols = [c for c in db["samples"].columns_dict if c not in ("run_id", "trace")]
+    # the checklist's diagnostics are pinned on their own (test_diagnostics.py)
+    skip = ("run_id", "trace", *diagnostics.COLUMNS)
+    cols = [c for c in db["samples"].columns_dict if c not in skip]
     rows = [
         {"run": i, **dict(r)}
         for i, s in enumerate(res)

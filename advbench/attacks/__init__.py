@@ -365,6 +365,8 @@ ATTACKS.register(
     norm="linf|l2",
     kind="budget",
     backend="art",
+    # ART refuses both losses on a model whose outputs look like probabilities
+    needs_logits=lambda p: True,
     targeted=True,
     help="AutoAttack's APGD (Croce & Hein 2020), the field's standard strong attack",
 )

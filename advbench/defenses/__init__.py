@@ -362,6 +362,36 @@ DEFENSES.register(
 )
 
 
+def _hard_label(p):
+    from advbench.defenses.inference import HardLabel
+
+    return HardLabel
+
+
+def _numpy_quantize(p):
+    from advbench.defenses.inference import NumpyQuantize
+
+    return lambda base: NumpyQuantize(base, levels=p["levels"])
+
+
+# Broken on purpose: models whose evaluation must be flagged (`advbench report --checks`).
+DEFENSES.register(
+    "hard-label",
+    _hard_label,
+    kind="inference-time",
+    paper="sanity",
+    help="SANITY ONLY: one-hot scores of the prediction (zero gradients; gradient masking)",
+)
+DEFENSES.register(
+    "numpy-quantize",
+    _numpy_quantize,
+    params=(Param("levels", int, 255, "quantization levels of the input"),),
+    kind="inference-time",
+    paper="sanity",
+    help="SANITY ONLY: input quantized in numpy, outside autograd (no input gradient)",
+)
+
+
 def components(defense: str) -> list[str]:
     """`a+b` -> ["a", "b"] (aliases expanded), each a registered defense."""
     names = ALIASES.get(defense, defense).split("+")

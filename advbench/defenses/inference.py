@@ -138,3 +138,28 @@ class PNML(Wrapper):
 
     def bpda(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
+
+
+class HardLabel(Wrapper):
+    """A broken "defense" kept to test evaluations (Carlini et al. 2019, §4.3; Pintor et al.
+    2022's unavailable gradients): the wrapped model's prediction as one-hot scores. The
+    prediction is unchanged; its gradient is zero everywhere, so gradient attacks fail and
+    the model looks robust. `advbench report --checks` must say so."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.base(x)
+        return F.one_hot(logits.argmax(1), logits.shape[1]).to(logits.dtype)
+
+
+class NumpyQuantize(Wrapper):
+    """A broken "defense" kept to test evaluations: the input quantized to `levels` levels
+    in numpy, outside autograd (a non-differentiable input step, like a JPEG encoder), then
+    the wrapped model. The output has no gradient with respect to the input at all."""
+
+    def __init__(self, base: nn.Module, levels: int):
+        super().__init__(base)
+        self.levels = levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = (x.detach().cpu().numpy().clip(0, 1) * self.levels).round() / self.levels
+        return self.base(torch.from_numpy(q).to(x.device, x.dtype))

@@ -193,10 +193,30 @@ def _measurements_and_examples(db: sqlite_utils.Database) -> None:
     )
 
 
+def _attack_diagnostics(db: sqlite_utils.Database) -> None:
+    # What the evaluation checklist reads per instance (advbench.diagnostics): the smallest
+    # adversarial iterate's distance, the best-margin trace, input-gradient flags, noise
+    # stability and output kind of the evaluated model, and for transfer runs whether the
+    # example fooled its source. NULL on runs stored before this migration.
+    for name, kind in (
+        ("best_norm", float),
+        ("loss_trace", str),
+        ("grad_zero", int),
+        ("grad_nonfinite", int),
+        ("grad_passes", int),
+        ("grad_unavailable", int),
+        ("noise_flips", int),
+        ("output_kind", str),
+        ("source_success", int),
+    ):
+        db["samples"].add_column(name, kind)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
     ("0003_instances_and_threat_models", _instances_and_threat_models),
     ("0004_faithful_cells", _faithful_cells),
     ("0005_measurements_and_examples", _measurements_and_examples),
+    ("0006_attack_diagnostics", _attack_diagnostics),
 ]
