@@ -14,6 +14,7 @@ A DeepFool run (white-box, minimal, ε 2) of model m: min norms 0.5, 1.5, None (
 
 import json
 import pickle
+import zlib
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -270,3 +271,117 @@ def test_cifar_panel_from_small_cifar_files(tmp_path, runner):
     assert not cifar.note
     mnist = next(p for p in fd.panels if p.panel.data == "mnist")
     assert "no stored runs yet" in mnist.note
+
+
+# ---- every paper figure reads back what is stored ----------------------------------------
+
+
+def _unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+class _Filler:
+    """Stores, for every point of a figure, a model of its role and runs matching its cell,
+    with robust counts drawn here: the numbers the figure must plot."""
+
+    def __init__(self, db, spec, rng):
+        self.db, self.spec, self.rng = db, spec, rng
+        self.models: dict[tuple, str] = {}
+        self.expected: dict[tuple, float] = {}
+        self.n = 0
+
+    def model(self, data, key):
+        from advbench.report.papers import DATA
+
+        if (data, key) in self.models:
+            return self.models[(data, key)]
+        role = self.spec.roles[(data, key)]
+        name = f"{data}-{key}"
+        config = {"kind": "train"} if role.defense is None else {"kind": "harden", **role.config}
+        self.db["models"].insert({
+            "name": name, "checksum": f"{len(self.models):064d}", "arch": role.arch,
+            "dataset": DATA[data][0], "activation": role.activation or "relu",
+            "defense": role.defense, "config": json.dumps(config),
+            "defense_config": json.dumps(_unflatten(role.params)),
+            "clean_accuracy": self.rng.integers(0, 11) / 10, "clean_n": 10,
+            "created_at": name})  # fmt: skip
+        self.models[(data, key)] = name
+        return name
+
+    def run(self, model, cell, label, robust):
+        m = cell.match
+        self.n += 1
+        source = None
+        if "source_role" in m:
+            source = self.model(cell.data, m["source_role"])
+        threat = m.get("threat") or ("transfer" if source else "white-box")
+        rid = f"r{self.n}"
+        self.db["runs"].insert({
+            "id": rid, "model": model, "attack": m.get("attack", "x"), "label": label,
+            "suite": m.get("suite"), "norm": "linf", "kind": "budget", "eps": m["eps"],
+            "config": json.dumps({"params": m.get("params", {})}), "n": 10, "n_samples": 10,
+            "seed": 0, "scale": "smoke", "status": "complete", "finished_at": rid,
+            "started_at": rid, "threat": threat, "targeted": m.get("targeted"),
+            "source_model": source, "only_correct": 0})  # fmt: skip
+        rows = [{"run_id": rid, "idx": i, "position": i, "label": 1, "clean_pred": 1,
+                 "adv_pred": 1 if i in robust else 2, "success": int(i not in robust),
+                 "l2": 0.0, "x_l2": 1.0, "eps": m["eps"]} for i in range(10)]  # fmt: skip
+        self.db["samples"].insert_all(rows, pk=("run_id", "position"))
+
+    def fill(self, cell):
+        ident = (cell.role, cell.data, json.dumps(cell.match, sort_keys=True, default=str),
+                 cell.metric)  # fmt: skip
+        if ident in self.expected:
+            return
+        model = self.model(cell.data, cell.role)
+        for req in cell.requires:
+            self.model(cell.data, req)
+        if cell.metric == "clean":
+            acc = self.db["models"].get(model)["clean_accuracy"]
+            self.expected[ident] = acc * 100
+            return
+        labels = cell.match.get("labels") or [cell.match.get("label")]
+        sets = [set(self.rng.choice(10, self.rng.integers(0, 11), replace=False).tolist())
+                for _ in labels]  # fmt: skip
+        for label, robust in zip(labels, sets, strict=True):
+            self.run(model, cell, label, robust)
+        self.expected[ident] = len(set.intersection(*sets)) * 10.0
+
+
+@pytest.mark.parametrize("fid", [f for f in all_figures() if f != "madnet:tsne"])
+def test_every_figure_plots_the_stored_accuracies(tmp_path, fid):
+    """Every curve point of every paper figure (the t-SNE is a picture, not a curve) is the
+    accuracy of the runs stored for it; the paper's points are their own series."""
+    spec = all_figures()[fid]
+    db = open_db(tmp_path / "all.db")
+    filler = _Filler(db, spec, np.random.default_rng(zlib.crc32(fid.encode())))
+    panels = figs.evaluate(figs.Store(db), spec, draw_data=False)
+    for panel in panels:
+        for s in panel.series:
+            for point in s.points:
+                filler.fill(point.result.cell)
+    fd = figs.build(db, spec)
+    fig = figs.draw(fd)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    for ax, pd_ in zip(axes, fd.panels, strict=True):
+        assert ax.get_title() == pd_.panel.title
+        lines = {line.get_gid(): line for line in ax.lines if line.get_gid()}
+        for s in pd_.series:
+            if pd_.panel.kind == "restarts":
+                continue  # no per-restart trace stored here: tested above
+            cells = figs.series_cells(spec, pd_.panel, s.series)
+            want = [(x, filler.expected[(c.role, c.data, json.dumps(c.match, sort_keys=True,
+                     default=str), c.metric)]) for x, c in cells]  # fmt: skip
+            line = lines[f"measured:{s.series.label}"]
+            got = list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+            assert got == [(x, pytest.approx(y)) for x, y in want], (fid, s.series.label)
+            if s.series.paper:
+                paper = lines[f"paper:{s.series.label}"]
+                assert len(paper.get_xdata()) == len(s.paper)
