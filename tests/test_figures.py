@@ -14,8 +14,8 @@ A DeepFool run (white-box, minimal, ε 2) of model m: min norms 0.5, 1.5, None (
 
 import json
 import pickle
-import zlib
 import xml.etree.ElementTree as ET
+import zlib
 
 import numpy as np
 import pytest
