@@ -162,7 +162,7 @@ def check_iterative(model: str, runs: list[Run]) -> Verdict:
         for it in (r for r in runs if r.attack in ITERATIVE and _plain(r) and _same_budget(r, one)):
             k, n = _broken_only_by(one, [it])
             missed, total = missed + k, total + n
-            pairs.append((k, f"{one.label}/{it.label} ε={it.eps:g}: {k}"))
+            pairs.append((k, f"{one.label}/{it.label} ε={it.eps:g}: {k}", it.eps))
     if not pairs:
         return Verdict("iterative", "skip", "no one-step and iterative attack at one ε",
                        _cmd("attack", "--model", model, "--attack", "fgsm", "--eps", "0.1")
@@ -191,13 +191,16 @@ def check_white_box(model: str, runs: list[Run]) -> Verdict:
             continue
         k, n = _broken_only_by(other, peers)
         missed, total = missed + k, total + n
-        parts.append((k, f"{other.label} ε={other.eps:g}: {k}"))
+        parts.append((k, f"{other.label} ε={other.eps:g}: {k}", other.eps))
     if not parts:
         return Verdict("white-box", "skip", "no transfer, decision-based or noise run beside a "
                        "white-box one at the same ε", "", SOURCES["white-box"])  # fmt: skip
     text = (f"instances another attack broke and no white-box attack did: {_pct(missed, total)}"
             f" ({_worst(parts)})")  # fmt: skip
-    settle = "attack with an adaptive white-box attack (bpda-pgd, cw-l2-eot) at those ε"
+    worst = max(parts, key=lambda p: p[0])[2]
+    settle = (_cmd("attack", "--model", model, "--attack", "bpda-pgd", "--eps", f"{worst:g}")
+              + " (an adaptive attack through the non-differentiable step; with none, "
+              "apgd --param loss=dlr)")  # fmt: skip
     return _verdict("white-box", missed / total if total else 0.0, missed, text, settle,
                     warn=0.02, fail=0.05)  # fmt: skip
 
@@ -398,9 +401,9 @@ CHECKS: dict[str, Callable[[str, list[Run]], Verdict]] = {
 # ---- helpers ----------------------------------------------------------------------------
 
 
-def _worst(parts: list[tuple[int, str]], k: int = 4) -> str:
+def _worst(parts: list[tuple[int, str, float]], k: int = 4) -> str:
     """The k largest counts' texts (of all the comparisons made)."""
-    shown = [t for _, t in sorted(parts, key=lambda p: -p[0])[:k]]
+    shown = [p[1] for p in sorted(parts, key=lambda p: -p[0])[:k]]
     return "; ".join(shown) + (f"; {len(parts) - k} more" if len(parts) > k else "")
 
 

@@ -235,15 +235,58 @@ def _write_cifar(path, n, seed):
         pickle.dump(entry, fh, protocol=2)
 
 
-def test_cifar_panel_from_small_cifar_files(tmp_path, runner):
-    """jakubovitz Fig. 1 (FGSM against ε, MNIST and CIFAR-10): with CIFAR-format files on
-    disk its CIFAR panel plots the stored runs; the MNIST panel says what fills it."""
+def _cifar_dir(tmp_path):
     data = tmp_path / "data"
     base = data / "cifar-10-batches-py"
     base.mkdir(parents=True)
     for i in range(1, 6):
         _write_cifar(base / f"data_batch_{i}", 8, seed=i)
     _write_cifar(base / "test_batch", 12, seed=9)
+    return data
+
+
+def test_tsne_panel_from_small_cifar_files(tmp_path, runner):
+    """madnet's t-SNE on CIFAR-format files: the CIFAR CE panel scatters every test image's
+    embedding with its label, and its Davies–Bouldin index is scikit-learn's on the
+    model's own penultimate features, computed here."""
+    import torch
+    from sklearn.metrics import davies_bouldin_score
+
+    from advbench import data as datasets
+    from advbench.train import load_model
+
+    data = _cifar_dir(tmp_path)
+    common = ["--db", str(tmp_path / "t.db"), "--data-dir", str(data)]
+    res = runner.invoke(app, ["train", "--dataset", "cifar10", "--arch", "resnet56", "--epochs",
+                              "1", "--name", "ce", *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", "--figure", "madnet:tsne", "--output",
+                              str(tmp_path / "out"), *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert imread(tmp_path / "out" / "madnet_tsne.png").shape[0] > 300
+    store = open_db(tmp_path / "t.db")
+    fd = figs.build(store, all_figures()["madnet:tsne"], data_dir=data)
+    ce = next(p for p in fd.panels if p.panel.title == "CIFAR-10: CE")
+    emb = ce.series[0].extra
+    test = datasets.load("cifar10", "test", data_dir=data)
+    x, y = test.get(torch.arange(12))
+    assert sorted(emb["labels"]) == sorted(y.tolist()) and len(emb["xy"]) == 12
+    model, _, _ = load_model(store, "ce", "cpu")
+    with torch.no_grad():
+        feats = model.eval().embed(x).flatten(1).numpy()
+    assert emb["dbi"] == pytest.approx(davies_bouldin_score(feats, y.numpy()), rel=1e-4)
+    fig = figs.draw(fd)
+    (points,) = [c for ax in fig.axes for c in ax.collections
+                 if c.get_gid() == "embedding:CE"]  # fmt: skip
+    assert len(points.get_offsets()) == 12
+    mad = next(p for p in fd.panels if p.panel.title == "CIFAR-10: MadNet")
+    assert "no stored runs yet" in mad.note
+
+
+def test_cifar_panel_from_small_cifar_files(tmp_path, runner):
+    """jakubovitz Fig. 1 (FGSM against ε, MNIST and CIFAR-10): with CIFAR-format files on
+    disk its CIFAR panel plots the stored runs; the MNIST panel says what fills it."""
+    data = _cifar_dir(tmp_path)
     db = str(tmp_path / "c.db")
     common = ["--db", db, "--data-dir", str(data)]
     res = runner.invoke(app, ["train", "--dataset", "cifar10", "--arch", "cnn4-cifar",

@@ -426,7 +426,8 @@ def curves(db: sqlite_utils.Database, models: list[str]) -> FigureData:
             raise BadInput(f"model {model} has no attack runs stored; run `advbench attack`")
         for norm in sorted(mine["norm"].dropna().unique()):
             part = mine[(mine["norm"] == norm) & mine["eps"].map(math.isfinite)]
-            panel = Panel(f"{model}: {norm}", "", (), xlabel=f"ε ({_norm_name(norm)})")
+            xlabel = f"ε ({_norm_name(norm)} budget, inputs in [0, 1])"
+            panel = Panel(f"{model}: {norm}", "", (), xlabel=xlabel)
             pd_ = PanelData(panel, [])
             for label, rows in part.groupby("attack", sort=True):
                 rows = rows.sort_values("eps")

@@ -251,7 +251,7 @@ class Panel:
     title: str
     data: str
     series: tuple[Series, ...]
-    xlabel: str = "ε (L∞)"
+    xlabel: str = "ε (L∞ budget, inputs in [0, 1])"
     ylabel: str = "accuracy (%)"
     xscale: str = "linear"
     vline: float | None = None  # a dashed line (the ε of the paper's table)

@@ -111,6 +111,7 @@ FIG_TABLES = {"mnist": ("III", "V"), "cifar10": ("IV", "VI")}
 BUDGETS = {"mnist": ("ε1", "ε5"), "cifar10": ("ε3", "ε10")}
 ATTACKS = ("CW-L2", "CW-L2-HC", "CW-L2-Strong", "PGD-L2", "HopSkipJump")
 OURS = "not in the paper (MNIST: the data set on disk)"
+L2 = "ε (L2 budget, inputs in [0, 1])"
 
 
 def _attack_panels(transfer: bool) -> tuple[Panel, ...]:
@@ -134,7 +135,7 @@ def _attack_panels(transfer: bool) -> tuple[Panel, ...]:
                     for model, role in MODELS.items()
                 )  # fmt: skip
                 panels.append(Panel(f"{name} {group.lower()} {attack}", fam, series,
-                                    xlabel="ε (L2)", xscale="log"))  # fmt: skip
+                                    xlabel=L2, xscale="log"))  # fmt: skip
     return tuple(panels)
 
 
@@ -163,7 +164,7 @@ def _eot_panels() -> tuple[Panel, ...]:
             Series("C&W L2, gradient expectation over randomness", "combined",
                    {"suite": "fidel", "label": "CW-L2-GradExp"}),
         )  # fmt: skip
-        panels.append(Panel(f"{name}: combined model", fam, series, xlabel="ε (L2)",
+        panels.append(Panel(f"{name}: combined model", fam, series, xlabel=L2,
                             xscale="log", note=OURS if fam == "mnist" else ""))  # fmt: skip
     return tuple(panels)
 
