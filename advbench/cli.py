@@ -704,6 +704,16 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    paper: Annotated[
+        str | None,
+        typer.Option(
+            "--paper",
+            help="One paper's page (fidel, zantedeschi, madnet, jakubovitz, pesso): its tables, "
+            "figures, the checklist of its models, the commands, environment and wall time. "
+            "--format markdown (README.md and figures/) or html, into --output DIR.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     checks: Annotated[
         str | None,
         typer.Option(
@@ -780,6 +790,23 @@ def report(
     from advbench import report as rep
     from advbench.report import tables as tab
 
+    if paper is not None:
+        from advbench import reproduce as rep
+        from advbench.report.html import paper_page
+
+        (name,) = rep.papers(paper) if paper != "all" else (None,)
+        if name is None:
+            raise BadInput("--paper takes one paper: fidel, zantedeschi, madnet, jakubovitz, pesso")
+        if format_ not in ("markdown", "html"):
+            raise BadInput(f"--format {format_} is not a page format; valid choices: markdown, "
+                           "html")  # fmt: skip
+        if output is None:
+            raise BadInput("--paper writes a page with its figures: give --output DIR")
+        database = _open(db, create=False)
+        _check_output_dir(output, db)
+        path = paper_page(database, name, format_, output, data_dir=data_dir)
+        err.print(f"wrote {path}", highlight=False)
+        return
     if checks is not None:
         _report_checks(checks, format_, output, db)
         return
@@ -798,7 +825,7 @@ def report(
         _print_listing(tab.listing(database), figs.listing(database))
         return
     if missing:
-        from advbench.report.missing import EPOCHS, plan
+        from advbench.report.missing import plan
         from advbench.suites import SCALES
 
         if scale not in SCALES:
@@ -819,8 +846,9 @@ def report(
         for line in todo.absent:
             sys.stdout.write(f"# {line}\n")
         err.print(
-            f"{len(todo.commands())} commands at scale {scale} (training epochs "
-            f"{EPOCHS[scale]}); {len(todo.absent)} cells need a data set that is not on disk.",
+            f"{len(todo.commands())} commands at scale {scale} (training epochs from the "
+            f"papers' plans, benchmarks/plans/); {len(todo.absent)} cells need a data set "
+            "that is not on disk.",
             highlight=False,
         )
         return
@@ -1165,6 +1193,90 @@ def demo(
     from advbench.demo import run_demo
 
     run_demo(db, device, scale, out=out, progress_factory=_progress)
+
+
+@app.command()
+@handles_errors
+def reproduce(
+    paper: Annotated[
+        str, typer.Argument(help="fidel, zantedeschi, madnet, jakubovitz, pesso or all.")
+    ],
+    scale: Annotated[
+        str,
+        typer.Option(help="smoke (minutes), cpu (the reference scale) or full (the papers')."),
+    ] = "smoke",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan: the models already stored, each step still to run with its "
+            "attack runs and an estimate from stored timings, and what is skipped.",
+        ),
+    ] = False,
+    page: Annotated[
+        str,
+        typer.Option(help="Format of the paper's page written at the end: markdown or html."),
+    ] = "markdown",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the paper's page [default: PAPER/ beside the database]."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Reproduce a paper end to end: train its base models, harden them, run its suite,
+    take its measurements, then write its page (tables, figures, checklist). What is stored
+    is skipped, so the same command resumes; data sets not on disk are skipped with a line.
+    The recipe is `benchmarks/plans/PAPER.json` with the paper's suite and report modules."""
+    from advbench import reproduce as rep
+    from advbench.suites import SCALES
+
+    if scale not in SCALES:
+        raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+    if page not in ("markdown", "html"):
+        raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
+    names = rep.papers(paper)  # an unknown paper is refused before anything is written
+    if output is not None and len(names) > 1:
+        raise BadInput("--output names one paper's folder; with `all` each page goes to "
+                       "PAPER/ beside the database")  # fmt: skip
+    if output is not None and output.exists() and not output.is_dir():
+        raise BadInput(f"--output {output} is a file, not a directory")
+    database = _open(db, create=not dry_run) if (not dry_run or _exists(db)) else None
+    for name in names:
+        plan_ = rep.plan(database, name, scale, data_dir=data_dir, db_path=db)
+        for line in plan_.skipped:
+            out.print(f"skip {line}", highlight=False, markup=False)
+        if dry_run:
+            _print_plan(plan_)
+            continue
+        done, took = rep.execute(
+            app, plan_, lambda t: out.print(t, style="bold cyan", markup=False, highlight=False)
+        )
+        from advbench.report.html import paper_page
+
+        target = output or rep.default_output(db, name)
+        target.mkdir(parents=True, exist_ok=True)
+        database = _open(db)
+        path = paper_page(database, name, page, target, data_dir=data_dir, scale=scale,
+                          skipped=plan_.skipped)  # fmt: skip
+        out.print(f"{name}: {done} steps in {rep.fmt_time(took)}; page {path}", highlight=False)
+
+
+def _print_plan(plan_) -> None:
+    from advbench.reproduce import fmt_time
+
+    out.print(f"[bold]{plan_.paper}[/] at scale {plan_.scale}: {len(plan_.stored)} models "
+              f"stored, {len(plan_.steps)} steps to run")  # fmt: skip
+    for name in plan_.stored:
+        out.print(f"  stored  {name}", highlight=False, markup=False)
+    total = 0.0
+    for step in plan_.steps:
+        runs = f"{step.runs} runs, " if step.runs is not None else ""
+        total += abs(step.estimate_s or 0)
+        out.print(f"  to run  {step.text}  ({runs}≈ {fmt_time(step.estimate_s)})",
+                  highlight=False, markup=False)  # fmt: skip
+    out.print(f"  estimate of the timed steps: {fmt_time(total)}; ? has no stored timing yet",
+              highlight=False)  # fmt: skip
 
 
 def normalise_argv(argv: list[str]) -> list[str]:

@@ -220,6 +220,9 @@ def page(
     *,
     data_dir=None,
     progress=None,
+    models: list[str] | None = None,
+    title: str = "advbench report",
+    preamble: list[str] = (),
 ) -> str:
     from advbench.report import figures as figs
 
@@ -243,6 +246,8 @@ def page(
     attacked = [r["model"] for r in db.query(
         "select distinct r.model from runs r join models m on m.name = r.model "
         "order by m.created_at")]  # fmt: skip
+    if models is not None:
+        attacked = [m for m in attacked if m in models]
     checks = [(m, _checks_html(db, m)) for m in attacked]
     nav = ["<nav><h2>Contents</h2>"]
     for paper, items in sections.items():
@@ -265,12 +270,100 @@ def page(
                     "(<code>advbench report --checks MODEL</code>).</p>")  # fmt: skip
         body += [h for _, h in checks]
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    extra = "".join(f"<p class='caption'>{_e(line)}</p>" for line in preamble)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<title>advbench report</title>"
-            f"<style>{STYLE}</style></head><body><h1>advbench report</h1>"
+            f"<title>{_e(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"
             f"<p class='caption'>Generated {stamp} from {_e(_db_file(db))}. Accuracies in % with "
             "the 95 % Wilson interval and n; the papers' numbers beside them.</p>"
-            + "".join(nav) + "".join(body) + "</body></html>\n")  # fmt: skip
+            + extra + "".join(nav) + "".join(body) + "</body></html>\n")  # fmt: skip
+
+
+# ---- one page per paper (`report --paper`, written by `reproduce`) ---------------------
+
+
+def paper_models(db: sqlite_utils.Database, paper: str) -> list[str]:
+    """Stored models that fill a role of the paper's tables or figures."""
+    from advbench.reproduce import specs_of
+
+    store = tab.Store(db)
+    names = []
+    for spec in specs_of(paper):
+        for data, key in spec.roles:
+            names += [m["name"] for m in store.role_models(spec, data, key)]
+    return list(dict.fromkeys(names))
+
+
+def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
+    from advbench.reproduce import fmt_time, wall_time
+
+    models = paper_models(db, paper)
+    lines = [
+        f"Command: advbench reproduce {paper}" + (f" --scale {scale}" if scale else ""),
+        f"{len(models)} models; wall time of their training and attacks: "
+        f"{fmt_time(wall_time(db, models))} (summed over steps, as stored)",
+    ]
+    if models:
+        marks = ",".join("?" * len(models))
+        envs = sorted({
+            f"advbench {r['advbench']}, python {r['python']}, torch {r['torch']}, foolbox "
+            f"{r['foolbox']}, ART {r['art']} on {r['device']} ({r['platform']})"
+            for r in db.query(f"select e.* from runs r join environments e on e.id = r.env_id "
+                              f"where r.model in ({marks})", models)})  # fmt: skip
+        lines += [f"Environment: {e}" for e in envs]
+    lines += list(skipped)
+    return lines
+
+
+def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, skipped=()):
+    """Write the paper's page into out_dir: report.html, or README.md with figures/*.png.
+    Returns the page's path."""
+    from advbench.report import figures as figs
+    from advbench.reproduce import specs_of
+
+    specs = specs_of(paper)
+    table_specs = [s for s in specs if isinstance(s, TableSpec)]
+    figure_specs = [s for s in specs if isinstance(s, FigureSpec)]
+    models = paper_models(db, paper)
+    preamble = paper_preamble(db, paper, scale, skipped)
+    title = f"{paper}: reproduction" + (f" at scale {scale}" if scale else "")
+    if fmt == "html":
+        path = out_dir / "report.html"
+        path.write_text(page(db, table_specs, figure_specs, data_dir=data_dir, models=models,
+                             title=title, preamble=preamble))  # fmt: skip
+        return path
+    store = tab.Store(db)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    out = [f"# {title}", "", *[f"- {line}" for line in preamble], "", "## Tables", ""]
+    for spec in table_specs:
+        out.append(tab.render(spec, tab.evaluate(db, spec, store), "markdown", db))
+    out += ["## Figures", ""]
+    for spec in figure_specs:
+        fd = figs.build(db, spec, store, data_dir)
+        stem = spec.id.replace(":", "_")
+        figs.write(figs.draw(fd), fig_dir, stem, ("png",))
+        out += [f"### {spec.id}", "", f"![{spec.id}](figures/{stem}.png)", ""]
+        out += [f"{line}  " for line in fd.caption]
+        out += [f"{p.panel.title}: {p.note}  " for p in fd.panels if p.note] + [""]
+    out += ["## Evaluation checklist", ""]
+    from advbench import checks as chk
+
+    attacked = {r["model"] for r in db.query("select distinct model from runs")}
+    for model in (m for m in models if m in attacked):
+        runs = chk.gather(db, model)
+        verdicts = chk.run(db, model, runs)
+        tally = ", ".join(f"{s} {sum(v.status == s for v in verdicts)}"
+                          for s in ("pass", "warn", "fail", "skip"))  # fmt: skip
+        out += [f"### {model}: {tally} ({len(runs)} runs)", "",
+                "| check | verdict | numbers | to settle |", "|---|---|---|---|"]  # fmt: skip
+        for v in verdicts:
+            cells = [v.check, v.status, v.numbers, f"`{v.settle}`" if v.settle else ""]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("")
+    path = out_dir / "README.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
 
 
 def _db_file(db) -> str:

@@ -15,16 +15,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from advbench import plans
 from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, FigureSpec, TableSpec
 from advbench.report.tables import Store, data_for, evaluate
-
-# Training epochs per scale for the models a table needs (None: the command's default, the
-# paper's setting for a defense). Smoke models are barely trained: they prove the pipeline.
-EPOCHS = {
-    "smoke": {"train": 1, "harden": 1, "proxy": 1},
-    "cpu": {"train": 5, "harden": 3, "proxy": 3},
-    "full": {"train": None, "harden": None, "proxy": None},
-}
 
 
 @dataclass
@@ -36,6 +29,8 @@ class Plan:
     suite_runs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     measures: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
+    absent_data: dict[str, set[str]] = field(default_factory=dict)  # data -> spec ids
+    not_planned: dict[str, set[str]] = field(default_factory=dict)  # spec id -> roles
     names: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (paper, data, role)
 
     def commands(self) -> list[str]:
@@ -76,7 +71,6 @@ def plan(
         migrate(db)
     store = Store(db)
     on_disk: dict[str, str | None] = {}
-    epochs = EPOCHS[scale]
 
     def dataset(data: str) -> str | None:
         if data not in on_disk:
@@ -94,9 +88,10 @@ def plan(
             return p.names[ident]
         role = spec.roles[(data, key)]
         name = f"{spec.paper}-{key}-{dataset(data)}"
+        epochs = plans.epochs(spec.paper, scale)
+        args = plans.recipe(spec.paper, role, data, scale)
         if role.parent is None:
-            p.builds.append(_cmd("train", "--dataset", dataset(data), "--arch", role.arch,
-                                 *role.train, "--name", name,
+            p.builds.append(_cmd("train", "--dataset", dataset(data), *args, "--name", name,
                                  *(["--epochs", epochs["train"]] if epochs["train"] else []),
                                  *common))  # fmt: skip
         else:
@@ -104,8 +99,7 @@ def plan(
 
             parent = model_name(spec, data, role.parent)
             trains = kind(role.defense) != "inference-time" and epochs["harden"]
-            p.builds.append(_cmd("harden", "--model", parent, *role.harden,
-                                 *role.scaled.get(scale, ()), "--name", name,
+            p.builds.append(_cmd("harden", "--model", parent, *args, "--name", name,
                                  *(["--epochs", epochs["harden"]] if trains else []),
                                  *common))  # fmt: skip
         p.names[ident] = name
@@ -124,6 +118,7 @@ def plan(
                 continue
             cell = res.cell
             if dataset(cell.data) is None:
+                p.absent_data.setdefault(cell.data, set()).add(spec.id)
                 names = [d for d in DATA[cell.data] if scale != "full" or d != "mnist-5k"]
                 p.absent.append(
                     f"{spec.id} | {res.row} | {res.column}: data set {' or '.join(names)} is "
@@ -131,6 +126,11 @@ def plan(
                     "--download`)"
                 )
                 continue
+            if not all(
+                plans.made_at(spec.paper, key, scale) for key in (cell.role, *cell.requires)
+            ):
+                p.not_planned.setdefault(spec.id, set()).add(cell.role)
+                continue  # the plan makes this role only at larger scales
             name = model_name(spec, cell.data, cell.role)
             for req in cell.requires:
                 model_name(spec, cell.data, req)
@@ -156,8 +156,9 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, mode
                                          "--scale", scale, *common]  # fmt: skip
         if "--proxy" in cell.args and "--proxy" not in args:
             args += list(cell.args)
-            if EPOCHS[scale]["proxy"]:
-                args += ["--proxy-epochs", str(EPOCHS[scale]["proxy"])]
+            proxy_epochs = plans.epochs(spec.paper, scale)["proxy"]
+            if proxy_epochs:
+                args += ["--proxy-epochs", str(proxy_epochs)]
         p.suite_runs[key] = args
     else:
         source = []

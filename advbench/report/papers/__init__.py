@@ -63,8 +63,9 @@ class Role:
 
     `defense` is the stored defense (None: undefended, trained by `advbench train`);
     `config` predicates compare keys of the model's stored configuration (None: absent);
-    `params` predicates compare dotted keys of its defense configuration. `parent`, `train`
-    and `harden` (and `scaled`) say how `--missing` makes the model when none matches."""
+    `params` predicates compare dotted keys of its defense configuration. `parent` names
+    the role it is hardened from; how it is made is the paper's plan
+    (`advbench.plans.recipe`: by default, from these fields)."""
 
     key: str
     arch: str
@@ -74,11 +75,6 @@ class Role:
     activation: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    train: tuple[str, ...] = ()
-    harden: tuple[str, ...] = ()
-    # Extra harden arguments per scale (smoke, cpu), spelled out: a defense whose training
-    # attacks every batch (PGD adversarial training) is cut to a few steps below full.
-    scaled: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def matches(self, row: dict[str, Any], data: str) -> bool:
         if row["arch"] != self.arch or row["dataset"] not in DATA[data]:

@@ -36,13 +36,10 @@ def _roles(fam: str) -> dict[tuple[str, str], Role]:
     plain = {"recipe": None, "from_scratch": None}
     return {
         (fam, "standard"): Role("standard", arch),
-        (fam, "jacobreg"): Role("jacobreg", arch, "jacobian", parent="standard", config=plain,
-                                harden=("--defense", "jacobian")),
-        (fam, "nsloss"): Role("nsloss", arch, "nsloss", parent="standard", config=plain,
-                              harden=("--defense", "nsloss")),
+        (fam, "jacobreg"): Role("jacobreg", arch, "jacobian", parent="standard", config=plain),
+        (fam, "nsloss"): Role("nsloss", arch, "nsloss", parent="standard", config=plain),
         (fam, "combined"): Role("combined", arch, "nsloss+jacobian", aliases=("combined",),
-                                parent="standard", config=plain,
-                                harden=("--defense", "combined")),
+                                parent="standard", config=plain),
     }  # fmt: skip
 
 

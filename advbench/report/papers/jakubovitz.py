@@ -32,15 +32,7 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     regular = {"recipe": "jakubovitz", "from_scratch": True}
 
     def role(key, defense, cfg):
-        extra = ("--from-scratch",) if cfg.get("from_scratch") else ()
-        return Role(
-            key,
-            arch,
-            defense,
-            parent="none",
-            config=cfg,
-            harden=("--defense", defense, "--recipe", "jakubovitz", *extra),
-        )
+        return Role(key, arch, defense, parent="none", config=cfg)
 
     return {
         (data, r.key): r

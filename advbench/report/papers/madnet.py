@@ -22,23 +22,12 @@ import re
 from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
 
 
-# PGD adversarial training attacks every batch: below full scale, 3 (smoke) or 10 (cpu)
-# steps whose size still reaches the budget (MNIST 0.3, CIFAR 8/255).
-def _pgd_at(data: str, key: str = "pgd-at.") -> dict[str, tuple[str, ...]]:
-    eps = 0.3 if data == "mnist" else 0.031
-    return {
-        scale: ("--param", f"{key}steps={k}", "--param", f"{key}step_size={eps / k * 1.25:.4g}")
-        for scale, k in (("smoke", 3), ("cpu", 10))
-    }
-
-
 def _roles(data: str) -> dict[tuple[str, str], Role]:
     return {
         (data, "ce"): Role("ce", "resnet56"),
-        (data, "mad"): Role("mad", "resnet56", "mad", parent="ce", harden=("--defense", "mad")),
-        (data, "mad-at"): Role("mad-at", "resnet56", "mad+pgd-at", parent="ce",
-                               harden=("--defense", "mad+pgd-at"), scaled=_pgd_at(data)),
-    }  # fmt: skip
+        (data, "mad"): Role("mad", "resnet56", "mad", parent="ce"),
+        (data, "mad-at"): Role("mad-at", "resnet56", "mad+pgd-at", parent="ce"),
+    }
 
 
 ROLES = {**_roles("mnist"), **_roles("cifar10"), **_roles("cifar100")}

@@ -22,7 +22,6 @@ iterations. The paper's Figs. 2–3 are CIFAR-10 and ImageNet; the MNIST panels 
 from __future__ import annotations
 
 from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableSpec
-from advbench.report.papers.madnet import _pgd_at
 
 ARCH = {"mnist": "madry-mnist", "cifar10": "wrn-28-10", "imagenet": "resnet50"}
 GROUPS = {"MNIST ε = 0.3": ("mnist", 0.3), "CIFAR10 ε = 0.031": ("cifar10", 0.031),
@@ -46,34 +45,17 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     lam = LAMBDA[data]
     roles = [
         Role("standard", arch),
-        Role(
-            "madry",
-            arch,
-            "pgd-at",
-            parent="standard",
-            harden=("--defense", "pgd-at"),
-            scaled=_pgd_at(data, key=""),
-        ),
-        Role(
-            "ours",
-            arch,
-            "pnml",
-            parent="madry",
-            params={"iterations": 1, "lambda": lam},
-            harden=("--defense", "pnml"),
-        ),
+        Role("madry", arch, "pgd-at", parent="standard"),
+        Role("ours", arch, "pnml", parent="madry", params={"iterations": 1, "lambda": lam}),
     ]
     for v in LAMBDAS[data]:
         if abs(v - lam) > 1e-12:
-            harden = ("--defense", "pnml", "--param", f"lambda={v:.6g}")
             roles.append(Role(f"ours-lambda{v:.4g}", arch, "pnml", parent="madry",
-                              params={"iterations": 1, "lambda": v}, harden=harden))  # fmt: skip
+                              params={"iterations": 1, "lambda": v}))  # fmt: skip
     if data == "cifar10":
         for it, step in ((2, 0.015), (4, 0.01)):
             roles.append(Role(f"ours-it{it}", arch, "pnml", parent="madry",
-                              params={"iterations": it, "step": step, "lambda": lam},
-                              harden=("--defense", "pnml", "--param", f"iterations={it}",
-                                      "--param", f"step={step}")))  # fmt: skip
+                              params={"iterations": it, "step": step, "lambda": lam}))  # fmt: skip
     return {(data, r.key): r for r in roles}
 
 

@@ -25,9 +25,8 @@ from advbench.report.papers import Cell, FigureSpec, Panel, Role, Series, TableS
 
 
 def _roles(data: str) -> dict[tuple[str, str], Role]:
-    def on_cnn(key, defense, *extra, activation="relu"):
-        return Role(key, "ibm-cnn", defense, parent="cnn", activation=activation,
-                    harden=("--defense", defense, *extra))  # fmt: skip
+    def on_cnn(key, defense, activation="relu"):
+        return Role(key, "ibm-cnn", defense, parent="cnn", activation=activation)
 
     return {
         (data, r.key): r
@@ -35,9 +34,9 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
             Role("cnn", "ibm-cnn", activation="relu"),
             Role("resnet", "ibm-resnet", activation="relu"),
             Role("cnn-brelu", "ibm-cnn", "brelu", aliases=(None,), activation="brelu",
-                 parent="cnn", harden=("--defense", "brelu", "--from-scratch")),
+                 parent="cnn"),
             Role("resnet-brelu", "ibm-resnet", "brelu", aliases=(None,), activation="brelu",
-                 parent="resnet", harden=("--defense", "brelu", "--from-scratch")),
+                 parent="resnet"),
             on_cnn("fs", "feature-squeezing"),
             on_cnn("ls", "label-smoothing"),
             on_cnn("fgsm-at", "fgsm-at"),

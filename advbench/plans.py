@@ -1,0 +1,128 @@
+"""Reproduction plans: how each paper's models are made, per scale, as data.
+
+`benchmarks/plans/PAPER.json` holds what a paper's reproduction needs beyond what its
+tables and figures already declare (the model roles in `advbench/report/papers/PAPER.py`
+and the suite in `benchmarks/suites/PAPER.json`): training epochs per scale, the harden
+arguments of roles whose recipe is not their definition (an alias, `--from-scratch`), the
+per-scale extras (fewer PGD-training steps below full scale), and base weights the paper
+took from elsewhere. `report --missing` and `reproduce` read the same plan.
+
+A role without an entry is made from its definition: a root role by `advbench train --arch
+ARCH` (and its activation), a child by `advbench harden --model PARENT --defense DEFENSE`
+with its parameters as `--param`, `--recipe` and `--from-scratch` as its configuration
+predicates say. So the command that makes a model is the one its cell then matches.
+
+Keys: paper, suite, description, epochs (per scale: train, harden, proxy; null: the
+command's default, the paper's setting), models (role key, or a pattern such as
+`ours-lambda*`: harden or train arguments, scale: {data: {scale: extra arguments}}, only:
+the scales the role is made at, why), external ("data/role": where the paper's own
+weights come from).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from advbench.errors import BadInput, unknown
+
+PLANS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "plans"
+_KEYS = {"paper", "suite", "description", "epochs", "models", "external"}
+_MODEL_KEYS = {"harden", "train", "scale", "only", "why"}
+SCALES = ("smoke", "cpu", "full")
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PLANS_DIR.glob("*.json"))
+
+
+def load(paper: str) -> dict[str, Any]:
+    path = PLANS_DIR / f"{paper}.json"
+    if not path.is_file():
+        raise unknown("paper", paper, available())
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"plan {path} is not valid JSON ({exc})") from None
+    return validate(doc, str(path))
+
+
+def validate(doc: Any, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise BadInput(f"plan {where}: a JSON object expected")
+    extra = set(doc) - _KEYS
+    if extra:
+        raise BadInput(f"plan {where}: unknown key(s) {', '.join(sorted(extra))}; valid: "
+                       f"{', '.join(sorted(_KEYS))}")  # fmt: skip
+    for scale in SCALES:
+        epochs = doc.get("epochs", {}).get(scale, {})
+        for kind in ("train", "harden", "proxy"):
+            value = epochs.get(kind)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise BadInput(f"plan {where}: epochs.{scale}.{kind} must be an integer ≥ 1 "
+                               f"or null, not {value!r}")  # fmt: skip
+    for key, model in doc.get("models", {}).items():
+        bad = set(model) - _MODEL_KEYS
+        if bad:
+            valid = ", ".join(sorted(_MODEL_KEYS))
+            raise BadInput(f"plan {where}: models.{key} has unknown key(s) "
+                           f"{', '.join(sorted(bad))}; valid: {valid}")  # fmt: skip
+        bad_scales = set(model.get("only", SCALES)) - set(SCALES)
+        if bad_scales:
+            names = ", ".join(sorted(bad_scales))
+            raise BadInput(f"plan {where}: models.{key}.only names unknown scale(s) {names}; "
+                           f"valid: {', '.join(SCALES)}")  # fmt: skip
+        for kind in ("harden", "train"):
+            args = model.get(kind, [])
+            if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+                raise BadInput(f"plan {where}: models.{key}.{kind} must be a list of strings")
+    return doc
+
+
+def epochs(paper: str, scale: str) -> dict[str, int | None]:
+    return {k: load(paper)["epochs"].get(scale, {}).get(k) for k in ("train", "harden", "proxy")}
+
+
+def entry(paper: str, key: str) -> dict[str, Any]:
+    """The plan's entry for a role: its own key, else the first pattern that matches it."""
+    from fnmatch import fnmatchcase
+
+    models = load(paper).get("models", {})
+    if key in models:
+        return models[key]
+    return next((v for k, v in models.items() if fnmatchcase(key, k)), {})
+
+
+def made_at(paper: str, key: str, scale: str) -> bool:
+    """Whether the plan makes the role's model at this scale (`only`; default: every)."""
+    return scale in entry(paper, key).get("only", SCALES)
+
+
+def recipe(paper: str, role, data: str, scale: str) -> list[str]:
+    """The train or harden arguments that make a model of `role` (without --model, --name,
+    --epochs and the common options)."""
+    entry_ = entry(paper, role.key)
+    extra = entry_.get("scale", {}).get(data, {}).get(scale, [])
+    if role.parent is None:
+        args = entry_.get("train")
+        if args is None:
+            args = ["--arch", role.arch]
+            if role.activation not in (None, "relu"):
+                args += ["--activation", role.activation]
+        return [*args, *extra]
+    args = entry_.get("harden")
+    if args is None:
+        args = ["--defense", role.defense]
+        for key, value in role.params.items():
+            args += ["--param", f"{key}={value:.6g}" if isinstance(value, float) else
+                     f"{key}={value}"]  # fmt: skip
+        if role.config.get("recipe"):
+            args += ["--recipe", role.config["recipe"]]
+        if role.config.get("from_scratch"):
+            args.append("--from-scratch")
+    return [*args, *extra]
+
+
+def external(paper: str) -> dict[str, str]:
+    return load(paper).get("external", {})

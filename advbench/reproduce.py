@@ -1,0 +1,217 @@
+"""`advbench reproduce PAPER`: a paper end to end from its plan.
+
+The steps are exactly what `report --missing` prints for the paper's tables and figures
+(the same per-paper definitions and `benchmarks/plans/PAPER.json`): train its base models,
+harden them, run its suite on each, take its measurements. What is stored is never a step,
+so the same command resumes where an interruption stopped (a killed step itself resumes:
+training from its last saved state, an attack from its last stored batch). Parts whose data
+set is not on disk are skipped, one line per data set. Afterwards the paper's page is
+written (`report --paper`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from advbench.errors import BadInput, unknown
+from advbench.report.papers import DATA, PAPERS, figures, tables
+
+NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+HOW = {
+    "mnist": "give --data-dir DIR holding MNIST/raw (torchvision's layout)",
+    "cifar10": "give --data-dir DIR holding cifar-10-batches-py",
+    "cifar100": "give --data-dir DIR holding cifar-100-python",
+    "imagenet": "give --data-dir DIR holding an ImageFolder val/ tree",
+}
+
+
+@dataclass
+class Step:
+    argv: list[str]
+    estimate_s: float | None = None
+    runs: int | None = None  # attack runs a suite step registers
+
+    @property
+    def kind(self) -> str:
+        return self.argv[0]
+
+    @property
+    def text(self) -> str:
+        return "advbench " + " ".join(shlex.quote(a) for a in self.argv)
+
+
+@dataclass
+class Plan:
+    paper: str
+    scale: str
+    steps: list[Step] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)  # models of the paper already stored
+
+
+def papers(name: str) -> list[str]:
+    if name == "all":
+        return list(PAPERS)
+    if name not in PAPERS:
+        raise unknown("paper", name, ["all", *PAPERS])
+    return [name]
+
+
+def specs_of(paper: str) -> list:
+    return [s for s in tables().values() if s.paper == paper] + [
+        s for s in figures().values() if s.paper == paper
+    ]
+
+
+def plan(db, paper: str, scale: str, *, data_dir=None, db_path=None) -> Plan:
+    from advbench import plans
+    from advbench.report.missing import plan as missing_plan
+    from advbench.report.tables import Store
+
+    specs = specs_of(paper)
+    todo = missing_plan(db, specs, scale, data_dir=data_dir, db_path=db_path)
+    out = Plan(paper, scale)
+    for data, ids in sorted(todo.absent_data.items()):
+        names = " or ".join(d for d in DATA[data] if scale != "full" or d != "mnist-5k")
+        out.skipped.append(
+            f"{paper}: {NAMES[data]} parts skipped ({', '.join(sorted(ids))}): data set "
+            f"{names} is not on disk; {HOW[data]} (or add --download to `advbench train` "
+            "when online)"
+        )
+    for ident, roles in sorted(todo.not_planned.items()):
+        out.skipped.append(
+            f"{paper}: {ident}: models {', '.join(sorted(roles))} are made only at larger "
+            f"scales than {scale} (benchmarks/plans/{paper}.json)"
+        )
+    for where, note in plans.external(paper).items():
+        data = where.split("/")[0]
+        if data not in todo.absent_data:
+            out.skipped.append(f"{paper}: {where}: {note}")
+    timings = _timings(db) if db is not None else {}
+    for cmd in todo.commands():
+        argv = shlex.split(cmd)[1:]
+        out.steps.append(_estimate(Step(argv), db, timings, scale))
+    if db is not None:
+        store = Store(db)
+        names = {m["name"] for spec in specs for (data, key) in spec.roles
+                 for m in store.role_models(spec, data, key)}  # fmt: skip
+        out.stored = sorted(names)
+    return out
+
+
+def _timings(db) -> dict[tuple, list[float]]:
+    """Stored wall times: per (suite, label, scale, dataset) of complete runs."""
+    out: dict[tuple, list[float]] = {}
+    for r in db.query(
+        "select suite, label, scale, dataset, wall_s from runs where status = 'complete' "
+        "and wall_s is not null and suite is not null"
+    ):
+        out.setdefault((r["suite"], r["label"], r["scale"], r["dataset"]), []).append(r["wall_s"])
+    return out
+
+
+def _estimate(step: Step, db, timings, scale: str) -> Step:
+    """Runs a suite step registers, and its time from stored runs of the same rows (a row
+    never run here has no estimate: the step's is then a lower bound, shown with +)."""
+    if step.kind != "attack" or "--suite" not in step.argv or db is None:
+        return step
+    from advbench import suites
+
+    argv = step.argv
+    model = argv[argv.index("--model") + 1]
+    suite = argv[argv.index("--suite") + 1]
+    row = db["models"].get(model) if db["models"].count_where("name = ?", [model]) else None
+    dataset = row["dataset"] if row else _planned_dataset(model)
+    if dataset is None:
+        return step
+    try:
+        jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale)
+    except BadInput:
+        return step
+    step.runs = sum(len(j.eps) for j in jobs)
+    total, known = 0.0, True
+    for job in jobs:
+        times = timings.get((suite, job.label, scale, dataset))
+        if times:
+            total += statistics.median(times) * len(job.eps)
+        else:
+            known = False
+    step.estimate_s = total if total else None
+    if step.estimate_s is not None and not known:
+        step.estimate_s = -step.estimate_s  # a lower bound
+    return step
+
+
+def _planned_dataset(model: str) -> str | None:
+    """A planned model is named PAPER-ROLE-DATASET."""
+    from advbench import data as datasets
+
+    for name in sorted(datasets.DATASETS.names(), key=len, reverse=True):
+        if model.endswith(f"-{name}"):
+            return name
+    return None
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    plus = "+" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s{plus}"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min{plus}"
+    return f"{seconds / 3600:.1f} h{plus}"
+
+
+def execute(app, plan_: Plan, echo, *, stop=None) -> tuple[int, float]:
+    """Run the steps in order, in this process; returns (steps run, seconds). A failing
+    step stops the run with its exit code (BadInput: 2)."""
+    import click
+
+    t0 = time.monotonic()
+    done = 0
+    known = [abs(s.estimate_s) for s in plan_.steps if s.estimate_s]
+    for i, step in enumerate(plan_.steps, 1):
+        left = sum(abs(s.estimate_s) for s in plan_.steps[i - 1 :] if s.estimate_s)
+        eta = f", about {fmt_time(left)} of known steps left" if known else ""
+        echo(f"[{plan_.paper} {i}/{len(plan_.steps)}{eta}] {step.text}")
+        try:
+            app(step.argv, standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            if exc.exit_code:
+                raise SystemExit(exc.exit_code) from None
+        except SystemExit as exc:
+            if exc.code:
+                raise
+        done += 1
+        if stop is not None and stop():
+            break
+    return done, time.monotonic() - t0
+
+
+def wall_time(db: sqlite_utils.Database, models: list[str]) -> float:
+    """Seconds the stored models and their runs took (training plus attacks)."""
+    if not models:
+        return 0.0
+    marks = ",".join("?" * len(models))
+    train = db.execute(f"select coalesce(sum(wall_s), 0) from models where name in ({marks})",
+                       models).fetchone()[0]  # fmt: skip
+    runs = db.execute(f"select coalesce(sum(wall_s), 0) from runs where model in ({marks})",
+                      models).fetchone()[0]  # fmt: skip
+    return float(train or 0) + float(runs or 0)
+
+
+def default_output(db_path: Path | None, paper: str) -> Path:
+    from advbench.store import default_db_path
+
+    return (db_path or default_db_path()).parent / paper
+
+
+__all__ = ["Plan", "Step", "plan", "execute", "papers", "fmt_time", "wall_time"]

@@ -1,0 +1,80 @@
+"""`advbench reproduce`: pesso end to end at smoke scale on the embedded MNIST subset (its
+CIFAR-10 and ImageNet parts skipped with one line each), every MNIST cell of its tables
+filled, the page written, and a second run with nothing left to do. The plan is the one
+`report --missing` prints."""
+
+from fnmatch import fnmatchcase
+
+import pytest
+
+from advbench import plans
+from advbench.cli import app
+from advbench.report import figures as figs
+from advbench.report import tables as tab
+from advbench.report.papers import figures as all_figures
+from advbench.reproduce import specs_of
+from advbench.store import open_db
+
+
+def test_dry_run_lists_the_missing_commands(tmp_path, runner):
+    db = str(tmp_path / "r.db")
+    res = runner.invoke(app, ["reproduce", "pesso", "--dry-run", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "r.db").exists()  # a dry run writes nothing
+    missing = runner.invoke(app, ["report", "--missing", "--table", "pesso", "--db", db])
+    figures = runner.invoke(app, ["report", "--missing", "--figure", "pesso", "--db", db])
+    text = " ".join(res.output.split())  # rich folds long lines
+    for line in (missing.stdout + figures.stdout).splitlines():
+        if line.startswith("advbench "):  # every command of the tables' and figures' plans
+            assert " ".join(line.split()) in text, line
+    assert "skip pesso: CIFAR-10 parts skipped" in text and "ImageNet parts skipped" in text
+
+
+def test_plans_are_valid_and_name_existing_roles():
+    from advbench.report.papers import PAPERS
+
+    for paper in PAPERS:
+        plan = plans.load(paper)
+        keys = {key for spec in specs_of(paper) for (_, key) in spec.roles}
+        for name in plan["models"]:  # a key or a pattern, matching at least one role
+            assert any(fnmatchcase(k, name) for k in keys), (paper, name)
+    with pytest.raises(Exception, match="unknown key"):
+        plans.validate({"paper": "x", "modles": {}}, "test")
+
+
+def test_bad_input(tmp_path, runner):
+    for args, needle in ((["nope"], "unknown paper 'nope'"),
+                         (["pesso", "--scale", "huge"], "unknown scale 'huge'"),
+                         (["pesso", "--page", "pdf"], "unknown --page 'pdf'")):  # fmt: skip
+        res = runner.invoke(app, ["reproduce", *args, "--db", str(tmp_path / "b.db")])
+        assert res.exit_code == 2 and needle in res.output, res.output
+        assert not (tmp_path / "b.db").exists()
+
+
+def test_pesso_end_to_end_at_smoke(tmp_path, runner):
+    db = tmp_path / "r.db"
+    res = runner.invoke(app, ["reproduce", "pesso", "--scale", "smoke", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert text.count("parts skipped") == 2  # one line per absent data set: CIFAR-10, ImageNet
+    assert "ours-lambda0.05, ours-lambda0.2, ours-lambda0.3 are made only at larger" in text
+    store = open_db(db)
+    for spec in (s for s in specs_of("pesso") if isinstance(s, tab.TableSpec)):
+        for r in tab.evaluate(store, spec):
+            if r.cell.data == "mnist":
+                assert r.status != "empty", (spec.id, r.row, r.column, r.why)
+    # the figure's smoke points: λ = 0 (the base) and the paper's λ, not the sweep
+    fig3 = figs.build(store, all_figures()["pesso:fig3"])
+    mnist = next(p for p in fig3.panels if p.panel.data == "mnist")
+    filled = {pt.x for s in mnist.series for pt in s.points if pt.result.status != "empty"}
+    assert filled == {0.0, 0.1}
+    page = (tmp_path / "pesso" / "README.md").read_text()
+    assert "### pesso:1" in page and "![pesso:fig3](figures/pesso_fig3.png)" in page
+    assert "## Evaluation checklist" in page and "advbench reproduce pesso --scale smoke" in page
+    assert (tmp_path / "pesso" / "figures" / "pesso_fig2.png").stat().st_size > 10_000
+    runs = store.execute("select count(*) from runs").fetchone()[0]
+    again = runner.invoke(app, ["reproduce", "pesso", "--scale", "smoke", "--db", str(db)])
+    assert again.exit_code == 0 and "0 steps" in again.output
+    assert store.execute("select count(*) from runs").fetchone()[0] == runs
+    listing = runner.invoke(app, ["report", "--missing", "--table", "pesso", "--db", str(db)])
+    assert not [line for line in listing.stdout.splitlines() if line.startswith("advbench ")]
