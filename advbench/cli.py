@@ -1028,6 +1028,8 @@ def _report_figures(figure, models, format_, output, data_dir, db) -> None:
     target = output if output is not None else (db or default_db_path()).parent / "figures"
     if figure == "curves":
         drawn = [figs.curves(database, models)]  # an unknown model is refused here
+    if output is None and target.exists() and not target.is_dir():
+        raise BadInput(f"{target} (the default figure folder) is a file; give --output DIR")
     if output is not None:
         _check_output_dir(target, db)
     else:
@@ -1241,6 +1243,10 @@ def reproduce(
                        "PAPER/ beside the database")  # fmt: skip
     if output is not None and output.exists() and not output.is_dir():
         raise BadInput(f"--output {output} is a file, not a directory")
+    for name in names:  # before any work: a page folder that is a file is refused
+        target = output or rep.default_output(db, name)
+        if target.exists() and not target.is_dir():
+            raise BadInput(f"{target} (the page's folder) is a file; give --output DIR")
     database = _open(db, create=not dry_run) if (not dry_run or _exists(db)) else None
     for name in names:
         plan_ = rep.plan(database, name, scale, data_dir=data_dir, db_path=db)

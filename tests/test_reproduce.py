@@ -49,6 +49,10 @@ def test_bad_input(tmp_path, runner):
         res = runner.invoke(app, ["reproduce", *args, "--db", str(tmp_path / "b.db")])
         assert res.exit_code == 2 and needle in res.output, res.output
         assert not (tmp_path / "b.db").exists()
+    (tmp_path / "pesso").write_text("not a folder")  # the default page folder
+    res = runner.invoke(app, ["reproduce", "pesso", "--db", str(tmp_path / "b.db")])
+    assert res.exit_code == 2 and "is a file" in res.output
+    assert not (tmp_path / "b.db").exists()
 
 
 def test_pesso_end_to_end_at_smoke(tmp_path, runner):
