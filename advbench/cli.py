@@ -129,6 +129,16 @@ def _root(
     """Benchmark the adversarial robustness of image classifiers."""
 
 
+NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
+
+
+def _open_store(db_path: Path | None):
+    """An existing store; none yet gets the one line that says how to make one."""
+    if not _exists(db_path):
+        raise BadInput(NO_MODEL)
+    return _open(db_path, create=False)
+
+
 def _open(db_path: Path | None, create: bool = True):
     from advbench.store import open_db
 
@@ -248,7 +258,11 @@ def _list_registry(registry, title: str, columns: list[str]) -> None:
 @handles_errors
 def harden(
     model: Annotated[
-        str | None, typer.Option(help="Stored model to harden.", rich_help_panel=MODEL)
+        str | None,
+        typer.Option(
+            help="Stored model to harden [default: the most recently trained undefended one].",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     defense: Annotated[
         str | None,
@@ -340,8 +354,8 @@ def harden(
             if family_settings(e.name):
                 out.print(f"  {e.name}: {family_settings(e.name)}")
         return
-    if defense is None or model is None:
-        raise BadInput("harden needs --model NAME and --defense NAME (see --list)")
+    if defense is None:
+        raise BadInput("harden needs --defense NAME (see --list)")
     from advbench.defenses import resolve
     from advbench.env import resolve_device
     from advbench.registry import parse_param_pairs
@@ -353,7 +367,16 @@ def harden(
         validate_name(None, name)
     validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
     device = resolve_device(device)
-    database = _open(db)
+    database = _open(db) if model is not None else _open_store(db)
+    if model is None:  # the usage line `advbench harden --defense jacobian`
+        row = next(iter(database.query(
+            "select name from models where defense is null and json_extract(config, '$.kind') "
+            "= 'train' order by created_at desc limit 1")), None)  # fmt: skip
+        if row is None:
+            raise BadInput(NO_MODEL)
+        model = row["name"]
+        err.print(f"harden: no --model given; hardening {model}, the most recently trained "
+                  "undefended model", highlight=False, soft_wrap=True)  # fmt: skip
     with _progress() as progress:
         stored = harden_model(
             database,
@@ -480,7 +503,10 @@ def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str |
 def attack(
     model: Annotated[
         list[str] | None,
-        typer.Option(help="Stored model(s) to attack; repeatable.", rich_help_panel=MODEL),
+        typer.Option(
+            help="Stored model(s) to attack; repeatable [default: every stored model].",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     attack_: Annotated[
         str | None,
@@ -580,8 +606,6 @@ def attack(
     from advbench.registry import parse_param_pairs
     from advbench.suites import load_suite, suite_jobs, suite_jobs_scale_check
 
-    if not model:
-        raise BadInput("attack needs --model NAME (see `advbench models`)")
     if (attack_ is None) == (suite is None):
         raise BadInput("give exactly one of --attack NAME or --suite NAME")
     if source_model and proxy:
@@ -606,7 +630,16 @@ def attack(
     from advbench.env import record_environment, resolve_device
 
     dev = resolve_device(device)  # before the store is opened
-    database = _open(db, create=False)
+    database = _open_store(db)
+    if not model:  # the usage line `advbench attack --suite carlini-eval`: every model
+        model = [r["name"] for r in database.query(
+            "select name from models where coalesce(json_extract(config, '$.kind'), '') "
+            "!= 'proxy' order by created_at")]  # fmt: skip
+        if not model:
+            raise BadInput(NO_MODEL)
+        err.print(f"attack: no --model given; evaluating every stored model ({len(model)}): "
+                  f"{', '.join(model)} (what is stored is skipped)", highlight=False,
+                  soft_wrap=True)  # fmt: skip
     from advbench.models import ARCHS
     from advbench.train import load_model, model_row, train_proxy
 
