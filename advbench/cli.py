@@ -747,6 +747,16 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    claims: Annotated[
+        str | None,
+        typer.Option(
+            "--claims",
+            help="Test a paper's claims (benchmarks/plans/PAPER.json, or all) on the stored "
+            "runs: held / not held / not testable at this scale, with the numbers. "
+            "--format markdown for a table.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     checks: Annotated[
         str | None,
         typer.Option(
@@ -823,6 +833,24 @@ def report(
     from advbench import report as rep
     from advbench.report import tables as tab
 
+    if claims is not None:
+        from advbench import claims as clm
+        from advbench import reproduce as rep
+
+        names = rep.papers(claims)  # an unknown paper is refused before the store is read
+        database = _open(db, create=False)
+        found = [c for name in names for c in clm.evaluate(database, name)]
+        if format_ == "markdown":
+            sys.stdout.write(clm.markdown(found))
+            return
+        t = Table(title="Claims tested on the stored runs", show_lines=True)
+        for col in ("paper", "claim", "verdict", "measured a; b", "why"):
+            t.add_column(col, overflow="fold")
+        for c in found:
+            t.add_row(c.paper, c.claim, c.verdict, f"{clm.show(c.a)};\n{clm.show(c.b)}",
+                      c.detail)  # fmt: skip
+        out.print(t)
+        return
     if paper is not None:
         from advbench import reproduce as rep
         from advbench.report.html import paper_page

@@ -24,3 +24,13 @@ def perturbation_norms(delta):
         flat.norm(p=2, dim=1),
         flat.abs().amax(1) if flat.shape[1] else flat.sum(1),
     )
+
+
+def mean_interval(values, z: float = 1.96) -> tuple[float, float]:
+    """95 % interval of a mean (normal approximation: mean ± z·s/√n, s the sample standard
+    deviation), for ρ and ‖J‖ cells; needs two values or more."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    half = z * math.sqrt(var / n)
+    return mean - half, mean + half

@@ -28,7 +28,7 @@ from typing import Any
 from advbench.errors import BadInput, unknown
 
 PLANS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "plans"
-_KEYS = {"paper", "suite", "description", "epochs", "models", "external"}
+_KEYS = {"paper", "suite", "description", "epochs", "models", "external", "claims"}
 _MODEL_KEYS = {"harden", "train", "scale", "only", "why"}
 SCALES = ("smoke", "cpu", "full")
 
@@ -77,6 +77,14 @@ def validate(doc: Any, where: str) -> dict[str, Any]:
             args = model.get(kind, [])
             if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
                 raise BadInput(f"plan {where}: models.{key}.{kind} must be a list of strings")
+    for i, claim in enumerate(doc.get("claims", [])):
+        cells = isinstance(claim, dict) and all(
+            isinstance(claim.get(k), list) and len(claim[k]) == 3 for k in ("a", "b")
+        )
+        ok = cells and set(claim) == {"claim", "a", "b", "expect"} and claim["expect"] in "<>"
+        if not ok:
+            raise BadInput(f"plan {where}: claims[{i}] needs claim, a and b ([table, row, "
+                           "column]) and expect ('>' or '<')")  # fmt: skip
     return doc
 
 

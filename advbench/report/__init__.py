@@ -73,13 +73,21 @@ def rho_adv(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
     needs none (dᵢ = 0 is no measurement of the boundary). This is the set ART's
     `empirical_robustness` averages over (inputs whose prediction the attack changed).
     NaN and N = 0 where there is none."""
-    n, total = db.execute(
-        "select count(*), sum(s.min_norm / s.x_l2) from samples s where s.run_id = ? "
-        "and s.min_norm is not null and s.clean_pred = s.label and s.x_l2 > 0 "
-        "and not coalesce(s.init_failed, 0)",
-        [run_id],
-    ).fetchone()
-    return (total / n if n else float("nan"), n)
+    values = rho_adv_values(db, run_id)
+    return (sum(values) / len(values) if values else float("nan"), len(values))
+
+
+def rho_adv_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
+    """The dᵢ / ‖xᵢ‖₂ that ρ̂_adv averages (see `rho_adv`)."""
+    return [
+        r[0]
+        for r in db.execute(
+            "select s.min_norm / s.x_l2 from samples s where s.run_id = ? "
+            "and s.min_norm is not null and s.clean_pred = s.label and s.x_l2 > 0 "
+            "and not coalesce(s.init_failed, 0)",
+            [run_id],
+        )
+    ]
 
 
 def worst_case(db: sqlite_utils.Database, run_ids: list[str]) -> tuple[int, int]:

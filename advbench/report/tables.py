@@ -17,8 +17,8 @@ import pandas as pd
 import sqlite_utils
 
 from advbench.errors import BadInput, unknown
-from advbench.metrics import wilson_interval
-from advbench.report import nulls_as_none, rho_adv, worst_case
+from advbench.metrics import mean_interval, wilson_interval
+from advbench.report import nulls_as_none, rho_adv_values, worst_case
 from advbench.report.papers import (
     AT_POINTS,
     DATA,
@@ -222,6 +222,7 @@ def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
             res.why = f"no {cell.metric} measurement"
             return
         res.measured, res.n, res.seed, res.status = m["value"], m["n"], m["seed"], "complete"
+        _mean_ci(res, json.loads(m["per_sample"] or "[]"))
         return
     labels = cell.match.get("labels") or [cell.match.get("label")]
     chosen, found = [], []
@@ -251,11 +252,11 @@ def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         if lacking:  # a worst case over fewer attacks than the paper's is not the cell yet
             res.status = "partial"
             res.why = f"no {', '.join(lacking)} run"
-    elif cell.metric == "rho_adv":
-        res.measured, res.n = rho_adv(db, first.id)
-        return
-    elif cell.metric == "rho":
-        res.measured, res.n = rho_changed(db, first.id)
+    elif cell.metric in ("rho_adv", "rho"):
+        values = (rho_adv_values if cell.metric == "rho_adv" else rho_changed_values)(db, first.id)
+        res.measured = sum(values) / len(values) if values else float("nan")
+        res.n = len(values)
+        _mean_ci(res, values)
         return
     else:  # measurements taken at a run's kept examples
         m = store.measurement(model, cell.metric, first.id)
@@ -263,6 +264,7 @@ def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
             res.status, res.why = "empty", f"no {cell.metric} measurement at run {first.id}"
             return
         res.measured, res.n = m["value"], m["n"]
+        _mean_ci(res, json.loads(m["per_sample"] or "[]"))
         return
     res.n = n
     if n:
@@ -276,12 +278,19 @@ def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
     """zantedeschi's empirical robustness ρ (001:171, eq. 2), as ART's
     `empirical_robustness`: mean ‖x_adv − x‖₂ / ‖x‖₂ over the inputs whose prediction the
     attack changed (others have no minimal perturbation). NaN and 0 where there is none."""
-    n, total = db.execute(
-        f"select count(*), sum(s.l2 / s.x_l2) from samples s where s.run_id = ? and {CHANGED} "
-        "and s.x_l2 > 0",
-        [run_id],
-    ).fetchone()
-    return (total / n if n else float("nan"), n)
+    values = rho_changed_values(db, run_id)
+    return (sum(values) / len(values) if values else float("nan"), len(values))
+
+
+def rho_changed_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
+    query = f"select s.l2 / s.x_l2 from samples s where s.run_id = ? and {CHANGED} and s.x_l2 > 0"
+    return [r[0] for r in db.execute(query, [run_id])]
+
+
+def _mean_ci(res: Result, values) -> None:
+    """A mean's 95 % interval (normal approximation), where there are two values or more."""
+    if len(values) >= 2:
+        res.ci_low, res.ci_high = mean_interval(values)
 
 
 def _setting(model: dict, key: str | None) -> str:
@@ -321,7 +330,7 @@ def cell_text(r: Result) -> str:
         return f"not run: {r.why} · {paper}"
     text = _fmt(r.measured, r.metric)
     if r.ci_low is not None:
-        text += f" [{r.ci_low:.1f}, {r.ci_high:.1f}]"
+        text += f" [{_fmt(r.ci_low, r.metric)}, {_fmt(r.ci_high, r.metric)}]"
     if r.n is not None:
         text += f" n={r.n}"
     if r.status == "partial":
@@ -333,7 +342,8 @@ def caption(spec: TableSpec, results: list[Result], db: sqlite_utils.Database) -
     """How the numbers were obtained: scale, sample sets, seeds and models' checksums."""
     filled = [r for r in results if r.status != "empty"]
     lines = [
-        f"{spec.id}: {spec.title}. Measured [95 % Wilson interval] n · paper; "
+        f"{spec.id}: {spec.title}. Measured [95 % interval: Wilson for an accuracy, normal "
+        f"approximation for a mean] n · paper; "
         f"{len(filled)} of {len(results)} cells filled.",
         *provenance(results, db),
     ]
