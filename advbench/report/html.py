@@ -298,6 +298,12 @@ def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
     from advbench.reproduce import fmt_time, wall_time
 
     models = paper_models(db, paper)
+    if scale is None and models:  # the scale the stored runs were made at
+        marks = ",".join("?" * len(models))
+        scales = sorted({r[0] for r in db.execute(
+            f"select distinct scale from runs where model in ({marks}) and scale is not null",
+            models)})  # fmt: skip
+        scale = ",".join(scales) or None
     lines = [
         f"Command: advbench reproduce {paper}" + (f" --scale {scale}" if scale else ""),
         f"{len(models)} models; wall time of their training and attacks: "
@@ -326,7 +332,14 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
     figure_specs = [s for s in specs if isinstance(s, FigureSpec)]
     models = paper_models(db, paper)
     preamble = paper_preamble(db, paper, scale, skipped)
-    title = f"{paper}: reproduction" + (f" at scale {scale}" if scale else "")
+    shown = scale or next((line.split("--scale ")[1] for line in preamble[:1]
+                           if "--scale " in line), None)  # fmt: skip
+    if not skipped:  # what the paper's plan skips here (absent data sets, external weights)
+        from advbench.reproduce import plan
+
+        base = (shown or "smoke").split(",")[0]
+        preamble += plan(db, paper, base, data_dir=data_dir).skipped
+    title = f"{paper}: reproduction" + (f" at scale {shown}" if shown else "")
     if fmt == "html":
         path = out_dir / "report.html"
         path.write_text(page(db, table_specs, figure_specs, data_dir=data_dir, models=models,
