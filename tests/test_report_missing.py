@@ -75,3 +75,16 @@ def test_full_scale_needs_full_mnist_not_the_embedded_subset(tmp_path):
                             str(tmp_path / "none.db"), "--data-dir", str(tmp_path))  # fmt: skip
     assert cmds == []
     assert len(absent) == 72 and all("data set mnist is not on disk" in a for a in absent)
+
+
+def test_a_planned_suite_run_never_swallows_transfer_commands(tmp_path, runner):
+    """zantedeschi Table 1's transfer cells (FGSM crafted on another architecture) are not
+    made by the model's suite run, which --missing also plans for Tables 2-4: both stay."""
+    res = runner.invoke(app, ["report", "--missing", "--table", "zantedeschi", "--db",
+                              str(tmp_path / "none.db")])  # fmt: skip
+    lines = res.stdout.splitlines()
+    assert "advbench attack --model zantedeschi-cnn-mnist-5k --suite zantedeschi --scale smoke" \
+        in [" ".join(line.split()[:8]) for line in lines]  # fmt: skip
+    for source in ("cnn-brelu", "resnet", "resnet-brelu"):
+        assert any("--model zantedeschi-cnn-mnist-5k --attack fgsm --eps 0.1 --source-model "
+                   f"zantedeschi-{source}-mnist-5k" in line for line in lines), source  # fmt: skip

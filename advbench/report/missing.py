@@ -36,12 +36,32 @@ class Plan:
     def commands(self) -> list[str]:
         suites = [_cmd("attack", *args) for args in self.suite_runs.values()]
         attacks = []
-        for (name, _, _, _, suite), (args, eps) in self.attacks.items():
-            if (name, suite) in self.suite_runs:
-                continue  # the model's suite run covers these budgets (its grid is the suite's)
+        for (name, attack, targeted, source, suite), (args, eps) in self.attacks.items():
+            if (name, suite) in self.suite_runs and _suite_covers(
+                suite, attack, targeted, source, eps
+            ):
+                continue  # the model's planned suite run makes these runs
             budgets = ",".join(f"{e:g}" for e in sorted(set(eps)))
             attacks.append(_cmd("attack", *args[:4], "--eps", budgets, *args[4:]))
         return list(dict.fromkeys([*self.builds, *suites, *attacks, *self.measures]))
+
+
+def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float]) -> bool:
+    """Whether a suite's white-box rows run `attack` at every one of these budgets (a
+    transfer or targeted command is never covered: its source or targets are its own)."""
+    from advbench import suites
+
+    if source or targeted:
+        return False
+    grid = {
+        float(e)
+        for row in suites.load_suite(suite)["attacks"]
+        if row["attack"] == attack and "source" not in row and "transfer" not in row
+        and not row.get("targeted")
+        for values in row["eps"].values()
+        for e in values
+    }  # fmt: skip
+    return all(any(abs(e - g) <= 1e-9 for g in grid) for e in eps)
 
 
 def _cmd(*args) -> str:
