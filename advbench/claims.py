@@ -33,17 +33,6 @@ class Claim:
     detail: str
 
 
-def _cell(store, specs, ref: list[str]) -> tab.Result | None:
-    table, row, column = ref
-    spec = specs[table]
-    if not hasattr(store, "_claim_cache"):
-        store._claim_cache = {}
-    if table not in store._claim_cache:
-        store._claim_cache[table] = {(r.row, r.column): r for r in
-                                     tab.evaluate(store.db, spec, store)}  # fmt: skip
-    return store._claim_cache[table].get((row, column))
-
-
 def verdict(a: tab.Result, b: tab.Result, expect: str) -> tuple[str, str]:
     """(verdict, why) for a claim that a `expect` b ('>' or '<')."""
     if a.measured is None or b.measured is None or a.status == "empty" or b.status == "empty":
@@ -79,9 +68,17 @@ def verdict(a: tab.Result, b: tab.Result, expect: str) -> tuple[str, str]:
 def evaluate(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     store = tab.Store(db)
     specs = {s.number: s for s in all_tables().values() if s.paper == paper}
+    cells: dict[str, dict] = {}  # table -> (row, column) -> Result, each table evaluated once
+
+    def cell(ref: list[str]) -> tab.Result | None:
+        table, row, column = ref
+        if table not in cells:
+            cells[table] = {(r.row, r.column): r for r in tab.evaluate(db, specs[table], store)}
+        return cells[table].get((row, column))
+
     out = []
     for c in plans.load(paper).get("claims", []):
-        a, b = _cell(store, specs, c["a"]), _cell(store, specs, c["b"])
+        a, b = cell(c["a"]), cell(c["b"])
         v, why = verdict(a, b, c["expect"])
         out.append(Claim(paper, c["claim"], a, b, c["expect"], v, why))
     return out

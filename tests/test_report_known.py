@@ -21,7 +21,8 @@ import pytest
 from scipy.stats import binomtest
 
 from advbench.engine import summarise
-from advbench.report import rho_adv, run_results, summary_table, worst_case
+from advbench.metrics import mean_interval
+from advbench.report import rho_adv, rho_adv_values, run_results, summary_table, worst_case
 from advbench.store import open_db
 
 
@@ -146,6 +147,12 @@ def test_summary_table_cells_from_known_rows(known):
 def test_rho_adv_by_hand(known):
     rho, n = rho_adv(known, "df")
     assert n == 2 and rho == pytest.approx((0.5 / 5 + 1.0 / 4) / 2)
+    # the values its interval is taken over: 0.1 and 0.25, so mean 0.175 ± 1.96·s/√2 with
+    # s = 0.15/√2
+    values = sorted(rho_adv_values(known, "df"))
+    assert values == pytest.approx([0.1, 0.25])
+    half = 1.96 * (0.15 / 2**0.5) / 2**0.5
+    assert mean_interval(values) == pytest.approx((0.175 - half, 0.175 + half))
 
 
 def test_worst_case_over_attacks_by_hand(known):

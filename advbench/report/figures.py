@@ -35,6 +35,7 @@ from advbench.report.papers import (
     Series,
     figures,
     published,
+    select_specs,
 )
 from advbench.report.tables import Result, Store, data_for, fill, provenance
 
@@ -373,17 +374,8 @@ def write(fig, out_dir: Path, stem: str, formats=FIGURE_FORMATS) -> list[Path]:
 
 
 def select(figure: str) -> list[FigureSpec]:
-    specs = figures()
-    if figure == "all":
-        return list(specs.values())
-    if figure in specs:
-        return [specs[figure]]
-    by_paper = [s for s in specs.values() if s.paper == figure]
-    if by_paper:
-        return by_paper
-    raise unknown(
-        "figure", figure, ["curves", "all", *specs, *dict.fromkeys(s.paper for s in specs.values())]
-    )
+    """`all`, one id, or a paper name (all its figures)."""
+    return select_specs("figure", figure, figures(), ("curves",))
 
 
 def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]:

@@ -29,6 +29,7 @@ from advbench.report.papers import (
     _same,
     layout,
     references,
+    select_specs,
     tables,
 )
 from advbench.store import CHANGED, SAMPLE_COUNTS
@@ -488,17 +489,7 @@ def print_rich(console, spec: TableSpec, results: list[Result], db, verbose: boo
 
 def select(table: str) -> list[TableSpec]:
     """`all`, one id, or a paper name (all its tables)."""
-    specs = tables()
-    if table == "all":
-        return list(specs.values())
-    if table in specs:
-        return [specs[table]]
-    by_paper = [s for s in specs.values() if s.paper == table]
-    if by_paper:
-        return by_paper
-    raise unknown(
-        "table", table, ["summary", "all", *specs, *dict.fromkeys(s.paper for s in specs.values())]
-    )
+    return select_specs("table", table, tables(), ("summary",))
 
 
 def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]:

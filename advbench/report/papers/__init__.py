@@ -277,3 +277,19 @@ def figures() -> dict[str, FigureSpec]:
         for spec in getattr(module, "FIGURES", ()):
             out[spec.id] = spec
     return out
+
+
+def select_specs(kind: str, name: str, specs: dict, extra: tuple[str, ...] = ()) -> list:
+    """`all`, one id, or a paper name (all its tables or figures); else a BadInput naming
+    the choices (`extra` first: summary, curves)."""
+    from advbench.errors import unknown
+
+    if name == "all":
+        return list(specs.values())
+    if name in specs:
+        return [specs[name]]
+    by_paper = [s for s in specs.values() if s.paper == name]
+    if by_paper:
+        return by_paper
+    papers_ = dict.fromkeys(s.paper for s in specs.values())
+    raise unknown(kind, name, [*extra, "all", *specs, *papers_])
