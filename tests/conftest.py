@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import pytest
@@ -7,7 +8,13 @@ from typer.testing import CliRunner
 from advbench.store import open_db
 from advbench.train import harden_model, train_model
 
-torch.set_num_threads(2)
+# Under pytest-xdist (`-n 2`, the README's command) each worker takes one core; a plain
+# run takes both.
+# Weights trained with different thread counts differ in their last bits, so the children
+# that tests spawn to kill and resume take the same count (ADVBENCH_TEST_THREADS).
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+torch.set_num_threads(THREADS)
+os.environ["ADVBENCH_TEST_THREADS"] = str(THREADS)
 
 
 @pytest.fixture(scope="session")

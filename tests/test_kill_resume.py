@@ -40,7 +40,7 @@ COLUMNS += "x_l2, eps, min_norm, fwd, bwd, trace, start_idx, init_failed"
 
 CHILD = """
 import os, signal, sys, torch
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ["ADVBENCH_TEST_THREADS"]))
 import advbench.engine as engine
 from advbench.engine import make_job, run_jobs
 from advbench.env import record_environment
@@ -146,7 +146,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, where):
     child = textwrap.dedent(
         """
         import json, os, signal, sys, torch
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ["ADVBENCH_TEST_THREADS"]))
         import advbench.fit as fit
         from advbench.store import open_db
         from advbench.train import train_model
