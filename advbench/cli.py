@@ -61,6 +61,16 @@ DataDirOpt = Annotated[
         rich_help_panel=DATA,
     ),
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress bars (results are still printed). Without a terminal, progress is "
+        "one plain line per finished task.",
+        rich_help_panel=OUTPUT,
+    ),
+]
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", help="key=value, repeatable; see --list for each one's parameters."),
@@ -88,27 +98,17 @@ def handles_errors(fn):
     return wrapper
 
 
-def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _set_quiet(quiet: bool) -> None:
+    from advbench.progress import set_mode
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        console=err,
-        transient=False,
-    )
+    set_mode("quiet" if quiet else "auto")
+
+
+def _progress():
+    """Bars on a terminal, one line per finished task in a pipe, nothing with --quiet."""
+    from advbench.progress import display
+
+    return display(err)
 
 
 def _version(value: bool) -> None:
@@ -206,8 +206,10 @@ def train(
     ] = False,
     db: DbOpt = None,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a model from scratch and store it (safetensors + JSON, recorded in the database)."""
+    _set_quiet(quiet)
     from advbench.env import resolve_device
     from advbench.models import ARCHS, default_activation
     from advbench.train import train_model, validate_name, validate_numbers, validate_train_args
@@ -328,6 +330,7 @@ def harden(
     db: DbOpt = None,
     force: ForceOpt = False,
     list_: Annotated[bool, typer.Option("--list", help="List defenses and exit.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Harden a stored model with a defense and store the result with its parent.
 
@@ -339,6 +342,7 @@ def harden(
 
     `--param lambda=auto` chooses a regulariser's weight by fidel's protocol (§III-C).
     """
+    _set_quiet(quiet)
     from advbench.defenses import DEFENSES
 
     if list_:
@@ -595,8 +599,10 @@ def attack(
     ] = None,
     force: ForceOpt = False,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Attack stored models and record per-sample outcomes for every ε."""
+    _set_quiet(quiet)
     from advbench.attacks import ATTACKS
 
     if list_:
@@ -1139,9 +1145,11 @@ def measure(
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Measure a stored model (loss sensitivity, ‖J‖_F, training-set distance, Davies–Bouldin)
     and store the per-sample values for the report."""
+    _set_quiet(quiet)
     from advbench.env import record_environment, resolve_device
     from advbench.measures import METRICS
     from advbench.measures import measure as take
@@ -1159,29 +1167,55 @@ def measure(
         out.print(f"{name}: {metric} = {row['value']:.6g} ({at}; n={row['n']})", highlight=False)
 
 
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="table (fits the terminal; tab-separated lines in a pipe), csv or json.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Every column, however wide the terminal.", rich_help_panel=OUTPUT),
+]
+
+
 @app.command()
 @handles_errors
-def models(db: DbOpt = None) -> None:
+def models(db: DbOpt = None, format_: FormatOpt = "table", wide: WideOpt = False) -> None:
     """List stored models with their parent, defense, checksum and clean accuracy."""
+    from advbench.listing import Column, check_format, render
     from advbench.metrics import wilson_interval
 
+    check_format(format_)
     database = _open(db, create=False)
-    t = Table(title="Stored models (clean accuracy %, 95 % CI, n test samples)")
-    t.add_column("name", no_wrap=True)
-    for c in ["arch", "dataset", "defense", "parent", "clean acc", "sha256"]:
-        t.add_column(c)
+    rows = []
     for r in database["models"].rows_where(order_by="created_at"):
         lo, hi = wilson_interval(round(r["clean_accuracy"] * r["clean_n"]), r["clean_n"])
-        t.add_row(
-            r["name"],
-            r["arch"],
-            r["dataset"],
-            r["defense"] or "—",
-            r["parent"] or "—",
-            f"{r['clean_accuracy'] * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}] n={r['clean_n']}",
-            r["checksum"][:10],
-        )
-    out.print(t)
+        rows.append({**r, "ci_low": lo, "ci_high": hi})
+
+    def acc(r):
+        return (f"{r['clean_accuracy'] * 100:.1f} [{r['ci_low'] * 100:.1f}, "
+                f"{r['ci_high'] * 100:.1f}] n={r['clean_n']}")  # fmt: skip
+
+    columns = [
+        Column("name", "name", lambda r: r["name"]),
+        Column("arch", "arch", lambda r: r["arch"], drop=3),
+        Column("dataset", "dataset", lambda r: r["dataset"]),
+        Column("defense", "defense", lambda r: r["defense"] or "—"),
+        Column("parent", "parent", lambda r: r["parent"] or "—", drop=2),
+        Column("clean_accuracy", "clean acc %", acc),
+        Column("ci_low", "ci_low", lambda r: f"{r['ci_low']:.4f}", drop=9),
+        Column("ci_high", "ci_high", lambda r: f"{r['ci_high']:.4f}", drop=9),
+        Column("clean_n", "clean_n", lambda r: str(r["clean_n"]), drop=9),
+        Column("checksum", "sha256", lambda r: r["checksum"][:10], drop=4),
+        Column("created_at", "created", lambda r: str(r["created_at"])[:19], drop=5),
+    ]
+    if format_ == "table" and out.is_terminal:  # the interval is in the accuracy's cell
+        columns = [c for c in columns if c.drop != 9]
+    render(out, "Stored models (clean accuracy %, 95 % Wilson CI, n test samples)", columns,
+           rows, fmt=format_, wide=wide)  # fmt: skip
 
 
 @app.command()
@@ -1189,29 +1223,31 @@ def models(db: DbOpt = None) -> None:
 def runs(
     model: Annotated[str | None, typer.Option(help="Only runs of this model.")] = None,
     db: DbOpt = None,
+    format_: FormatOpt = "table",
+    wide: WideOpt = False,
 ) -> None:
     """List stored attack runs with their status, sample counts and timings."""
+    from advbench.listing import Column, check_format, render
+
+    check_format(format_)
     database = _open(db, create=False)
     where, args = ("model = ?", [model]) if model else (None, [])
-    t = Table(title="Stored runs")
-    t.add_column("id", no_wrap=True)
-    t.add_column("model", no_wrap=True)
-    t.add_column("attack", no_wrap=True)
-    for c in ["ε", "n", "seed", "scale", "status", "time s"]:
-        t.add_column(c)
-    for r in database["runs"].rows_where(where, args, order_by="started_at"):
-        t.add_row(
-            r["id"][:10],
-            r["model"],
-            r["label"] or r["attack"],
-            f"{r['eps']:g}",
-            str(r["n"]),
-            str(r["seed"]),
-            r["scale"] or "custom",
-            r["status"],
-            f"{r['wall_s'] or 0:.1f}",
-        )
-    out.print(t)
+    rows = [
+        {**r, "attack": r["label"] or r["attack"], "scale": r["scale"] or "custom"}
+        for r in database["runs"].rows_where(where, args, order_by="started_at")
+    ]
+    columns = [
+        Column("id", "id", lambda r: r["id"][:10], drop=3),
+        Column("model", "model", lambda r: r["model"]),
+        Column("attack", "attack", lambda r: r["attack"]),
+        Column("eps", "ε", lambda r: f"{r['eps']:g}"),
+        Column("n", "n", lambda r: str(r["n"])),
+        Column("seed", "seed", lambda r: str(r["seed"]), drop=4),
+        Column("scale", "scale", lambda r: r["scale"], drop=2),
+        Column("status", "status", lambda r: r["status"]),
+        Column("wall_s", "time s", lambda r: f"{r['wall_s'] or 0:.1f}", drop=1),
+    ]
+    render(out, "Stored runs", columns, rows, fmt=format_, wide=wide)
 
 
 @app.command()
@@ -1250,12 +1286,17 @@ def demo(
     db: DbOpt = None,
     device: DeviceOpt = "auto",
     scale: Annotated[str, typer.Option(help="carlini-eval scale: smoke or cpu.")] = "cpu",
+    quiet: QuietOpt = False,
 ) -> None:
     """The main job: train on mnist-5k, harden with jacobian, run carlini-eval on both,
     print the report. Interrupt it and run it again: it continues from what is stored."""
-    from advbench.demo import run_demo
+    _set_quiet(quiet)
+    from advbench.demo import check_scale, run_demo
+    from advbench.progress import outer
 
-    run_demo(db, device, scale, out=out, progress_factory=_progress)
+    check_scale(scale)
+    with outer(err, "demo: steps", 4) as step_done:
+        run_demo(db, device, scale, out=out, progress_factory=_progress, step_done=step_done)
 
 
 @app.command()
@@ -1286,11 +1327,13 @@ def reproduce(
     ] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Reproduce a paper end to end: train its base models, harden them, run its suite,
     take its measurements, then write its page (tables, figures, checklist). What is stored
     is skipped, so the same command resumes; data sets not on disk are skipped with a line.
     The recipe is `benchmarks/plans/PAPER.json` with the paper's suite and report modules."""
+    _set_quiet(quiet)
     from advbench import reproduce as rep
     from advbench.suites import SCALES
 
@@ -1316,9 +1359,15 @@ def reproduce(
         if dry_run:
             _print_plan(plan_)
             continue
-        done, took = rep.execute(
-            app, plan_, lambda t: out.print(t, style="bold cyan", markup=False, highlight=False)
-        )
+        from advbench.progress import outer
+
+        with outer(err, f"{name} ({scale}): steps", len(plan_.steps)) as step_done:
+            done, took = rep.execute(
+                app,
+                plan_,
+                lambda t: out.print(t, style="bold cyan", markup=False, highlight=False),
+                after=step_done,
+            )
         from advbench.report.html import paper_page
 
         target = output or rep.default_output(db, name)

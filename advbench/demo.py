@@ -34,22 +34,31 @@ HARDEN = {
 }
 
 
-def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None:
-    from advbench import report as rep
-    from advbench.engine import run_jobs
-    from advbench.suites import SCALES, load_suite, suite_jobs
-    from advbench.train import harden_model, load_model, train_model
+def check_scale(scale: str) -> None:
+    from advbench.suites import SCALES
 
     if scale not in ("smoke", "cpu"):
         raise unknown("scale", scale, [s for s in SCALES if s != "full"])
+
+
+def run_demo(db_path, device: str, scale: str, *, out, progress_factory,
+             step_done=lambda: None) -> None:  # fmt: skip
+    from advbench import report as rep
+    from advbench.engine import run_jobs
+    from advbench.suites import load_suite, suite_jobs
+    from advbench.train import harden_model, load_model, train_model
+
+    check_scale(scale)
     dev = resolve_device(device)
     db = open_db(db_path)
     out.print(f"[bold]1/4[/] train {ARCH} on {DATASET} as {STANDARD}")
     with progress_factory() as p:
         train_model(db, name=STANDARD, dataset=DATASET, arch=ARCH, device=dev, progress=p, **TRAIN)
+    step_done()
     out.print(f"[bold]2/4[/] harden {STANDARD} with jacobian as {HARDENED}")
     with progress_factory() as p:
         harden_model(db, parent=STANDARD, name=HARDENED, device=dev, progress=p, **HARDEN)
+    step_done()
     suite = load_suite("carlini-eval")
     env_id = record_environment(db, dev)
     for name in (STANDARD, HARDENED):
@@ -70,5 +79,6 @@ def run_demo(db_path, device: str, scale: str, *, out, progress_factory) -> None
                 scale=scale,
                 progress=p,
             )
+        step_done()
     out.print("[bold]4/4[/] report")
     rep.print_summary(out, db, [STANDARD, HARDENED])

@@ -173,9 +173,10 @@ def fmt_time(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h{plus}"
 
 
-def execute(app, plan_: Plan, echo, *, stop=None) -> tuple[int, float]:
+def execute(app, plan_: Plan, echo, *, stop=None, after=None) -> tuple[int, float]:
     """Run the steps in order, in this process; returns (steps run, seconds). A failing
-    step stops the run with its exit code (BadInput: 2)."""
+    step stops the run with its exit code (BadInput: 2). `after()` is called after each
+    step (the overall progress bar)."""
     import click
 
     t0 = time.monotonic()
@@ -194,6 +195,8 @@ def execute(app, plan_: Plan, echo, *, stop=None) -> tuple[int, float]:
             if exc.code:
                 raise
         done += 1
+        if after is not None:
+            after()
         if stop is not None and stop():
             break
     return done, time.monotonic() - t0
