@@ -520,6 +520,14 @@ def attack(
         str | None,
         typer.Option(help="Suite name or JSON path, e.g. carlini-eval.", rich_help_panel=ATTACK),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --suite: run only the rows with this label; repeatable (e.g. --only "
+            "PGD). Their runs are the same as the whole suite's.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
     eps: Annotated[
         str | None,
         typer.Option(
@@ -610,7 +618,7 @@ def attack(
         return
     from advbench.engine import make_job
     from advbench.registry import parse_param_pairs
-    from advbench.suites import load_suite, suite_jobs, suite_jobs_scale_check
+    from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
 
     if (attack_ is None) == (suite is None):
         raise BadInput("give exactly one of --attack NAME or --suite NAME")
@@ -627,8 +635,11 @@ def attack(
             raise unknown("--gradient", gradient, GRADIENTS)
     overrides = parse_param_pairs(param)
     suite_doc = load_suite(suite) if suite else None
+    if only and suite_doc is None:
+        raise BadInput("--only picks rows of a suite; give --suite SUITE")
     if suite_doc is not None:
         suite_jobs_scale_check(suite_doc, scale)  # before a database is opened
+        check_labels(suite_doc, only)
     if seed is None:
         seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
     if attack_:
@@ -667,7 +678,7 @@ def attack(
 
     for row in rows:
         if suite_doc:
-            jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale)
+            jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale, only=only)
             for j in jobs:
                 j.only_correct = j.only_correct or only_correct
                 if n is not None and j.n is not None:

@@ -131,7 +131,8 @@ def _estimate(step: Step, db, timings, scale: str) -> Step:
     if dataset is None:
         return step
     try:
-        jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale)
+        only = [argv[i + 1] for i, a in enumerate(argv) if a == "--only"] or None
+        jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale, only=only)
     except BadInput:
         return step
     from advbench.attacks import ATTACKS

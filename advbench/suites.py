@@ -108,14 +108,30 @@ def suite_jobs_scale_check(suite: dict[str, Any], scale: str) -> None:
         )
 
 
-def suite_jobs(suite: dict[str, Any], dataset: str, scale: str) -> tuple[list[AttackJob], int]:
-    """The suite's attacks for `dataset` at `scale`, and its sample count at that scale."""
+def labels(suite: dict[str, Any]) -> list[str]:
+    """The suite's row labels (a row without one is named by its attack)."""
+    return [item.get("label") or item["attack"] for item in suite["attacks"]]
+
+
+def check_labels(suite: dict[str, Any], only: list[str] | None) -> None:
+    for label in only or []:
+        if label not in labels(suite):
+            raise BadInput(f"suite {suite['name']!r} has no row labelled {label!r}; valid "
+                           f"choices: {', '.join(labels(suite))}")  # fmt: skip
+
+
+def suite_jobs(
+    suite: dict[str, Any], dataset: str, scale: str, *, only: list[str] | None = None
+) -> tuple[list[AttackJob], int]:
+    """The suite's attacks for `dataset` at `scale` (only the rows labelled in `only`, when
+    given), and its sample count at that scale."""
     suite_jobs_scale_check(suite, scale)
+    check_labels(suite, only)
     fam = family(dataset)
     jobs = []
     for item in suite["attacks"]:
         eps = item["eps"].get(fam)
-        if eps is None:
+        if eps is None or (only and (item.get("label") or item["attack"]) not in only):
             continue
         params = {
             **item.get("params", {}),

@@ -67,6 +67,8 @@ CASES = [
         ["pgd-linfinity", "pgd-linf"],
     ),
     (["attack", "--model", "std", "--suite", "carlini-evil"], ["carlini-evil", "carlini-eval"]),
+    (["attack", "--model", "std", "--suite", "pesso", "--only", "pgd"], ["'pgd'", "PGD, Adaptive"]),
+    (["attack", "--model", "std", "--attack", "fgsm", "--only", "PGD"], ["--only", "--suite"]),
     (["attack", "--model", "std", "--attack", "fgsm", "--eps", "-0.1"], ["-0.1"]),
     (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1,abc"], ["abc"]),
     (["attack", "--model", "ghost", "--attack", "fgsm", "--eps", "0.1"], ["ghost", "std"]),

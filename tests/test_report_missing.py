@@ -3,6 +3,8 @@ name; cells whose data set is not on disk get one line each."""
 
 import shlex
 
+import pytest
+
 from typer.testing import CliRunner
 
 from advbench.cli import app
@@ -88,3 +90,34 @@ def test_a_planned_suite_run_never_swallows_transfer_commands(tmp_path, runner):
     for source in ("cnn-brelu", "resnet", "resnet-brelu"):
         assert any("--model zantedeschi-cnn-mnist-5k --attack fgsm --eps 0.1 --source-model "
                    f"zantedeschi-{source}-mnist-5k" in line for line in lines), source  # fmt: skip
+
+
+def test_a_suite_run_is_planned_with_only_the_rows_its_empty_cells_need(tmp_path, runner):
+    """pesso's λ sweep (Fig. 3: clean and PGD accuracy against λ) needs only the PGD row of
+    each sweep model, not its adaptive attack; Table 1's models need every row."""
+    res = runner.invoke(app, ["reproduce", "pesso", "--scale", "cpu", "--dry-run", "--db",
+                              str(tmp_path / "none.db")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    steps = [s for s in " ".join(res.stdout.split()).split(" to run ") if "--suite" in s]
+    only = {}
+    for step in steps:
+        words = shlex.split(step.split(" (≈")[0])
+        model = words[words.index("--model") + 1]
+        only[model] = [words[i + 1] for i, w in enumerate(words) if w == "--only"]
+    assert only["pesso-ours-lambda0.05-mnist-5k"] == ["PGD"]
+    assert only["pesso-ours-lambda0.2-mnist-5k"] == ["PGD"]
+    assert only["pesso-ours-mnist-5k"] == []  # every row: Table 1's best attack
+    assert only["pesso-madry-mnist-5k"] == []
+
+
+def test_only_runs_the_suites_own_jobs_for_those_rows_and_refuses_unknown_labels():
+    from advbench.errors import BadInput
+    from advbench.suites import load_suite, suite_jobs
+
+    suite = load_suite("pesso")
+    every, n = suite_jobs(suite, "mnist-5k", "cpu")
+    some, n_some = suite_jobs(suite, "mnist-5k", "cpu", only=["PGD", "HSJA"])
+    assert some == [j for j in every if j.label in ("PGD", "HSJA")] and n_some == n
+    with pytest.raises(BadInput, match="suite 'pesso' has no row labelled 'pgd'; valid "
+                                       "choices: FGSM, PGD, Adaptive, HSJA"):  # fmt: skip
+        suite_jobs(suite, "mnist-5k", "cpu", only=["pgd"])

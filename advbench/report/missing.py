@@ -27,6 +27,8 @@ class Plan:
     # for): its ε gathered into one --eps list
     attacks: dict[tuple, tuple[list[str], list[float]]] = field(default_factory=dict)
     suite_runs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # the rows (labels) of each suite run the empty cells need; None: every row
+    suite_rows: dict[tuple[str, str], set[str] | None] = field(default_factory=dict)
     measures: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     absent_data: dict[str, set[str]] = field(default_factory=dict)  # data -> spec ids
@@ -34,21 +36,34 @@ class Plan:
     names: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (paper, data, role)
 
     def commands(self) -> list[str]:
-        suites = [_cmd("attack", *args) for args in self.suite_runs.values()]
+        suites = [_cmd("attack", *args, *self._only(key)) for key, args in self.suite_runs.items()]
         attacks = []
         for (name, attack, targeted, source, suite), (args, eps) in self.attacks.items():
             if (name, suite) in self.suite_runs and _suite_covers(
-                suite, attack, targeted, source, eps
+                suite, attack, targeted, source, eps, self.suite_rows.get((name, suite))
             ):
                 continue  # the model's planned suite run makes these runs
             budgets = ",".join(f"{e:g}" for e in sorted(set(eps)))
             attacks.append(_cmd("attack", *args[:4], "--eps", budgets, *args[4:]))
         return list(dict.fromkeys([*self.builds, *suites, *attacks, *self.measures]))
 
+    def _only(self, key: tuple[str, str]) -> list[str]:
+        """`--only LABEL` per row the cells need, when they need fewer than all (pesso's λ
+        sweep needs only PGD of each model: not its adaptive attack's hours)."""
+        from advbench import suites
 
-def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float]) -> bool:
-    """Whether a suite's white-box rows run `attack` at every one of these budgets (a
-    transfer or targeted command is never covered: its source or targets are its own)."""
+        rows = self.suite_rows.get(key)
+        every = suites.labels(suites.load_suite(key[1]))
+        if rows is None or set(every) <= rows:
+            return []
+        return [arg for label in every if label in rows for arg in ("--only", label)]
+
+
+def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float],
+                  rows: set[str] | None = None) -> bool:  # fmt: skip
+    """Whether a suite's white-box rows (those in `rows`, when given) run `attack` at every
+    one of these budgets (a transfer or targeted command is never covered: its source or
+    targets are its own)."""
     from advbench import suites
 
     if source or targeted:
@@ -58,6 +73,7 @@ def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float]) -
         for row in suites.load_suite(suite)["attacks"]
         if row["attack"] == attack and "source" not in row and "transfer" not in row
         and not row.get("targeted")
+        and (rows is None or (row.get("label") or row["attack"]) in rows)
         for values in row["eps"].values()
         for e in values
     }  # fmt: skip
@@ -180,6 +196,11 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, mode
             if proxy_epochs:
                 args += ["--proxy-epochs", str(proxy_epochs)]
         p.suite_runs[key] = args
+        want = match.get("labels") or ([match["label"]] if "label" in match else None)
+        if want is None or (key in p.suite_rows and p.suite_rows[key] is None):
+            p.suite_rows[key] = None
+        else:
+            p.suite_rows.setdefault(key, set()).update(want)
     else:
         source = []
         if "source_role" in match:
