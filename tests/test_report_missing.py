@@ -4,7 +4,6 @@ name; cells whose data set is not on disk get one line each."""
 import shlex
 
 import pytest
-
 from typer.testing import CliRunner
 
 from advbench.cli import app
