@@ -1263,6 +1263,50 @@ def runs(
 
 @app.command()
 @handles_errors
+def browse(
+    db: DbOpt = None,
+    port: Annotated[int, typer.Option(help="Port datasette serves on.")] = 8001,
+    write_metadata: Annotated[
+        Path | None,
+        typer.Option(
+            help="Only write datasette's metadata (descriptions and units of every table, "
+            "view and column) to this JSON file, for `datasette DB --metadata FILE`.",
+        ),
+    ] = None,
+) -> None:
+    """Browse the store in datasette, with the views (run_accuracy, accuracy_curves,
+    sample_worst_case, worst_case_accuracy, model_lineage) and every column described.
+    Needs the browse extra: pip install -e '.[browse]'."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from advbench.browse import metadata
+    from advbench.store import default_db_path
+
+    path = Path(db) if db is not None else default_db_path()
+    _open(path, create=False).close()  # an advbench store, migrated (views included)
+    doc = json.dumps(metadata(path.stem), indent=1, ensure_ascii=False)
+    if write_metadata is not None:
+        if write_metadata.exists() and not write_metadata.is_file():
+            raise BadInput(f"--write-metadata {write_metadata} is a directory; give a file")
+        if write_metadata.resolve() == path.resolve():
+            raise BadInput(f"--write-metadata {write_metadata} is the database itself")
+        write_metadata.write_text(doc + "\n")
+        out.print(f"wrote {write_metadata}; run: datasette {path} --metadata {write_metadata}",
+                  highlight=False)  # fmt: skip
+        return
+    exe = shutil.which("datasette")
+    if exe is None:
+        raise BadInput("datasette is not installed; run: pip install -e '.[browse]'")
+    with tempfile.TemporaryDirectory() as folder:
+        meta = Path(folder) / "metadata.json"
+        meta.write_text(doc)
+        subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
+
+
+@app.command()
+@handles_errors
 def datasets() -> None:
     """List the data sets advbench can load."""
     from advbench import data

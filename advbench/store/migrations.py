@@ -212,6 +212,15 @@ def _attack_diagnostics(db: sqlite_utils.Database) -> None:
         db["samples"].add_column(name, kind)
 
 
+def _browse_views(db: sqlite_utils.Database) -> None:
+    # SQL views for the common questions (advbench/browse.py): each run's robust accuracy
+    # with its Wilson interval, accuracy-ε curves, the per-sample worst case over attacks
+    # and its accuracy, and each model's lineage. No table changes.
+    from advbench.browse import create_views
+
+    create_views(db)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
@@ -219,4 +228,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0004_faithful_cells", _faithful_cells),
     ("0005_measurements_and_examples", _measurements_and_examples),
     ("0006_attack_diagnostics", _attack_diagnostics),
+    ("0007_browse_views", _browse_views),
 ]

@@ -1,0 +1,320 @@
+"""The store in a browser: SQL views for the common questions, and datasette's metadata.
+
+The database opens in datasette as it is (`datasette results/advbench.db`); `advbench
+browse` adds this metadata (what each table, view and column holds, with units) so the
+columns explain themselves. The views are part of the schema (migration
+0007_browse_views), so `sqlite3`, pandas and datasette all see the same answers:
+
+- `run_accuracy`: each run's robust accuracy with its 95 % Wilson interval and n;
+- `accuracy_curves`: the same for complete runs only, ordered as an accuracy-ε curve per
+  model and attack row;
+- `sample_worst_case`: per test sample, model, norm and ε, whether any untargeted attack
+  stored broke it (the per-sample best attack of AutoAttack and carlini-eval), and which;
+- `worst_case_accuracy`: robust accuracy under that per-sample worst case;
+- `model_lineage`: each model's chain of parents back to the model it was trained as.
+"""
+
+from __future__ import annotations
+
+from advbench.store import ROBUST
+
+Z = 1.96
+# A run's counts as in advbench.store.SAMPLE_COUNTS (failed starts are neither robust nor
+# broken), and its Wilson interval as advbench.metrics.wilson_interval computes it.
+_COUNTS = f"""select s.run_id,
+       count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
+       coalesce(sum({ROBUST}), 0) as robust
+  from samples s group by s.run_id"""
+
+
+def _wilson(p: str, n: str, side: str) -> str:
+    return (f"round(100 * max(0.0, min(1.0, (({p}) + {Z * Z}/(2.0*{n})) / (1 + {Z * Z}/{n}) "
+            f"{side} {Z} * sqrt(({p}) * (1 - ({p})) / {n} + {Z * Z}/(4.0*{n}*{n})) "
+            f"/ (1 + {Z * Z}/{n}))), 2)")  # fmt: skip
+
+
+_P = "1.0 * c.robust / c.n"
+VIEWS = {
+    "run_accuracy": f"""
+select r.id as run_id, r.model, r.defense, r.attack, r.label as row_label, r.norm, r.eps,
+       r.threat, r.source_model, r.targeted, r.suite, r.scale, r.seed, r.status, c.n,
+       c.robust, round(100.0 * c.robust / c.n, 2) as robust_accuracy_pct,
+       {_wilson(_P, "c.n", "-")} as ci_low_pct,
+       {_wilson(_P, "c.n", "+")} as ci_high_pct
+  from runs r join ({_COUNTS}) c on c.run_id = r.id
+ where c.n > 0""",
+    "accuracy_curves": """
+select model, defense, coalesce(row_label, attack) as attack_row, norm, threat, targeted,
+       eps, robust_accuracy_pct, ci_low_pct, ci_high_pct, n, seed, scale, suite, run_id
+  from run_accuracy where status = 'complete'
+ order by model, attack_row, norm, eps""",
+    "sample_worst_case": f"""
+select r.model, r.norm, r.eps, r.seed, s.idx,
+       min(case when {ROBUST} then 1 else 0 end) as robust_under_all,
+       count(distinct r.id) as attacks,
+       group_concat(case when {ROBUST} then null else coalesce(r.label, r.attack) end, '; ')
+         as broken_by
+  from samples s join runs r on r.id = s.run_id
+ where r.status = 'complete' and r.targeted is null and not coalesce(s.init_failed, 0)
+ group by r.model, r.norm, r.eps, r.seed, s.idx""",
+    "worst_case_accuracy": f"""
+select w.model, w.norm, w.eps, w.seed, count(*) as n, sum(w.robust_under_all) as robust,
+       min(w.attacks) as fewest_attacks_per_sample,
+       round(100.0 * sum(w.robust_under_all) / count(*), 2) as robust_accuracy_pct,
+       {_wilson("1.0 * sum(w.robust_under_all) / count(*)", "count(*)", "-")} as ci_low_pct,
+       {_wilson("1.0 * sum(w.robust_under_all) / count(*)", "count(*)", "+")} as ci_high_pct
+  from sample_worst_case w
+ group by w.model, w.norm, w.eps, w.seed""",
+    "model_lineage": """
+with recursive chain(name, root, depth, lineage) as (
+  select name, name, 0, name from models where parent is null
+  union all
+  select m.name, c.root, c.depth + 1,
+         c.lineage || ' → ' || m.name || ' (' || coalesce(m.defense, 'trained') || ')'
+    from models m join chain c on m.parent = c.name
+)
+select c.name as model, m.defense, m.dataset, m.arch, c.root, c.depth, c.lineage
+  from chain c join models m on m.name = c.name""",
+}
+
+
+def create_views(db) -> None:
+    for name, sql in VIEWS.items():
+        db.execute(f"drop view if exists {name}")
+        db.execute(f"create view {name} as {sql.strip()}")
+
+
+_ACC = "robust accuracy (%): instances classified correctly before and after the attack"
+_CI = "95 % Wilson score interval of the robust accuracy (%)"
+_MODEL = "model name (models.name)"
+COLUMNS: dict[str, dict[str, str]] = {
+    "models": {
+        "name": "unique model name; checkpoint models/NAME.safetensors beside the database",
+        "checksum": "SHA-256 over the weights and the spec that defines the model",
+        "arch": "architecture (advbench archs)",
+        "dataset": "data set it was trained on (advbench datasets)",
+        "activation": "activation function (relu, brelu, ...)",
+        "spec": "JSON: architecture, activation and its parameter, normalisation, classes",
+        "config": "JSON: the full training or hardening configuration",
+        "config_hash": "hash of config: the same configuration is trained once",
+        "parent": "model this one was hardened from (models.name); empty for a trained model",
+        "defense": "defense applied to the parent (advbench harden --list); empty: none",
+        "defense_config": "JSON: the defense's parameters",
+        "clean_accuracy": "clean test accuracy (fraction, 0-1) on clean_n test samples",
+        "clean_n": "test samples behind clean_accuracy",
+        "seed": "training seed",
+        "path": "checkpoint path, relative to the database's folder",
+        "history": "JSON: per-epoch loss terms and accuracy",
+        "env_id": "software and hardware it was made with (environments.id)",
+        "created_at": "when it was stored (UTC, ISO 8601)",
+        "wall_s": "training time (seconds)",
+    },
+    "runs": {
+        "id": "run identity: hash of its full configuration (config)",
+        "model": "evaluated model (models.name)",
+        "model_checksum": "checksum of the model when the run was made",
+        "defense": "the evaluated model's defense",
+        "attack": "attack name (advbench attack --list)",
+        "label": "row label in its suite (e.g. 'PGD-Linf (2x steps)')",
+        "norm": "norm of the budget: linf, l2 or l0",
+        "kind": "budget (one ε per run) or minimal (one search judged at every ε)",
+        "eps": "perturbation budget ε in [0, 1] pixel units, in the run's norm",
+        "config": "JSON: everything that defines the run (hashed into id)",
+        "group_id": "runs of one minimal-attack search share it",
+        "dataset": "data set of the test samples",
+        "split": "data split attacked (test)",
+        "n": "instances attacked (targeted all-others: samples x other classes)",
+        "seed": "sample-choice and attack seed",
+        "scale": "suite scale: smoke, cpu or full; empty: a single attack",
+        "suite": "suite the run belongs to (benchmarks/suites)",
+        "status": "running (resumable) or complete",
+        "started_at": "when it was registered (UTC)",
+        "finished_at": "when its last batch was stored (UTC)",
+        "wall_s": "attack time (seconds), summed over its batches",
+        "samples_per_s": "instances attacked per second",
+        "env_id": "software and hardware it ran with (environments.id)",
+        "targeted": "empty (untargeted), all-others or random",
+        "threat": "white-box, transfer or proxy",
+        "source_model": "model the examples were crafted on (models.name); empty: white-box",
+        "source_checksum": "checksum of the source model",
+        "only_correct": "1: only test samples the model classifies correctly were attacked",
+        "n_samples": "test samples behind the n instances",
+        "gradient": "gradient seen through a non-differentiable defense (straight-through, "
+        "masked); empty where there is no choice",
+        "source_rule": "the suite row's source: root, arch:ARCH, proxy:ARCH or model:NAME",
+    },
+    "samples": {
+        "run_id": "run (runs.id)",
+        "idx": "index of the test sample in the data set's test split",
+        "position": "instance position within the run (one per sample and target)",
+        "label": "true class",
+        "target": "target class of a targeted instance; empty: untargeted",
+        "clean_pred": "the model's prediction on the clean input",
+        "adv_pred": "the model's prediction on the adversarial example",
+        "success": "1: the attack reached its goal within ε (judged by the model itself)",
+        "l0": "pixels changed (count)",
+        "l2": "L2 distance of the example from the input (pixel units, [0, 1] scale)",
+        "linf": "L∞ distance of the example from the input (pixel units)",
+        "min_norm": "smallest adversarial perturbation found by a minimal attack (run's norm)",
+        "x_l2": "L2 norm of the clean input (for ρ_adv = ‖δ‖2/‖x‖2)",
+        "eps": "the budget this row was judged at",
+        "fwd": "forward passes (or queries) spent on this instance",
+        "bwd": "backward passes spent on this instance",
+        "trace": "JSON: per-restart best result, where the attack restarts",
+        "start_idx": "test index of the start image (targeted HopSkipJump)",
+        "init_failed": "1: the attack could not start (neither robust nor broken)",
+        "best_norm": "distance of the closest adversarial iterate seen (run's norm)",
+        "loss_trace": "JSON: best margin over the attack's iterations (checklist)",
+        "grad_zero": "1: the input gradient was exactly zero (gradient masking sign)",
+        "grad_nonfinite": "1: the input gradient had NaN or inf",
+        "grad_passes": "backward passes observed for the gradient checks",
+        "grad_unavailable": "1: the model gave no input gradient",
+        "noise_flips": "random-noise draws within ε that changed the prediction",
+        "output_kind": "logits, probabilities or one-hot: what the model outputs",
+        "source_success": "transfer: 1 where the example fooled its source model",
+    },
+    "measurements": {
+        "id": "measurement identity: hash of its configuration",
+        "model": _MODEL,
+        "model_checksum": "checksum of the model when measured",
+        "metric": "loss-sensitivity, jacobian, train-distance or davies-bouldin",
+        "run_id": "run whose adversarial examples it was taken at (runs.id); empty: clean",
+        "dataset": "data set",
+        "split": "data split",
+        "n": "points measured",
+        "seed": "sample-choice seed",
+        "value": "the metric's mean over the points (its own unit, see the metric)",
+        "per_sample": "JSON: the value at each point",
+        "config": "JSON: the measurement's configuration",
+        "created_at": "when it was stored (UTC)",
+        "env_id": "environments.id",
+    },
+    "examples": {
+        "run_id": "run (runs.id)",
+        "batch": "batch number within the run",
+        "path": "safetensors file of the batch's adversarial examples, beside the database",
+        "sha256": "SHA-256 of that file (a changed file is detected)",
+        "count": "examples in the file",
+    },
+    "environments": {
+        "id": "hash of the fields below",
+        "advbench": "advbench version",
+        "python": "Python version",
+        "torch": "PyTorch version",
+        "torchvision": "torchvision version",
+        "foolbox": "foolbox version",
+        "art": "adversarial-robustness-toolbox version",
+        "numpy": "numpy version",
+        "device": "device the work ran on",
+        "git_commit": "advbench's git commit, where known",
+        "platform": "operating system and machine",
+        "first_seen": "when this environment was first recorded (UTC)",
+    },
+    "_migrations": {
+        "name": "schema migration applied",
+        "applied_at": "when (UTC)",
+    },
+    "run_accuracy": {
+        "run_id": "runs.id",
+        "model": _MODEL,
+        "defense": "the model's defense",
+        "attack": "attack name",
+        "row_label": "suite row label",
+        "norm": "budget norm",
+        "eps": "budget ε",
+        "threat": "white-box, transfer or proxy",
+        "source_model": "crafting model of a transfer or proxy run",
+        "targeted": "empty (untargeted), all-others or random",
+        "suite": "suite",
+        "scale": "scale",
+        "seed": "seed",
+        "status": "running or complete",
+        "n": "instances judged (failed starts left out)",
+        "robust": "instances robust",
+        "robust_accuracy_pct": _ACC,
+        "ci_low_pct": _CI + ": low",
+        "ci_high_pct": _CI + ": high",
+    },
+    "accuracy_curves": {
+        "model": _MODEL,
+        "defense": "the model's defense",
+        "attack_row": "suite row label, else the attack name",
+        "norm": "budget norm",
+        "threat": "white-box, transfer or proxy",
+        "targeted": "empty (untargeted), all-others or random",
+        "eps": "budget ε",
+        "robust_accuracy_pct": _ACC,
+        "ci_low_pct": _CI + ": low",
+        "ci_high_pct": _CI + ": high",
+        "n": "instances judged",
+        "seed": "seed",
+        "scale": "scale",
+        "suite": "suite",
+        "run_id": "runs.id",
+    },
+    "sample_worst_case": {
+        "model": _MODEL,
+        "norm": "budget norm",
+        "eps": "budget ε",
+        "seed": "seed of the runs compared",
+        "idx": "test sample index",
+        "robust_under_all": "1: no stored untargeted attack broke it at this ε",
+        "attacks": "complete untargeted runs that attacked it at this ε",
+        "broken_by": "the attack rows that broke it",
+    },
+    "worst_case_accuracy": {
+        "model": _MODEL,
+        "norm": "budget norm",
+        "eps": "budget ε",
+        "seed": "seed of the runs compared",
+        "n": "test samples",
+        "robust": "samples robust under every attack",
+        "fewest_attacks_per_sample": "attacks behind the least-attacked sample",
+        "robust_accuracy_pct": "robust accuracy (%) under the per-sample worst case",
+        "ci_low_pct": _CI + ": low",
+        "ci_high_pct": _CI + ": high",
+    },
+    "model_lineage": {
+        "model": _MODEL,
+        "defense": "its defense",
+        "dataset": "data set",
+        "arch": "architecture",
+        "root": "the trained model it descends from",
+        "depth": "hardening steps from the root",
+        "lineage": "root → ... → model (defense)",
+    },
+}
+DESCRIPTIONS = {
+    "models": "Trained and hardened models: one row per checkpoint.",
+    "runs": "Attack runs: one per (model, attack, parameters, ε, samples, seed).",
+    "samples": "Per-instance outcome of each run, judged by the model's own prediction.",
+    "measurements": "Quantities of a model that are not an attack's outcome (ρ, ‖J‖F, ...).",
+    "examples": "Adversarial examples kept for measurements, one file per batch.",
+    "environments": "Library versions and device behind models, runs and measurements.",
+    "_migrations": "Schema migrations applied to this database.",
+    "run_accuracy": "Robust accuracy of every run, with its 95 % Wilson interval.",
+    "accuracy_curves": "Accuracy against ε per model and attack row (complete runs).",
+    "sample_worst_case": "Per test sample: robust under every stored untargeted attack?",
+    "worst_case_accuracy": "Robust accuracy under the per-sample worst case over attacks.",
+    "model_lineage": "Each model's chain of parents back to its trained root.",
+}
+
+
+def metadata(database: str) -> dict:
+    """datasette metadata for a database named `database` (its file's stem)."""
+    return {
+        "title": "advbench results",
+        "description": "Runs stored by advbench: robust accuracy is judged by each model's "
+        "own prediction; every accuracy has n and a 95 % Wilson interval.",
+        "databases": {
+            database: {
+                "tables": {
+                    name: {"description": DESCRIPTIONS[name], "columns": cols}
+                    for name, cols in COLUMNS.items()
+                }
+            }
+        },
+    }
+
+
+__all__ = ["COLUMNS", "VIEWS", "create_views", "metadata"]

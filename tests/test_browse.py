@@ -1,0 +1,101 @@
+"""The store's views answer the common questions with the numbers the report computes, every
+column is described for datasette, and datasette serves them (its test client)."""
+
+import asyncio
+import json
+
+import pytest
+
+from advbench.browse import COLUMNS, VIEWS
+from advbench.cli import app
+from advbench.engine import make_job, run_jobs
+from advbench.env import record_environment
+from advbench.metrics import wilson_interval
+from advbench.store import open_db
+from advbench.train import load_model
+
+
+@pytest.fixture
+def attacked(db_copy):
+    """std attacked by FGSM and PGD at two budgets, jac by FGSM: 12 samples each."""
+    db = open_db(db_copy)
+    env = record_environment(db, "cpu")
+    for name, jobs in (
+        ("std", [make_job("fgsm", [0.05, 0.1]), make_job("pgd-linf", [0.05, 0.1],
+                                                           {"steps": 5})]),
+        ("jac", [make_job("fgsm", [0.1])]),
+    ):  # fmt: skip
+        model, _, row = load_model(db, name)
+        run_jobs(db, model, row, jobs, n=12, seed=0, batch_size=12, env_id=env)
+    return db_copy
+
+
+def test_every_column_of_every_table_and_view_is_described(attacked):
+    db = open_db(attacked)
+    names = db.table_names() + db.view_names()
+    assert set(VIEWS) <= set(db.view_names())
+    for name in names:
+        if name.startswith("sqlite_"):
+            continue
+        assert name in COLUMNS, f"{name}: no description in advbench/browse.py"
+        cols = [c[1] for c in db.execute(f"pragma table_info({name})").fetchall()]
+        assert sorted(cols) == sorted(COLUMNS[name]), name
+
+
+def test_views_give_the_reports_numbers(attacked):
+    db = open_db(attacked)
+    runs = {r["id"]: r for r in db["runs"].rows}
+    views = list(db.query("select * from run_accuracy"))
+    assert len(views) == len(runs) == 5
+    for v in views:
+        samples = list(db["samples"].rows_where("run_id = ?", [v["run_id"]]))
+        robust = sum(s["clean_pred"] == s["label"] == s["adv_pred"] for s in samples)
+        lo, hi = wilson_interval(robust, len(samples))
+        assert (v["n"], v["robust"]) == (len(samples), robust)
+        assert v["robust_accuracy_pct"] == round(100 * robust / len(samples), 2)
+        assert (v["ci_low_pct"], v["ci_high_pct"]) == (round(100 * lo, 2), round(100 * hi, 2))
+    # the per-sample worst case over std's FGSM and PGD at 0.1, by hand
+    at = [r["id"] for r in runs.values() if r["model"] == "std" and r["eps"] == 0.1]
+    robust_by = {}
+    for s in db.query(f"select * from samples where run_id in ({','.join('?' * len(at))})", at):
+        ok = s["clean_pred"] == s["label"] == s["adv_pred"]
+        robust_by[s["idx"]] = robust_by.get(s["idx"], True) and ok
+    worst = next(db.query("select * from worst_case_accuracy where model = 'std' and eps = 0.1"))
+    assert (worst["n"], worst["robust"]) == (12, sum(robust_by.values()))
+    assert worst["fewest_attacks_per_sample"] == 2
+    pgd = next(v for v in views if v["model"] == "std" and v["attack"] == "pgd-linf"
+               and v["eps"] == 0.1)  # fmt: skip
+    assert worst["robust"] <= pgd["robust"]  # the worst case is never above one attack
+    lineage = {r["model"]: r for r in db.query("select * from model_lineage")}
+    assert lineage["jac"]["lineage"] == "std → jac (jacobian)" and lineage["jac"]["depth"] == 1
+    assert lineage["std"]["root"] == "std"
+
+
+def test_datasette_serves_the_views_with_their_descriptions(attacked, runner, tmp_path):
+    from datasette.app import Datasette
+
+    meta = tmp_path / "meta.json"
+    res = runner.invoke(app, ["browse", "--db", str(attacked), "--write-metadata", str(meta)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(meta.read_text())
+    assert set(doc["databases"]) == {"a"}  # keyed by the database file's stem
+    ds = Datasette([str(attacked)], metadata=doc)
+
+    async def get(path):
+        return await ds.client.get(path)
+
+    rows = asyncio.run(get("/a/run_accuracy.json?_shape=array")).json()
+    assert len(rows) == 5 and {"robust_accuracy_pct", "ci_low_pct"} <= set(rows[0])
+    page = asyncio.run(get("/a/worst_case_accuracy")).text
+    assert "Robust accuracy under the per-sample worst case" in page
+    curves = asyncio.run(get("/a/accuracy_curves.json?_shape=array&model=std")).json()
+    assert [c["eps"] for c in curves if c["attack_row"] == "fgsm"] == [0.05, 0.1]
+
+
+def test_browse_refuses_a_missing_store_and_a_folder_for_metadata(tmp_path, runner, attacked):
+    res = runner.invoke(app, ["browse", "--db", str(tmp_path / "none.db")])
+    assert res.exit_code == 2 and "no database there yet" in res.stderr
+    assert not (tmp_path / "none.db").exists()
+    res = runner.invoke(app, ["browse", "--db", str(attacked), "--write-metadata",
+                              str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 2 and "is a directory" in res.stderr
