@@ -246,6 +246,86 @@ def train(
     _print_model(stored.row, stored.created)
 
 
+@app.command("import")
+@handles_errors
+def import_(
+    name: Annotated[
+        str, typer.Option(help="Name to store the model under.", rich_help_panel=MODEL)
+    ],
+    dataset: Annotated[
+        str, typer.Option(help="Data set it classifies (advbench datasets).", rich_help_panel=DATA)
+    ],
+    weights: Annotated[
+        Path,
+        typer.Option(
+            help="Its weights as .safetensors (a .pt/.pth file: advbench convert first).",
+            rich_help_panel=MODEL,
+        ),
+    ],
+    factory: Annotated[
+        str | None,
+        typer.Option(
+            help="MODULE:FUNCTION returning the torch.nn.Module (logits out, [0, 1] inputs "
+            "after --mean/--std), called with --kwargs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    torchvision_: Annotated[
+        str | None,
+        typer.Option(
+            "--torchvision",
+            help="A torchvision architecture instead (e.g. resnet18), built with "
+            "num_classes of the data set and --kwargs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    kwargs: Annotated[
+        str | None,
+        typer.Option(help="JSON object of arguments for the factory or torchvision model."),
+    ] = None,
+    in_channels: Annotated[
+        int | None,
+        typer.Option(
+            help="Channels the module expects, when a one-channel data set's images must be "
+            "repeated to them [default: 3 for --torchvision, else the data set's].",
+        ),
+    ] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Per-channel mean the module was trained with, e.g. 0.1307.")
+    ] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel std, e.g. 0.3081.")] = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Bring your own model: build it with your factory (or torchvision), load its
+    safetensors weights, fold its normalisation in, and store it like a trained model."""
+    from advbench.models.imported import import_model
+
+    database = _open(db)
+    stored = import_model(database, name=name, dataset=dataset, weights=weights,
+                          factory=factory, torchvision_name=torchvision_, kwargs=kwargs,
+                          in_channels=in_channels, mean=mean, std=std, data_dir=data_dir,
+                          force=force)  # fmt: skip
+    _print_model(stored.row, stored.created)
+
+
+@app.command()
+@handles_errors
+def convert(
+    source: Annotated[Path, typer.Argument(help="A PyTorch checkpoint (.pt, .pth).")],
+    target: Annotated[Path, typer.Argument(help="The .safetensors file to write.")],
+) -> None:
+    """Turn a PyTorch checkpoint into safetensors for `advbench import`. It is read with
+    torch.load(weights_only=True): a file holding anything but tensors (code, objects that
+    run code) is refused without running it. A {'state_dict': ...} wrapper and
+    DataParallel's 'module.' prefix are unwrapped."""
+    from advbench.models.imported import convert as run
+
+    count = run(source, target)
+    out.print(f"wrote {target}: {count} tensors", highlight=False)
+
+
 def _list_registry(registry, title: str, columns: list[str]) -> None:
     table = Table(title=title)
     for c in ["name", *columns, "parameters (defaults)", "description"]:

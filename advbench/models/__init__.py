@@ -22,9 +22,14 @@ class ModelSpec:
     activation_param: float | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    # an imported model (arch "import"): its factory or torchvision name and arguments
+    source: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["source"] is None:  # zoo specs stay as they were stored
+            del d["source"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
@@ -39,10 +44,17 @@ class ModelSpec:
 def build_model(spec: ModelSpec):
     from advbench.models.layers import Activation, Normalize, ZooModel
 
-    builder = ARCHS.get(spec.arch).factory
-    features, head = builder(
-        spec.shape, spec.classes, lambda: Activation(spec.activation, spec.activation_param)
-    )
+    if spec.arch == "import":  # the user's module; its output (logits) is the embedding too
+        from torch import nn
+
+        from advbench.models.imported import build_source
+
+        features, head = build_source(spec.source or {}), nn.Identity()
+    else:
+        builder = ARCHS.get(spec.arch).factory
+        features, head = builder(
+            spec.shape, spec.classes, lambda: Activation(spec.activation, spec.activation_param)
+        )
     norm = Normalize(spec.mean, spec.std) if spec.mean is not None else None
     model = ZooModel(features, head, norm)
     model.input_shape, model.classes = spec.shape, spec.classes  # for ART's wrapper

@@ -1,0 +1,251 @@
+"""Models a user brings (`advbench import`), and `advbench convert` for their weight files.
+
+An imported model is built by the user's own factory (`--factory pkg.module:function`,
+called with `--kwargs`) or by torchvision (`--torchvision resnet18`), and its weights come
+from a safetensors file, loaded strictly (every tensor named and shaped as the module
+expects). advbench then stores it like a trained model: its own safetensors checkpoint and
+JSON spec (the factory or torchvision name with its arguments, input-channel adaptation,
+normalisation), checksummed, with its clean accuracy. Normalisation (`--mean`, `--std`) is
+folded into the stored model, so every attack works on [0, 1] inputs; the module must
+return logits.
+
+Loading such a model calls the factory it was imported with: the spec naming it is
+covered by the database's record (a changed spec file is refused before anything is
+built), so nothing runs that the user did not name at import. Weight files that are not
+safetensors are refused; `advbench convert` turns a PyTorch `.pt`/`.pth` checkpoint into one
+with `torch.load(weights_only=True)`, which refuses a pickle that would run code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from advbench.errors import BadInput
+
+FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# keys PyTorch training scripts commonly wrap a state dict in
+WRAPPERS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def check_factory(text: str) -> str:
+    if not FACTORY.match(text):
+        raise BadInput(f"--factory {text!r} must be MODULE:FUNCTION, e.g. mypkg.nets:build")
+    return text
+
+
+def _factory(text: str):
+    module, _, fn = check_factory(text).partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise BadInput(f"--factory {text}: module {module!r} cannot be imported ({exc})") from None
+    if not callable(getattr(mod, fn, None)):
+        raise BadInput(f"--factory {text}: {module} has no function {fn!r}")
+    return getattr(mod, fn)
+
+
+def _repeat(channels: int):
+    from torch import nn
+
+    class Repeat(nn.Module):
+        """A grey image given to a network made for `channels` channels (torchvision's
+        three): the one channel repeated."""
+
+        def forward(self, x):
+            return x.expand(-1, channels, -1, -1) if x.shape[1] == 1 else x
+
+    return Repeat()
+
+
+def build_source(source: dict[str, Any]):
+    """The user's module from an imported model's spec."""
+    from torch import nn
+
+    kwargs = dict(source.get("kwargs") or {})
+    if source["kind"] == "factory":
+        net = _factory(source["factory"])(**kwargs)
+    elif source["kind"] == "torchvision":
+        import torchvision
+
+        try:
+            net = torchvision.models.get_model(source["name"], weights=None, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(f"--torchvision {source['name']}: {exc}") from None
+    else:
+        raise BadInput(f"unknown model source {source['kind']!r}; valid: factory, torchvision")
+    if not isinstance(net, nn.Module):
+        raise BadInput(f"--factory {source.get('factory')} returned {type(net).__name__}, "
+                       "not a torch.nn.Module")  # fmt: skip
+    if source.get("in_channels"):
+        net = nn.Sequential(_repeat(int(source["in_channels"])), net)
+    return net
+
+
+def _floats(text: str | None, channels: int, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise BadInput(f"{flag} {text!r} must be comma-separated numbers") from None
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise BadInput(f"{flag} {text!r} has {len(values)} values; the data set has "
+                       f"{channels} channels")  # fmt: skip
+    return values
+
+
+def read_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise BadInput(f"--weights {path} is not a file")
+    if path.suffix != ".safetensors":
+        raise BadInput(f"--weights {path} is not a .safetensors file; convert it first: "
+                       f"advbench convert {path} {path.with_suffix('.safetensors')}")  # fmt: skip
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise BadInput(f"--weights {path} cannot be read as safetensors ({exc})") from None
+
+
+def import_model(
+    db,
+    *,
+    name: str,
+    dataset: str,
+    weights: Path,
+    factory: str | None = None,
+    torchvision_name: str | None = None,
+    kwargs: str | None = None,
+    in_channels: int | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    data_dir=None,
+    force: bool = False,
+):
+    """Store a user's model under `name`; returns train.StoredModel."""
+    import time
+
+    import torch
+
+    from advbench import data as datasets
+    from advbench.env import record_environment
+    from advbench.fit import evaluate
+    from advbench.models import ModelSpec, build_model
+    from advbench.models.checkpoint import save_checkpoint, sha256_file
+    from advbench.store import db_dir
+    from advbench.train import StoredModel, _existing, _row, config_hash, validate_name
+
+    if (factory is None) == (torchvision_name is None):
+        raise BadInput("give one of --factory MODULE:FUNCTION or --torchvision NAME")
+    validate_name(db, name)
+    ds = datasets.spec(dataset)
+    try:
+        extra = json.loads(kwargs) if kwargs else {}
+    except ValueError as exc:
+        raise BadInput(f"--kwargs {kwargs!r} is not JSON ({exc})") from None
+    if not isinstance(extra, dict):
+        raise BadInput(f"--kwargs {kwargs!r} must be a JSON object, e.g. '{{\"num_classes\": 10}}'")
+    if factory is not None:
+        source = {"kind": "factory", "factory": check_factory(factory), "kwargs": extra}
+    else:
+        source = {"kind": "torchvision", "name": torchvision_name,
+                  "kwargs": {"num_classes": ds.classes, **extra}}  # fmt: skip
+        in_channels = 3 if in_channels is None else in_channels  # torchvision's input
+    channels = ds.shape[0]
+    if in_channels is not None and in_channels != channels:
+        if channels != 1:
+            raise BadInput(f"--in-channels {in_channels}: only a one-channel data set can be "
+                           f"repeated to more channels; {dataset} has {channels}")  # fmt: skip
+        source["in_channels"] = in_channels
+    state = read_safetensors(weights)
+    spec = ModelSpec("import", dataset, tuple(ds.shape), ds.classes,
+                     mean=_floats(mean, channels, "--mean"), std=_floats(std, channels, "--std"),
+                     source=source)  # fmt: skip
+    if spec.std is not None and any(v <= 0 for v in spec.std):
+        raise BadInput(f"--std {std!r} must be > 0")
+    if (spec.mean is None) != (spec.std is None):
+        raise BadInput("give --mean and --std together (or neither)")
+    config = {"kind": "import", "source": source, "weights_sha256": sha256_file(weights),
+              "mean": spec.mean, "std": spec.std}  # fmt: skip
+    cfg_hash = config_hash(config)
+    existing = _existing(db, name, cfg_hash, force)
+    if existing:
+        return StoredModel(existing, created=False)
+    model = build_model(spec)
+    target = model.features[-1] if source.get("in_channels") else model.features
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise BadInput(f"--weights {weights} do not fit the module: "
+                       f"{' '.join(line.strip() for line in first[:3])}") from None  # fmt: skip
+    model.eval()
+    test = datasets.load(dataset, "test", data_dir=data_dir)
+    x, _ = test.get(torch.arange(min(4, len(test))))
+    with torch.no_grad():
+        out = model(x)
+    if out.dim() != 2 or out.shape[1] != ds.classes:
+        raise BadInput(f"the imported module returns shape {tuple(out.shape)} on {dataset}; "
+                       f"it must return logits of shape (batch, {ds.classes})")  # fmt: skip
+    env_id = record_environment(db, "cpu")
+    t0 = time.monotonic()
+    accuracy = evaluate(model, test)
+    folder = db_dir(db) / "models"
+    checksum = save_checkpoint(model, spec, folder / name,
+                               {"name": name, "config": config, "parent": None,
+                                "defense": None, "defense_config": None})  # fmt: skip
+    row = _row(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0,
+               [], env_id, t0)  # fmt: skip
+    db["models"].upsert(row, pk="name")
+    return StoredModel(row, created=True)
+
+
+def convert(src: Path, dst: Path) -> int:
+    """A PyTorch checkpoint (.pt/.pth) to safetensors, loaded with weights_only=True (a
+    pickle that would run code is refused without running it); returns the tensor count."""
+    import pickle
+
+    import torch
+
+    if not src.is_file():
+        raise BadInput(f"{src} is not a file")
+    if dst.suffix != ".safetensors":
+        raise BadInput(f"{dst} must end in .safetensors")
+    if dst.exists():
+        raise BadInput(f"{dst} exists; choose another path (convert never overwrites)")
+    if src.resolve() == dst.resolve():
+        raise BadInput(f"{dst} is the input file")
+    try:
+        obj = torch.load(str(src), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise BadInput(f"{src} was refused by torch.load(weights_only=True): it holds more "
+                       f"than tensors (code, or objects that run code) or is damaged: "
+                       f"{first[:200]}") from None  # fmt: skip
+    for key in WRAPPERS:  # {'state_dict': {...}, 'epoch': 3, ...}
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj:
+        raise BadInput(f"{src} holds {type(obj).__name__}, not a state dict of tensors")
+    tensors = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise BadInput(f"{src}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        # DataParallel's prefix: the module's own names
+        tensors[key.removeprefix("module.")] = value.detach().contiguous().clone()
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(dst))
+    return len(tensors)
+
+
+__all__ = ["build_source", "check_factory", "convert", "import_model", "read_safetensors"]

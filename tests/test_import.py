@@ -1,0 +1,154 @@
+"""Bring your own model: a factory's or torchvision's module with safetensors weights is
+stored like a trained one (same predictions, normalisation folded in, checksummed) and
+attacked by every command; `convert` takes a PyTorch checkpoint and refuses a pickle that
+would run code, without running it."""
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from advbench import data as datasets
+from advbench.cli import app
+from advbench.store import open_db
+from advbench.train import load_model
+
+NETS = Path(__file__).parent / "fixtures" / "usernets"
+
+
+@pytest.fixture
+def usernets(monkeypatch):
+    monkeypatch.syspath_prepend(str(NETS))
+    import usernets
+
+    return usernets
+
+
+def _files(folder: Path) -> dict:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files if not p.name.endswith(("-wal", "-shm"))}  # fmt: skip
+
+
+def _one_error_line(res, *words):
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def test_a_factory_model_keeps_its_predictions_and_gets_attacked(tmp_path, runner, usernets):
+    torch.manual_seed(0)
+    net = usernets.small(hidden=16).eval()
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    db = tmp_path / "s" / "a.db"
+    db.parent.mkdir()
+    res = runner.invoke(app, ["import", "--name", "mine", "--dataset", "digits", "--factory",
+                              "usernets:small", "--kwargs", '{"hidden": 16}', "--weights",
+                              str(tmp_path / "w.safetensors"), "--mean", "0.5", "--std",
+                              "0.25", "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    test = datasets.load("digits", "test")
+    x, y = test.get(torch.arange(len(test)))
+    with torch.no_grad():
+        want = net((x - 0.5) / 0.25)  # the normalisation is folded into the stored model
+    model, spec, row = load_model(open_db(db), "mine")
+    with torch.no_grad():
+        got = model(x)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert row["clean_accuracy"] == pytest.approx(float((want.argmax(1) == y).float().mean()))
+    assert spec.source == {"kind": "factory", "factory": "usernets:small", "kwargs": {"hidden": 16}}
+    res = runner.invoke(app, ["attack", "--model", "mine", "--attack", "fgsm", "--eps", "0.1",
+                              "--n", "12", "--db", str(db), "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    # the stored spec names the factory: a changed side file is refused before it is called
+    meta = db.parent / "models" / "mine.json"
+    meta.write_text(meta.read_text().replace("usernets:small", "usernets:not_a_module"))
+    before = _files(db.parent)
+    res = runner.invoke(app, ["attack", "--model", "mine", "--attack", "fgsm", "--eps", "0.2",
+                              "--n", "12", "--db", str(db)])  # fmt: skip
+    _one_error_line(res, "disagrees with the database", "source")
+    assert _files(db.parent) == before
+
+
+def test_a_torchvision_resnet18_runs_on_one_channel_mnist(tmp_path, runner):
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10).eval()
+    save_file(net.state_dict(), str(tmp_path / "r18.safetensors"))
+    db = tmp_path / "a.db"
+    res = runner.invoke(app, ["import", "--name", "r18", "--dataset", "mnist-5k", "--torchvision",
+                              "resnet18", "--weights", str(tmp_path / "r18.safetensors"),
+                              "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model, _, _ = load_model(open_db(db), "r18")
+    x, _ = datasets.load("mnist-5k", "test").get(torch.arange(4))
+    with torch.no_grad():  # the grey channel repeated to torchvision's three
+        assert torch.allclose(model(x), net(x.expand(-1, 3, -1, -1)), atol=1e-5)
+    res = runner.invoke(app, ["attack", "--model", "r18", "--attack", "pgd-linf", "--eps", "0.1",
+                              "--param", "steps=2", "--n", "4", "--db", str(db), "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
+def test_convert_unwraps_a_checkpoint_and_refuses_a_code_payload(tmp_path, runner, usernets):
+    net = usernets.small()
+    state = {f"module.{k}": v for k, v in net.state_dict().items()}  # DataParallel's names
+    torch.save({"state_dict": state, "epoch": 7}, tmp_path / "ck.pt")
+    res = runner.invoke(app, ["convert", str(tmp_path / "ck.pt"), str(tmp_path / "ck.safetensors")])
+    assert res.exit_code == 0, res.output
+    from safetensors.torch import load_file
+
+    got = load_file(str(tmp_path / "ck.safetensors"))
+    assert got.keys() == net.state_dict().keys()
+    assert all(torch.equal(got[k], v) for k, v in net.state_dict().items())
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(tmp_path / "evil.pt", "wb") as fh:
+        pickle.dump({"state_dict": {"w": Payload()}}, fh)
+    res = runner.invoke(
+        app, ["convert", str(tmp_path / "evil.pt"), str(tmp_path / "e.safetensors")]
+    )
+    _one_error_line(res, "evil.pt", "weights_only=True")
+    assert not marker.exists() and not (tmp_path / "e.safetensors").exists()
+    res = runner.invoke(app, ["convert", str(tmp_path / "ck.pt"), str(tmp_path / "ck.safetensors")])
+    _one_error_line(res, "exists")  # never overwrites
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--factory", "usernets:small"], ["ck.pt", "advbench convert"]),  # not safetensors
+        (["--factory", "usernets:small", "--torchvision", "resnet18"], ["one of --factory"]),
+        (["--factory", "nosuchpkg.nets:build"], ["nosuchpkg", "cannot be imported"]),
+        (["--factory", "usernets:nothere"], ["no function 'nothere'"]),
+        (["--factory", "usernets:not_a_module"], ["str", "not a torch.nn.Module"]),
+        (["--factory", "os.system"], ["MODULE:FUNCTION"]),
+        (["--factory", "usernets:small", "--kwargs", "{hidden: 3}"], ["not JSON"]),
+        (["--factory", "usernets:small", "--kwargs", '{"hidden": 8}'], ["do not fit"]),
+        (["--factory", "usernets:small", "--mean", "0.5"], ["--mean and --std together"]),
+        (["--torchvision", "resnet999"], ["resnet999"]),
+    ],
+)
+def test_bad_imports_exit_2_and_change_nothing(tmp_path, runner, usernets, args, words):
+    torch.save(usernets.small().state_dict(), tmp_path / "ck.pt")
+    save_file(usernets.small().state_dict(), str(tmp_path / "ck.safetensors"))
+    db = tmp_path / "s" / "a.db"
+    db.parent.mkdir()
+    open_db(db).close()
+    before = _files(db.parent)
+    weights = tmp_path / ("ck.pt" if words[0] == "ck.pt" else "ck.safetensors")
+    res = runner.invoke(app, ["import", "--name", "m", "--dataset", "digits", "--weights",
+                              str(weights), *args, "--db", str(db)])  # fmt: skip
+    _one_error_line(res, *words)
+    assert _files(db.parent) == before
