@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from advbench import __version__
+from advbench import __version__, api
 from advbench.errors import BadInput
 
 app = typer.Typer(
@@ -98,6 +98,11 @@ def handles_errors(fn):
     return wrapper
 
 
+def _say(text: str) -> None:
+    """A line about what a command chose (stderr: stdout stays the results)."""
+    err.print(text, highlight=False, soft_wrap=True)
+
+
 def _set_quiet(quiet: bool) -> None:
     from advbench.progress import set_mode
 
@@ -127,16 +132,6 @@ def _root(
     ] = False,
 ) -> None:
     """Benchmark the adversarial robustness of image classifiers."""
-
-
-NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
-
-
-def _open_store(db_path: Path | None):
-    """An existing store; none yet gets the one line that says how to make one."""
-    if not _exists(db_path):
-        raise BadInput(NO_MODEL)
-    return _open(db_path, create=False)
 
 
 def _open(db_path: Path | None, create: bool = True):
@@ -210,39 +205,12 @@ def train(
 ) -> None:
     """Train a model from scratch and store it (safetensors + JSON, recorded in the database)."""
     _set_quiet(quiet)
-    from advbench.env import resolve_device
-    from advbench.models import ARCHS, default_activation
-    from advbench.train import train_model, validate_name, validate_numbers, validate_train_args
-
-    if activation is None:
-        ARCHS.get(arch)  # an unknown architecture is named before anything else
-        activation, default_param = default_activation(arch)
-        activation_param = default_param if activation_param is None else activation_param
-    validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
-    validate_name(None, f"{arch}-{dataset}" if name is None else name)
-    validate_numbers(weight_decay=weight_decay, seed=seed)
-    device = resolve_device(device)
-    database = _open(db)
-    with _progress() as progress:
-        stored = train_model(
-            database,
-            name=f"{arch}-{dataset}" if name is None else name,
-            dataset=dataset,
-            arch=arch,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            device=device,
-            activation=activation,
-            activation_param=activation_param,
-            data_dir=data_dir,
-            download=download,
-            force=force,
-            progress=progress,
-        )
+    stored = api.train(
+        name=name, dataset=dataset, arch=arch, epochs=epochs, batch_size=batch_size,
+        optimizer=optimizer, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
+        activation=activation, activation_param=activation_param, data_dir=data_dir,
+        download=download, force=force, db=db, progress=_progress,
+    )  # fmt: skip
     _print_model(stored.row, stored.created)
 
 
@@ -300,13 +268,10 @@ def import_(
 ) -> None:
     """Bring your own model: build it with your factory (or torchvision), load its
     safetensors weights, fold its normalisation in, and store it like a trained model."""
-    from advbench.models.imported import import_model
-
-    database = _open(db)
-    stored = import_model(database, name=name, dataset=dataset, weights=weights,
-                          factory=factory, torchvision_name=torchvision_, kwargs=kwargs,
-                          in_channels=in_channels, mean=mean, std=std, data_dir=data_dir,
-                          force=force)  # fmt: skip
+    stored = api.import_model(name=name, dataset=dataset, weights=weights, db=db,
+                              factory=factory, torchvision_name=torchvision_, kwargs=kwargs,
+                              in_channels=in_channels, mean=mean, std=std,
+                              data_dir=data_dir, force=force)  # fmt: skip
     _print_model(stored.row, stored.created)
 
 
@@ -320,9 +285,7 @@ def convert(
     torch.load(weights_only=True): a file holding anything but tensors (code, objects that
     run code) is refused without running it. A {'state_dict': ...} wrapper and
     DataParallel's 'module.' prefix are unwrapped."""
-    from advbench.models.imported import convert as run
-
-    count = run(source, target)
+    count = api.convert(source, target)
     out.print(f"wrote {target}: {count} tensors", highlight=False)
 
 
@@ -423,71 +386,33 @@ def harden(
     `--param lambda=auto` chooses a regulariser's weight by fidel's protocol (§III-C).
     """
     _set_quiet(quiet)
-    from advbench.defenses import DEFENSES
-
     if list_:
-        from advbench.defenses import family_settings
-
-        _list_registry(DEFENSES, "Defenses", ["kind", "paper"])
+        _list_registry(api.registry("defenses"), "Defenses", ["kind", "paper"])
         out.print("Aliases: combined = nsloss+jacobian. Compose training-time ones with '+'.")
         out.print(
             "Defaults above are the papers' MNIST settings; on other data sets, and the "
             "other papers' recipes (--recipe):"
         )
-        for e in DEFENSES:
-            if family_settings(e.name):
-                out.print(f"  {e.name}: {family_settings(e.name)}")
+        for e in api.registry("defenses"):
+            if api.defense_settings(e.name):
+                out.print(f"  {e.name}: {api.defense_settings(e.name)}")
         return
     if defense is None:
         raise BadInput("harden needs --defense NAME (see --list)")
-    from advbench.defenses import resolve
-    from advbench.env import resolve_device
-    from advbench.registry import parse_param_pairs
-    from advbench.train import harden_model, validate_name, validate_numbers
-
-    raw = parse_param_pairs(param)
-    resolve(defense, raw, recipe=recipe)  # validated before anything is opened
-    if name is not None:
-        validate_name(None, name)
-    validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
-    device = resolve_device(device)
-    database = _open(db) if model is not None else _open_store(db)
-    if model is None:  # the usage line `advbench harden --defense jacobian`
-        row = next(iter(database.query(
-            "select name from models where defense is null and json_extract(config, '$.kind') "
-            "= 'train' order by created_at desc limit 1")), None)  # fmt: skip
-        if row is None:
-            raise BadInput(NO_MODEL)
-        model = row["name"]
-        err.print(f"harden: no --model given; hardening {model}, the most recently trained "
-                  "undefended model", highlight=False, soft_wrap=True)  # fmt: skip
-    with _progress() as progress:
-        stored = harden_model(
-            database,
-            parent=model,
-            defense=defense,
-            name=f"{model}+{defense}" if name is None else name,
-            params=raw,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            device=device,
-            from_scratch=from_scratch,
-            recipe=recipe,
-            data_dir=data_dir,
-            force=force,
-            progress=progress,
-        )
+    stored = api.harden(
+        model, defense=defense, name=name, params=param, epochs=epochs,
+        batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+        seed=seed, device=device, from_scratch=from_scratch, recipe=recipe,
+        data_dir=data_dir, force=force, db=db, progress=_progress, say=_say,
+    )  # fmt: skip
     _print_model(stored.row, stored.created)
     config = json.loads(stored.row["config"])
     how = {"wrap": "wrapped (inference-time, nothing trained)"}.get(config.get("kind"), "")
     if config.get("from_scratch"):
         how = "trained from scratch"
     out.print(
-        f"  parent {model}, defense {defense} {json.loads(stored.row['defense_config'])} {how}"
+        f"  parent {stored.row['parent']}, defense {defense} "
+        f"{json.loads(stored.row['defense_config'])} {how}"
     )
     for rec in config.get("lambda_search", []):
         tried = ", ".join(f"{t['lambda']:.4g}{'' if t['ok'] else ' ✗'}" for t in rec["trials"])
@@ -563,23 +488,6 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
                 f"  note: {s.label or s.attack}: {s.init_failed} instance(s) had no starting "
                 "adversarial (the attack could not start); left out of n, not counted robust"
             )
-
-
-def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str | None) -> None:
-    """Apply --source-model / --proxy. A single --attack job takes them; in a suite only rows
-    that ask for a crafting model do (`given`, and `arch:` / `proxy:` rows, whose model or
-    architecture they choose), so white-box rows stay white-box."""
-    given = f"proxy:{proxy}" if proxy else f"model:{source_model}" if source_model else None
-    if given is None:
-        return
-    for j in jobs:
-        src = j.source or ""
-        if not from_suite or src == "given":
-            j.source = j.declared = given
-        elif src.startswith("arch:") and source_model:
-            j.source = given  # the row still declares arch:ARCH
-        elif src.startswith("proxy:") and proxy:
-            j.source = j.declared = given
 
 
 @app.command()
@@ -691,123 +599,22 @@ def attack(
 ) -> None:
     """Attack stored models and record per-sample outcomes for every ε."""
     _set_quiet(quiet)
-    from advbench.attacks import ATTACKS
-
     if list_:
-        _list_registry(ATTACKS, "Attacks", ["norm", "kind", "backend", "targeted"])
+        _list_registry(api.registry("attacks"), "Attacks", ["norm", "kind", "backend", "targeted"])
         return
-    from advbench.engine import make_job
-    from advbench.registry import parse_param_pairs
-    from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
 
-    if (attack_ is None) == (suite is None):
-        raise BadInput("give exactly one of --attack NAME or --suite NAME")
-    if source_model and proxy:
-        raise BadInput("give at most one of --source-model NAME and --proxy ARCH")
-    if suite and targeted:
-        raise BadInput("--targeted applies to --attack; a suite sets targeting per row")
-    eps_list = parse_eps(eps)
-    if gradient is not None:
-        from advbench.defenses import GRADIENTS
-        from advbench.errors import unknown
-
-        if gradient not in GRADIENTS:
-            raise unknown("--gradient", gradient, GRADIENTS)
-    overrides = parse_param_pairs(param)
-    suite_doc = load_suite(suite) if suite else None
-    if only and suite_doc is None:
-        raise BadInput("--only picks rows of a suite; give --suite SUITE")
-    if suite_doc is not None:
-        suite_jobs_scale_check(suite_doc, scale)  # before a database is opened
-        check_labels(suite_doc, only)
-    if seed is None:
-        seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
-    if attack_:
-        job = make_job(attack_, eps_list, overrides, targeted=targeted, only_correct=only_correct)
-    from advbench.env import record_environment, resolve_device
-
-    dev = resolve_device(device)  # before the store is opened
-    database = _open_store(db)
-    if not model:  # the usage line `advbench attack --suite carlini-eval`: every model
-        model = [r["name"] for r in database.query(
-            "select name from models where coalesce(json_extract(config, '$.kind'), '') "
-            "!= 'proxy' order by created_at")]  # fmt: skip
-        if not model:
-            raise BadInput(NO_MODEL)
-        err.print(f"attack: no --model given; evaluating every stored model ({len(model)}): "
-                  f"{', '.join(model)} (what is stored is skipped)", highlight=False,
-                  soft_wrap=True)  # fmt: skip
-    from advbench.models import ARCHS
-    from advbench.train import load_model, model_row, train_proxy
-
-    rows = [model_row(database, m) for m in model]
-    if source_model:
-        model_row(database, source_model)
-    if gradient is not None:  # checked for every model before any of them is attacked
-        from advbench.defenses import gradient_choices
-        from advbench.engine import no_gradient_choice
-
-        crafting = [model_row(database, source_model)] if source_model else rows
-        plain = [r["name"] for r in crafting if gradient not in gradient_choices(r["defense"])]
-        if plain:
-            raise no_gradient_choice(gradient, plain)
-    if proxy:
-        ARCHS.get(proxy)
-    env_id = record_environment(database, dev)
-    from advbench.engine import run_jobs
-
-    for row in rows:
-        if suite_doc:
-            jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale, only=only)
-            for j in jobs:
-                j.only_correct = j.only_correct or only_correct
-                if n is not None and j.n is not None:
-                    j.n = min(j.n, n)  # --n caps rows that have their own, smaller count
-        else:
-            jobs, suite_n = [job], 500
-        _fill_sources(jobs, suite_doc is not None, source_model, proxy)
-        for j in jobs:
-            if j.source is not None and j.source.startswith("proxy:"):
-                with _progress() as progress:
-                    j.source = (
-                        "model:"
-                        + train_proxy(
-                            database,
-                            target=row["name"],
-                            arch=j.source.partition(":")[2],
-                            epochs=proxy_epochs,
-                            batch_size=64,
-                            seed=seed,
-                            device=dev,
-                            data_dir=data_dir,
-                            progress=progress,
-                        ).name
-                    )
-        count = n if n is not None else suite_n
-        net, _, _ = load_model(database, row["name"], dev)
-        notes: list[str] = []
-        with _progress() as progress:
-            summaries = run_jobs(
-                database,
-                net,
-                row,
-                jobs,
-                n=count,
-                seed=seed,
-                batch_size=batch_size,
-                env_id=env_id,
-                device=dev,
-                force=force,
-                scale=scale if suite_doc else None,
-                data_dir=data_dir,
-                progress=progress,
-                load_model=lambda name: load_model(database, name, dev)[::2],
-                notes=notes,
-                gradient=gradient,
-            )
-        _print_summaries(summaries, row, seed, scale if suite_doc else "custom")
-        for note in notes:
+    def show(result) -> None:
+        _print_summaries(result.summaries, result.row, result.seed, result.scale)
+        for note in result.notes:
             out.print(f"  note: {note}")
+
+    api.evaluate(
+        model, attack=attack_, suite=suite, eps=parse_eps(eps), params=param, only=only,
+        scale=scale, n=n, seed=seed, batch_size=batch_size, device=device,
+        data_dir=data_dir, targeted=targeted, source_model=source_model, proxy=proxy,
+        proxy_epochs=proxy_epochs, only_correct=only_correct, gradient=gradient,
+        force=force, db=db, progress=_progress, say=_say, on_model=show,
+    )  # fmt: skip
 
 
 @app.command()
@@ -984,10 +791,8 @@ def report(
         return
     if missing:
         from advbench.report.missing import plan
-        from advbench.suites import SCALES
 
-        if scale not in SCALES:
-            raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+        api.check_scale(scale)
         if figure is not None:
             from advbench.report import figures as figs
 
@@ -1241,21 +1046,11 @@ def measure(
     """Measure a stored model (loss sensitivity, ‖J‖_F, training-set distance, Davies–Bouldin)
     and store the per-sample values for the report."""
     _set_quiet(quiet)
-    from advbench.env import record_environment, resolve_device
-    from advbench.measures import METRICS
-    from advbench.measures import measure as take
-
-    if metric not in METRICS:
-        raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
-    device = resolve_device(device)
-    database = _open(db, create=False)
-    env_id = record_environment(database, device)
-    for name in model:
-        row = take(database, name, metric, n=n, seed=seed, run=run, device=device,
-                   data_dir=data_dir, env_id=env_id, force=force)  # fmt: skip
-        at = f"at the examples of run {row['run_id']}" if row["run_id"] else (
-            f"at {row['n']} test points, seed {row['seed']}")  # fmt: skip
-        out.print(f"{name}: {metric} = {row['value']:.6g} ({at}; n={row['n']})", highlight=False)
+    rows = api.measure(model, metric=metric, run=run, n=n, seed=seed, device=device,
+                       data_dir=data_dir, force=force, db=db)  # fmt: skip
+    for name, row in zip(model, rows, strict=True):
+        out.print(f"{name}: {metric} = {row['value']:.6g} ({api.measure_text(row)}; "
+                  f"n={row['n']})", highlight=False)  # fmt: skip
 
 
 FormatOpt = Annotated[
@@ -1277,14 +1072,9 @@ WideOpt = Annotated[
 def models(db: DbOpt = None, format_: FormatOpt = "table", wide: WideOpt = False) -> None:
     """List stored models with their parent, defense, checksum and clean accuracy."""
     from advbench.listing import Column, check_format, render
-    from advbench.metrics import wilson_interval
 
     check_format(format_)
-    database = _open(db, create=False)
-    rows = []
-    for r in database["models"].rows_where(order_by="created_at"):
-        lo, hi = wilson_interval(round(r["clean_accuracy"] * r["clean_n"]), r["clean_n"])
-        rows.append({**r, "ci_low": lo, "ci_high": hi})
+    rows = api.model_rows(db)
 
     def acc(r):
         return (f"{r['clean_accuracy'] * 100:.1f} [{r['ci_low'] * 100:.1f}, "
@@ -1321,12 +1111,7 @@ def runs(
     from advbench.listing import Column, check_format, render
 
     check_format(format_)
-    database = _open(db, create=False)
-    where, args = ("model = ?", [model]) if model else (None, [])
-    rows = [
-        {**r, "attack": r["label"] or r["attack"], "scale": r["scale"] or "custom"}
-        for r in database["runs"].rows_where(where, args, order_by="started_at")
-    ]
+    rows = api.run_rows(db, model)
     columns = [
         Column("id", "id", lambda r: r["id"][:10], drop=3),
         Column("model", "model", lambda r: r["model"]),
@@ -1410,9 +1195,7 @@ def datasets() -> None:
 @handles_errors
 def archs() -> None:
     """List the architectures of the model zoo."""
-    from advbench.models import ARCHS
-
-    _list_registry(ARCHS, "Architectures", ["paper"])
+    _list_registry(api.registry("archs"), "Architectures", ["paper"])
 
 
 @app.command()
@@ -1470,10 +1253,8 @@ def reproduce(
     The recipe is `benchmarks/plans/PAPER.json` with the paper's suite and report modules."""
     _set_quiet(quiet)
     from advbench import reproduce as rep
-    from advbench.suites import SCALES
 
-    if scale not in SCALES:
-        raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+    api.check_scale(scale)
     if page not in ("markdown", "html"):
         raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
     names = rep.papers(paper)  # an unknown paper is refused before anything is written

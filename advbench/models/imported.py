@@ -75,6 +75,9 @@ def build_source(source: dict[str, Any]):
             net = torchvision.models.get_model(source["name"], weights=None, **kwargs)
         except (ValueError, TypeError) as exc:
             raise BadInput(f"--torchvision {source['name']}: {exc}") from None
+    elif source["kind"] == "module":
+        raise BadInput(f"this model was stored from an in-memory {source.get('class')}; "
+                       "evaluate it with advbench.api.evaluate(module, ...)")  # fmt: skip
     else:
         raise BadInput(f"unknown model source {source['kind']!r}; valid: factory, torchvision")
     if not isinstance(net, nn.Module):

@@ -1,0 +1,579 @@
+"""advbench as a library: what each command does, for notebooks and scripts.
+
+The command line parses flags, calls one function here and prints what it returns; every
+piece of orchestration (which models, which suite rows, proxies, transfer sources) lives
+here or below. Each function takes `db` as a path, an open store or None (the default
+store, `$ADVBENCH_DB` or results/advbench.db) and records its work there as the commands
+do. Inputs are images in [0, 1]; models return logits.
+
+    import advbench.api as ab
+
+    ab.train(name="std", dataset="digits", arch="madry-mnist", epochs=4)
+    ab.harden("std", defense="jacobian", params={"lambda": 0.05})
+    ev = ab.evaluate(["std", "std+jacobian"], suite="carlini-eval", scale="smoke")
+    ev.frame()                       # one row per run: accuracy, n, 95 % interval, ...
+    ab.evaluate(my_module, dataset="digits", attack="pgd-linf", eps=[0.1, 0.3]).frame()
+    ab.models(); ab.runs()           # pandas DataFrames of what is stored
+
+Bad input raises `advbench.errors.BadInput` with the one line the CLI prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advbench.errors import BadInput
+
+NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
+
+
+def _db(db, create: bool = True):
+    """An open store from a path, an open store, or None (the default)."""
+    import sqlite_utils
+
+    from advbench.store import open_db
+
+    if isinstance(db, sqlite_utils.Database):
+        return db
+    return open_db(Path(db) if db is not None else None, create=create)
+
+
+def _bars(progress):
+    """A progress display from a factory (the CLI's) or nothing."""
+    return progress() if progress is not None else nullcontext(None)
+
+
+def _params(params) -> dict[str, Any]:
+    from advbench.registry import parse_param_pairs
+
+    if params is None:
+        return {}
+    if isinstance(params, dict):
+        return dict(params)
+    return parse_param_pairs(list(params))
+
+
+def _eps(eps) -> list[float]:
+    if eps is None:
+        return []
+    if isinstance(eps, str):
+        values = []
+        for part in eps.split(","):
+            try:
+                values.append(float(part.strip()))
+            except ValueError:
+                raise BadInput(f"--eps {part.strip()!r} is not a number; give a "
+                               "comma-separated list such as 0.1,0.3") from None  # fmt: skip
+        return values
+    if isinstance(eps, (int, float)):
+        return [float(eps)]
+    return [float(e) for e in eps]
+
+
+def train(
+    *,
+    dataset: str,
+    arch: str,
+    name: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: str = "auto",
+    activation: str | None = None,
+    activation_param: float | None = None,
+    data_dir=None,
+    download: bool = False,
+    force: bool = False,
+    db=None,
+    progress: Callable | None = None,
+):
+    """Train `arch` on `dataset` and store it; returns the stored model (`.row`, `.created`)."""
+    from advbench.env import resolve_device
+    from advbench.models import ARCHS, default_activation
+    from advbench.train import train_model, validate_name, validate_numbers, validate_train_args
+
+    if activation is None:
+        ARCHS.get(arch)  # an unknown architecture is named before anything else
+        activation, default_param = default_activation(arch)
+        activation_param = default_param if activation_param is None else activation_param
+    validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
+    name = f"{arch}-{dataset}" if name is None else name
+    validate_name(None, name)
+    validate_numbers(weight_decay=weight_decay, seed=seed)
+    device = resolve_device(device)
+    database = _db(db)
+    with _bars(progress) as bars:
+        return train_model(
+            database, name=name, dataset=dataset, arch=arch, epochs=epochs,
+            batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            seed=seed, device=device, activation=activation,
+            activation_param=activation_param, data_dir=data_dir, download=download,
+            force=force, progress=bars,
+        )  # fmt: skip
+
+
+def latest_undefended(db) -> str:
+    """The most recently trained undefended model (what `harden` takes by default)."""
+    row = next(iter(_db(db).query(
+        "select name from models where defense is null and json_extract(config, '$.kind') "
+        "= 'train' order by created_at desc limit 1")), None)  # fmt: skip
+    if row is None:
+        raise BadInput(NO_MODEL)
+    return row["name"]
+
+
+def harden(
+    model: str | None = None,
+    *,
+    defense: str,
+    name: str | None = None,
+    params: dict | Sequence[str] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    from_scratch: bool = False,
+    recipe: str | None = None,
+    data_dir=None,
+    force: bool = False,
+    db=None,
+    progress: Callable | None = None,
+    say: Callable[[str], None] | None = None,
+):
+    """Harden a stored model (default: the most recently trained undefended one, named
+    through `say`) with a defense and store the result with its parent."""
+    from advbench.defenses import resolve
+    from advbench.env import resolve_device
+    from advbench.train import harden_model, validate_name, validate_numbers
+
+    raw = _params(params)
+    resolve(defense, raw, recipe=recipe)  # validated before anything is opened
+    if name is not None:
+        validate_name(None, name)
+    validate_numbers(lr=lr, weight_decay=weight_decay, seed=seed)
+    device = resolve_device(device)
+    database = _db(db) if model is not None else _existing_store(db)
+    if model is None:  # the usage line `advbench harden --defense jacobian`
+        model = latest_undefended(database)
+        if say is not None:
+            say(f"harden: no --model given; hardening {model}, the most recently trained "
+                "undefended model")  # fmt: skip
+    with _bars(progress) as bars:
+        return harden_model(
+            database, parent=model, defense=defense,
+            name=f"{model}+{defense}" if name is None else name, params=raw, epochs=epochs,
+            batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            seed=seed, device=device, from_scratch=from_scratch, recipe=recipe,
+            data_dir=data_dir, force=force, progress=bars,
+        )  # fmt: skip
+
+
+def _existing_store(db):
+    """A store that must already exist (no model to work on otherwise)."""
+    import sqlite_utils
+
+    from advbench.store import default_db_path
+
+    if isinstance(db, sqlite_utils.Database):
+        return db
+    path = Path(db) if db is not None else default_db_path()
+    if not path.exists():
+        raise BadInput(NO_MODEL)
+    return _db(path, create=False)
+
+
+@dataclass
+class ModelResult:
+    """One model's runs of an evaluation."""
+
+    row: dict[str, Any]  # the `models` row
+    summaries: list  # engine.RunSummary per run
+    notes: list[str]  # rows skipped and why
+    seed: int
+    scale: str  # the suite's scale, or "custom" for a single attack
+
+
+@dataclass
+class Evaluation:
+    results: list[ModelResult] = field(default_factory=list)
+
+    def frame(self):
+        """One row per run: model, attack row, threat, ε, n, robust count, robust accuracy
+        with its 95 % Wilson interval, status, seconds, run id."""
+        import pandas as pd
+
+        rows = []
+        for r in self.results:
+            for s in r.summaries:
+                lo, hi = s.interval
+                rows.append({
+                    "model": r.row["name"], "defense": r.row["defense"],
+                    "model_checksum": r.row["checksum"], "attack": s.attack,
+                    "label": s.label or s.attack, "threat": s.threat, "targeted": s.targeted,
+                    "eps": s.eps, "n": s.n, "robust": s.robust, "accuracy": s.accuracy,
+                    "ci_low": lo, "ci_high": hi, "init_failed": s.init_failed,
+                    "status": s.status, "wall_s": s.wall_s, "seed": r.seed, "scale": r.scale,
+                    "run_id": s.id,
+                })  # fmt: skip
+        return pd.DataFrame(rows)
+
+
+def register_module(db, module, *, dataset: str, name: str | None = None):
+    """Store an in-memory module's weights (checksummed) as a model of `dataset`, so its
+    runs are recorded like any other's; returns (the module ready to attack, its row).
+    Its spec cannot rebuild the module (no factory): commands that load it by name are
+    refused with a line saying to evaluate it through this API."""
+    import time
+
+    import torch
+    from torch import nn
+
+    from advbench import data as datasets
+    from advbench.env import record_environment
+    from advbench.fit import evaluate as clean_accuracy
+    from advbench.models import ModelSpec
+    from advbench.models.checkpoint import save_checkpoint
+    from advbench.models.layers import ZooModel
+    from advbench.store import db_dir
+    from advbench.train import _existing, _row, config_hash, validate_name
+
+    if not isinstance(module, nn.Module):
+        raise BadInput(f"model must be a stored model's name or a torch.nn.Module, not "
+                       f"{type(module).__name__}")  # fmt: skip
+    ds = datasets.spec(dataset)
+    net = ZooModel(module, nn.Identity()).eval()
+    net.input_shape, net.classes = tuple(ds.shape), ds.classes
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in sorted(net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    weights = digest.hexdigest()
+    cls = f"{type(module).__module__}.{type(module).__qualname__}"
+    name = name or f"module-{weights[:12]}"
+    database = _db(db)
+    validate_name(database, name)
+    source = {"kind": "module", "class": cls}
+    spec = ModelSpec("import", dataset, tuple(ds.shape), ds.classes, source=source)
+    config = {"kind": "import", "source": source, "weights_sha256": weights}
+    cfg_hash = config_hash(config)
+    existing = _existing(database, name, cfg_hash, force=False)
+    if existing:
+        return net, existing
+    test = datasets.load(dataset, "test")
+    with torch.no_grad():
+        out = net(test.get(torch.arange(min(4, len(test))))[0])
+    if out.dim() != 2 or out.shape[1] != ds.classes:
+        raise BadInput(f"the module returns shape {tuple(out.shape)} on {dataset}; it must "
+                       f"return logits of shape (batch, {ds.classes})")  # fmt: skip
+    env_id = record_environment(database, "cpu")
+    t0 = time.monotonic()
+    accuracy = clean_accuracy(net, test)
+    checksum = save_checkpoint(net, spec, db_dir(database) / "models" / name,
+                               {"name": name, "config": config, "parent": None,
+                                "defense": None, "defense_config": None})  # fmt: skip
+    row = _row(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0, [],
+               env_id, t0)  # fmt: skip
+    database["models"].upsert(row, pk="name")
+    return net, row
+
+
+def evaluate(
+    model=None,
+    *,
+    attack: str | None = None,
+    suite: str | None = None,
+    eps=None,
+    params: dict | Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
+    scale: str = "cpu",
+    n: int | None = None,
+    seed: int | None = None,
+    batch_size: int = 100,
+    device: str = "auto",
+    data_dir=None,
+    targeted: str | None = None,
+    source_model: str | None = None,
+    proxy: str | None = None,
+    proxy_epochs: int = 5,
+    only_correct: bool = False,
+    gradient: str | None = None,
+    force: bool = False,
+    dataset: str | None = None,
+    name: str | None = None,
+    db=None,
+    progress: Callable | None = None,
+    say: Callable[[str], None] | None = None,
+    on_model: Callable[[ModelResult], None] | None = None,
+) -> Evaluation:
+    """Attack models with one attack (`attack`, `eps`, `params`) or a suite (`suite`,
+    `scale`, `only` its rows) and record per-sample outcomes for every ε.
+
+    `model`: a stored model's name, a list of them, None (every stored model except
+    proxies; `say` names them), or an in-memory `torch.nn.Module` (inputs in [0, 1],
+    logits out) with `dataset` (and optionally `name`): its weights are stored and
+    checksummed and its runs recorded like any model's. What is stored is not run again
+    (`force` re-runs). `on_model` is called with each model's result as it completes."""
+    from advbench.attacks import ATTACKS
+    from advbench.engine import make_job, no_gradient_choice, run_jobs
+    from advbench.env import record_environment, resolve_device
+    from advbench.models import ARCHS
+    from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
+    from advbench.train import load_model, model_row, train_proxy
+
+    if (attack is None) == (suite is None):
+        raise BadInput("give exactly one of --attack NAME or --suite NAME")
+    if source_model and proxy:
+        raise BadInput("give at most one of --source-model NAME and --proxy ARCH")
+    if suite and targeted:
+        raise BadInput("--targeted applies to --attack; a suite sets targeting per row")
+    eps_list = _eps(eps)
+    if gradient is not None:
+        from advbench.defenses import GRADIENTS
+        from advbench.errors import unknown
+
+        if gradient not in GRADIENTS:
+            raise unknown("--gradient", gradient, GRADIENTS)
+    overrides = _params(params)
+    suite_doc = load_suite(suite) if suite else None
+    if only and suite_doc is None:
+        raise BadInput("--only picks rows of a suite; give --suite SUITE")
+    if suite_doc is not None:
+        suite_jobs_scale_check(suite_doc, scale)  # before a database is opened
+        check_labels(suite_doc, only)
+    if seed is None:
+        seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
+    job = None
+    if attack:
+        ATTACKS.get(attack)
+        job = make_job(attack, eps_list, overrides, targeted=targeted, only_correct=only_correct)
+    dev = resolve_device(device)  # before the store is opened
+    live: dict[str, Any] = {}  # an in-memory module, by the name it is stored under
+    if model is not None and not isinstance(model, (str, list, tuple)):
+        if dataset is None:
+            raise BadInput("an in-memory module needs dataset= (the data set it classifies)")
+        database = _db(db)
+        net, row = register_module(database, model, dataset=dataset, name=name)
+        live[row["name"]] = net
+        names = [row["name"]]
+    else:
+        database = _existing_store(db)
+        names = [model] if isinstance(model, str) else list(model or [])
+    if not names:  # the usage line `advbench attack --suite carlini-eval`: every model
+        names = [r["name"] for r in database.query(
+            "select name from models where coalesce(json_extract(config, '$.kind'), '') "
+            "!= 'proxy' order by created_at")]  # fmt: skip
+        if not names:
+            raise BadInput(NO_MODEL)
+        if say is not None:
+            say(f"attack: no --model given; evaluating every stored model ({len(names)}): "
+                f"{', '.join(names)} (what is stored is skipped)")  # fmt: skip
+    rows = [model_row(database, m) for m in names]
+    if source_model:
+        model_row(database, source_model)
+    if gradient is not None:  # checked for every model before any of them is attacked
+        from advbench.defenses import gradient_choices
+
+        crafting = [model_row(database, source_model)] if source_model else rows
+        plain = [r["name"] for r in crafting if gradient not in gradient_choices(r["defense"])]
+        if plain:
+            raise no_gradient_choice(gradient, plain)
+    if proxy:
+        ARCHS.get(proxy)
+    env_id = record_environment(database, dev)
+    result = Evaluation()
+    for row in rows:
+        if suite_doc:
+            jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale, only=only)
+            for j in jobs:
+                j.only_correct = j.only_correct or only_correct
+                if n is not None and j.n is not None:
+                    j.n = min(j.n, n)  # n caps rows that have their own, smaller count
+        else:
+            jobs, suite_n = [job], 500
+        _fill_sources(jobs, suite_doc is not None, source_model, proxy)
+        for j in jobs:
+            if j.source is not None and j.source.startswith("proxy:"):
+                with _bars(progress) as bars:
+                    j.source = "model:" + train_proxy(
+                        database, target=row["name"], arch=j.source.partition(":")[2],
+                        epochs=proxy_epochs, batch_size=64, seed=seed, device=dev,
+                        data_dir=data_dir, progress=bars,
+                    ).name  # fmt: skip
+        net = live.get(row["name"])
+        if net is None:
+            net, _, _ = load_model(database, row["name"], dev)
+        notes: list[str] = []
+        with _bars(progress) as bars:
+            summaries = run_jobs(
+                database, net, row, jobs, n=n if n is not None else suite_n, seed=seed,
+                batch_size=batch_size, env_id=env_id, device=dev, force=force,
+                scale=scale if suite_doc else None, data_dir=data_dir, progress=bars,
+                load_model=lambda m: load_model(database, m, dev)[::2], notes=notes,
+                gradient=gradient,
+            )  # fmt: skip
+        done = ModelResult(row, summaries, notes, seed, scale if suite_doc else "custom")
+        result.results.append(done)
+        if on_model is not None:
+            on_model(done)
+    return result
+
+
+def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str | None) -> None:
+    """Point transfer and proxy rows at the model or proxy the caller named: a single
+    attack takes it as its source; a suite fills only the rows that ask for one."""
+    given = f"model:{source_model}" if source_model else (f"proxy:{proxy}" if proxy else None)
+    if given is None:
+        return
+    for j in jobs:
+        src = j.source or ""
+        if not from_suite or src == "given":
+            j.source = j.declared = given
+        elif src.startswith("arch:") and source_model:
+            j.source = given  # the row still declares arch:ARCH
+        elif src.startswith("proxy:") and proxy:
+            j.source = j.declared = given
+
+
+def measure(
+    models: str | Sequence[str],
+    *,
+    metric: str,
+    run: str | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    data_dir=None,
+    force: bool = False,
+    db=None,
+) -> list[dict[str, Any]]:
+    """Take a measurement (loss sensitivity, ‖J‖F, training-set distance, Davies–Bouldin)
+    of stored models; returns the stored `measurements` rows."""
+    from advbench.env import record_environment, resolve_device
+    from advbench.measures import METRICS
+    from advbench.measures import measure as take
+
+    if metric not in METRICS:
+        raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    device = resolve_device(device)
+    database = _db(db, create=False)
+    env_id = record_environment(database, device)
+    names = [models] if isinstance(models, str) else list(models)
+    return [take(database, name, metric, n=n, seed=seed, run=run, device=device,
+                 data_dir=data_dir, env_id=env_id, force=force) for name in names]  # fmt: skip
+
+
+def import_model(*, name: str, dataset: str, weights, db=None, **kwargs):
+    """`advbench import`: see advbench.models.imported.import_model."""
+    from advbench.models.imported import import_model as run
+
+    return run(_db(db), name=name, dataset=dataset, weights=Path(weights), **kwargs)
+
+
+def convert(source, target) -> int:
+    """`advbench convert`: a PyTorch checkpoint to safetensors (weights_only=True)."""
+    from advbench.models.imported import convert as run
+
+    return run(Path(source), Path(target))
+
+
+def load(name: str, *, db=None, device: str = "cpu"):
+    """A stored model's module (checksum verified), ready for inference on [0, 1] inputs."""
+    from advbench.train import load_model
+
+    return load_model(_db(db, create=False), name, device)[0]
+
+
+def model_rows(db=None) -> list[dict[str, Any]]:
+    """The stored models, oldest first, each with its clean accuracy's 95 % Wilson interval
+    (ci_low, ci_high)."""
+    from advbench.metrics import wilson_interval
+
+    rows = []
+    for r in _db(db, create=False)["models"].rows_where(order_by="created_at"):
+        lo, hi = wilson_interval(round(r["clean_accuracy"] * r["clean_n"]), r["clean_n"])
+        rows.append({**r, "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def models(db=None):
+    """The stored models as a DataFrame (`model_rows`)."""
+    import pandas as pd
+
+    return pd.DataFrame(model_rows(db))
+
+
+def run_rows(db=None, model: str | None = None) -> list[dict[str, Any]]:
+    """The stored runs in the order they started (every column of `runs`; `attack` is the
+    suite row's label where it has one, `scale` 'custom' for a single attack)."""
+    where, args = ("model = ?", [model]) if model else (None, [])
+    return [
+        {**r, "attack": r["label"] or r["attack"], "scale": r["scale"] or "custom"}
+        for r in _db(db, create=False)["runs"].rows_where(where, args, order_by="started_at")
+    ]
+
+
+def runs(db=None, model: str | None = None):
+    """The stored runs as a DataFrame (`run_rows`)."""
+    import pandas as pd
+
+    return pd.DataFrame(run_rows(db, model))
+
+
+def registry(kind: str):
+    """The registry behind `attack --list`, `harden --list` and `archs`."""
+    if kind == "attacks":
+        from advbench.attacks import ATTACKS
+
+        return ATTACKS
+    if kind == "defenses":
+        from advbench.defenses import DEFENSES
+
+        return DEFENSES
+    from advbench.models import ARCHS
+
+    return ARCHS
+
+
+def defense_settings(name: str):
+    """A defense's settings per data-set family and the papers' recipes."""
+    from advbench.defenses import family_settings
+
+    return family_settings(name)
+
+
+def check_scale(scale: str) -> None:
+    from advbench.suites import SCALES
+
+    if scale not in SCALES:
+        raise BadInput(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+
+
+def measure_text(row: dict[str, Any]) -> str:
+    """How a measurement was taken, in words."""
+    if row["run_id"]:
+        return f"at the examples of run {row['run_id']}"
+    return f"at {row['n']} test points, seed {row['seed']}"
+
+
+def config_of(row: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(row["config"] or "{}")
+
+
+__all__ = [
+    "Evaluation", "ModelResult", "check_scale", "convert", "defense_settings", "evaluate",
+    "harden", "import_model", "load", "measure", "model_rows", "models", "register_module",
+    "registry", "run_rows", "runs", "train",
+]  # fmt: skip

@@ -1,0 +1,106 @@
+"""The Python API: a notebook evaluates its own nn.Module with one call and gets the CLI's
+numbers for the same weights; the CLI is a thin layer over it."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import advbench.api as ab
+from advbench import data as datasets
+from advbench.cli import app
+
+NETS = Path(__file__).parent / "fixtures" / "usernets"
+CLI = Path(__file__).parents[1] / "advbench" / "cli.py"
+
+
+def _trained_small():
+    """What a notebook does: define a module and fit it a little (plain torch)."""
+    import usernets
+
+    torch.manual_seed(0)
+    net = usernets.small(hidden=32)
+    x, y = datasets.load("digits", "train").get(torch.arange(500))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net.eval()
+
+
+def test_a_notebook_module_gets_the_clis_numbers_for_the_same_weights(tmp_path, runner,
+                                                                     monkeypatch):  # fmt: skip
+    monkeypatch.syspath_prepend(str(NETS))
+    net = _trained_small()
+    db = tmp_path / "a.db"
+    ev = ab.evaluate(net, dataset="digits", name="nb", attack="pgd-linf", eps=[0.05, 0.1],
+                     params={"steps": 5}, n=40, db=db)  # fmt: skip
+    frame = ev.frame()
+    assert list(frame["eps"]) == [0.05, 0.1] and list(frame["n"]) == [40, 40]
+    assert frame["accuracy"].iloc[0] > frame["accuracy"].iloc[1] > 0  # a trained model
+    assert (frame["ci_low"] <= frame["accuracy"]).all()
+    # the same weights through the CLI: imported with their factory, attacked by name
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    res = runner.invoke(app, ["import", "--name", "cli", "--dataset", "digits", "--factory",
+                              "usernets:small", "--weights", str(tmp_path / "w.safetensors"),
+                              "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["attack", "--model", "cli", "--attack", "pgd-linf", "--eps",
+                              "0.05,0.1", "--param", "steps=5", "--n", "40", "--db", str(db),
+                              "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cli = ab.runs(db, model="cli").merge(ab.runs(db, model="nb"), on="eps", suffixes=("_c", "_n"))
+    from advbench.store import open_db
+
+    counts = {r["run_id"]: r["robust"] for r in open_db(db).query("select * from run_accuracy")}
+    assert len(cli) == 2
+    for _, r in cli.iterrows():
+        assert counts[r["id_c"]] == counts[r["id_n"]], r["eps"]  # same robust samples
+    models = ab.models(db).set_index("name")
+    assert models.loc["nb", "clean_accuracy"] == models.loc["cli", "clean_accuracy"]
+    # the module's weights are checksummed: the same file bytes as the CLI's checkpoint
+    assert models.loc["nb", "checksum"] == models.loc["cli", "checksum"]
+    # a module stored from memory cannot be rebuilt by name: one line, exit 2
+    res = runner.invoke(app, ["attack", "--model", "nb", "--attack", "fgsm", "--eps", "0.3",
+                              "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 2 and "advbench.api.evaluate(module" in res.stderr
+
+
+def test_api_refuses_bad_input_with_the_clis_line(tmp_path):
+    from advbench.errors import BadInput
+
+    with pytest.raises(BadInput, match="exactly one of --attack NAME or --suite NAME"):
+        ab.evaluate("std", db=tmp_path / "a.db")
+    with pytest.raises(BadInput, match="needs dataset="):
+        ab.evaluate(torch.nn.Linear(64, 10), attack="fgsm", eps=0.1, db=tmp_path / "a.db")
+    with pytest.raises(BadInput, match="no trained model stored yet"):
+        ab.evaluate(attack="fgsm", eps=0.1, db=tmp_path / "a.db")
+    assert not (tmp_path / "a.db").exists()
+
+
+COMMANDS = ["train", "harden", "attack", "measure", "import_", "convert", "models", "runs"]
+HELPERS = {"registry", "defense_settings", "check_scale", "measure_text"}
+
+
+def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
+    tree = ast.parse(CLI.read_text())
+    forbidden = ("advbench.engine", "advbench.suites", "advbench.train", "advbench.fit",
+                 "advbench.defenses", "advbench.measures", "advbench.attacks",
+                 "advbench.models")  # fmt: skip
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.startswith(forbidden), (node.module, node.lineno)
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith(forbidden) for a in node.names), node.lineno
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    for name in COMMANDS:
+        calls = {
+            n.func.attr
+            for n in ast.walk(funcs[name])
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name) and n.func.value.id == "api"
+        }  # fmt: skip
+        assert len(calls - HELPERS) == 1, (name, calls)
