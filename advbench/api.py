@@ -489,6 +489,13 @@ def convert(source, target) -> int:
     return run(Path(source), Path(target))
 
 
+def merge(shards, *, db=None):
+    """Fold shard stores into `db` idempotently (advbench.merge); returns what each added."""
+    from advbench.merge import merge as run
+
+    return run(_db(db), [Path(p) for p in shards])
+
+
 def load(name: str, *, db=None, device: str = "cpu"):
     """A stored model's module (checksum verified), ready for inference on [0, 1] inputs."""
     from advbench.train import load_model
@@ -574,6 +581,6 @@ def config_of(row: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "Evaluation", "ModelResult", "check_scale", "convert", "defense_settings", "evaluate",
-    "harden", "import_model", "load", "measure", "model_rows", "models", "register_module",
+    "harden", "import_model", "load", "measure", "merge", "model_rows", "models", "register_module",
     "registry", "run_rows", "runs", "train",
 ]  # fmt: skip

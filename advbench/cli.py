@@ -1128,6 +1128,21 @@ def runs(
 
 @app.command()
 @handles_errors
+def merge(
+    shards: Annotated[list[Path], typer.Argument(help="Stores to fold into --db.")],
+    db: DbOpt = None,
+) -> None:
+    """Fold stores made elsewhere (workers without a shared disk, another machine) into
+    --db. Idempotent: what is there is kept, so merging twice adds nothing; batches of one
+    run from several shards add up to the whole run. Shards are only read."""
+    for merged in api.merge(shards, db=db):
+        added = ", ".join(f"{v} {k}" for k, v in merged.added.items() if v) or "nothing new"
+        done = f"; {merged.completed} runs now complete" if merged.completed else ""
+        out.print(f"{merged.shard}: {added}{done}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handles_errors
 def browse(
     db: DbOpt = None,
     port: Annotated[int, typer.Option(help="Port datasette serves on.")] = 8001,
