@@ -313,6 +313,9 @@ def evaluate(
     force: bool = False,
     dataset: str | None = None,
     name: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    max_in_flight: int | None = None,
     db=None,
     progress: Callable | None = None,
     say: Callable[[str], None] | None = None,
@@ -325,14 +328,20 @@ def evaluate(
     proxies; `say` names them), or an in-memory `torch.nn.Module` (inputs in [0, 1],
     logits out) with `dataset` (and optionally `name`): its weights are stored and
     checksummed and its runs recorded like any model's. What is stored is not run again
-    (`force` re-runs). `on_model` is called with each model's result as it completes."""
+    (`force` re-runs). `on_model` is called with each model's result as it completes.
+    `executor="ray"` runs each (model, suite row) as a Ray task (advbench.executors),
+    joining the cluster at `address` or starting one here."""
     from advbench.attacks import ATTACKS
     from advbench.engine import make_job, no_gradient_choice, run_jobs
     from advbench.env import record_environment, resolve_device
+    from advbench.executors import check as check_executor
     from advbench.models import ARCHS
     from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
     from advbench.train import load_model, model_row, train_proxy
 
+    check_executor(executor)
+    if executor == "ray" and not isinstance(model, (str, list, tuple, type(None))):
+        raise BadInput("--executor ray evaluates stored models; store the module first")
     if (attack is None) == (suite is None):
         raise BadInput("give exactly one of --attack NAME or --suite NAME")
     if source_model and proxy:
@@ -394,6 +403,7 @@ def evaluate(
         ARCHS.get(proxy)
     env_id = record_environment(database, dev)
     result = Evaluation()
+    planned = []
     for row in rows:
         if suite_doc:
             jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale, only=only)
@@ -412,17 +422,29 @@ def evaluate(
                         epochs=proxy_epochs, batch_size=64, seed=seed, device=dev,
                         data_dir=data_dir, progress=bars,
                     ).name  # fmt: skip
+        planned.append((row, jobs, n if n is not None else suite_n))
+    common = dict(seed=seed, batch_size=batch_size, device=dev, data_dir=data_dir,
+                  scale=scale if suite_doc else None, gradient=gradient)  # fmt: skip
+    if executor == "ray":  # the units run as tasks; below, every run is then stored
+        from advbench.executors import run_ray
+
+        units = [(row, job, count) for row, jobs, count in planned for job in jobs]
+        with _bars(progress) as bars:
+            for count in sorted({u[2] for u in units}):
+                run_ray(database, [(r, j) for r, j, c in units if c == count],
+                        {**common, "n": count, "force": force}, address=address,
+                        max_in_flight=max_in_flight, progress=bars)  # fmt: skip
+        force = False  # what the tasks stored is what is summarised
+    for row, jobs, count in planned:
         net = live.get(row["name"])
         if net is None:
             net, _, _ = load_model(database, row["name"], dev)
         notes: list[str] = []
         with _bars(progress) as bars:
             summaries = run_jobs(
-                database, net, row, jobs, n=n if n is not None else suite_n, seed=seed,
-                batch_size=batch_size, env_id=env_id, device=dev, force=force,
-                scale=scale if suite_doc else None, data_dir=data_dir, progress=bars,
-                load_model=lambda m: load_model(database, m, dev)[::2], notes=notes,
-                gradient=gradient,
+                database, net, row, jobs, n=count, env_id=env_id, force=force,
+                progress=bars, load_model=lambda m: load_model(database, m, dev)[::2],
+                notes=notes, **common,
             )  # fmt: skip
         done = ModelResult(row, summaries, notes, seed, scale if suite_doc else "custom")
         result.results.append(done)

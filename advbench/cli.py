@@ -71,6 +71,21 @@ QuietOpt = Annotated[
         rich_help_panel=OUTPUT,
     ),
 ]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        help="local, or ray: each (model, suite row) a Ray task; results are written here "
+        "as they complete (needs the ray extra).",
+        rich_help_panel=RUN,
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --executor ray: the cluster to join [default: start one on this machine].",
+        rich_help_panel=RUN,
+    ),
+]
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", help="key=value, repeatable; see --list for each one's parameters."),
@@ -594,6 +609,8 @@ def attack(
         ),
     ] = None,
     force: ForceOpt = False,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -613,7 +630,8 @@ def attack(
         scale=scale, n=n, seed=seed, batch_size=batch_size, device=device,
         data_dir=data_dir, targeted=targeted, source_model=source_model, proxy=proxy,
         proxy_epochs=proxy_epochs, only_correct=only_correct, gradient=gradient,
-        force=force, db=db, progress=_progress, say=_say, on_model=show,
+        force=force, executor=executor, address=address, db=db, progress=_progress,
+        say=_say, on_model=show,
     )  # fmt: skip
 
 
@@ -1260,6 +1278,8 @@ def reproduce(
     ] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Reproduce a paper end to end: train its base models, harden them, run its suite,
@@ -1268,8 +1288,10 @@ def reproduce(
     The recipe is `benchmarks/plans/PAPER.json` with the paper's suite and report modules."""
     _set_quiet(quiet)
     from advbench import reproduce as rep
+    from advbench.executors import check as check_executor
 
     api.check_scale(scale)
+    check_executor(executor)
     if page not in ("markdown", "html"):
         raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
     names = rep.papers(paper)  # an unknown paper is refused before anything is written
@@ -1292,6 +1314,9 @@ def reproduce(
             continue
         from advbench.progress import outer
 
+        for step in plan_.steps:  # attack steps fan out on Ray too
+            if step.kind == "attack" and executor != "local":
+                step.argv += ["--executor", executor, *(["--address", address] if address else [])]
         with outer(err, f"{name} ({scale}): steps", len(plan_.steps)) as step_done:
             done, took = rep.execute(
                 app,
