@@ -262,9 +262,18 @@ def import_(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    timm_: Annotated[
+        str | None,
+        typer.Option(
+            "--timm",
+            help="A timm architecture instead (needs timm), built with the data set's "
+            "num_classes and in_chans and --kwargs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     kwargs: Annotated[
         str | None,
-        typer.Option(help="JSON object of arguments for the factory or torchvision model."),
+        typer.Option(help="JSON object of arguments for the factory, torchvision or timm model."),
     ] = None,
     in_channels: Annotated[
         int | None,
@@ -284,7 +293,8 @@ def import_(
     """Bring your own model: build it with your factory (or torchvision), load its
     safetensors weights, fold its normalisation in, and store it like a trained model."""
     stored = api.import_model(name=name, dataset=dataset, weights=weights, db=db,
-                              factory=factory, torchvision_name=torchvision_, kwargs=kwargs,
+                              factory=factory, torchvision_name=torchvision_, timm_name=timm_,
+                              kwargs=kwargs,
                               in_channels=in_channels, mean=mean, std=std,
                               data_dir=data_dir, force=force)  # fmt: skip
     _print_model(stored.row, stored.created)

@@ -96,6 +96,22 @@ def test_a_torchvision_resnet18_runs_on_one_channel_mnist(tmp_path, runner):
     assert res.exit_code == 0, res.output
 
 
+def test_a_timm_model_takes_the_data_sets_channels(tmp_path, runner):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1).eval()
+    save_file(net.state_dict(), str(tmp_path / "t.safetensors"))
+    db = tmp_path / "a.db"
+    res = runner.invoke(app, ["import", "--name", "t", "--dataset", "mnist-5k", "--timm",
+                              "resnet10t", "--weights", str(tmp_path / "t.safetensors"),
+                              "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model, _, _ = load_model(open_db(db), "t")
+    x, _ = datasets.load("mnist-5k", "test").get(torch.arange(4))
+    with torch.no_grad():
+        assert torch.allclose(model(x), net(x), atol=1e-5)
+
+
 def test_convert_unwraps_a_checkpoint_and_refuses_a_code_payload(tmp_path, runner, usernets):
     net = usernets.small()
     state = {f"module.{k}": v for k, v in net.state_dict().items()}  # DataParallel's names
@@ -130,6 +146,7 @@ def test_convert_unwraps_a_checkpoint_and_refuses_a_code_payload(tmp_path, runne
     [
         (["--factory", "usernets:small"], ["ck.pt", "advbench convert"]),  # not safetensors
         (["--factory", "usernets:small", "--torchvision", "resnet18"], ["one of --factory"]),
+        (["--timm", "resnet999x"], ["resnet999x"]),
         (["--factory", "nosuchpkg.nets:build"], ["nosuchpkg", "cannot be imported"]),
         (["--factory", "usernets:nothere"], ["no function 'nothere'"]),
         (["--factory", "usernets:not_a_module"], ["str", "not a torch.nn.Module"]),

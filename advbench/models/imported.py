@@ -1,7 +1,8 @@
 """Models a user brings (`advbench import`), and `advbench convert` for their weight files.
 
 An imported model is built by the user's own factory (`--factory pkg.module:function`,
-called with `--kwargs`) or by torchvision (`--torchvision resnet18`), and its weights come
+called with `--kwargs`), by torchvision (`--torchvision resnet18`) or by timm (`--timm
+resnet18`, with the data set's channels as in_chans), and its weights come
 from a safetensors file, loaded strictly (every tensor named and shaped as the module
 expects). advbench then stores it like a trained model: its own safetensors checkpoint and
 JSON spec (the factory or torchvision name with its arguments, input-channel adaptation,
@@ -75,6 +76,15 @@ def build_source(source: dict[str, Any]):
             net = torchvision.models.get_model(source["name"], weights=None, **kwargs)
         except (ValueError, TypeError) as exc:
             raise BadInput(f"--torchvision {source['name']}: {exc}") from None
+    elif source["kind"] == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise BadInput("--timm needs timm: pip install timm") from None
+        try:
+            net = timm.create_model(source["name"], pretrained=False, **kwargs)
+        except (RuntimeError, ValueError, TypeError) as exc:  # unknown model names, bad kwargs
+            raise BadInput(f"--timm {source['name']}: {exc}") from None
     elif source["kind"] == "module":
         raise BadInput(f"this model was stored from an in-memory {source.get('class')}; "
                        "evaluate it with advbench.api.evaluate(module, ...)")  # fmt: skip
@@ -126,6 +136,7 @@ def import_model(
     weights: Path,
     factory: str | None = None,
     torchvision_name: str | None = None,
+    timm_name: str | None = None,
     kwargs: str | None = None,
     in_channels: int | None = None,
     mean: str | None = None,
@@ -146,8 +157,8 @@ def import_model(
     from advbench.store import db_dir
     from advbench.train import StoredModel, _existing, _row, config_hash, validate_name
 
-    if (factory is None) == (torchvision_name is None):
-        raise BadInput("give one of --factory MODULE:FUNCTION or --torchvision NAME")
+    if sum(x is not None for x in (factory, torchvision_name, timm_name)) != 1:
+        raise BadInput("give one of --factory MODULE:FUNCTION, --torchvision NAME or --timm NAME")
     validate_name(db, name)
     ds = datasets.spec(dataset)
     try:
@@ -158,6 +169,9 @@ def import_model(
         raise BadInput(f"--kwargs {kwargs!r} must be a JSON object, e.g. '{{\"num_classes\": 10}}'")
     if factory is not None:
         source = {"kind": "factory", "factory": check_factory(factory), "kwargs": extra}
+    elif timm_name is not None:
+        made = {"num_classes": ds.classes, "in_chans": ds.shape[0]}
+        source = {"kind": "timm", "name": timm_name, "kwargs": {**made, **extra}}
     else:
         source = {"kind": "torchvision", "name": torchvision_name,
                   "kwargs": {"num_classes": ds.classes, **extra}}  # fmt: skip
