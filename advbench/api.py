@@ -561,6 +561,30 @@ def runs(db=None, model: str | None = None):
     return pd.DataFrame(run_rows(db, model))
 
 
+def table(table: str, *, db=None):
+    """A paper's table (e.g. "jakubovitz:2", a paper name for all its tables, or "all")
+    from the stored runs: one row per cell with its measured and published values, n, 95 %
+    interval, status, the model and runs behind it, and why it is empty where it is."""
+    import pandas as pd
+
+    from advbench.report import tables as tab
+
+    database = _db(db, create=False)
+    store = tab.Store(database)
+    return pd.concat([tab.to_frame(tab.evaluate(database, spec, store))
+                      for spec in tab.select(table)], ignore_index=True)  # fmt: skip
+
+
+def claims(paper: str, *, db=None) -> list:
+    """A paper's claims (its plan's) judged on the stored cells: held / not held / not
+    testable at this scale / not run (advbench.claims)."""
+    from advbench import claims as cl
+    from advbench import reproduce
+
+    database = _db(db, create=False)
+    return [c for name in reproduce.papers(paper) for c in cl.evaluate(database, name)]
+
+
 def registry(kind: str):
     """The registry behind `attack --list`, `harden --list` and `archs`."""
     if kind == "attacks":
@@ -602,7 +626,7 @@ def config_of(row: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "Evaluation", "ModelResult", "check_scale", "convert", "defense_settings", "evaluate",
-    "harden", "import_model", "load", "measure", "merge", "model_rows", "models", "register_module",
-    "registry", "run_rows", "runs", "train",
+    "Evaluation", "ModelResult", "check_scale", "claims", "convert", "defense_settings",
+    "evaluate", "harden", "import_model", "load", "measure", "merge", "model_rows",
+    "models", "register_module", "registry", "run_rows", "runs", "table", "train",
 ]  # fmt: skip

@@ -69,6 +69,25 @@ def test_a_notebook_module_gets_the_clis_numbers_for_the_same_weights(tmp_path, 
     assert res.exit_code == 2 and "advbench.api.evaluate(module" in res.stderr
 
 
+def test_a_paper_table_as_a_frame_matches_the_report(tmp_path, runner):
+    from advbench.store import open_db
+
+    open_db(tmp_path / "a.db").close()
+    frame = ab.table("jakubovitz:2", db=tmp_path / "a.db")
+    res = runner.invoke(app, ["report", "--table", "jakubovitz:2", "--format", "csv",
+                              "--db", str(tmp_path / "a.db")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    import io
+
+    import pandas as pd
+
+    cli = pd.read_csv(io.StringIO(res.stdout))
+    assert len(frame) == 14 and (frame["status"] == "empty").all()  # nothing stored yet
+    assert sorted(frame["published"].dropna()) == sorted(cli["published"].dropna())
+    verdicts = {c.verdict for c in ab.claims("jakubovitz", db=tmp_path / "a.db")}
+    assert verdicts == {"not run"}
+
+
 def test_api_refuses_bad_input_with_the_clis_line(tmp_path):
     from advbench.errors import BadInput
 
