@@ -55,7 +55,22 @@ def _params(params) -> dict[str, Any]:
         return {}
     if isinstance(params, dict):
         return dict(params)
+    if isinstance(params, str):  # one "key=value"
+        params = [params]
+    if not isinstance(params, (list, tuple)) or not all(isinstance(p, str) for p in params):
+        raise BadInput(f"params must be a dict or a list of 'key=value' strings, not {params!r}")
     return parse_param_pairs(list(params))
+
+
+def _whole(name: str, value, low: int | None = None):
+    """A whole-number argument of the API (the CLI's are parsed by typer)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"{name} {value!r} must be a whole number")
+    if low is not None and value < low:
+        raise BadInput(f"{name} {value} must be >= {low}")
+    return value
 
 
 def _eps(eps) -> list[float]:
@@ -70,9 +85,19 @@ def _eps(eps) -> list[float]:
                 raise BadInput(f"--eps {part.strip()!r} is not a number; give a "
                                "comma-separated list such as 0.1,0.3") from None  # fmt: skip
         return values
+    if isinstance(eps, bool):
+        raise BadInput(f"--eps {eps!r} is not a number")
     if isinstance(eps, (int, float)):
         return [float(eps)]
-    return [float(e) for e in eps]
+    try:
+        items = list(eps)
+    except TypeError:
+        raise BadInput(f"eps must be a number, a list of numbers or '0.1,0.3', not "
+                       f"{type(eps).__name__}") from None  # fmt: skip
+    for e in items:
+        if isinstance(e, bool) or not isinstance(e, (int, float)):
+            raise BadInput(f"--eps {e!r} is not a number; give numbers such as [0.1, 0.3]")
+    return [float(e) for e in items]
 
 
 def train(
@@ -251,6 +276,8 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     if not isinstance(module, nn.Module):
         raise BadInput(f"model must be a stored model's name or a torch.nn.Module, not "
                        f"{type(module).__name__}")  # fmt: skip
+    if not isinstance(dataset, str):
+        raise BadInput(f"dataset must be a name, not {type(dataset).__name__}")
     ds = datasets.spec(dataset)
     net = ZooModel(module, nn.Identity()).eval()
     net.input_shape, net.classes = tuple(ds.shape), ds.classes
@@ -263,6 +290,17 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     weights = digest.hexdigest()
     cls = f"{type(module).__module__}.{type(module).__qualname__}"
     name = name or f"module-{weights[:12]}"
+    validate_name(None, name)
+    test = datasets.load(dataset, "test")
+    try:
+        with torch.no_grad():
+            out = net(test.get(torch.arange(min(4, len(test))))[0])
+    except Exception as exc:  # noqa: BLE001 - the user's forward on this data set's images
+        raise BadInput(f"the module fails on {dataset}'s images: {type(exc).__name__}: "
+                       f"{str(exc).strip()[:200]}") from None  # fmt: skip
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != ds.classes:
+        raise BadInput(f"the module must return logits of shape (batch, {ds.classes}) on "
+                       f"{dataset}")  # fmt: skip
     database = _db(db)
     validate_name(database, name)
     source = {"kind": "module", "class": cls}
@@ -272,12 +310,6 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     existing = _existing(database, name, cfg_hash, force=False)
     if existing:
         return net, existing
-    test = datasets.load(dataset, "test")
-    with torch.no_grad():
-        out = net(test.get(torch.arange(min(4, len(test))))[0])
-    if out.dim() != 2 or out.shape[1] != ds.classes:
-        raise BadInput(f"the module returns shape {tuple(out.shape)} on {dataset}; it must "
-                       f"return logits of shape (batch, {ds.classes})")  # fmt: skip
     env_id = record_environment(database, "cpu")
     t0 = time.monotonic()
     accuracy = clean_accuracy(net, test)
@@ -344,6 +376,20 @@ def evaluate(
         raise BadInput("--executor ray evaluates stored models; store the module first")
     if (attack is None) == (suite is None):
         raise BadInput("give exactly one of --attack NAME or --suite NAME")
+    for flag, value in (("--attack", attack), ("--suite", suite)):
+        if value is not None and not isinstance(value, str):
+            raise BadInput(f"{flag} must be a name, not {type(value).__name__}")
+    if isinstance(only, str):
+        only = [only]
+    n = _whole("--n", n, 1)
+    batch_size = _whole("--batch-size", batch_size, 1)
+    seed = _whole("--seed", seed, 0)
+    if seed is not None and seed >= 2**63:
+        raise BadInput(f"--seed {seed} must be in [0, 2^63)")
+    if suite is not None and eps not in (None, [], ""):
+        raise BadInput("--eps applies to --attack; a suite sets the budgets of each row")
+    if suite is not None and params not in (None, [], {}):
+        raise BadInput("--param applies to --attack; a suite sets the parameters of each row")
     if source_model and proxy:
         raise BadInput("give at most one of --source-model NAME and --proxy ARCH")
     if suite and targeted:
@@ -356,7 +402,7 @@ def evaluate(
         if gradient not in GRADIENTS:
             raise unknown("--gradient", gradient, GRADIENTS)
     overrides = _params(params)
-    suite_doc = load_suite(suite) if suite else None
+    suite_doc = load_suite(suite) if suite is not None else None
     if only and suite_doc is None:
         raise BadInput("--only picks rows of a suite; give --suite SUITE")
     if suite_doc is not None:
@@ -365,12 +411,17 @@ def evaluate(
     if seed is None:
         seed = int(suite_doc.get("seed", 0)) if suite_doc else 0
     job = None
-    if attack:
+    if attack is not None:
         ATTACKS.get(attack)
         job = make_job(attack, eps_list, overrides, targeted=targeted, only_correct=only_correct)
     dev = resolve_device(device)  # before the store is opened
     live: dict[str, Any] = {}  # an in-memory module, by the name it is stored under
     if model is not None and not isinstance(model, (str, list, tuple)):
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise BadInput(f"model must be a stored model's name, a list of names or a "
+                           f"torch.nn.Module, not {type(model).__name__}")  # fmt: skip
         if dataset is None:
             raise BadInput("an in-memory module needs dataset= (the data set it classifies)")
         database = _db(db)
@@ -378,8 +429,10 @@ def evaluate(
         live[row["name"]] = net
         names = [row["name"]]
     else:
-        database = _existing_store(db)
         names = [model] if isinstance(model, str) else list(model or [])
+        if not all(isinstance(m, str) for m in names):
+            raise BadInput(f"model names must be strings: {names!r}")
+        database = _existing_store(db)
     if not names:  # the usage line `advbench attack --suite carlini-eval`: every model
         names = [r["name"] for r in database.query(
             "select name from models where coalesce(json_extract(config, '$.kind'), '') "
@@ -501,13 +554,18 @@ def import_model(*, name: str, dataset: str, weights, db=None, **kwargs):
     """`advbench import`: see advbench.models.imported.import_model."""
     from advbench.models.imported import import_model as run
 
-    return run(_db(db), name=name, dataset=dataset, weights=Path(weights), **kwargs)
+    if not isinstance(weights, (str, Path)):
+        raise BadInput(f"weights must be a path, not {type(weights).__name__}")
+    return run(lambda: _db(db), name=name, dataset=dataset, weights=Path(weights), **kwargs)
 
 
 def convert(source, target) -> int:
     """`advbench convert`: a PyTorch checkpoint to safetensors (weights_only=True)."""
     from advbench.models.imported import convert as run
 
+    for what, value in (("source", source), ("target", target)):
+        if not isinstance(value, (str, Path)):
+            raise BadInput(f"{what} must be a path, not {type(value).__name__}")
     return run(Path(source), Path(target))
 
 
@@ -547,10 +605,15 @@ def models(db=None):
 def run_rows(db=None, model: str | None = None) -> list[dict[str, Any]]:
     """The stored runs in the order they started (every column of `runs`; `attack` is the
     suite row's label where it has one, `scale` 'custom' for a single attack)."""
-    where, args = ("model = ?", [model]) if model else (None, [])
+    database = _db(db, create=False)
+    if model is not None:
+        from advbench.train import model_row
+
+        model_row(database, model)  # an unknown model is named, with the stored ones
+    where, args = ("model = ?", [model]) if model is not None else (None, [])
     return [
         {**r, "attack": r["label"] or r["attack"], "scale": r["scale"] or "custom"}
-        for r in _db(db, create=False)["runs"].rows_where(where, args, order_by="started_at")
+        for r in database["runs"].rows_where(where, args, order_by="started_at")
     ]
 
 

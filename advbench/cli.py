@@ -1192,15 +1192,26 @@ def browse(
     from advbench.browse import metadata
     from advbench.store import default_db_path
 
+    if not 1 <= port <= 65535:
+        raise BadInput(f"--port {port} must be in [1, 65535]")
     path = Path(db) if db is not None else default_db_path()
     _open(path, create=False).close()  # an advbench store, migrated (views included)
     doc = json.dumps(metadata(path.stem), indent=1, ensure_ascii=False)
     if write_metadata is not None:
-        if write_metadata.exists() and not write_metadata.is_file():
-            raise BadInput(f"--write-metadata {write_metadata} is a directory; give a file")
-        if write_metadata.resolve() == path.resolve():
-            raise BadInput(f"--write-metadata {write_metadata} is the database itself")
-        write_metadata.write_text(doc + "\n")
+        target = write_metadata
+        if target.suffix != ".json":
+            raise BadInput(f"--write-metadata {target} must be a .json file")
+        if target.exists() and not target.is_file():
+            raise BadInput(f"--write-metadata {target} is not a regular file")
+        if not target.parent.is_dir():
+            raise BadInput(f"--write-metadata {target}: folder {target.parent} does not exist")
+        store = path.resolve().parent
+        inside = [store / "models", store / "examples"]
+        if (target.exists() and target.samefile(path)) or any(
+            target.resolve().is_relative_to(d) for d in inside
+        ):
+            raise BadInput(f"--write-metadata {target} is part of the store; write it elsewhere")
+        target.write_text(doc + "\n")
         out.print(f"wrote {write_metadata}; run: datasette {path} --metadata {write_metadata}",
                   highlight=False)  # fmt: skip
         return
@@ -1210,7 +1221,9 @@ def browse(
     with tempfile.TemporaryDirectory() as folder:
         meta = Path(folder) / "metadata.json"
         meta.write_text(doc)
-        subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
+        done = subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
+    if done.returncode not in (0, -2, 130):  # Ctrl-C is how a server is stopped
+        raise typer.Exit(done.returncode)
 
 
 @app.command()

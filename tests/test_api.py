@@ -2,6 +2,7 @@
 numbers for the same weights; the CLI is a thin layer over it."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,19 @@ def test_api_refuses_bad_input_with_the_clis_line(tmp_path):
         ab.evaluate(torch.nn.Linear(64, 10), attack="fgsm", eps=0.1, db=tmp_path / "a.db")
     with pytest.raises(BadInput, match="no trained model stored yet"):
         ab.evaluate(attack="fgsm", eps=0.1, db=tmp_path / "a.db")
+    for kwargs, words in (
+        ({"model": 42, "dataset": "digits"}, "not int"),
+        ({"eps": ["abc"]}, "'abc' is not a number"),
+        ({"eps": [None]}, "None is not a number"),
+        ({"params": 42}, "params must be a dict"),
+        ({"n": "4"}, "--n '4' must be a whole number"),
+        ({"n": True}, "must be a whole number"),
+        ({"seed": -1}, "--seed -1 must be >= 0"),
+        ({"attack": None, "suite": "pesso", "eps": [0.1]}, "--eps applies to --attack"),
+    ):
+        args = {"model": "std", "attack": "fgsm", "eps": 0.1, **kwargs}
+        with pytest.raises(BadInput, match=re.escape(words)):
+            ab.evaluate(db=tmp_path / "a.db", **args)
     assert not (tmp_path / "a.db").exists()
 
 

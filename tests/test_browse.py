@@ -96,6 +96,14 @@ def test_browse_refuses_a_missing_store_and_a_folder_for_metadata(tmp_path, runn
     res = runner.invoke(app, ["browse", "--db", str(tmp_path / "none.db")])
     assert res.exit_code == 2 and "no database there yet" in res.stderr
     assert not (tmp_path / "none.db").exists()
-    res = runner.invoke(app, ["browse", "--db", str(attacked), "--write-metadata",
-                              str(tmp_path)])  # fmt: skip
-    assert res.exit_code == 2 and "is a directory" in res.stderr
+    checkpoint_json = attacked.parent / "models" / "std.json"
+    for target, words in ((tmp_path, "must be a .json file"),
+                          (tmp_path / "none" / "m.json", "does not exist"),
+                          (checkpoint_json, "part of the store")):  # fmt: skip
+        before = (attacked.parent / "models" / "std.json").read_bytes()
+        res = runner.invoke(app, ["browse", "--db", str(attacked), "--write-metadata",
+                                  str(target)])  # fmt: skip
+        assert res.exit_code == 2 and words in res.stderr, res.output
+        assert (attacked.parent / "models" / "std.json").read_bytes() == before
+    res = runner.invoke(app, ["browse", "--db", str(attacked), "--port", "99999"])
+    assert res.exit_code == 2 and "--port 99999 must be in [1, 65535]" in res.stderr

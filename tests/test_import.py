@@ -154,7 +154,14 @@ def test_convert_unwraps_a_checkpoint_and_refuses_a_code_payload(tmp_path, runne
         (["--factory", "usernets:small", "--kwargs", "{hidden: 3}"], ["not JSON"]),
         (["--factory", "usernets:small", "--kwargs", '{"hidden": 8}'], ["do not fit"]),
         (["--factory", "usernets:small", "--mean", "0.5"], ["--mean and --std together"]),
-        (["--torchvision", "resnet999"], ["resnet999"]),
+        (["--torchvision", "resnet999"], ["resnet999", "resnet18"]),
+        (["--factory", "usernets:small", "--kwargs", '{"nope": 1}'], ["raised TypeError"]),
+        (["--factory", "usernets:raises"], ["raised ValueError", "boom"]),
+        (["--factory", "usernets:exits"], ["raised SystemExit"]),
+        (["--factory", "usernets:small", "--in-channels", "0"], ["[1, 64]"]),
+        (["--factory", "usernets:small", "--in-channels", "3"], ["fails on digits"]),
+        (["--factory", "usernets:small", "--mean", "0.5", "--std", "nan"], ["finite"]),
+        (["--factory", "usernets:small", "--mean", "inf", "--std", "1"], ["finite"]),
     ],
 )
 def test_bad_imports_exit_2_and_change_nothing(tmp_path, runner, usernets, args, words):
@@ -169,3 +176,42 @@ def test_bad_imports_exit_2_and_change_nothing(tmp_path, runner, usernets, args,
                               str(weights), *args, "--db", str(db)])  # fmt: skip
     _one_error_line(res, *words)
     assert _files(db.parent) == before
+    fresh = tmp_path / "fresh.db"  # a refused import makes no store
+    res = runner.invoke(app, ["import", "--name", "m", "--dataset", "digits", "--weights",
+                              str(weights), *args, "--db", str(fresh)])  # fmt: skip
+    assert res.exit_code == 2 and not fresh.exists()
+
+
+def test_weights_holding_nan_are_refused(tmp_path, runner, usernets):
+    state = usernets.small().state_dict()
+    state["1.weight"][0, 0] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    res = runner.invoke(app, ["import", "--name", "m", "--dataset", "digits", "--factory",
+                              "usernets:small", "--weights", str(tmp_path / "nan.safetensors"),
+                              "--db", str(tmp_path / "a.db")])  # fmt: skip
+    _one_error_line(res, "'1.weight' holds NaN or inf")
+    assert not (tmp_path / "a.db").exists()
+
+
+@pytest.mark.parametrize(
+    "content, out, words",
+    [
+        ({1: "t"}, "x.safetensors", ["key 1 is a int"]),
+        ({"w": "sparse"}, "x.safetensors", ["sparse, not a dense tensor"]),
+        ({"module.w": "t", "w": "t"}, "x.safetensors", ["both 'w'"]),
+        (b"just text\n", "x.safetensors", ["refused by torch.load(weights_only=True)"]),
+        ({"w": "t"}, "nodir/x.safetensors", ["does not exist"]),
+        ({"w": "t"}, ".safetensors", ["a file name ending in .safetensors"]),
+    ],
+)
+def test_convert_refuses_what_is_not_a_state_dict(tmp_path, runner, content, out, words):
+    src = tmp_path / "in.pt"
+    if isinstance(content, bytes):
+        src.write_bytes(content)
+    else:
+        made = {k: (torch.eye(3).to_sparse() if v == "sparse" else torch.ones(2))
+                for k, v in content.items()}  # fmt: skip
+        torch.save(made, src)
+    res = runner.invoke(app, ["convert", str(src), str(tmp_path / out)])
+    _one_error_line(res, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pt"]

@@ -240,7 +240,7 @@ def test_suite_rows_keep_their_own_threat_model(runner, db_copy, tmp_path):
         ("FGSM [transfer] ← parent", "0.3"),
         ("FGSM named [transfer] ← jac", "0.3"),
     }
-    from advbench.cli import _fill_sources
+    from advbench.api import _fill_sources
 
     job = make_job("fgsm", [0.3])
     _fill_sources([job], False, "root", None)  # a model that happens to be named "root"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ def _factory(text: str):
     module, _, fn = check_factory(text).partition(":")
     try:
         mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise BadInput(f"--factory {text}: module {module!r} cannot be imported ({exc})") from None
+    except (Exception, SystemExit) as exc:  # the user's module: any failure is one line
+        raise BadInput(f"--factory {text}: module {module!r} cannot be imported "
+                       f"({type(exc).__name__}: {_first(exc)})") from None  # fmt: skip
     if not callable(getattr(mod, fn, None)):
         raise BadInput(f"--factory {text}: {module} has no function {fn!r}")
     return getattr(mod, fn)
@@ -68,14 +70,25 @@ def build_source(source: dict[str, Any]):
 
     kwargs = dict(source.get("kwargs") or {})
     if source["kind"] == "factory":
-        net = _factory(source["factory"])(**kwargs)
+        make = _factory(source["factory"])
+        try:
+            net = make(**kwargs)
+        except (Exception, SystemExit) as exc:  # the user's code, called with their kwargs
+            raise BadInput(f"--factory {source['factory']} with --kwargs "
+                           f"{json.dumps(kwargs)} raised {type(exc).__name__}: "
+                           f"{_first(exc)}") from None  # fmt: skip
     elif source["kind"] == "torchvision":
         import torchvision
 
+        if source["name"] not in torchvision.models.list_models():
+            from advbench.errors import unknown
+
+            raise unknown("torchvision model", source["name"],
+                          torchvision.models.list_models(module=torchvision.models))  # fmt: skip
         try:
             net = torchvision.models.get_model(source["name"], weights=None, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"--torchvision {source['name']}: {exc}") from None
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise BadInput(f"--torchvision {source['name']}: {_first(exc)}") from None
     elif source["kind"] == "timm":
         try:
             import timm
@@ -98,13 +111,24 @@ def build_source(source: dict[str, Any]):
     return net
 
 
+def _first(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line, cut to `limit` characters (a state-dict mismatch lists
+    thousands)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
 def _floats(text: str | None, channels: int, flag: str) -> tuple[float, ...] | None:
     if text is None:
         return None
+    if not isinstance(text, str):  # the API: a number or a sequence of them
+        text = ",".join(map(str, text)) if isinstance(text, (list, tuple)) else str(text)
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise BadInput(f"{flag} {text!r} must be comma-separated numbers") from None
+    if not all(math.isfinite(v) for v in values):
+        raise BadInput(f"{flag} {text!r} must be finite numbers")
     if len(values) == 1:
         values = values * channels
     if len(values) != channels:
@@ -129,7 +153,7 @@ def read_safetensors(path: Path) -> dict:
 
 
 def import_model(
-    db,
+    open_store,
     *,
     name: str,
     dataset: str,
@@ -137,14 +161,16 @@ def import_model(
     factory: str | None = None,
     torchvision_name: str | None = None,
     timm_name: str | None = None,
-    kwargs: str | None = None,
+    kwargs: str | dict | None = None,
     in_channels: int | None = None,
     mean: str | None = None,
     std: str | None = None,
     data_dir=None,
     force: bool = False,
 ):
-    """Store a user's model under `name`; returns train.StoredModel."""
+    """Store a user's model under `name`; returns train.StoredModel. Everything is checked
+    (the module built, its weights loaded, one forward pass on the data set) before
+    `open_store()` opens the store: a refused import leaves no file behind."""
     import time
 
     import torch
@@ -159,14 +185,17 @@ def import_model(
 
     if sum(x is not None for x in (factory, torchvision_name, timm_name)) != 1:
         raise BadInput("give one of --factory MODULE:FUNCTION, --torchvision NAME or --timm NAME")
-    validate_name(db, name)
+    validate_name(None, name)
     ds = datasets.spec(dataset)
-    try:
-        extra = json.loads(kwargs) if kwargs else {}
-    except ValueError as exc:
-        raise BadInput(f"--kwargs {kwargs!r} is not JSON ({exc})") from None
+    if isinstance(kwargs, dict):
+        extra = dict(kwargs)
+    else:
+        try:
+            extra = json.loads(kwargs) if kwargs else {}
+        except (ValueError, TypeError) as exc:
+            raise BadInput(f"--kwargs {kwargs!r} is not JSON ({exc})") from None
     if not isinstance(extra, dict):
-        raise BadInput(f"--kwargs {kwargs!r} must be a JSON object, e.g. '{{\"num_classes\": 10}}'")
+        raise BadInput(f"--kwargs {kwargs!r} must be a JSON object, e.g. '{{\"hidden\": 32}}'")
     if factory is not None:
         source = {"kind": "factory", "factory": check_factory(factory), "kwargs": extra}
     elif timm_name is not None:
@@ -177,41 +206,53 @@ def import_model(
                   "kwargs": {"num_classes": ds.classes, **extra}}  # fmt: skip
         in_channels = 3 if in_channels is None else in_channels  # torchvision's input
     channels = ds.shape[0]
-    if in_channels is not None and in_channels != channels:
-        if channels != 1:
-            raise BadInput(f"--in-channels {in_channels}: only a one-channel data set can be "
-                           f"repeated to more channels; {dataset} has {channels}")  # fmt: skip
-        source["in_channels"] = in_channels
-    state = read_safetensors(weights)
+    if in_channels is not None:
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
+                or not 1 <= in_channels <= 64:  # fmt: skip
+            raise BadInput(f"--in-channels {in_channels!r} must be a whole number in [1, 64]")
+        if in_channels != channels:
+            if channels != 1:
+                raise BadInput(f"--in-channels {in_channels}: only a one-channel data set "
+                               f"repeats to more; {dataset} has {channels}")  # fmt: skip
+            source["in_channels"] = in_channels
+    state = read_safetensors(Path(weights))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise BadInput(f"--weights {weights}: tensor {bad[0]!r} holds NaN or inf")
     spec = ModelSpec("import", dataset, tuple(ds.shape), ds.classes,
                      mean=_floats(mean, channels, "--mean"), std=_floats(std, channels, "--std"),
                      source=source)  # fmt: skip
-    if spec.std is not None and any(v <= 0 for v in spec.std):
-        raise BadInput(f"--std {std!r} must be > 0")
+    if spec.std is not None and any(v <= 1e-6 for v in spec.std):
+        raise BadInput(f"--std {std!r} must be > 1e-6")
     if (spec.mean is None) != (spec.std is None):
         raise BadInput("give --mean and --std together (or neither)")
-    config = {"kind": "import", "source": source, "weights_sha256": sha256_file(weights),
-              "mean": spec.mean, "std": spec.std}  # fmt: skip
-    cfg_hash = config_hash(config)
-    existing = _existing(db, name, cfg_hash, force)
-    if existing:
-        return StoredModel(existing, created=False)
     model = build_model(spec)
     target = model.features[-1] if source.get("in_channels") else model.features
     try:
         target.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise BadInput(f"--weights {weights} do not fit the module: "
-                       f"{' '.join(line.strip() for line in first[:3])}") from None  # fmt: skip
+        raise BadInput(f"--weights {weights} do not fit the module: {_first(exc)}") from None
     model.eval()
     test = datasets.load(dataset, "test", data_dir=data_dir)
     x, _ = test.get(torch.arange(min(4, len(test))))
-    with torch.no_grad():
-        out = model(x)
-    if out.dim() != 2 or out.shape[1] != ds.classes:
-        raise BadInput(f"the imported module returns shape {tuple(out.shape)} on {dataset}; "
-                       f"it must return logits of shape (batch, {ds.classes})")  # fmt: skip
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (Exception, SystemExit) as exc:  # the user's forward on this data set's images
+        raise BadInput(f"the imported module fails on {dataset}'s {tuple(x.shape[1:])} "
+                       f"images: {type(exc).__name__}: {_first(exc)}") from None  # fmt: skip
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != ds.classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BadInput(f"the imported module returns {shape} on {dataset}; it must return "
+                       f"logits of shape (batch, {ds.classes})")  # fmt: skip
+    config = {"kind": "import", "source": source, "weights_sha256": sha256_file(Path(weights)),
+              "mean": spec.mean, "std": spec.std}  # fmt: skip
+    cfg_hash = config_hash(config)
+    db = open_store()
+    validate_name(db, name)
+    existing = _existing(db, name, cfg_hash, force)
+    if existing:
+        return StoredModel(existing, created=False)
     env_id = record_environment(db, "cpu")
     t0 = time.monotonic()
     accuracy = evaluate(model, test)
@@ -228,25 +269,30 @@ def import_model(
 def convert(src: Path, dst: Path) -> int:
     """A PyTorch checkpoint (.pt/.pth) to safetensors, loaded with weights_only=True (a
     pickle that would run code is refused without running it); returns the tensor count."""
-    import pickle
-
     import torch
 
     if not src.is_file():
-        raise BadInput(f"{src} is not a file")
-    if dst.suffix != ".safetensors":
-        raise BadInput(f"{dst} must end in .safetensors")
+        raise BadInput(f"{src or repr(str(src))} is not a file")
+    if dst.suffix != ".safetensors" or dst.name == ".safetensors":
+        raise BadInput(f"{dst} must be a file name ending in .safetensors")
+    if not dst.parent.is_dir():
+        raise BadInput(f"{dst}: folder {dst.parent} does not exist")
     if dst.exists():
         raise BadInput(f"{dst} exists; choose another path (convert never overwrites)")
     if src.resolve() == dst.resolve():
         raise BadInput(f"{dst} is the input file")
+    import re
+    import warnings
+
     try:
-        obj = torch.load(str(src), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        with warnings.catch_warnings():  # torch's own advice (weights_only=False) is not ours
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(src), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of the safe loader is a refusal
+        first = re.sub(r"\x1b\[[0-9;]*m", "", _first(exc, 160))
         raise BadInput(f"{src} was refused by torch.load(weights_only=True): it holds more "
-                       f"than tensors (code, or objects that run code) or is damaged: "
-                       f"{first[:200]}") from None  # fmt: skip
+                       f"than tensors (code, or objects that run code) or is damaged "
+                       f"({type(exc).__name__}: {first})") from None  # fmt: skip
     for key in WRAPPERS:  # {'state_dict': {...}, 'epoch': 3, ...}
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -255,10 +301,16 @@ def convert(src: Path, dst: Path) -> int:
         raise BadInput(f"{src} holds {type(obj).__name__}, not a state dict of tensors")
     tensors = {}
     for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise BadInput(f"{src}: entry {key!r} is a {type(value).__name__}, not a tensor")
-        # DataParallel's prefix: the module's own names
-        tensors[key.removeprefix("module.")] = value.detach().contiguous().clone()
+        if not isinstance(key, str):
+            raise BadInput(f"{src}: key {key!r} is a {type(key).__name__}, not a tensor name")
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            kind = type(value).__name__ if not isinstance(value, torch.Tensor) else "sparse"
+            raise BadInput(f"{src}: entry {key!r} is a {kind}, not a dense tensor")
+        name = key.removeprefix("module.")  # DataParallel's prefix: the module's own names
+        if name in tensors:
+            raise BadInput(f"{src}: {key!r} and another entry are both {name!r} once "
+                           "DataParallel's 'module.' prefix is dropped")  # fmt: skip
+        tensors[name] = value.detach().contiguous().clone()
     from safetensors.torch import save_file
 
     save_file(tensors, str(dst))
