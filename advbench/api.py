@@ -129,6 +129,15 @@ def train(
         ARCHS.get(arch)  # an unknown architecture is named before anything else
         activation, default_param = default_activation(arch)
         activation_param = default_param if activation_param is None else activation_param
+    if activation_param is not None:
+        import math
+
+        if activation == "relu":
+            raise BadInput(f"--activation-param {activation_param}: relu has no parameter "
+                           "(brelu's bound t, leaky-relu's slope)")  # fmt: skip
+        if not (math.isfinite(activation_param) and 0 < activation_param <= 1000):
+            raise BadInput(f"--activation-param {activation_param} must be a number in "
+                           f"(0, 1000] for {activation}")  # fmt: skip
     validate_train_args(dataset, arch, optimizer, activation, epochs, batch_size, lr)
     name = f"{arch}-{dataset}" if name is None else name
     validate_name(None, name)
@@ -542,10 +551,15 @@ def measure(
 
     if metric not in METRICS:
         raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    from advbench.train import model_row, validate_numbers
+
+    validate_numbers(seed=seed)
     device = resolve_device(device)
     database = _db(db, create=False)
-    env_id = record_environment(database, device)
     names = [models] if isinstance(models, str) else list(models)
+    for name in names:  # every name before any measurement is stored
+        model_row(database, name)
+    env_id = record_environment(database, device)
     return [take(database, name, metric, n=n, seed=seed, run=run, device=device,
                  data_dir=data_dir, env_id=env_id, force=force) for name in names]  # fmt: skip
 

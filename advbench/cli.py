@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -106,6 +107,9 @@ def handles_errors(fn):
             return fn(*args, **kwargs)
         except BadInput as exc:
             _fail(str(exc))
+        except sqlite3.DatabaseError as exc:  # a damaged store found mid-command
+            _fail(f"the database cannot be read ({exc}); restore it from a copy or give "
+                  "another --db")  # fmt: skip
         except KeyboardInterrupt:
             err.print("Interrupted: finished batches are stored; run the same command to resume.")
             raise typer.Exit(130) from None
@@ -910,6 +914,12 @@ def _check_output_dir(output: Path, db: Path | None) -> None:
         what = "a database" if output.suffix == ".db" or output == db else "a file"
         raise BadInput(f"--output {output} is {what}, not a directory; give a directory for "
                        "the table files")  # fmt: skip
+    from advbench.store import default_db_path
+
+    store = (Path(db) if db is not None else default_db_path()).resolve().parent
+    if any(output.resolve().is_relative_to(store / d) for d in ("models", "examples")):
+        raise BadInput(f"--output {output} is inside the store's checkpoints or examples; "
+                       "give another directory")  # fmt: skip
     if not output.exists():
         if not output.parent.exists():
             raise BadInput(f"--output {output}: directory {output.parent} does not exist")
@@ -1321,8 +1331,9 @@ def reproduce(
     if output is not None and len(names) > 1:
         raise BadInput("--output names one paper's folder; with `all` each page goes to "
                        "PAPER/ beside the database")  # fmt: skip
-    if output is not None and output.exists() and not output.is_dir():
-        raise BadInput(f"--output {output} is a file, not a directory")
+    if output is not None and any(p.exists() and not p.is_dir()
+                                  for p in (output, *output.parents)):  # fmt: skip
+        raise BadInput(f"--output {output}: a part of the path is a file, not a directory")
     for name in names:  # before any work: a page folder that is a file is refused
         target = output or rep.default_output(db, name)
         if target.exists() and not target.is_dir():

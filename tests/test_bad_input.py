@@ -117,6 +117,18 @@ CASES = [
         ["attack", "--model", "std", "--suite", "fidel", "--targeted", "random"],
         ["--targeted", "suite"],
     ),
+    (["train", "--dataset", "digits", "--lr", "1e300"], ["1e+300", "(0, 10]"]),
+    (["train", "--dataset", "digits", "--weight-decay", "5"], ["5.0", "[0, 1]"]),
+    (
+        ["train", "--dataset", "digits", "--activation", "brelu", "--activation-param", "-1"],
+        ["-1", "(0, 1000]"],
+    ),  # fmt: skip
+    (["train", "--dataset", "digits", "--activation-param", "0.5"], ["relu has no parameter"]),
+    (
+        ["measure", "--model", "std", "--model", "ghost", "--metric", "jacobian", "--n", "8"],
+        ["ghost", "std"],
+    ),  # fmt: skip (the first model is not measured either)
+    (["measure", "--model", "std", "--metric", "jacobian", "--seed", "-1"], ["--seed -1"]),
     (["report", "--format", "pdf"], ["pdf", "markdown"]),
     (["report", "--table", "fidel:IX"], ["fidel:IX", "summary"]),
 ]
@@ -133,6 +145,33 @@ def test_bad_input_exits_2_with_one_line_and_no_change(runner, db_copy, args, me
         assert word in lines[0]
     assert _snapshot(db_copy.parent) == before
     assert _rows(db_copy) == rows
+
+
+def test_an_empty_file_is_no_store_and_a_damaged_one_is_one_line(runner, tmp_path, db_copy):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for args in (["models"], ["runs"], ["report", "--list"],
+                 ["attack", "--model", "s", "--attack", "fgsm", "--eps", "0.1"]):  # fmt: skip
+        res = runner.invoke(app, [*args, "--db", str(empty)])
+        assert res.exit_code == 2, (args, res.output)
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert empty.read_bytes() == b""  # not turned into a store
+    data = bytearray(db_copy.read_bytes())  # damage the pages after the header
+    data[4096:8192] = b"\xff" * 4096
+    db_copy.write_bytes(bytes(data))
+    for p in db_copy.parent.glob("a.db-*"):
+        p.unlink()
+    res = runner.invoke(app, ["report", "--db", str(db_copy)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_report_output_inside_the_store_is_refused(runner, db_copy):
+    before = _snapshot(db_copy.parent)
+    res = runner.invoke(app, ["report", "--table", "fidel:III", "--format", "csv", "--output",
+                              str(db_copy.parent / "models"), "--db", str(db_copy)])  # fmt: skip
+    assert res.exit_code == 2 and "inside the store" in res.stderr, res.output
+    assert _snapshot(db_copy.parent) == before
 
 
 def test_db_that_is_not_sqlite(runner, tmp_path):

@@ -67,6 +67,9 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
         raise BadInput(
             f"--db {path} is a directory; give a file path such as {path / 'advbench.db'}"
         )
+    if path.exists() and path.stat().st_size == 0 and not create:
+        raise BadInput(f"--db {path} is an empty file, not a database yet; run `advbench "
+                       "train` first")  # fmt: skip
     if path.exists():
         _check_existing(path)
     elif not create:
