@@ -109,10 +109,11 @@ def validate_name(db, name: str) -> None:
 
 def validate_numbers(*, lr: float | None = None, weight_decay: float | None = None,
                      seed: int | None = None) -> None:  # fmt: skip
-    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 10):
-        raise BadInput(f"--lr {lr} must be a number in (0, 10]")
-    if weight_decay is not None and not (math.isfinite(weight_decay) and 0 <= weight_decay <= 1):
-        raise BadInput(f"--weight-decay {weight_decay} must be a number in [0, 1]")
+    # bounded well below float32's range: 1e300 overflowed inside the optimiser
+    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 1e6):
+        raise BadInput(f"--lr {lr} must be a number in (0, 1e6]")
+    if weight_decay is not None and not (math.isfinite(weight_decay) and 0 <= weight_decay <= 1e3):
+        raise BadInput(f"--weight-decay {weight_decay} must be a number in [0, 1e3]")
     if seed is not None and not 0 <= seed < 2**63:
         raise BadInput(f"--seed {seed} must be in [0, 2^63)")
 

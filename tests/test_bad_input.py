@@ -117,8 +117,8 @@ CASES = [
         ["attack", "--model", "std", "--suite", "fidel", "--targeted", "random"],
         ["--targeted", "suite"],
     ),
-    (["train", "--dataset", "digits", "--lr", "1e300"], ["1e+300", "(0, 10]"]),
-    (["train", "--dataset", "digits", "--weight-decay", "5"], ["5.0", "[0, 1]"]),
+    (["train", "--dataset", "digits", "--lr", "1e300"], ["1e+300", "(0, 1e6]"]),
+    (["train", "--dataset", "digits", "--weight-decay", "5000"], ["5000.0", "[0, 1e3]"]),
     (
         ["train", "--dataset", "digits", "--activation", "brelu", "--activation-param", "-1"],
         ["-1", "(0, 1000]"],
