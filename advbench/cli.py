@@ -1396,4 +1396,21 @@ def normalise_argv(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    app(args=normalise_argv(sys.argv[1:]), prog_name="advbench")
+    """The console script. A usage error (a text where a number goes, an unknown option, a
+    missing required one) is one line on stderr and exit code 2, like every other refusal,
+    instead of a boxed usage text; `advbench CMD -h` still shows the whole help."""
+    try:
+        code = app(args=normalise_argv(sys.argv[1:]), prog_name="advbench",
+                   standalone_mode=False)  # fmt: skip
+    except Exception as exc:  # typer's own click: matched by name, not by a private import
+        kinds = {c.__name__ for c in type(exc).__mro__}
+        if "NoArgsIsHelpError" in kinds:  # no arguments at all: the help
+            app(args=["--help"], prog_name="advbench")
+        if "UsageError" not in kinds:
+            raise
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "advbench"
+        err.print(f"[bold red]Error:[/] {exc.format_message()} (see {command} -h)",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

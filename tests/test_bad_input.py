@@ -201,3 +201,26 @@ def test_read_commands_do_not_create_a_database(runner, tmp_path):
     result = runner.invoke(app, ["runs", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 2
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--dataset", "digits", "--epochs", "abc"], ["'--epochs'", "integer"]),
+        (["attack", "--bogus"], ["--bogus", "advbench attack -h"]),
+        (["measure", "--metric", "jacobian"], ["Missing option '--model'"]),
+        (["nosuch"], ["No such command 'nosuch'"]),
+    ],
+)
+def test_usage_errors_of_the_console_script_are_one_line(tmp_path, args, words):
+    """Errors the argument parser finds (main(), as installed) say one line too."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "advbench", *args, "--db", str(tmp_path / "a.db")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (tmp_path / "a.db").exists()
