@@ -20,7 +20,6 @@ Bad input raises `advbench.errors.BadInput` with the one line the CLI prints.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -268,19 +267,14 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     runs are recorded like any other's; returns (the module ready to attack, its row).
     Its spec cannot rebuild the module (no factory): commands that load it by name are
     refused with a line saying to evaluate it through this API."""
-    import time
 
     import torch
     from torch import nn
 
     from advbench import data as datasets
-    from advbench.env import record_environment
-    from advbench.fit import evaluate as clean_accuracy
     from advbench.models import ModelSpec
-    from advbench.models.checkpoint import save_checkpoint
     from advbench.models.layers import ZooModel
-    from advbench.store import db_dir
-    from advbench.train import _existing, _row, config_hash, validate_name
+    from advbench.train import _existing, config_hash, validate_name
 
     if not isinstance(module, nn.Module):
         raise BadInput(f"model must be a stored model's name or a torch.nn.Module, not "
@@ -319,15 +313,9 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     existing = _existing(database, name, cfg_hash, force=False)
     if existing:
         return net, existing
-    env_id = record_environment(database, "cpu")
-    t0 = time.monotonic()
-    accuracy = clean_accuracy(net, test)
-    checksum = save_checkpoint(net, spec, db_dir(database) / "models" / name,
-                               {"name": name, "config": config, "parent": None,
-                                "defense": None, "defense_config": None})  # fmt: skip
-    row = _row(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0, [],
-               env_id, t0)  # fmt: skip
-    database["models"].upsert(row, pk="name")
+    from advbench.models.imported import store
+
+    row = store(database, net, spec, config, cfg_hash, name, test)
     return net, row
 
 
@@ -696,10 +684,6 @@ def measure_text(row: dict[str, Any]) -> str:
     if row["run_id"]:
         return f"at the examples of run {row['run_id']}"
     return f"at {row['n']} test points, seed {row['seed']}"
-
-
-def config_of(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(row["config"] or "{}")
 
 
 __all__ = [

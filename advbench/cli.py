@@ -454,23 +454,6 @@ def harden(
         )
 
 
-def parse_eps(text: str | None) -> list[float]:
-    """Parse the comma-separated list; range checks happen in engine.make_job."""
-    if text is None:
-        return []
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            v = float(part)
-        except ValueError:
-            raise BadInput(
-                f"--eps {part!r} is not a number; give a comma-separated list such as 0.1,0.3"
-            ) from None
-        values.append(v)
-    return values
-
-
 def _print_summaries(summaries, model_row, seed, scale) -> None:
     """One row per attack row (label, threat model, n), its ε values stacked in one cell."""
     table = Table(
@@ -640,7 +623,7 @@ def attack(
             out.print(f"  note: {note}")
 
     api.evaluate(
-        model, attack=attack_, suite=suite, eps=parse_eps(eps), params=param, only=only,
+        model, attack=attack_, suite=suite, eps=eps, params=param, only=only,
         scale=scale, n=n, seed=seed, batch_size=batch_size, device=device,
         data_dir=data_dir, targeted=targeted, source_model=source_model, proxy=proxy,
         proxy_epochs=proxy_epochs, only_correct=only_correct, gradient=gradient,

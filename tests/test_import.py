@@ -76,22 +76,27 @@ def test_a_factory_model_keeps_its_predictions_and_gets_attacked(tmp_path, runne
     assert _files(db.parent) == before
 
 
+def _import_on_mnist(tmp_path, runner, net, flag, arch):
+    """Import `net`'s weights as `arch` on mnist-5k: (store, loaded model, 4 test images)."""
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    db = tmp_path / "a.db"
+    weights = str(tmp_path / "w.safetensors")
+    res = runner.invoke(app, ["import", "--name", "m", "--dataset", "mnist-5k", flag, arch,
+                              "--weights", weights, "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    x, _ = datasets.load("mnist-5k", "test").get(torch.arange(4))
+    return db, load_model(open_db(db), "m")[0], x
+
+
 def test_a_torchvision_resnet18_runs_on_one_channel_mnist(tmp_path, runner):
     import torchvision
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10).eval()
-    save_file(net.state_dict(), str(tmp_path / "r18.safetensors"))
-    db = tmp_path / "a.db"
-    res = runner.invoke(app, ["import", "--name", "r18", "--dataset", "mnist-5k", "--torchvision",
-                              "resnet18", "--weights", str(tmp_path / "r18.safetensors"),
-                              "--db", str(db)])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    model, _, _ = load_model(open_db(db), "r18")
-    x, _ = datasets.load("mnist-5k", "test").get(torch.arange(4))
+    db, model, x = _import_on_mnist(tmp_path, runner, net, "--torchvision", "resnet18")
     with torch.no_grad():  # the grey channel repeated to torchvision's three
         assert torch.allclose(model(x), net(x.expand(-1, 3, -1, -1)), atol=1e-5)
-    res = runner.invoke(app, ["attack", "--model", "r18", "--attack", "pgd-linf", "--eps", "0.1",
+    res = runner.invoke(app, ["attack", "--model", "m", "--attack", "pgd-linf", "--eps", "0.1",
                               "--param", "steps=2", "--n", "4", "--db", str(db), "-q"])  # fmt: skip
     assert res.exit_code == 0, res.output
 
@@ -100,14 +105,7 @@ def test_a_timm_model_takes_the_data_sets_channels(tmp_path, runner):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     net = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1).eval()
-    save_file(net.state_dict(), str(tmp_path / "t.safetensors"))
-    db = tmp_path / "a.db"
-    res = runner.invoke(app, ["import", "--name", "t", "--dataset", "mnist-5k", "--timm",
-                              "resnet10t", "--weights", str(tmp_path / "t.safetensors"),
-                              "--db", str(db)])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    model, _, _ = load_model(open_db(db), "t")
-    x, _ = datasets.load("mnist-5k", "test").get(torch.arange(4))
+    _, model, x = _import_on_mnist(tmp_path, runner, net, "--timm", "resnet10t")
     with torch.no_grad():
         assert torch.allclose(model(x), net(x), atol=1e-5)
 

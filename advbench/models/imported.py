@@ -171,17 +171,13 @@ def import_model(
     """Store a user's model under `name`; returns train.StoredModel. Everything is checked
     (the module built, its weights loaded, one forward pass on the data set) before
     `open_store()` opens the store: a refused import leaves no file behind."""
-    import time
 
     import torch
 
     from advbench import data as datasets
-    from advbench.env import record_environment
-    from advbench.fit import evaluate
     from advbench.models import ModelSpec, build_model
-    from advbench.models.checkpoint import save_checkpoint, sha256_file
-    from advbench.store import db_dir
-    from advbench.train import StoredModel, _existing, _row, config_hash, validate_name
+    from advbench.models.checkpoint import sha256_file
+    from advbench.train import StoredModel, _existing, config_hash, validate_name
 
     if sum(x is not None for x in (factory, torchvision_name, timm_name)) != 1:
         raise BadInput("give one of --factory MODULE:FUNCTION, --torchvision NAME or --timm NAME")
@@ -253,17 +249,30 @@ def import_model(
     existing = _existing(db, name, cfg_hash, force)
     if existing:
         return StoredModel(existing, created=False)
+    return StoredModel(store(db, model, spec, config, cfg_hash, name, test), created=True)
+
+
+def store(db, model, spec, config: dict, cfg_hash: str, name: str, test) -> dict:
+    """Record a module brought from outside (imported, or in memory through the API) like a
+    trained model: its checkpoint, checksum and clean accuracy on `test`; returns its row."""
+    import time
+
+    from advbench.env import record_environment
+    from advbench.fit import evaluate
+    from advbench.models.checkpoint import save_checkpoint
+    from advbench.store import db_dir
+    from advbench.train import _row
+
     env_id = record_environment(db, "cpu")
     t0 = time.monotonic()
     accuracy = evaluate(model, test)
-    folder = db_dir(db) / "models"
-    checksum = save_checkpoint(model, spec, folder / name,
+    checksum = save_checkpoint(model, spec, db_dir(db) / "models" / name,
                                {"name": name, "config": config, "parent": None,
                                 "defense": None, "defense_config": None})  # fmt: skip
-    row = _row(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0,
-               [], env_id, t0)  # fmt: skip
+    row = _row(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0, [],
+               env_id, t0)  # fmt: skip
     db["models"].upsert(row, pk="name")
-    return StoredModel(row, created=True)
+    return row
 
 
 def convert(src: Path, dst: Path) -> int:
