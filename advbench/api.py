@@ -380,9 +380,11 @@ def evaluate(
         only = [only]
     n = _whole("--n", n, 1)
     batch_size = _whole("--batch-size", batch_size, 1)
-    seed = _whole("--seed", seed, 0)
-    if seed is not None and seed >= 2**63:
-        raise BadInput(f"--seed {seed} must be in [0, 2^63)")
+    seed = _whole("--seed", seed)
+    if seed is not None:
+        from advbench.train import validate_numbers
+
+        validate_numbers(seed=seed)
     if suite is not None and eps not in (None, [], ""):
         raise BadInput("--eps applies to --attack; a suite sets the budgets of each row")
     if suite is not None and params not in (None, [], {}):

@@ -105,7 +105,7 @@ def test_api_refuses_bad_input_with_the_clis_line(tmp_path):
         ({"params": 42}, "params must be a dict"),
         ({"n": "4"}, "--n '4' must be a whole number"),
         ({"n": True}, "must be a whole number"),
-        ({"seed": -1}, "--seed -1 must be >= 0"),
+        ({"seed": -1}, "--seed -1 must be in [0, 2^63)"),
         ({"attack": None, "suite": "pesso", "eps": [0.1]}, "--eps applies to --attack"),
     ):
         args = {"model": "std", "attack": "fgsm", "eps": 0.1, **kwargs}
