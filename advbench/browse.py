@@ -196,6 +196,19 @@ COLUMNS: dict[str, dict[str, str]] = {
         "sha256": "SHA-256 of that file (a changed file is detected)",
         "count": "examples in the file",
     },
+    "crafted": {
+        "key": "hash of what the examples depend on (source, attack, parameters, ε, batch, seed)",
+        "source_checksum": "checksum of the model they were crafted on",
+        "attack": "attack name",
+        "eps": "budget ε (empty for a minimal attack: one search for every ε)",
+        "batch": "batch number within the run that crafted them",
+        "first_run": "the run whose batch crafted them (runs.id)",
+        "path": "safetensors file of the examples, their cost and restart state",
+        "sha256": "SHA-256 of that file (a changed file is crafted again)",
+        "count": "instances in the file",
+        "meta": "JSON: restart traces and crafting diagnostics per instance",
+        "created_at": "when they were crafted (UTC)",
+    },
     "environments": {
         "id": "hash of the fields below",
         "advbench": "advbench version",
@@ -290,6 +303,8 @@ DESCRIPTIONS = {
     "samples": "Per-instance outcome of each run, judged by the model's own prediction.",
     "measurements": "Quantities of a model that are not an attack's outcome (ρ, ‖J‖F, ...).",
     "examples": "Adversarial examples kept for measurements, one file per batch.",
+    "crafted": "Transfer and black-box examples crafted once on a source model and reused "
+    "for every target model (a cache: no stored number depends on it).",
     "environments": "Library versions and device behind models, runs and measurements.",
     "_migrations": "Schema migrations applied to this database.",
     "run_accuracy": "Robust accuracy of every run, with its 95 % Wilson interval.",

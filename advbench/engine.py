@@ -30,6 +30,7 @@ from advbench.errors import BadInput, unknown
 from advbench.fit import batch_seed
 from advbench.metrics import perturbation_norms, wilson_interval
 from advbench.store import SAMPLE_COUNTS, examples, now, transaction
+from advbench.store import crafted as crafted_cache
 
 # Minimal norms within this relative tolerance of ε count as within budget (float32 noise).
 _EPS_TOL = 1e-5
@@ -412,11 +413,10 @@ def _outputs_not_logits(model, test, device) -> bool:
         return any(k != "logits" for k in output_kind(model(x.to(device))))
 
 
-def _add_diagnostics(rows, advs, b: _Batch, counted: Counted, model, source, seed: int):
-    """The batch's `diagnostics` columns on each of its runs' rows. Called after every
-    run's result is judged: its predictions draw nothing the stored outcomes depend on."""
-    diag = counted.observer.rows()
-    counted.observer = None
+def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int):
+    """The batch's `diagnostics` columns (`diag`: the crafting's, per instance) on each of
+    its runs' rows. Called after every run's result is judged: its predictions draw
+    nothing the stored outcomes depend on."""
     flips, kinds = stability(model, b.x, b.clean_pred, seed)
     for run_id, run_rows in rows.items():
         fooled = None
@@ -618,6 +618,49 @@ def _cost(counted: Counted, crafted, size: int):
     return fwd, bwd
 
 
+@dataclass
+class _Crafting:
+    """One batch's crafting: the attack run on the crafting model, seeded from the batch,
+    or, for a transfer row, the same examples from the crafted cache where an earlier
+    target of that row made them (`advbench.store.crafted`)."""
+
+    db: Any
+    attack: Any
+    counted: Counted
+    b: _Batch
+    extra: dict
+    seed: int
+    first: dict[str, Any]  # the first run the batch is for (its norm; credited as maker)
+    craft_id: dict[str, Any] | None  # a transfer row's crafting identity (None: white-box)
+    batch: int
+
+    def craft(self, eps=None):
+        """(crafted, (fwd, bwd), diagnostics rows, cache row to store or None)."""
+        b, k = self.b, None
+        if self.craft_id is not None:
+            k = crafted_cache.key(**self.craft_id, eps=eps, seed=self.seed, idx=b.idx,
+                                  target=b.target, start_idx=b.start_idx)  # fmt: skip
+            hit = crafted_cache.load(self.db, k)
+            if hit is not None:
+                return (*hit, None)
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed % 2**32)  # ART draws from numpy
+        counted = self.counted
+        counted.reset()
+        counted.observer = Observer(b.x, b.y, b.target, self.first["norm"])
+        args = () if eps is None else (eps,)
+        crafted = unpack(self.attack(counted, b.x, b.y, *args, target=b.target, **self.extra))
+        cost = _cost(counted, crafted, len(b.positions))
+        diag = counted.observer.rows()
+        counted.observer = None
+        entry = None
+        if k is not None:
+            about = {"source_checksum": self.craft_id["source"], "attack": self.craft_id["attack"],
+                     "eps": eps, "batch": self.batch, "first_run": self.first["id"]}  # fmt: skip
+            entry = crafted_cache.save(self.db, k, crafted, cost, diag, about)
+        return crafted, cost, diag, entry
+
+
 def run_jobs(
     db: sqlite_utils.Database,
     model,
@@ -713,13 +756,26 @@ def run_jobs(
         starts = None
         if job.targeted and ATTACKS.get(job.attack).meta.get("start") == "target-image":
             starts = target_starts(craft, test, cache[key], seed, device)
-        plans.append((job, cache[key], rows, source, starts))
+        craft_id = None
+        if source_row is not None:  # what the examples depend on, besides the batch
+            meta = ATTACKS.get(job.attack).meta
+            craft_id = {
+                "source": source_row["checksum"],
+                "gradient": mode,
+                "attack": job.attack,
+                "params": ATTACKS.get(job.attack).identity(job.params),
+                "revision": meta.get("revision"),
+                "start": meta.get("start") if job.targeted else None,
+                "targeted": job.targeted,
+                "dataset": model_row["dataset"],
+            }
+        plans.append((job, cache[key], rows, source, starts, craft_id))
 
     pending = []
-    for job, inst, rows, source, starts in plans:
+    for job, inst, rows, source, starts, craft_id in plans:
         todo = _register(db, rows, env_id, force)
         if todo:
-            pending.append((job, inst, todo, source, starts))
+            pending.append((job, inst, todo, source, starts, craft_id))
 
     def batches_of(inst):
         return (len(inst) + batch_size - 1) // batch_size
@@ -731,7 +787,7 @@ def run_jobs(
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
     sources = [p[3] for p in pending if p[3] is not None]
     with frozen(model, *sources):
-        for job, inst, todo, source, starts in pending:
+        for job, inst, todo, source, starts, craft_id in pending:
             minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
             attack = ATTACKS.get(job.attack).factory(job.params)
             counted = Counted(source if source is not None else model)
@@ -765,14 +821,12 @@ def run_jobs(
                         found = test.get(b.start_idx.clamp(min=0))[0].to(device)
                         ok = (b.start_idx >= 0).to(device).view(-1, *[1] * (x.dim() - 1))
                         extra["start"] = torch.where(ok, found, torch.full_like(x, float("nan")))
-                    torch.manual_seed(batch_seed(seed, bi))
-                    np.random.seed(batch_seed(seed, bi) % 2**32)  # ART draws from numpy
-                    counted.reset()
-                    counted.observer = Observer(x, y, target, need[0]["norm"])
+                    work = _Crafting(db, attack, counted, b, extra, batch_seed(seed, bi),
+                                     need[0], craft_id, bi)  # fmt: skip
                     rows: dict[str, list[dict[str, Any]]] = {}
                     advs: dict[str, torch.Tensor] = {}
                     if minimal:
-                        crafted = unpack(attack(counted, x, y, target=target, **extra))
+                        crafted, cost, diag, entry = work.craft()
                         judged, min_norm = _judge_minimal(
                             model,
                             b,
@@ -781,7 +835,6 @@ def run_jobs(
                             need[0]["norm"],
                             craft_model=source,
                         )
-                        cost = _cost(counted, crafted, len(pos))
                         for r in need:
                             adv, adv_pred = judged[r["eps"]]
                             advs[r["id"]] = adv
@@ -790,7 +843,7 @@ def run_jobs(
                             )
                     else:
                         r = need[0]
-                        crafted = unpack(attack(counted, x, y, r["eps"], target=target))
+                        crafted, cost, diag, entry = work.craft(r["eps"])
                         advs[r["id"]] = crafted.adv
                         rows[r["id"]] = _sample_rows(
                             r["id"],
@@ -799,9 +852,9 @@ def run_jobs(
                             crafted.adv,
                             _predict(model, crafted.adv),
                             crafted,
-                            _cost(counted, crafted, len(pos)),
+                            cost,
                         )
-                    _add_diagnostics(rows, advs, b, counted, model, source, batch_seed(seed, bi))
+                    _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))
                     kept = []
                     if job.store_examples:
                         top = max(job.eps)
@@ -814,6 +867,8 @@ def run_jobs(
                     with transaction(db):  # the batch's rows and progress land together or not
                         if kept:
                             db["examples"].upsert_all(kept, pk=("run_id", "batch"))
+                        if entry is not None:
+                            db["crafted"].upsert(entry, pk="key")
                         for r in need:
                             # ignore: a concurrent copy stored this batch first (same seed)
                             db["samples"].insert_all(

@@ -221,6 +221,14 @@ def _browse_views(db: sqlite_utils.Database) -> None:
     create_views(db)
 
 
+def _crafted_cache(db: sqlite_utils.Database) -> None:
+    # Examples crafted on a transfer or black-box row's source, shared by every target
+    # model of that row (advbench/store/crafted.py): a cache, so no run or sample changes.
+    from advbench.store.crafted import create_table
+
+    create_table(db)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
@@ -229,4 +237,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_measurements_and_examples", _measurements_and_examples),
     ("0006_attack_diagnostics", _attack_diagnostics),
     ("0007_browse_views", _browse_views),
+    ("0008_crafted_cache", _crafted_cache),
 ]
