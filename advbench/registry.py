@@ -21,6 +21,8 @@ T = TypeVar("T")
 COUNTS = frozenset({"steps", "restarts", "binary_search_steps", "max_iter", "max_eval",
                     "init_eval", "init_size", "samples", "projections", "iterations",
                     "candidates", "bits"})  # fmt: skip
+# No count beyond this: a typo like steps=1e20 would otherwise run for ever.
+MAX_COUNT = 1_000_000
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -38,6 +40,10 @@ class Param:
     # Added after runs or models were stored: left out of their identity at its default,
     # so what was stored before it existed is still found.
     since: str | None = None
+    # Range beyond the defaults above (inclusive); `positive`: strictly > 0.
+    low: float | None = None
+    high: float | None = None
+    positive: bool = False
 
     def parse(self, raw: Any) -> Any:
         """Convert a command-line string (or a Python value) to this parameter's type."""
@@ -51,8 +57,10 @@ class Param:
                 if text in _FALSE:
                     return False
                 raise ValueError(raw)
+            if self.type is int and isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)  # 2.5 steps is a mistake, not 2
             value = self.type(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise BadInput(
                 f"parameter {self.name}={raw!r} is not a valid {self.type.__name__}"
             ) from None
@@ -61,6 +69,21 @@ class Param:
             if not (math.isfinite(value) and value >= least):
                 what = "an integer >= 1" if least else "a finite number >= 0"
                 raise BadInput(f"parameter {self.name}={raw!r} must be {what}")
+            if self.type is int and self.name in COUNTS and value > MAX_COUNT:
+                raise BadInput(
+                    f"parameter {self.name}={raw!r} must be at most {MAX_COUNT:,} (a count "
+                    "this large would not finish)"
+                )
+            low = self.low if self.low is not None else least
+            if (
+                (self.positive and value <= 0)
+                or value < low
+                or (self.high is not None and value > self.high)
+            ):
+                high = "" if self.high is None else f", {self.high:g}]"
+                span = f"({low:g}" if self.positive else f"[{low:g}"
+                span += high or ", ∞)"
+                raise BadInput(f"parameter {self.name}={raw!r} must be in {span}")
         if self.choices is not None and value not in self.choices:
             raise BadInput(
                 f"parameter {self.name}={raw!r} is not one of: {', '.join(self.choices)}"

@@ -78,6 +78,14 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
         )
     ):
         raise bad(f"n must map scales ({', '.join(SCALES)}) to sample counts > 0; got {n!r}")
+    unknown_keys = sorted(set(doc) - SUITE_KEYS)
+    if unknown_keys:
+        raise bad(f"unknown key {unknown_keys[0]!r}; valid: {', '.join(sorted(SUITE_KEYS))}")
+    seed = doc.get("seed", 0)
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
+        raise bad(f"seed must be an integer in [0, 2^63); got {seed!r}")
+    if not isinstance(doc.get("only_correct", False), bool):
+        raise bad(f"only_correct must be true or false; got {doc['only_correct']!r}")
     attacks = doc["attacks"]
     if not isinstance(attacks, list) or not attacks:
         raise bad("attacks must be a non-empty list of rows")
@@ -92,7 +100,60 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
                 f"attacks[{i}].eps must map data-set families (mnist, cifar, imagenet) to "
                 f"lists of budgets; got {eps!r}"
             )
+        _check_row(row, f"attacks[{i}]", bad)
     return doc
+
+
+SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "attacks"}
+ROW_KEYS = {"attack", "label", "eps", "params", "family", "scale", "n", "targeted",
+            "store_examples", "source", "transfer"}  # fmt: skip
+
+
+def _check_row(row: dict[str, Any], where: str, bad) -> None:
+    """A row's keys and types, and its parameters resolved at every family and scale it
+    lists (so a bad value fails when the suite loads, not an hour into a run)."""
+    from advbench.attacks import ATTACKS
+    from advbench.engine import TARGETED
+
+    extra = sorted(set(row) - ROW_KEYS)
+    if extra:
+        raise bad(f"{where} has an unknown key {extra[0]!r}; valid: {', '.join(sorted(ROW_KEYS))}")
+    for key in ("attack", "label", "source", "transfer"):
+        if key in row and not isinstance(row[key], str):
+            raise bad(f"{where}.{key} must be a string; got {row[key]!r}")
+    if "store_examples" in row and not isinstance(row["store_examples"], bool):
+        raise bad(f"{where}.store_examples must be true or false; got {row['store_examples']!r}")
+    if row.get("targeted") is not None and row["targeted"] not in TARGETED:
+        raise bad(f"{where}.targeted {row['targeted']!r} is not one of: {', '.join(TARGETED)}")
+    params = row.get("params", {})
+    if not isinstance(params, dict):
+        raise bad(f"{where}.params must be an object of parameter values; got {params!r}")
+    for key in ("family", "scale"):
+        inner = row.get(key, {})
+        if not isinstance(inner, dict) or not all(isinstance(v, dict) for v in inner.values()):
+            raise bad(f"{where}.{key} must map names to objects of parameter values; "
+                      f"got {inner!r}")  # fmt: skip
+    bad_scales = sorted(set(row.get("scale", {})) - set(SCALES))
+    if bad_scales:
+        raise bad(f"{where}.scale has {bad_scales[0]!r}; scales: {', '.join(SCALES)}")
+    if "n" in row and (
+        not isinstance(row["n"], dict)
+        or not all(
+            k in SCALES and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in row["n"].items()
+        )  # fmt: skip
+    ):
+        raise bad(
+            f"{where}.n must map scales ({', '.join(SCALES)}) to counts > 0; got {row['n']!r}"
+        )
+    try:
+        entry = ATTACKS.get(row["attack"])
+        for fam in row["eps"]:
+            for sc in SCALES:
+                entry.resolve({**params, **row.get("family", {}).get(fam, {}),
+                               **row.get("scale", {}).get(sc, {})})  # fmt: skip
+    except BadInput as exc:
+        raise bad(f"{where} ({row.get('label') or row['attack']}): {exc}") from None
 
 
 def _is_eps(e: Any) -> bool:

@@ -9,6 +9,9 @@ import pytest
 from advbench.cli import app
 
 
+ROW = '{"attack": "fgsm", "eps": {"mnist": [0.1]}'
+
+
 def _snapshot(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -67,6 +70,24 @@ def test_harden_refuses_and_leaves_the_store_as_it_was(runner, db_copy, extra, n
     assert _snapshot(db_copy.parent) == before
 
 
+@pytest.mark.parametrize(
+    ("defense", "param", "needle"),
+    [
+        ("feature-squeezing", "bits=17", "parameter bits='17' must be in [1, 16]"),
+        ("feature-squeezing", "median=99", "parameter median='99' must be in [0, 15]"),
+        ("numpy-quantize", "levels=0", "parameter levels='0' must be in [2, 65536]"),
+        ("pnml", "lambda=5", "parameter lambda='5' must be in [0, 1]"),
+        ("brelu", "t=0", "parameter t='0' must be in (0, ∞)"),
+        ("label-smoothing", "true_weight=1.5", "parameter true_weight='1.5' must be in (0, 1]"),
+    ],
+)
+def test_defense_parameters_out_of_range_are_refused(runner, db_copy, defense, param, needle):
+    before = _snapshot(db_copy.parent)
+    args = ["harden", "--model", "std", "--defense", defense, "--param", param]
+    _refused(runner, [*args, "--db", str(db_copy)], needle)
+    assert _snapshot(db_copy.parent) == before
+
+
 def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(runner, db_copy):
     before = _snapshot(db_copy.parent)
     _refused(runner, [*TRAIN, "--name", "Jac", "--db", str(db_copy)],
@@ -85,6 +106,12 @@ def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(runner, db_cop
          "parameter abs_stepsize='inf' must be a finite number >= 0"),
         (["--attack", "fgsm", "--eps", "5"], "--eps 5 is invalid for fgsm: an L∞ budget"),
         (["--attack", "pgd-linf", "--eps", "1.5"], "--eps 1.5 is invalid for pgd-linf"),
+        (["--attack", "pgd-linf", "--eps", "0.1", "--param", "steps=2.5"],
+         "parameter steps='2.5' is not a valid int"),
+        (["--attack", "fgsm-min", "--eps", "0.1", "--param", "eps_step=0"],
+         "parameter eps_step='0' must be in (0, 1]"),  # would never stop growing ε
+        (["--attack", "jsma", "--eps", "0.1", "--param", "gamma=2"],
+         "parameter gamma='2' must be in (0, 1]"),
     ],
 )  # fmt: skip
 def test_attack_refuses_garbage_values_and_leaves_the_store_as_it_was(
@@ -115,6 +142,25 @@ def test_an_l2_budget_above_one_is_still_valid(runner, db_copy):
         ('{"name": "x", "n": {"smoke": 0}, "attacks": [{"attack": "fgsm", "eps": {}}]}',
          "n must map scales"),
         (None, "is not a file"),  # a directory named like a suite file
+        ('{"name": "x", "n": {"smoke": 2}, "seed": "0", "attacks": [%s}]}' % ROW,
+         "seed must be an integer in [0, 2^63); got '0'"),
+        ('{"name": "x", "n": {"smoke": 2}, "atacks": [], "attacks": [%s}]}' % ROW,
+         "unknown key 'atacks'"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "parms": {}}]}' % ROW,
+         "attacks[0] has an unknown key 'parms'"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "params": [1]}]}' % ROW,
+         "attacks[0].params must be an object"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "scale": {"smoke": 3}}]}' % ROW,
+         "attacks[0].scale must map names to objects"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "scale": {"tiny": {}}}]}' % ROW,
+         "attacks[0].scale has 'tiny'"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "n": {"smoke": "4"}}]}' % ROW,
+         "attacks[0].n must map scales"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [{"attack": "pgd-linf", "eps": '
+         '{"mnist": [0.1]}, "scale": {"cpu": {"steps": 1e20}}}]}',
+         "attacks[0] (pgd-linf): parameter steps=1e+20 must be at most 1,000,000"),
+        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "targeted": "every"}]}' % ROW,
+         "attacks[0].targeted 'every' is not one of: all-others, random"),
     ],
 )  # fmt: skip
 def test_malformed_suite_files_are_refused_before_the_store_is_touched(

@@ -259,7 +259,7 @@ ATTACKS.register(
 ATTACKS.register(
     "rfgsm",
     _fb("rfgsm"),
-    params=(Param("alpha", float, 0.05, "size of the random step"),),
+    params=(Param("alpha", float, 0.05, "size of the random step", high=1),),
     norm="linf",
     kind="budget",
     backend="own",
@@ -268,7 +268,7 @@ ATTACKS.register(
 )
 _DF = (
     Param("steps", int, 100),
-    Param("candidates", int, 10, "classes considered"),
+    Param("candidates", int, 10, "classes considered", low=2),
     Param("overshoot", float, 0.02),
 )
 ATTACKS.register(
@@ -301,8 +301,8 @@ ATTACKS.register(
     "fgsm-min",
     _art("fgsm_min"),
     params=(
-        Param("eps_step", float, 0.01, "ε increment"),
-        Param("eps_max", float, 1.0, "largest ε tried"),
+        Param("eps_step", float, 0.01, "ε increment", high=1, positive=True),
+        Param("eps_max", float, 1.0, "largest ε tried", high=1, positive=True),
     ),
     norm="linf",
     kind="minimal",
@@ -314,8 +314,8 @@ ATTACKS.register(
     "jsma",
     _art("jsma"),
     params=(
-        Param("theta", float, 0.1, "change of each chosen feature per step"),
-        Param("gamma", float, 1.0, "largest share of features changed"),
+        Param("theta", float, 0.1, "change of each chosen feature per step", high=1, positive=True),
+        Param("gamma", float, 1.0, "largest share of features changed", high=1, positive=True),
     ),
     norm="l0",
     kind="minimal",

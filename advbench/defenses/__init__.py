@@ -133,7 +133,7 @@ DEFENSES.register(
     ],
     params=(
         Param("eps", float, 2.1, "L2 size of the virtual adversarial perturbation"),
-        Param("xi", float, 1e-6, "finite-difference step of the power iteration"),
+        Param("xi", float, 1e-6, "finite-difference step of the power iteration", positive=True),
         Param("iterations", int, 1, "power iterations"),
         Param("alpha", float, 1.0, "weight of the KL term"),
     ),
@@ -161,7 +161,11 @@ DEFENSES.register(
     lambda p: [
         _t().Part("label-smoothing", transform=_t().label_smoothing(true_weight=p["true_weight"]))
     ],
-    params=(Param("true_weight", float, 0.9, "target probability of the true label"),),
+    params=(
+        Param(
+            "true_weight", float, 0.9, "target probability of the true label", high=1, positive=True
+        ),
+    ),
     kind="training-time",
     paper="zantedeschi",
     help="soft targets: the true label's weight, the rest spread over the others",
@@ -175,8 +179,10 @@ DEFENSES.register(
         )
     ],
     params=(
-        Param("eps", float, 0.3, "FGSM budget (zantedeschi: 0.3 MNIST, 0.05 CIFAR)"),
-        Param("ratio", float, 0.5, "weight α of the adversarial half (Goodfellow et al.: 0.5)"),
+        Param("eps", float, 0.3, "FGSM budget (zantedeschi: 0.3 MNIST, 0.05 CIFAR)", high=1),
+        Param(
+            "ratio", float, 0.5, "weight α of the adversarial half (Goodfellow et al.: 0.5)", high=1
+        ),
     ),
     kind="training-time",
     paper="zantedeschi, jakubovitz",
@@ -197,10 +203,12 @@ DEFENSES.register(
         )
     ],
     params=(
-        Param("eps", float, 0.3, "L∞ budget (Madry MNIST 0.3, CIFAR 8/255)"),
+        Param("eps", float, 0.3, "L∞ budget (Madry MNIST 0.3, CIFAR 8/255)", high=1),
         Param("steps", int, 40),
         Param("step_size", float, 0.01),
-        Param("ratio", float, 1.0, "weight of the adversarial rows; 1 trains on them alone"),
+        Param(
+            "ratio", float, 1.0, "weight of the adversarial rows; 1 trains on them alone", high=1
+        ),
     ),
     kind="training-time",
     paper="madnet, pesso",
@@ -258,8 +266,21 @@ DEFENSES.register(
     "mad",
     _mad,
     params=(
-        Param("q", float, 0.5, "probability Q of a same-class Siamese partner (not given; 0.5)"),
-        Param("alpha", float, 0.8, "label smoothing: target probability of the true label"),
+        Param(
+            "q",
+            float,
+            0.5,
+            "probability Q of a same-class Siamese partner (not given; 0.5)",
+            high=1,
+        ),
+        Param(
+            "alpha",
+            float,
+            0.8,
+            "label smoothing: target probability of the true label",
+            high=1,
+            positive=True,
+        ),
         Param("siamese", float, 1.0, "λ_Siam of (δ − cos(z1, z2))²"),
         Param("rvl", float, 1.0, "λ_RVL of the reduce-variance loss"),
         Param("jacobian", float, 0.01, "λ_Jacob of the embedding-Jacobian norm"),
@@ -299,7 +320,7 @@ def _brelu_spec(spec, p):
 DEFENSES.register(
     "brelu",
     lambda p: [],
-    params=(Param("t", float, 1.0, "threshold t of min(max(0, x), t)"),),
+    params=(Param("t", float, 1.0, "threshold t of min(max(0, x), t)", positive=True),),
     kind="architecture",
     paper="zantedeschi",
     spec=_brelu_spec,
@@ -331,8 +352,8 @@ DEFENSES.register(
     "feature-squeezing",
     _squeezing,
     params=(
-        Param("bits", int, 1, "colour depth kept (zantedeschi: 1 MNIST, 3 CIFAR-10)"),
-        Param("median", int, 0, "median-smoothing window (0: none)"),
+        Param("bits", int, 1, "colour depth kept (zantedeschi: 1 MNIST, 3 CIFAR-10)", high=16),
+        Param("median", int, 0, "median-smoothing window (0: none)", high=15),
     ),
     kind="inference-time",
     paper="zantedeschi",
@@ -344,7 +365,9 @@ DEFENSES.register(
     "pnml",
     _pnml,
     params=(
-        Param("lambda", float, 0.1, "refinement strength (pesso: 0.1 MNIST, 0.03 CIFAR-10)"),
+        Param(
+            "lambda", float, 0.1, "refinement strength (pesso: 0.1 MNIST, 0.03 CIFAR-10)", high=1
+        ),
         Param("iterations", int, 1, "refinement steps inside the λ ball (Fig. 4 / Table 4)"),
         Param(
             "step",
@@ -353,7 +376,7 @@ DEFENSES.register(
             "size of each refinement step (0: λ / iterations)",
             since="0.1-faithful-cells",
         ),
-        Param("top_k", int, 0, "hypotheses: the k most probable labels (0: all)"),
+        Param("top_k", int, 0, "hypotheses: the k most probable labels (0: all)", high=1000),
     ),
     kind="inference-time",
     paper="pesso",
@@ -385,7 +408,7 @@ DEFENSES.register(
 DEFENSES.register(
     "numpy-quantize",
     _numpy_quantize,
-    params=(Param("levels", int, 255, "quantization levels of the input"),),
+    params=(Param("levels", int, 255, "quantization levels of the input", low=2, high=65536),),
     kind="inference-time",
     paper="sanity",
     help="SANITY ONLY: input quantized in numpy, outside autograd (no input gradient)",
