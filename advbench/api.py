@@ -453,7 +453,6 @@ def evaluate(
             raise no_gradient_choice(gradient, plain)
     if proxy:
         ARCHS.get(proxy)
-    env_id = record_environment(database, dev)
     result = Evaluation()
     planned = []
     for row in rows:
@@ -466,6 +465,10 @@ def evaluate(
         else:
             jobs, suite_n = [job], 500
         _fill_sources(jobs, suite_doc is not None, source_model, proxy)
+        planned.append((row, jobs, n if n is not None else suite_n))
+    _check_counts(planned, data_dir)  # before anything is written or a proxy trained
+    env_id = record_environment(database, dev)
+    for row, jobs, _ in planned:
         for j in jobs:
             if j.source is not None and j.source.startswith("proxy:"):
                 with _bars(progress) as bars:
@@ -474,7 +477,6 @@ def evaluate(
                         epochs=proxy_epochs, batch_size=64, seed=seed, device=dev,
                         data_dir=data_dir, progress=bars,
                     ).name  # fmt: skip
-        planned.append((row, jobs, n if n is not None else suite_n))
     common = dict(seed=seed, batch_size=batch_size, device=dev, data_dir=data_dir,
                   scale=scale if suite_doc else None, gradient=gradient)  # fmt: skip
     if executor == "ray":  # the units run as tasks; below, every run is then stored
@@ -503,6 +505,21 @@ def evaluate(
         if on_model is not None:
             on_model(done)
     return result
+
+
+def _check_counts(planned, data_dir) -> None:
+    """Refuse a sample count beyond a model's test split before anything runs."""
+    from advbench import data as datasets
+
+    sizes: dict[str, int] = {}
+    for row, jobs, count in planned:
+        ds = row["dataset"]
+        for j in jobs:
+            want = j.n or count
+            if ds not in sizes:
+                sizes[ds] = len(datasets.load(ds, "test", data_dir=data_dir))
+            if want > sizes[ds]:
+                raise BadInput(f"--n {want} exceeds the {sizes[ds]} test samples of {ds}")
 
 
 def _fill_sources(jobs, from_suite: bool, source_model: str | None, proxy: str | None) -> None:
@@ -536,19 +553,20 @@ def measure(
     """Take a measurement (loss sensitivity, ‖J‖F, training-set distance, Davies–Bouldin)
     of stored models; returns the stored `measurements` rows."""
     from advbench.env import record_environment, resolve_device
-    from advbench.measures import METRICS
+    from advbench.measures import METRICS, check
     from advbench.measures import measure as take
 
     if metric not in METRICS:
         raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
-    from advbench.train import model_row, validate_numbers
+    from advbench.train import validate_numbers
 
     validate_numbers(seed=seed)
     device = resolve_device(device)
     database = _db(db, create=False)
     names = [models] if isinstance(models, str) else list(models)
-    for name in names:  # every name before any measurement is stored
-        model_row(database, name)
+    n = _whole("--n", n, 1)
+    for name in names:  # every request is checked before anything is stored
+        check(database, name, metric, n, run)
     env_id = record_environment(database, device)
     return [take(database, name, metric, n=n, seed=seed, run=run, device=device,
                  data_dir=data_dir, env_id=env_id, force=force) for name in names]  # fmt: skip

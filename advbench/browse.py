@@ -157,6 +157,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "linf": "L∞ distance of the example from the input (pixel units)",
         "min_norm": "smallest adversarial perturbation found by a minimal attack (run's norm)",
         "x_l2": "L2 norm of the clean input (for ρ_adv = ‖δ‖2/‖x‖2)",
+        "x_linf": "L∞ norm of the clean input (for an L∞ attack's ρ = ‖δ‖∞/‖x‖∞)",
         "eps": "the budget this row was judged at",
         "fwd": "forward passes (or queries) spent on this instance",
         "bwd": "backward passes spent on this instance",

@@ -370,6 +370,7 @@ def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=
     failed = crafted.init_failed
     l0, l2, linf = perturbation_norms((adv - b.x).cpu())
     x_l2 = b.x.flatten(1).norm(dim=1).cpu()
+    x_linf = b.x.flatten(1).abs().amax(dim=1).cpu()
     success = b.hit(adv_pred).cpu()
     fwd, bwd = cost
     rows = []
@@ -388,6 +389,7 @@ def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=
                 "l2": float(l2[i]),
                 "linf": float(linf[i]),
                 "x_l2": float(x_l2[i]),
+                "x_linf": float(x_linf[i]),
                 "eps": eps,
                 "min_norm": None
                 if min_norm is None or not torch.isfinite(min_norm[i])

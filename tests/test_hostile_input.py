@@ -263,3 +263,24 @@ def test_a_database_path_with_uri_characters_is_that_file(runner, tmp_path):
     res = runner.invoke(app, ["runs", "--db", str(target)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "fgsm" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["measure", "--model", "std", "--metric", "davies-bouldin", "--n", "5"],
+         "--n 5: davies-bouldin needs more test points than the 10 classes; use --n 11"),
+        (["measure", "--model", "std", "--metric", "jacobian", "--run", "FGSM"],
+         "--run is only for"),
+        (["measure", "--model", "std", "--metric", "jacobian", "--n", "0"], "--n 0"),
+        (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "100000"],
+         "--n 100000 exceeds the"),
+        (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "100000",
+          "--proxy", "madry-mnist"], "--n 100000 exceeds the"),  # no proxy is trained first
+    ],
+)  # fmt: skip
+def test_measure_and_attack_check_everything_before_writing(runner, db_copy, args, needle):
+    """Not even the environment row is written for a refused request."""
+    before = _snapshot(db_copy.parent)
+    _refused(runner, [*args, "--db", str(db_copy)], needle)
+    assert _snapshot(db_copy.parent) == before

@@ -100,16 +100,22 @@ def test_train_distance_is_the_nearest_training_image_of_changed_examples(kept, 
     m = db.execute("select value, n, per_sample from measurements where metric = "
                    "'train-distance'").fetchone()  # fmt: skip
     positions, adv = examples.load(db, top)
-    changed = [
-        r["position"]
+    changed = {
+        r["position"]: r["idx"]
         for r in db.query(
-            "select position from samples where run_id = ? and adv_pred != clean_pred", [top]
+            "select position, idx from samples where run_id = ? and adv_pred != clean_pred", [top]
         )
-    ]
+    }
     train = datasets.load("digits", "train")
     ref, _ = train.get(torch.arange(len(train)))
     ref = ref.flatten(1).numpy().astype(np.float64)
-    want = [np.sqrt(((ref - adv[p].flatten().numpy()) ** 2).sum(1)).min() for p in changed]
+    test = datasets.load("digits", "test")
+    # the authors' definition: squared distance to the nearest training image over ‖x‖₂
+    want = [
+        ((ref - adv[p].flatten().numpy()) ** 2).sum(1).min()
+        / np.linalg.norm(test.get(torch.tensor([i]))[0].numpy().astype(np.float64))
+        for p, i in changed.items()
+    ]
     assert m[1] == len(changed) > 0
     assert m[0] == pytest.approx(float(np.mean(want)), rel=1e-6)
 

@@ -170,12 +170,19 @@ def test_best_attack_over_fewer_attacks_than_the_paper_is_partial(known):
     assert "partial (no Adaptive, HSJA run)" in tab.cell_text(r)
 
 
-def test_zantedeschi_rho_counts_changed_predictions(known):
+def test_zantedeschi_rho_counts_changed_predictions_in_the_attacks_norm(known):
+    """The authors' ρ: ‖δ‖/‖x‖ in the attack's norm (L∞ for minimal FGSM), over the
+    instances whose prediction changed; the L2 columns must not matter."""
     _run(known, "fmin", "std", "FGSM (minimal)", 1.0,
-         [(3, 3, 4, {"l2": 1.0, "x_l2": 4.0}), (3, 3, 5, {"l2": 2.0, "x_l2": 5.0}),
-          (3, 3, 3, {"l2": 0.9, "x_l2": 3.0})], suite="zantedeschi")  # fmt: skip
+         [(3, 3, 4, {"linf": 0.2, "x_linf": 1.0, "l2": 1.0, "x_l2": 4.0}),
+          (3, 3, 5, {"linf": 0.3, "x_linf": 0.5, "l2": 2.0, "x_l2": 5.0}),
+          (3, 3, 3, {"linf": 0.9, "x_linf": 1.0, "l2": 0.9, "x_l2": 3.0})],
+         suite="zantedeschi")  # fmt: skip
+    known.execute("update runs set norm = 'linf' where id = 'fmin'")
     value, n = tab.rho_changed(known, "fmin")
-    assert (value, n) == (pytest.approx(0.325), 2)
+    assert (value, n) == (pytest.approx((0.2 + 0.6) / 2), 2)
+    known.execute("update runs set norm = 'l2' where id = 'fmin'")  # an L2 attack's ρ
+    assert tab.rho_changed(known, "fmin") == (pytest.approx((0.25 + 0.4) / 2), 2)
 
 
 def test_caption_says_scale_data_seed_checksums_and_mixed_sample_sets(known):

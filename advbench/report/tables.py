@@ -276,16 +276,23 @@ def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
 
 
 def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
-    """zantedeschi's empirical robustness ρ (001:171, eq. 2), as ART's
-    `empirical_robustness`: mean ‖x_adv − x‖₂ / ‖x‖₂ over the inputs whose prediction the
-    attack changed (others have no minimal perturbation). NaN and 0 where there is none."""
+    """zantedeschi's empirical robustness ρ (001:171, eq. 2) as the authors computed it
+    (their `src/metrics.py`, `empirical_robustness`, in ART's history at 298682aa5): mean
+    ‖x_adv − x‖_p / ‖x‖_p in the attack's own norm p (`ord=crafter.ord`: L∞ for FGSM, so
+    about the flipping ε on MNIST, where ‖x‖∞ = 1), over the inputs whose prediction the
+    attack changed (others have no minimal perturbation). Eq. 2 writes ‖x‖₂ and leaves
+    Δx's norm open; the published values are the code's. NaN and 0 where there is none;
+    rows stored before ‖x‖∞ was recorded (x_linf NULL) are left out of an L∞ ρ."""
     values = rho_changed_values(db, run_id)
     return (sum(values) / len(values) if values else float("nan"), len(values))
 
 
 def rho_changed_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
-    query = f"select s.l2 / s.x_l2 from samples s where s.run_id = ? and {CHANGED} and s.x_l2 > 0"
-    return [r[0] for r in db.execute(query, [run_id])]
+    norm = db.execute("select norm from runs where id = ?", [run_id]).fetchone()
+    # ‖δ‖ / ‖x‖ in the run's norm (an L0 share is already relative to the input)
+    ratio = {"linf": "s.linf / s.x_linf", "l0": "s.l0 / 1.0"}.get(norm and norm[0], "s.l2 / s.x_l2")
+    query = f"select {ratio} from samples s where s.run_id = ? and {CHANGED}"
+    return [r[0] for r in db.execute(query, [run_id]) if r[0] is not None]
 
 
 def _mean_ci(res: Result, values) -> None:

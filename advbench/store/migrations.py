@@ -229,6 +229,12 @@ def _crafted_cache(db: sqlite_utils.Database) -> None:
     create_table(db)
 
 
+def _sample_input_linf(db: sqlite_utils.Database) -> None:
+    # ‖x‖∞ of the clean input: zantedeschi's ρ is ‖δ‖/‖x‖ in the attack's own norm (the
+    # authors' metrics.py: ord=crafter.ord, L∞ for FGSM), so ρ in L∞ is a query too.
+    db["samples"].add_column("x_linf", float)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
@@ -238,4 +244,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0006_attack_diagnostics", _attack_diagnostics),
     ("0007_browse_views", _browse_views),
     ("0008_crafted_cache", _crafted_cache),
+    ("0009_sample_input_linf", _sample_input_linf),
 ]

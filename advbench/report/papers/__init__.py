@@ -47,7 +47,7 @@ AT_RUN = ("train-distance", "jacobian-adv")  # measured at a run's kept examples
 METRICS = (
     *PERCENT,
     "rho_adv",  # DeepFool ρ̂_adv (jakubovitz): mean d_i/‖x_i‖₂ over correct, found
-    "rho",  # empirical robustness (zantedeschi, ART's): mean ‖δ‖₂/‖x‖₂ where the label changed
+    "rho",  # empirical robustness (zantedeschi's code): mean ‖δ‖/‖x‖, the attack's norm
     # measurements, named as `advbench measure` names them (advbench.measures.METRICS)
     "train-distance",
     "loss-sensitivity",
