@@ -276,3 +276,28 @@ def test_list_counts_filled_cells(known):
     assert counts["pesso:1"][0] == 6
     res = CliRunner().invoke(app, ["report", "--list", "--db", db], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "2/72" in res.output
+
+
+def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
+    """A suite row whose parameters changed (zantedeschi's minimal FGSM step 0.1 -> 0.05)
+    leaves its runs stale: the cell is empty and says why, so reproduce runs it again."""
+    from advbench import suites
+    from advbench.attacks import ATTACKS
+
+    known["models"].insert(_model("cnn", "ibm-cnn", created="7"))
+    known.execute("update models set activation = 'relu' where name = 'cnn'")
+    row = next(r for r in suites.load_suite("zantedeschi")["attacks"]
+               if r["label"] == "FGSM (minimal)")  # fmt: skip
+    entry = ATTACKS.get("fgsm-min")
+    now = entry.identity(entry.resolve(row["params"]))
+    for rid, params, finished in (("zm-old", {**now, "eps_step": 0.1}, "3"), ("zm-new", now, "2")):
+        _run(known, rid, "cnn", "FGSM (minimal)", 1.0, [(3, 3, 4, {"linf": 0.2, "x_linf": 1.0})],
+             suite="zantedeschi", attack="fgsm-min", norm="linf", scale="cpu",
+             finished=finished,
+             config=json.dumps({"params": params, "dataset": "mnist-5k"}))  # fmt: skip
+    r = _cell(known, "zantedeschi:2", "CNN", "Robustness")
+    assert r.runs == ["zm-new"] and r.others == []  # the newer but stale run is not used
+    known.execute("delete from samples where run_id = 'zm-new'")
+    known.execute("delete from runs where id = 'zm-new'")
+    r = _cell(known, "zantedeschi:2", "CNN", "Robustness")
+    assert r.runs == [] and "earlier version of the suite row" in r.why

@@ -83,6 +83,7 @@ class Store:
         nulls_as_none(runs, ("targeted", "label", "suite", "source_model", "scale"))
         self.runs = runs
         self._roles: dict[tuple[str, str, str], list[dict]] = {}
+        self._recipes: dict[tuple, dict | None] = {}
         self.measurements = (
             [dict(r) for r in db.query("select * from measurements order by created_at")]
             if "measurements" in db.table_names()
@@ -99,16 +100,41 @@ class Store:
 
     def measurement(self, model: dict, metric: str, run_id: str | None = None) -> dict | None:
         """The newest measurement of this model (its current weights), at `run_id`'s kept
-        examples or, without one, at clean test points."""
+        examples or, without one, at clean test points, by the metric's current definition."""
+        from advbench.measures import REVISION
+
         found = [
             m
             for m in self.measurements
             if (m["model"], m["metric"], m["run_id"]) == (model["name"], metric, run_id)
             and m["model_checksum"] == model["checksum"]
+            and json.loads(m["config"] or "{}").get("revision") == REVISION.get(metric)
         ]
         return found[-1] if found else None
 
-    def matching_runs(self, spec: TableSpec, cell: Cell, model: str, label=None) -> pd.DataFrame:
+    def current(self, run) -> bool:
+        """Whether a suite run was made with its suite row's parameters as they are now at
+        its scale: a row whose recipe changed (a faithful-cells fix) leaves its older runs
+        stale, so they fill no cell and `reproduce` runs the row again."""
+        if not (run.suite and run.label and run.scale):
+            return True
+        key = (
+            run.suite,
+            run.label,
+            run.scale,
+            run.attack,
+            json.loads(run.config or "{}").get("dataset"),
+        )
+        if key not in self._recipes:
+            self._recipes[key] = _recipe(*key)
+        want = self._recipes[key]
+        return want is None or json.loads(run.config or "{}").get("params") == want
+
+    def matching_runs(
+        self, spec: TableSpec, cell: Cell, model: str, label=None, stale: bool = False
+    ) -> pd.DataFrame:
+        """The runs that fill `cell` for `model`, best first; `stale`: only those that
+        would, but for a suite recipe changed since they ran."""
         runs = self.runs[self.runs["model"] == model]
         match = dict(cell.match)
         match.pop("labels", None)
@@ -127,6 +153,8 @@ class Store:
             else:
                 runs = runs[runs[key] == want]
         runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
+        fresh = _mask(runs, [self.current(r) for r in runs.itertuples()])
+        runs = runs[~fresh] if stale else runs[fresh]
         # The newest complete run wins; a partial one only where none is complete.
         done = runs["status"] == "complete"
         return pd.concat(
@@ -135,6 +163,27 @@ class Store:
                 runs[~done].sort_values("started_at", ascending=False),
             ]
         )
+
+
+def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
+    """The identifying parameters the suite's row `label` gives `attack` at `scale` on
+    `dataset` today; None where that cannot be said (no such suite, row or data set)."""
+    from advbench import suites
+    from advbench.attacks import ATTACKS
+    from advbench.data import family
+
+    try:
+        doc = suites.load_suite(suite)
+        row = next(r for r in doc["attacks"] if (r.get("label") or r["attack"]) == label)
+        if row["attack"] != attack or dataset is None:
+            return None
+        fam = family(dataset)
+        entry = ATTACKS.get(attack)
+        return entry.identity(entry.resolve({**row.get("params", {}),
+                                             **row.get("family", {}).get(fam, {}),
+                                             **row.get("scale", {}).get(scale, {})}))  # fmt: skip
+    except (Exception, StopIteration):  # noqa: BLE001 - a run from elsewhere stays usable
+        return None
 
 
 def _params_match(config: str | None, want: dict[str, Any]) -> bool:
@@ -238,6 +287,9 @@ def fill(store: Store, spec: TableSpec, cell: Cell, res: Result) -> None:
         res.others += list(runs["id"].iloc[1:])
     if not chosen:
         res.why = "no matching run"
+        if any(not store.matching_runs(spec, cell, model["name"], lab, stale=True).empty
+               for lab in (labels if "labels" in cell.match else [None])):  # fmt: skip
+            res.why = "its stored runs used an earlier version of the suite row's parameters"
         return
     res.runs = [r.id for r in chosen]
     res.status = "complete" if all(r.status == "complete" for r in chosen) else "partial"
