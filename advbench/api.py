@@ -340,6 +340,7 @@ def evaluate(
     only_correct: bool = False,
     gradient: str | None = None,
     force: bool = False,
+    shortcuts: bool = True,
     dataset: str | None = None,
     name: str | None = None,
     executor: str = "local",
@@ -358,6 +359,8 @@ def evaluate(
     logits out) with `dataset` (and optionally `name`): its weights are stored and
     checksummed and its runs recorded like any model's. What is stored is not run again
     (`force` re-runs). `on_model` is called with each model's result as it completes.
+    `shortcuts=False` attacks every ε of a budget attack afresh (the plain plan; by default
+    an instance broken at a smaller ε is taken as broken at the next, a different run).
     `executor="ray"` runs each (model, suite row) as a Ray task (advbench.executors),
     joining the cluster at `address` or starting one here."""
     from advbench.attacks import ATTACKS
@@ -465,6 +468,9 @@ def evaluate(
         else:
             jobs, suite_n = [job], 500
         _fill_sources(jobs, suite_doc is not None, source_model, proxy)
+        if not shortcuts:
+            for j in jobs:
+                j.shortcuts = False
         planned.append((row, jobs, n if n is not None else suite_n))
     _check_counts(planned, data_dir)  # before anything is written or a proxy trained
     env_id = record_environment(database, dev)

@@ -158,6 +158,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "min_norm": "smallest adversarial perturbation found by a minimal attack (run's norm)",
         "x_l2": "L2 norm of the clean input (for ρ_adv = ‖δ‖2/‖x‖2)",
         "x_linf": "L∞ norm of the clean input (for an L∞ attack's ρ = ‖δ‖∞/‖x‖∞)",
+        "carried_from": "run at a smaller ε whose example this is (a shortcut: not attacked again)",
         "eps": "the budget this row was judged at",
         "fwd": "forward passes (or queries) spent on this instance",
         "bwd": "backward passes spent on this instance",

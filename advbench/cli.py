@@ -606,6 +606,17 @@ def attack(
         ),
     ] = None,
     force: ForceOpt = False,
+    shortcuts: Annotated[
+        bool,
+        typer.Option(
+            "--shortcuts/--no-shortcuts",
+            help="A budget attack over several ε takes an instance broken at a smaller ε "
+            "as broken at the next, attacking only what is still robust (never weaker; a "
+            "suite may turn it off for a paper's protocol). --no-shortcuts attacks every ε "
+            "afresh; the two are different runs in the store.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = True,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
@@ -627,8 +638,8 @@ def attack(
         scale=scale, n=n, seed=seed, batch_size=batch_size, device=device,
         data_dir=data_dir, targeted=targeted, source_model=source_model, proxy=proxy,
         proxy_epochs=proxy_epochs, only_correct=only_correct, gradient=gradient,
-        force=force, executor=executor, address=address, db=db, progress=_progress,
-        say=_say, on_model=show,
+        force=force, shortcuts=shortcuts, executor=executor, address=address, db=db,
+        progress=_progress, say=_say, on_model=show,
     )  # fmt: skip
 
 

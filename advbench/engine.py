@@ -65,6 +65,10 @@ class AttackJob:
     # measure them (training-set distance, ‖J‖_F at DeepFool points). Not part of a run's
     # identity: it changes what is kept, not what is measured.
     store_examples: bool = False
+    # Budget attacks over several ε: take a sample broken at a smaller ε as broken at the
+    # next (its example lies in the larger ball) instead of attacking it again. Suites of
+    # papers whose protocol attacks every ε afresh turn it off ("shortcuts": false).
+    shortcuts: bool = True
 
 
 def make_job(
@@ -79,6 +83,7 @@ def make_job(
     only_correct: bool = False,
     n: int | None = None,
     store_examples: bool = False,
+    shortcuts: bool = True,
 ) -> AttackJob:
     entry = ATTACKS.get(attack)
     if not eps:
@@ -116,6 +121,7 @@ def make_job(
         only_correct,
         n,
         store_examples,
+        shortcuts,
     )
 
 
@@ -315,8 +321,12 @@ def _run_rows(
         base["start"] = meta["start"]
     group = config_hash(base)
     rows = []
-    for eps in job.eps:
+    chain = job.shortcuts and kind == "budget" and source_row is None and not job.store_examples
+    previous = None
+    for eps in job.eps:  # ascending (make_job sorts them)
         cfg = {**base, "eps": eps}
+        if chain and previous is not None:  # takes what the run at the next smaller ε broke
+            cfg["shortcut_from"] = previous
         rows.append(
             {
                 "id": config_hash(cfg),
@@ -346,7 +356,31 @@ def _run_rows(
                 "gradient": gradient,
             }
         )
+        previous = rows[-1]["id"]
     return rows
+
+
+def _carried(db, run: dict[str, Any], b: _Batch) -> dict[int, dict[str, Any]]:
+    """The batch's instances that the run at the next smaller ε of a shortcut chain broke
+    within this run's ε (by the stored distance in the run's norm), as this run's rows: the
+    same example, outcome and diagnostics, no passes spent, `carried_from` naming the run."""
+    prev = json.loads(run["config"]).get("shortcut_from")
+    if prev is None:
+        return {}
+    marks = ",".join("?" * len(b.positions))
+    found = db.execute(
+        f"select * from samples where run_id = ? and position in ({marks})", [prev, *b.positions]
+    )
+    cols = [d[0] for d in found.description]
+    out = {}
+    for values in found.fetchall():
+        row = dict(zip(cols, values, strict=True))
+        dist = row[{"l2": "l2", "l0": "l0"}.get(run["norm"], "linf")]
+        if row["success"] and not row["init_failed"] and dist <= run["eps"] * (1 + _EPS_TOL):
+            origin = row["carried_from"] or prev
+            out[row["position"]] = {**row, "run_id": run["id"], "eps": run["eps"], "fwd": 0.0,
+                                    "bwd": 0.0, "carried_from": origin}  # fmt: skip
+    return out
 
 
 @dataclass
@@ -364,6 +398,14 @@ class _Batch:
     def hit(self, pred: torch.Tensor) -> torch.Tensor:
         """Attack success: misclassified (untargeted) or classified as the target."""
         return pred != self.y if self.target is None else pred == self.target
+
+    def subset(self, keep: list[int]) -> _Batch:
+        """The instances at indexes `keep` of this batch."""
+        k = torch.tensor(keep, dtype=torch.long)
+        pick = lambda t: None if t is None else t[k.to(t.device)]  # noqa: E731
+        return _Batch([self.positions[i] for i in keep], self.idx[k], pick(self.x),
+                      pick(self.y), pick(self.target), pick(self.clean_pred),
+                      pick(self.start_idx))  # fmt: skip
 
 
 def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=None):
@@ -401,6 +443,7 @@ def _sample_rows(run_id, eps, b: _Batch, adv, adv_pred, crafted, cost, min_norm=
                 if b.start_idx is None or b.start_idx[i] < 0
                 else int(b.start_idx[i]),
                 "init_failed": None if failed is None else int(failed[i]),
+                "carried_from": None,
             }
         )
     return rows
@@ -845,18 +888,31 @@ def run_jobs(
                             )
                     else:
                         r = need[0]
-                        crafted, cost, diag, entry = work.craft(r["eps"])
-                        advs[r["id"]] = crafted.adv
-                        rows[r["id"]] = _sample_rows(
-                            r["id"],
-                            r["eps"],
-                            b,
-                            crafted.adv,
-                            _predict(model, crafted.adv),
-                            crafted,
-                            cost,
-                        )
-                    _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))
+                        carried = _carried(db, r, b)
+                        left = [i for i, p in enumerate(pos) if p not in carried]
+                        rows[r["id"]], entry = [], None
+                        if left:  # attack only what the smaller ε left unbroken
+                            sub = b if len(left) == len(pos) else b.subset(left)
+                            part = {k: v[left] for k, v in extra.items()}
+                            crafted, cost, diag, entry = _Crafting(
+                                db, attack, counted, sub, part, batch_seed(seed, bi), need[0],
+                                craft_id, bi,
+                            ).craft(r["eps"])  # fmt: skip
+                            advs[r["id"]] = crafted.adv
+                            rows[r["id"]] = _sample_rows(
+                                r["id"],
+                                r["eps"],
+                                sub,
+                                crafted.adv,
+                                _predict(model, crafted.adv),
+                                crafted,
+                                cost,
+                            )
+                            _add_diagnostics(rows, advs, sub, diag, model, source,
+                                             batch_seed(seed, bi))  # fmt: skip
+                        rows[r["id"]] += list(carried.values())
+                    if minimal:
+                        _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))
                     kept = []
                     if job.store_examples:
                         top = max(job.eps)

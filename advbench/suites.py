@@ -10,7 +10,10 @@ only_correct, attacks. Row keys: attack, label (the paper's name for the row), e
 family; "inf" allowed for minimal attacks), params (full scale), family (params per family),
 scale (params per scale, applied last), n (the row's own samples per scale), targeted (all-
 others | random), store_examples (keep the adversarial examples at the row's largest ε
-beside the database, for a table that measures them), source (where a transfer row's
+beside the database, for a table that measures them), shortcuts (suite or row; default
+true: a budget attack over several ε takes an instance broken at a smaller ε as broken at
+the next instead of attacking it again; papers whose protocol attacks every ε afresh set
+false), source (where a transfer row's
 examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or
 `given`; see engine.SOURCES). A row without `source` is white-box. `--source-model` and
 `--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
@@ -84,8 +87,9 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
     seed = doc.get("seed", 0)
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
         raise bad(f"seed must be an integer in [0, 2^63); got {seed!r}")
-    if not isinstance(doc.get("only_correct", False), bool):
-        raise bad(f"only_correct must be true or false; got {doc['only_correct']!r}")
+    for key in ("only_correct", "shortcuts"):
+        if not isinstance(doc.get(key, False), bool):
+            raise bad(f"{key} must be true or false; got {doc[key]!r}")
     attacks = doc["attacks"]
     if not isinstance(attacks, list) or not attacks:
         raise bad("attacks must be a non-empty list of rows")
@@ -104,9 +108,9 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
     return doc
 
 
-SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "attacks"}
+SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "shortcuts", "attacks"}
 ROW_KEYS = {"attack", "label", "eps", "params", "family", "scale", "n", "targeted",
-            "store_examples", "source", "transfer"}  # fmt: skip
+            "store_examples", "source", "transfer", "shortcuts"}  # fmt: skip
 
 
 def _check_row(row: dict[str, Any], where: str, bad) -> None:
@@ -121,8 +125,9 @@ def _check_row(row: dict[str, Any], where: str, bad) -> None:
     for key in ("attack", "label", "source", "transfer"):
         if key in row and not isinstance(row[key], str):
             raise bad(f"{where}.{key} must be a string; got {row[key]!r}")
-    if "store_examples" in row and not isinstance(row["store_examples"], bool):
-        raise bad(f"{where}.store_examples must be true or false; got {row['store_examples']!r}")
+    for key in ("store_examples", "shortcuts"):
+        if key in row and not isinstance(row[key], bool):
+            raise bad(f"{where}.{key} must be true or false; got {row[key]!r}")
     if row.get("targeted") is not None and row["targeted"] not in TARGETED:
         raise bad(f"{where}.targeted {row['targeted']!r} is not one of: {', '.join(TARGETED)}")
     params = row.get("params", {})
@@ -211,6 +216,7 @@ def suite_jobs(
                 only_correct=bool(suite.get("only_correct", False)),
                 n=item["n"][scale] if "n" in item else None,
                 store_examples=bool(item.get("store_examples", False)),
+                shortcuts=bool(item.get("shortcuts", suite.get("shortcuts", True))),
             )
         )
     if not jobs:

@@ -110,8 +110,10 @@ def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, da
     db = open_db(tmp_path / "e.db")
     stored = {"lr": _row("lr", "a" * 64), "lr-src": _row("lr-src", "b" * 64)}
     db["models"].insert_all(stored.values())
+    job = JOBS[name]()
+    job.shortcuts = False  # the plain plan's numbers; shortcuts: tests/test_shortcuts.py
     res = run_jobs(
-        db, models["lr"], stored["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
+        db, models["lr"], stored["lr"], [job], n=20, seed=7, batch_size=8,
         env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], stored[m]),
     )  # fmt: skip
     # the checklist's diagnostics are pinned on their own (test_diagnostics.py)
@@ -148,7 +150,7 @@ def test_engine_rows_are_pinned(tmp_path, models, name, dataframe_regression, da
     )
     # the same request again does no work and says so
     again = run_jobs(
-        db, models["lr"], stored["lr"], [JOBS[name]()], n=20, seed=7, batch_size=8,
+        db, models["lr"], stored["lr"], [job], n=20, seed=7, batch_size=8,
         env_id=record_environment(db, "cpu"), load_model=lambda m: (models[m], stored[m]),
     )  # fmt: skip
     assert [(s.id, s.robust, s.reused) for s in again] == [(s.id, s.robust, True) for s in res]

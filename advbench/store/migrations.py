@@ -235,6 +235,12 @@ def _sample_input_linf(db: sqlite_utils.Database) -> None:
     db["samples"].add_column("x_linf", float)
 
 
+def _shortcut_chains(db: sqlite_utils.Database) -> None:
+    # A budget attack's run over several ε may take an instance broken at the next smaller
+    # ε as broken (engine._carried): the run whose attack crafted its example, else NULL.
+    db["samples"].add_column("carried_from", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),
@@ -245,4 +251,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0007_browse_views", _browse_views),
     ("0008_crafted_cache", _crafted_cache),
     ("0009_sample_input_linf", _sample_input_linf),
+    ("0010_shortcut_chains", _shortcut_chains),
 ]

@@ -1,0 +1,100 @@
+"""Budget attacks over several ε: an instance broken at a smaller ε is taken as broken at
+the next (its example lies in the larger ball) and only what is still robust is attacked.
+Never weaker than the plain plan, fewer passes, a different run in the store."""
+
+import json
+
+import pytest
+
+from advbench.engine import make_job, run_jobs
+from advbench.env import record_environment
+from advbench.store import open_db
+from advbench.train import load_model
+
+EPS = [0.05, 0.1, 0.2, 0.3]
+# no random start: each instance's PGD path is the same in any batch, so the two plans
+# differ only by what the shortcut carries
+PGD = {"steps": 5, "random_start": False}
+
+
+def _run(db, shortcuts, n=24):
+    model, _, row = load_model(db, "std")
+    return run_jobs(db, model, row, [make_job("pgd-linf", EPS, PGD, shortcuts=shortcuts)],
+                    n=n, seed=1, batch_size=8, env_id=record_environment(db, "cpu"))  # fmt: skip
+
+
+def _samples(db, run_id):
+    return {
+        r["position"]: r
+        for r in db["samples"].rows_where("run_id = ?", [run_id], order_by="position")
+    }
+
+
+@pytest.fixture
+def both(db_copy):
+    db = open_db(db_copy)
+    plain = _run(db, False)
+    short = _run(db, True)
+    return db, plain, short
+
+
+def test_shortcuts_are_never_weaker_and_cost_fewer_passes(both):
+    db, plain, short = both
+    assert plain[0].id == short[0].id  # the smallest ε is the same run
+    assert all(p.id != s.id for p, s in zip(plain[1:], short[1:], strict=True))
+    carried_total = 0
+    for k, (p, s) in enumerate(zip(plain, short, strict=True)):
+        rp, rs = _samples(db, p.id), _samples(db, s.id)
+        assert rp.keys() == rs.keys() and len(rs) == 24
+        broken_plain = {i for i, r in rp.items() if r["success"]}
+        broken_short = {i for i, r in rs.items() if r["success"]}
+        assert broken_plain <= broken_short  # nothing the plain plan broke survives
+        assert s.robust <= p.robust
+        for i, r in rs.items():
+            if r["carried_from"] is not None:
+                carried_total += 1
+                assert (r["fwd"], r["bwd"]) == (0.0, 0.0) and r["success"] == 1
+                assert r["linf"] <= EPS[k] + 1e-6  # the carried example is inside this ball
+            else:  # attacked here: the same instance, the same path as the plain plan
+                assert (r["adv_pred"], r["linf"]) == (rp[i]["adv_pred"], rp[i]["linf"])
+        if k:  # monotone: what a smaller ε broke stays broken
+            before = {i for i, r in _samples(db, short[k - 1].id).items() if r["success"]}
+            assert before <= broken_short
+    assert carried_total > 0
+    passes = {
+        name: db.execute(
+            f"select sum(fwd + bwd) from samples where run_id in ({','.join('?' * 4)})",
+            [r.id for r in runs],
+        ).fetchone()[0]
+        for name, runs in (("plain", plain), ("short", short))
+    }
+    assert passes["short"] < passes["plain"]
+    config = json.loads(db["runs"].get(short[2].id)["config"])
+    assert config["shortcut_from"] == short[1].id
+
+
+def test_a_resumed_chain_ends_as_an_uninterrupted_one(both):
+    db, _, short = both
+    last = short[-1].id
+    want = _samples(db, last)
+    # an interruption after the first batch of the largest ε
+    db.execute("delete from samples where run_id = ? and position >= 8", [last])
+    db.execute("update runs set status = 'running' where id = ?", [last])
+    again = _run(db, True)
+    assert [r.id for r in again] == [r.id for r in short]
+    got = _samples(db, last)
+    assert got.keys() == want.keys()
+    for i in want:
+        for col in ("adv_pred", "success", "linf", "fwd", "bwd", "carried_from"):
+            assert got[i][col] == want[i][col], (i, col)
+
+
+def test_paper_suites_attack_every_budget_afresh():
+    from advbench.suites import available, load_suite, suite_jobs
+
+    for name in ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso"):
+        jobs, _ = suite_jobs(load_suite(name), "mnist-5k", "smoke")
+        assert not any(j.shortcuts for j in jobs), name
+    assert "carlini-eval" in available()
+    jobs, _ = suite_jobs(load_suite("carlini-eval"), "mnist-5k", "smoke")
+    assert all(j.shortcuts for j in jobs)
