@@ -1,0 +1,181 @@
+"""Suite speed: a suite's plain plan against its optimised plan, in one process.
+
+Both plans attack the same stored model on the same samples with the same seeds, each in
+its own copy of the store (so neither reuses the other's runs). Per suite row it prints the
+forward+backward passes per instance, wall time, robust accuracy per ε of each plan and
+their ratios, and every instance whose outcome differs between them. A shortcut may only
+turn a robust instance into a broken one, never the reverse: such a reversal is listed
+under "never-weaker violations". Targets (issue 14): on `carlini-eval --scale cpu`, at
+least 2x fewer passes and 1.8x less wall time in total, no violation, and every accuracy
+within the plain plan's 95 % interval.
+
+    python benchmarks/suite_speed.py [--suite carlini-eval] [--scale cpu] [--n N]
+        [--model NAME --db results/advbench.db] [--output benchmarks/suite_speed.md]
+
+Without --model it trains a madry-mnist on mnist-5k for 3 epochs (seed 0) in a scratch
+store. The optimised plan is what `advbench attack` does by default; the plain plan is
+`--no-shortcuts`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from advbench import api
+from advbench.env import describe
+from advbench.metrics import wilson_interval
+from advbench.store import open_db
+from advbench.suites import labels, load_suite
+from advbench.train import train_model
+
+
+def scratch_store(db: Path | None, model: str | None) -> tuple[Path, str]:
+    """A scratch store holding just the model to attack (a copy: the source is not touched)."""
+    folder = Path(tempfile.mkdtemp(prefix="advbench-suite-speed-"))
+    if model is None:
+        store = open_db(folder / "a.db")
+        row = train_model(store, name="bench-madry", dataset="mnist-5k", arch="madry-mnist",
+                          epochs=3, batch_size=64, optimizer="adam", lr=1e-3,
+                          weight_decay=0.0, seed=0, device="cpu")  # fmt: skip
+        store.close()
+        return folder / "a.db", row.name
+    src = open_db(db)
+    dst = open_db(folder / "a.db")
+    row = src["models"].get(model)
+    env = src["environments"].get(row["env_id"]) if row["env_id"] else None
+    if env:
+        dst["environments"].insert(env, pk="id", ignore=True)
+    dst["models"].insert(row, pk="name")
+    (folder / "models").mkdir()
+    for suffix in (".safetensors", ".json"):  # the checkpoint and its metadata
+        shutil.copy(Path(db).parent / (row["path"] + suffix), folder / (row["path"] + suffix))
+    return folder / "a.db", model
+
+
+def plan(db_path: Path, model: str, suite: str, scale: str, n, shortcuts: bool) -> dict:
+    """Run the suite row by row; per row its wall time, runs and per-instance outcomes."""
+    out = {}
+    for label in labels(load_suite(suite)):
+        t0 = time.perf_counter()
+        ev = api.evaluate(model, suite=suite, only=[label], scale=scale, n=n, device="cpu",
+                          shortcuts=shortcuts, db=db_path)  # fmt: skip
+        wall = time.perf_counter() - t0
+        db = open_db(db_path)
+        runs = []
+        for s in [s for r in ev.results for s in r.summaries]:
+            rows = list(db.query("select position, success, fwd, bwd, clean_pred, label, "
+                                 "adv_pred from samples where run_id = ?", [s.id]))  # fmt: skip
+            runs.append((s, rows))
+        kind = runs[0][0].attack if runs else None
+        out[label] = {"wall": wall, "runs": runs, "kind": kind}
+        db.close()
+    return out
+
+
+def passes(runs) -> float:
+    """Forward+backward passes per instance of a row: a minimal attack's one search is
+    recorded on each of its ε runs, so it is counted once."""
+    from advbench.attacks import ATTACKS
+
+    if not runs:
+        return 0.0
+    s0, rows0 = runs[0]
+    if ATTACKS.get(s0.attack).meta["kind"] == "minimal":
+        return sum(r["fwd"] + r["bwd"] for r in rows0) / max(len(rows0), 1)
+    total = sum(r["fwd"] + r["bwd"] for _, rows in runs for r in rows)
+    return total / max(len(rows0), 1)
+
+
+def compare(plain: dict, fast: dict) -> tuple[list[str], int, int, list[str]]:
+    lines, violations, gained, outside = [], 0, 0, []
+    lines.append("| row | passes/instance plain | optimised | ratio | wall s plain | optimised "
+                 "| ratio | robust accuracy per ε: plain → optimised |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|---|")
+    total = {"pp": 0.0, "pf": 0.0, "wp": 0.0, "wf": 0.0}
+    diffs = []
+    for label in plain:
+        p, f = plain[label], fast[label]
+        pp, pf = passes(p["runs"]), passes(f["runs"])
+        total["pp"] += pp
+        total["pf"] += pf
+        total["wp"] += p["wall"]
+        total["wf"] += f["wall"]
+        accs = []
+        for (sp, rp), (sf, rf) in zip(p["runs"], f["runs"], strict=True):
+            lo, hi = wilson_interval(sp.robust, sp.n)
+            acc_p, acc_f = sp.robust / sp.n * 100, sf.robust / sf.n * 100
+            flag = "" if lo * 100 - 1e-9 <= acc_f <= hi * 100 + 1e-9 else " (outside)"
+            if flag:
+                outside.append(f"{label} ε={sp.eps:g}: {acc_p:.1f} → {acc_f:.1f}")
+            accs.append(f"{sp.eps:g}: {acc_p:.1f} → {acc_f:.1f}{flag}")
+            a = {r["position"]: r for r in rp}
+            b = {r["position"]: r for r in rf}
+            for pos in sorted(a):
+                ra, rb = a[pos], b.get(pos)
+                if rb is None or ra["success"] == rb["success"]:
+                    continue
+                if ra["success"] and not rb["success"]:
+                    violations += 1
+                    diffs.append(f"- VIOLATION {label} ε={sp.eps:g} position {pos}: broken by "
+                                 "the plain plan, robust under shortcuts")  # fmt: skip
+                else:
+                    gained += 1
+                    diffs.append(f"- {label} ε={sp.eps:g} position {pos}: robust under the "
+                                 "plain plan, broken under shortcuts")  # fmt: skip
+        ratio_p = pp / pf if pf else float("nan")
+        ratio_w = p["wall"] / f["wall"] if f["wall"] else float("nan")
+        lines.append(f"| {label} | {pp:.1f} | {pf:.1f} | {ratio_p:.2f}x | {p['wall']:.1f} | "
+                     f"{f['wall']:.1f} | {ratio_w:.2f}x | {'; '.join(accs)} |")  # fmt: skip
+    lines.append(f"| **total** | {total['pp']:.0f} | {total['pf']:.0f} | "
+                 f"{total['pp'] / total['pf']:.2f}x | {total['wp']:.0f} | {total['wf']:.0f} | "
+                 f"{total['wp'] / total['wf']:.2f}x | |")  # fmt: skip
+    return lines, violations, gained, diffs + [f"- outside the plain interval: {o}"
+                                               for o in outside]  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", default="carlini-eval")
+    ap.add_argument("--scale", default="cpu")
+    ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--db", type=Path, default=Path("results/advbench.db"))
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+    base, model = scratch_store(args.db, args.model)
+    plain_db = base.parent / "plain" / "a.db"
+    shutil.copytree(base.parent, plain_db.parent, ignore=shutil.ignore_patterns("plain"))
+    warm_db = base.parent / "warm" / "a.db"  # first calls (imports, data) timed in neither
+    shutil.copytree(base.parent, warm_db.parent, ignore=shutil.ignore_patterns("plain", "warm"))
+    api.evaluate(model, suite=args.suite, only=[labels(load_suite(args.suite))[0]],
+                 scale="smoke", n=4, device="cpu", db=warm_db)  # fmt: skip
+    t0 = time.perf_counter()
+    plain = plan(plain_db, model, args.suite, args.scale, args.n, shortcuts=False)
+    fast = plan(base, model, args.suite, args.scale, args.n, shortcuts=True)
+    lines, violations, gained, diffs = compare(plain, fast)
+    env = describe("cpu")
+    head = [
+        f"# Suite speed: {args.suite} at {args.scale} scale, plain plan vs shortcuts",
+        "",
+        f"- Command: `python benchmarks/suite_speed.py --suite {args.suite} --scale "
+        f"{args.scale}" + (f" --n {args.n}" if args.n else "") + "`",
+        f"- Model: {model}; machine: {env['platform']}, torch {env['torch']}, "
+        f"advbench {env['advbench']} ({env['git_commit']}); both plans in one process, "
+        f"{time.perf_counter() - t0:.0f} s in all",
+        f"- Never-weaker violations (broken by the plain plan, robust under shortcuts): "
+        f"{violations}; instances broken only under shortcuts: {gained}",
+        "",
+    ]
+    text = "\n".join([*head, *lines, "", "## Instances whose outcome differs", "",
+                      *(diffs or ["- none"]), ""])  # fmt: skip
+    print(text)
+    if args.output:
+        args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
