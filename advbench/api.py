@@ -336,7 +336,7 @@ def evaluate(
     targeted: str | None = None,
     source_model: str | None = None,
     proxy: str | None = None,
-    proxy_epochs: int = 5,
+    proxy_epochs: int | None = None,
     only_correct: bool = False,
     gradient: str | None = None,
     force: bool = False,
@@ -372,6 +372,11 @@ def evaluate(
     from advbench.train import load_model, model_row, train_proxy
 
     check_executor(executor)
+    if address is not None and executor != "ray":
+        raise BadInput("--address joins a Ray cluster; it applies only with --executor ray")
+    if proxy_epochs is not None and not proxy:
+        raise BadInput("--proxy-epochs applies only with --proxy ARCH (the proxy it trains)")
+    proxy_epochs = 5 if proxy_epochs is None else _whole("--proxy-epochs", proxy_epochs, 1)
     if executor == "ray" and not isinstance(model, (str, list, tuple, type(None))):
         raise BadInput("--executor ray evaluates stored models; store the module first")
     if (attack is None) == (suite is None):

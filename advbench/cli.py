@@ -587,8 +587,11 @@ def attack(
         ),
     ] = None,
     proxy_epochs: Annotated[
-        int, typer.Option(help="Training epochs of the --proxy model.", rich_help_panel=ATTACK)
-    ] = 5,
+        int | None,
+        typer.Option(
+            help="Training epochs of the --proxy model [default: 5].", rich_help_panel=ATTACK
+        ),
+    ] = None,
     only_correct: Annotated[
         bool,
         typer.Option(
@@ -716,12 +719,12 @@ def report(
         ),
     ] = False,
     scale: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Scale of the commands --missing prints: smoke, cpu or full.",
+            help="Scale of the commands --missing prints: smoke, cpu or full [default: smoke].",
             rich_help_panel=OUTPUT,
         ),
-    ] = "smoke",
+    ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option(help="Only these models (summary pivot); repeatable.", rich_help_panel=MODEL),
@@ -762,6 +765,10 @@ def report(
 
     from advbench import report as rep
     from advbench.report import tables as tab
+
+    _report_options_apply(table, figure, paper, claims, checks, missing, scale, model, verbose,
+                          format_, output)  # fmt: skip
+    scale = scale or "smoke"
 
     if claims is not None:
         from advbench import claims as clm
@@ -894,6 +901,28 @@ def report(
         err.print(f"wrote {path}", highlight=False)
     else:
         sys.stdout.write(text)
+
+
+def _report_options_apply(table, figure, paper, claims, checks, missing, scale, model, verbose,
+                          format_, output) -> None:  # fmt: skip
+    """Refuse an option the chosen report mode would silently ignore."""
+    mode = ("--claims" if claims is not None else "--paper" if paper is not None
+            else "--checks" if checks is not None else "--missing" if missing
+            else "--figure" if figure is not None else "--table"
+            if table not in (None, "summary") else "the summary")  # fmt: skip
+    if scale is not None and not missing:
+        raise BadInput(f"--scale {scale} sets the scale of the commands --missing prints; "
+                       f"it does not apply to {mode}")  # fmt: skip
+    if model and mode not in ("the summary", "--figure"):
+        raise BadInput(f"--model picks models for the summary and --figure curves; it does "
+                       f"not apply to {mode} (--checks MODEL takes one model)")  # fmt: skip
+    if verbose and (mode != "--table" or format_ != "table"):
+        raise BadInput("--verbose lists the runs behind each cell of a paper table in the "
+                       f"terminal (--table ID, --format table); it does not apply to {mode}"
+                       + ("" if mode != "--table" else f" with --format {format_}"))  # fmt: skip
+    if output is not None and mode in ("--claims", "--missing"):
+        raise BadInput(f"--output does not apply to {mode}: it prints to the terminal "
+                       "(redirect it to a file)")  # fmt: skip
 
 
 def _exists(db: Path | None) -> bool:

@@ -35,11 +35,7 @@ def results() -> list[tuple[str, str, str]]:
 
 def diff(mutant: str) -> list[str]:
     out = subprocess.run([*MUTMUT, "show", mutant], capture_output=True, text=True).stdout
-    return [
-        ln
-        for ln in out.splitlines()
-        if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
-    ]
+    return [ln for ln in out.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
 
 
 def main() -> None:

@@ -284,3 +284,28 @@ def test_measure_and_attack_check_everything_before_writing(runner, db_copy, arg
     before = _snapshot(db_copy.parent)
     _refused(runner, [*args, "--db", str(db_copy)], needle)
     assert _snapshot(db_copy.parent) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["report", "--table", "fidel:III", "--scale", "cpu"],
+         "--scale cpu sets the scale of the commands --missing prints; it does not apply to "
+         "--table"),
+        (["report", "--table", "fidel:III", "--model", "std"],
+         "--model picks models for the summary and --figure curves; it does not apply to --table"),
+        (["report", "--claims", "fidel", "--model", "std"], "it does not apply to --claims"),
+        (["report", "--table", "fidel:III", "--format", "markdown", "--verbose"],
+         "--verbose lists the runs behind each cell"),
+        (["report", "--claims", "fidel", "--output", "out"],
+         "--output does not apply to --claims"),
+        (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--proxy-epochs", "3"],
+         "--proxy-epochs applies only with --proxy ARCH"),
+        (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--address", "x:1"],
+         "--address joins a Ray cluster; it applies only with --executor ray"),
+    ],
+)  # fmt: skip
+def test_options_a_mode_would_ignore_are_refused(runner, db_copy, args, needle):
+    before = _snapshot(db_copy.parent)
+    _refused(runner, [*args, "--db", str(db_copy)], needle)
+    assert _snapshot(db_copy.parent) == before
