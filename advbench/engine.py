@@ -318,7 +318,7 @@ def _run_rows(
     if meta.get("revision"):  # the attack's numbers changed: runs before it are not reused
         base["revision"] = meta["revision"]
     if job.targeted and meta.get("start"):
-        base["start"] = meta["start"]
+        base["start"] = job.params.get("start", meta["start"])
     group = config_hash(base)
     rows = []
     chain = job.shortcuts and kind == "budget" and source_row is None and not job.store_examples
@@ -630,6 +630,11 @@ def set_gradient(model, requested: str | None) -> str | None:
     return mode
 
 
+def _start_of(job: AttackJob) -> str | None:
+    """Where a targeted attack starts: its `start` parameter, else its registered start."""
+    return job.params.get("start", ATTACKS.get(job.attack).meta.get("start"))
+
+
 def _register(db, rows, env_id: str, force: bool) -> list[dict[str, Any]]:
     """Record runs that still need work (with --force, drop their samples first)."""
     todo = []
@@ -799,7 +804,7 @@ def run_jobs(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
         )
         starts = None
-        if job.targeted and ATTACKS.get(job.attack).meta.get("start") == "target-image":
+        if job.targeted and _start_of(job) == "target-image":
             starts = target_starts(craft, test, cache[key], seed, device)
         craft_id = None
         if source_row is not None:  # what the examples depend on, besides the batch
@@ -810,7 +815,7 @@ def run_jobs(
                 "attack": job.attack,
                 "params": ATTACKS.get(job.attack).identity(job.params),
                 "revision": meta.get("revision"),
-                "start": meta.get("start") if job.targeted else None,
+                "start": _start_of(job) if job.targeted else None,
                 "targeted": job.targeted,
                 "dataset": model_row["dataset"],
             }

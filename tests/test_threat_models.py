@@ -375,3 +375,24 @@ def test_a_failed_initialisation_is_flagged_and_not_counted_robust(db_copy):
 
     table = summary_table(db, ["std"])
     assert table["hsj ε=2"].tolist() == ["no start (6 failed)"]  # shown, not dropped
+
+
+def test_hsj_noise_start_judges_unstarted_samples_as_they_are(db_copy):
+    """fidel's protocol (ART's HopSkipJump): a targeted sample whose noise draws never land
+    in the target class is returned unchanged and counted as it is, not left out of n."""
+    db = open_db(db_copy)
+    params = {"max_iter": 1, "max_eval": 10, "init_eval": 5, "init_size": 1}
+    (noise,) = _run(db, "std", [make_job("hsj", [float("inf")], {**params, "start": "noise"},
+                                         targeted="random")])  # fmt: skip
+    rows = _samples(db, noise.id)
+    assert noise.init_failed == 0 and noise.n == len(rows) == 12
+    unchanged = [r for r in rows if r["l2"] == 0]
+    assert unchanged, "one noise draw per sample should miss some targets"
+    for r in unchanged:
+        assert r["adv_pred"] == r["clean_pred"] and not r["init_failed"]
+    run = json.loads(db["runs"].get(noise.id)["config"])
+    assert run["start"] == "noise" and run["params"]["start"] == "noise"
+    # the default keeps its identity (a parameter added later is left out at its default)
+    (image,) = _run(db, "std", [make_job("hsj", [float("inf")], params, targeted="random")])
+    assert "start" not in json.loads(db["runs"].get(image.id)["config"])["params"]
+    assert image.id != noise.id

@@ -333,6 +333,17 @@ ATTACKS.register(
         Param("max_eval", int, 10000, "most queries per gradient estimate"),
         Param("init_eval", int, 100, "queries of the first gradient estimate"),
         Param("init_size", int, 100, "random draws to find a starting adversarial"),
+        Param(
+            "start",
+            str,
+            "target-image",
+            "target-image: a targeted sample starts from a test image of the target class, "
+            "and one no start is found for is flagged and left out of n; noise: ART's own "
+            "start (uniform noise draws only) and a sample without one is returned "
+            "unchanged and judged as it is, as ART's HopSkipJump does (fidel's protocol)",
+            choices=("target-image", "noise"),
+            since="0.1-hsj-start",
+        ),
     ),
     norm="l2|linf",
     kind="minimal",

@@ -132,7 +132,10 @@ def _noise_start(attack, x: np.ndarray, y_p: int, target, rng) -> np.ndarray | N
     return None
 
 
-def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: int):
+def hsj(
+    *, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: int,
+    start: str = "target-image",
+):  # fmt: skip
     """HopSkipJump (Chen et al. 2020), decision-based: it sees only predicted labels.
 
     Targeted, each sample starts from `start`, an image the crafting model classifies as the
@@ -141,10 +144,13 @@ def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: i
     sample starts where ART's noise search would, drawn from numpy's generator (which the
     engine seeds per batch; ART's own draw is unseeded, so its runs were not reproducible).
     A sample no start was found for is left unchanged and flagged `init_failed`, so the
-    engine does not count it as robust. Samples are attacked one at a time so that the
-    queries each one cost can be counted (the engine's counting wrapper sees every forward
-    row)."""
+    engine does not count it as robust; with `start="noise"` (ART's behaviour, which
+    fidel's tables used) it is left unchanged and not flagged: judged as it is. Samples are
+    attacked one at a time so that the queries each one cost can be counted (the engine's
+    counting wrapper sees every forward row)."""
     from art.attacks.evasion import HopSkipJump
+
+    flag_failures = start == "target-image"  # `start` below is the per-sample start image
 
     def run(model, x, y, target=None, start=None):
         attack = HopSkipJump(
@@ -179,7 +185,7 @@ def hsj(*, norm: str, max_iter: int, max_eval: int, init_eval: int, init_size: i
                 labels = None if t is None else np.eye(model.classes)[[t]]
                 out.append(attack.generate(xi, labels, x_adv_init=init))
                 seen = 0
-            failed.append(not done[i] and init is None)
+            failed.append(not done[i] and init is None and flag_failures)
             queries.append(getattr(model, "rows_forward", 0) - before + seen)
         return Crafted(
             _back(np.concatenate(out), x),
