@@ -69,6 +69,13 @@ class AttackJob:
     # next (its example lies in the larger ball) instead of attacking it again. Suites of
     # papers whose protocol attacks every ε afresh turn it off ("shortcuts": false).
     shortcuts: bool = True
+    # How a minimal attack's example is judged at each ε: "minimal" (it counts where its
+    # norm is within ε; else the input is kept) or "clip" (foolbox 3's `epsilons`: the
+    # example's perturbation clipped onto the ε-ball, judged by the model: fidel's tables).
+    judge: str = "minimal"
+
+
+JUDGES = ("minimal", "clip")
 
 
 def make_job(
@@ -84,6 +91,7 @@ def make_job(
     n: int | None = None,
     store_examples: bool = False,
     shortcuts: bool = True,
+    judge: str = "minimal",
 ) -> AttackJob:
     entry = ATTACKS.get(attack)
     if not eps:
@@ -109,6 +117,10 @@ def make_job(
             raise BadInput(f"{attack} has no targeted variant; targeted attacks: {', '.join(able)}")
     if n is not None and n <= 0:
         raise BadInput(f"--n {n} must be > 0")
+    if judge not in JUDGES:
+        raise unknown("judge", judge, JUDGES)
+    if judge == "clip" and (entry.meta["kind"] != "minimal" or norm_of(attack, overrides) == "l0"):
+        raise BadInput(f"judge clip is for L2 and L∞ minimal attacks; {attack} is not one")
     return AttackJob(
         attack,
         sorted(set(float(e) for e in eps)),
@@ -122,6 +134,7 @@ def make_job(
         n,
         store_examples,
         shortcuts,
+        judge,
     )
 
 
@@ -319,6 +332,8 @@ def _run_rows(
         base["revision"] = meta["revision"]
     if job.targeted and meta.get("start"):
         base["start"] = job.params.get("start", meta["start"])
+    if job.judge != "minimal":
+        base["judge"] = job.judge
     group = config_hash(base)
     rows = []
     chain = job.shortcuts and kind == "budget" and source_row is None and not job.store_examples
@@ -487,7 +502,16 @@ def _norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
     return flat.abs().amax(dim=1)
 
 
-def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None):
+def _clip(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """foolbox 3's `clip_perturbation`: the perturbation brought onto the ε-ball."""
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    size = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    factor = torch.clamp(eps / size, max=1.0)
+    return delta * factor.view(-1, *[1] * (delta.dim() - 1))
+
+
+def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None, judge="minimal"):
     """From one minimal-perturbation result, the adversarial input at each ε (in `norm`).
 
     Every minimal attack returns the unperturbed input where it found nothing (the adapters
@@ -513,6 +537,10 @@ def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None)
     )
     out = {}
     for eps in eps_list:
+        if judge == "clip" and math.isfinite(eps):  # foolbox 3's epsilons: fidel's tables
+            adv = (b.x + _clip(raw - b.x, eps, norm)).clamp(0, 1)
+            out[eps] = (adv, _predict(model, adv))
+            continue
         ok = (min_norm <= eps * (1 + _EPS_TOL)) & ~already
         adv = torch.where(ok.view(-1, *[1] * (b.x.dim() - 1)), raw, b.x)
         adv_pred = torch.where(ok, raw_pred, b.clean_pred)
@@ -884,6 +912,7 @@ def run_jobs(
                             [r["eps"] for r in need],
                             need[0]["norm"],
                             craft_model=source,
+                            judge=job.judge,
                         )
                         for r in need:
                             adv, adv_pred = judged[r["eps"]]

@@ -13,7 +13,9 @@ others | random), store_examples (keep the adversarial examples at the row's lar
 beside the database, for a table that measures them), shortcuts (suite or row; default
 true: a budget attack over several ε takes an instance broken at a smaller ε as broken at
 the next instead of attacking it again; papers whose protocol attacks every ε afresh set
-false), source (where a transfer row's
+false), judge (a minimal attack's example at each ε: `minimal`, counted where its norm is
+within ε, or `clip`, its perturbation clipped onto the ε-ball and judged, as foolbox 3's
+`epsilons` do), source (where a transfer row's
 examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or
 `given`; see engine.SOURCES). A row without `source` is white-box. `--source-model` and
 `--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
@@ -110,14 +112,14 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
 
 SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "shortcuts", "attacks"}
 ROW_KEYS = {"attack", "label", "eps", "params", "family", "scale", "n", "targeted",
-            "store_examples", "source", "transfer", "shortcuts"}  # fmt: skip
+            "store_examples", "source", "transfer", "shortcuts", "judge"}  # fmt: skip
 
 
 def _check_row(row: dict[str, Any], where: str, bad) -> None:
     """A row's keys and types, and its parameters resolved at every family and scale it
     lists (so a bad value fails when the suite loads, not an hour into a run)."""
     from advbench.attacks import ATTACKS
-    from advbench.engine import TARGETED
+    from advbench.engine import JUDGES, TARGETED
 
     extra = sorted(set(row) - ROW_KEYS)
     if extra:
@@ -128,6 +130,8 @@ def _check_row(row: dict[str, Any], where: str, bad) -> None:
     for key in ("store_examples", "shortcuts"):
         if key in row and not isinstance(row[key], bool):
             raise bad(f"{where}.{key} must be true or false; got {row[key]!r}")
+    if row.get("judge", "minimal") not in JUDGES:
+        raise bad(f"{where}.judge {row['judge']!r} is not one of: {', '.join(JUDGES)}")
     if row.get("targeted") is not None and row["targeted"] not in TARGETED:
         raise bad(f"{where}.targeted {row['targeted']!r} is not one of: {', '.join(TARGETED)}")
     params = row.get("params", {})
@@ -217,6 +221,7 @@ def suite_jobs(
                 n=item["n"][scale] if "n" in item else None,
                 store_examples=bool(item.get("store_examples", False)),
                 shortcuts=bool(item.get("shortcuts", suite.get("shortcuts", True))),
+                judge=item.get("judge", "minimal"),
             )
         )
     if not jobs:

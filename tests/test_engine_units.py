@@ -1,9 +1,11 @@
 """The engine's choices that decide which numbers a run stores, by hand and without a
 trained model: per-batch seeds, which test samples a run attacks, and targets."""
 
+import pytest
 import torch
 
 from advbench.engine import Instances, make_instances, make_job, select_samples
+from advbench.errors import BadInput
 from advbench.fit import batch_seed
 
 
@@ -108,3 +110,41 @@ def test_sources_resolve_to_the_rows_by_hand(tmp_path):
     db["models"].insert(row("res2", arch="ibm-resnet"))
     with pytest.raises(BadInput, match="2 undefended ibm-resnet models on digits"):
         resolve_source(db, get("jac"), "arch:ibm-resnet")
+
+
+class _Threshold(torch.nn.Module):
+    """Class 1 where the first input feature exceeds 0.5, else class 0."""
+
+    classes = 2
+
+    def forward(self, x):
+        v = x.flatten(1)[:, :1]
+        return torch.cat([0.5 - v, v - 0.5], 1)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_clip_judging_is_foolboxs_epsilons(norm):
+    """judge=clip (fidel, foolbox 3): the found example's perturbation clipped onto the
+    ε-ball, judged by the model; judge=minimal: the example counts only within ε."""
+    from advbench.engine import _Batch, _judge_minimal
+
+    x = torch.zeros(1, 4)
+    raw = torch.tensor([[0.8, 0.0, 0.0, 0.0]])  # found at norm 0.8 (L2 and L∞ alike)
+    model = _Threshold()
+    b = _Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
+    eps = [0.3, 0.6, 1.0]
+    minimal, min_norm = _judge_minimal(model, b, raw, eps, norm)
+    clip, _ = _judge_minimal(model, b, raw, eps, norm, judge="clip")
+    assert float(min_norm[0]) == pytest.approx(0.8)
+    assert [int(minimal[e][1][0]) for e in eps] == [0, 0, 1]  # only once 0.8 <= ε
+    assert [int(clip[e][1][0]) for e in eps] == [0, 1, 1]  # 0.6 along δ already flips it
+    assert float(clip[0.6][0][0, 0]) == pytest.approx(0.6)  # the clipped example itself
+    assert torch.equal(clip[1.0][0], raw)  # inside the ball: the example as found
+
+
+def test_clip_judging_only_for_l2_and_linf_minimal_attacks():
+    with pytest.raises(BadInput, match="judge clip is for L2 and L∞ minimal attacks; pgd-l2"):
+        make_job("pgd-l2", [1.0], judge="clip")
+    with pytest.raises(BadInput, match="jsma"):
+        make_job("jsma", [0.1], judge="clip")
+    assert make_job("cw-l2", [1.0], judge="clip").judge == "clip"

@@ -8,8 +8,12 @@ import pytest
 
 from advbench.cli import app
 
-
 ROW = '{"attack": "fgsm", "eps": {"mnist": [0.1]}'
+
+
+def _one(extra: str) -> str:
+    """A suite file of one fgsm row with `extra` keys added to the row."""
+    return '{"name": "x", "n": {"smoke": 2}, "attacks": [' + ROW + extra + "}]}"
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -142,24 +146,24 @@ def test_an_l2_budget_above_one_is_still_valid(runner, db_copy):
         ('{"name": "x", "n": {"smoke": 0}, "attacks": [{"attack": "fgsm", "eps": {}}]}',
          "n must map scales"),
         (None, "is not a file"),  # a directory named like a suite file
-        ('{"name": "x", "n": {"smoke": 2}, "seed": "0", "attacks": [%s}]}' % ROW,
+        ('{"name": "x", "n": {"smoke": 2}, "seed": "0", "attacks": [' + ROW + '}]}',
          "seed must be an integer in [0, 2^63); got '0'"),
-        ('{"name": "x", "n": {"smoke": 2}, "atacks": [], "attacks": [%s}]}' % ROW,
+        ('{"name": "x", "n": {"smoke": 2}, "atacks": [], "attacks": [' + ROW + '}]}',
          "unknown key 'atacks'"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "parms": {}}]}' % ROW,
+        (_one(', "parms": {}'),
          "attacks[0] has an unknown key 'parms'"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "params": [1]}]}' % ROW,
+        (_one(', "params": [1]'),
          "attacks[0].params must be an object"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "scale": {"smoke": 3}}]}' % ROW,
+        (_one(', "scale": {"smoke": 3}'),
          "attacks[0].scale must map names to objects"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "scale": {"tiny": {}}}]}' % ROW,
+        (_one(', "scale": {"tiny": {}}'),
          "attacks[0].scale has 'tiny'"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "n": {"smoke": "4"}}]}' % ROW,
+        (_one(', "n": {"smoke": "4"}'),
          "attacks[0].n must map scales"),
         ('{"name": "x", "n": {"smoke": 2}, "attacks": [{"attack": "pgd-linf", "eps": '
          '{"mnist": [0.1]}, "scale": {"cpu": {"steps": 1e20}}}]}',
          "attacks[0] (pgd-linf): parameter steps=1e+20 must be at most 1,000,000"),
-        ('{"name": "x", "n": {"smoke": 2}, "attacks": [%s, "targeted": "every"}]}' % ROW,
+        (_one(', "targeted": "every"'),
          "attacks[0].targeted 'every' is not one of: all-others, random"),
     ],
 )  # fmt: skip

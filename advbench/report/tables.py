@@ -128,7 +128,8 @@ class Store:
         if key not in self._recipes:
             self._recipes[key] = _recipe(*key)
         want = self._recipes[key]
-        return want is None or json.loads(run.config or "{}").get("params") == want
+        config = json.loads(run.config or "{}")
+        return want is None or (config.get("params"), config.get("judge", "minimal")) == want
 
     def matching_runs(
         self, spec: TableSpec, cell: Cell, model: str, label=None, stale: bool = False
@@ -166,8 +167,9 @@ class Store:
 
 
 def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
-    """The identifying parameters the suite's row `label` gives `attack` at `scale` on
-    `dataset` today; None where that cannot be said (no such suite, row or data set)."""
+    """The identifying parameters and judging the suite's row `label` gives `attack` at
+    `scale` on `dataset` today; None where that cannot be said (no such suite, row or data
+    set)."""
     from advbench import suites
     from advbench.attacks import ATTACKS
     from advbench.data import family
@@ -179,9 +181,10 @@ def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None
             return None
         fam = family(dataset)
         entry = ATTACKS.get(attack)
-        return entry.identity(entry.resolve({**row.get("params", {}),
-                                             **row.get("family", {}).get(fam, {}),
-                                             **row.get("scale", {}).get(scale, {})}))  # fmt: skip
+        params = entry.identity(entry.resolve({**row.get("params", {}),
+                                               **row.get("family", {}).get(fam, {}),
+                                               **row.get("scale", {}).get(scale, {})}))  # fmt: skip
+        return params, row.get("judge", "minimal")
     except (Exception, StopIteration):  # noqa: BLE001 - a run from elsewhere stays usable
         return None
 
