@@ -681,6 +681,69 @@ def claims(paper: str, *, db=None) -> list:
     return [c for name in reproduce.papers(paper) for c in cl.evaluate(database, name)]
 
 
+def check_output_dir(output, db=None) -> None:
+    """--output for paper tables is a directory: refuse a file (a database above all)."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        what = "a database" if output.suffix == ".db" or output == db else "a file"
+        raise BadInput(f"--output {output} is {what}, not a directory; give a directory for "
+                       "the table files")  # fmt: skip
+    from advbench.store import default_db_path
+
+    store = (Path(db) if db is not None else default_db_path()).resolve().parent
+    if any(output.resolve().is_relative_to(store / d) for d in ("models", "examples")):
+        raise BadInput(f"--output {output} is inside the store's checkpoints or examples; "
+                       "give another directory")  # fmt: skip
+    if not output.exists():
+        if not output.parent.exists():
+            raise BadInput(f"--output {output}: directory {output.parent} does not exist")
+        output.mkdir()
+
+
+def page(paper: str, *, format: str = "markdown", output, data_dir=None, db=None) -> Path:
+    """`report --paper`: one paper's page (its tables, figures, the checklist of its models,
+    the commands, environment and wall time) written into the folder `output`; returns
+    the page's path."""
+    from advbench import reproduce
+    from advbench.report.html import paper_page
+
+    names = reproduce.papers(paper) if paper != "all" else []
+    if len(names) != 1:
+        raise BadInput("--paper takes one paper: fidel, zantedeschi, madnet, jakubovitz, pesso")
+    if format not in ("markdown", "html"):
+        raise BadInput(f"--format {format} is not a page format; valid choices: markdown, html")
+    if output is None:
+        raise BadInput("--paper writes a page with its figures: give --output DIR")
+    database = _db(db, create=False)
+    check_output_dir(output, db)
+    return paper_page(database, names[0], format, Path(output), data_dir=data_dir)
+
+
+def missing(*, table: str | None = None, figure: str | None = None, scale: str = "smoke",
+            data_dir=None, db=None):  # fmt: skip
+    """`report --missing`: the plan (advbench.report.missing.Plan) whose `commands()` fill
+    the empty cells of `table` (default all) or the points of `figure`, and whose `absent`
+    lists the cells whose data set is not on disk."""
+    from advbench.report import tables as tab
+    from advbench.report.missing import plan
+
+    check_scale(scale)
+    if figure is not None:
+        from advbench.report import figures as figs
+
+        if figure == "curves":
+            raise BadInput("--missing plans the papers' figures; `curves` draws what is "
+                           "stored (give a figure id, a paper name or all)")  # fmt: skip
+        specs = figs.select(figure)
+    else:
+        specs = tab.select("all" if table in (None, "summary") else table)
+    from advbench.store import default_db_path
+
+    path = Path(db) if db is not None else default_db_path()
+    database = _db(db, create=False) if path.exists() else None
+    return plan(database, specs, scale, data_dir=data_dir, db_path=db)
+
+
 def registry(kind: str):
     """The registry behind `attack --list`, `harden --list` and `archs`."""
     if kind == "attacks":

@@ -772,11 +772,8 @@ def report(
 
     if claims is not None:
         from advbench import claims as clm
-        from advbench import reproduce as rep
 
-        names = rep.papers(claims)  # an unknown paper is refused before the store is read
-        database = _open(db, create=False)
-        found = [c for name in names for c in clm.evaluate(database, name)]
+        found = api.claims(claims, db=db)
         if format_ == "markdown":
             sys.stdout.write(clm.markdown(found))
             return
@@ -789,20 +786,7 @@ def report(
         out.print(t)
         return
     if paper is not None:
-        from advbench import reproduce as rep
-        from advbench.report.html import paper_page
-
-        (name,) = rep.papers(paper) if paper != "all" else (None,)
-        if name is None:
-            raise BadInput("--paper takes one paper: fidel, zantedeschi, madnet, jakubovitz, pesso")
-        if format_ not in ("markdown", "html"):
-            raise BadInput(f"--format {format_} is not a page format; valid choices: markdown, "
-                           "html")  # fmt: skip
-        if output is None:
-            raise BadInput("--paper writes a page with its figures: give --output DIR")
-        database = _open(db, create=False)
-        _check_output_dir(output, db)
-        path = paper_page(database, name, format_, output, data_dir=data_dir)
+        path = api.page(paper, format=format_, output=output, data_dir=data_dir, db=db)
         err.print(f"wrote {path}", highlight=False)
         return
     if checks is not None:
@@ -823,20 +807,7 @@ def report(
         _print_listing(tab.listing(database), figs.listing(database))
         return
     if missing:
-        from advbench.report.missing import plan
-
-        api.check_scale(scale)
-        if figure is not None:
-            from advbench.report import figures as figs
-
-            if figure == "curves":
-                raise BadInput("--missing plans the papers' figures; `curves` draws what is "
-                               "stored (give a figure id, a paper name or all)")  # fmt: skip
-            specs = figs.select(figure)
-        else:
-            specs = tab.select("all" if table in (None, "summary") else table)
-        database = _open(db, create=False) if _exists(db) else None
-        todo = plan(database, specs, scale, data_dir=data_dir, db_path=db)
+        todo = api.missing(table=table, figure=figure, scale=scale, data_dir=data_dir, db=db)
         for cmd in todo.commands():
             sys.stdout.write(cmd + "\n")
         for line in todo.absent:
@@ -932,21 +903,7 @@ def _exists(db: Path | None) -> bool:
 
 
 def _check_output_dir(output: Path, db: Path | None) -> None:
-    """--output for paper tables is a directory: refuse a file (a database above all)."""
-    if output.exists() and not output.is_dir():
-        what = "a database" if output.suffix == ".db" or output == db else "a file"
-        raise BadInput(f"--output {output} is {what}, not a directory; give a directory for "
-                       "the table files")  # fmt: skip
-    from advbench.store import default_db_path
-
-    store = (Path(db) if db is not None else default_db_path()).resolve().parent
-    if any(output.resolve().is_relative_to(store / d) for d in ("models", "examples")):
-        raise BadInput(f"--output {output} is inside the store's checkpoints or examples; "
-                       "give another directory")  # fmt: skip
-    if not output.exists():
-        if not output.parent.exists():
-            raise BadInput(f"--output {output}: directory {output.parent} does not exist")
-        output.mkdir()
+    api.check_output_dir(output, db)
 
 
 def _print_listing(rows, figure_rows=()) -> None:

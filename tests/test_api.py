@@ -66,7 +66,7 @@ def test_a_notebook_module_gets_the_clis_numbers_for_the_same_weights(tmp_path, 
     assert models.loc["nb", "checksum"] == models.loc["cli", "checksum"]
     # a module stored from memory cannot be rebuilt by name: one line, exit 2
     res = runner.invoke(app, ["attack", "--model", "nb", "--attack", "fgsm", "--eps", "0.3",
-                              "--db", str(db)])  # fmt: skip
+                              "--n", "20", "--db", str(db)])  # fmt: skip
     assert res.exit_code == 2 and "advbench.api.evaluate(module" in res.stderr
 
 
