@@ -188,7 +188,10 @@ def execute(app, plan_: Plan, echo, *, stop=None, after=None) -> tuple[int, floa
         eta = f", about {fmt_time(left)} of known steps left" if known else ""
         echo(f"[{plan_.paper} {i}/{len(plan_.steps)}{eta}] {step.text}")
         try:
-            app(step.argv, standalone_mode=False)
+            # click returns a failing command's exit code here instead of raising it
+            rc = app(step.argv, standalone_mode=False)
+            if isinstance(rc, int) and rc:
+                raise SystemExit(rc)
         except click.exceptions.Exit as exc:
             if exc.exit_code:
                 raise SystemExit(exc.exit_code) from None

@@ -96,3 +96,23 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     assert store.execute("select count(*) from runs").fetchone()[0] == runs
     listing = runner.invoke(app, ["report", "--missing", "--table", "pesso", "--db", str(db)])
     assert not [line for line in listing.stdout.splitlines() if line.startswith("advbench ")]
+
+
+def test_a_failing_step_stops_the_run_with_its_exit_code(tmp_path):
+    """A step that exits 2 (a refused command) must not be counted as done: a long
+    reproduce whose store was migrated by a newer advbench mid-run once went on to its
+    page as if every step had run."""
+    from advbench.cli import app
+    from advbench.reproduce import Plan, Step, execute
+
+    db = str(tmp_path / "a.db")
+    seen = []
+    plan_ = Plan("fidel", "smoke", [
+        Step(["datasets"]),  # succeeds
+        Step(["attack", "--model", "ghost", "--attack", "fgsm", "--eps", "0.1", "--db", db]),
+        Step(["datasets"]),
+    ])  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        execute(app, plan_, seen.append)
+    assert exc.value.code == 2
+    assert len(seen) == 2  # the third step never started
