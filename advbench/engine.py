@@ -473,11 +473,17 @@ def _outputs_not_logits(model, test, device) -> bool:
         return any(k != "logits" for k in output_kind(model(x.to(device))))
 
 
-def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int):
+def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int, whole=None, keep=None):
     """The batch's `diagnostics` columns (`diag`: the crafting's, per instance) on each of
     its runs' rows. Called after every run's result is judged: its predictions draw
-    nothing the stored outcomes depend on."""
-    flips, kinds = stability(model, b.x, b.clean_pred, seed)
+    nothing the stored outcomes depend on. `b` may be the part `keep` of the batch `whole`
+    (a shortcut chain): the noise check runs on the whole batch, so each instance gets the
+    noise it gets in the plain plan."""
+    if whole is None:
+        flips, kinds = stability(model, b.x, b.clean_pred, seed)
+    else:
+        flips, kinds = stability(model, whole.x, whole.clean_pred, seed)
+        flips, kinds = [flips[i] for i in keep], [kinds[i] for i in keep]
     for run_id, run_rows in rows.items():
         fooled = None
         if source is not None:  # did the example fool the model it was crafted on?
@@ -535,10 +541,14 @@ def _judge_minimal(model, b: _Batch, raw, eps_list, norm: str, craft_model=None,
         torch.zeros_like(norms),
         torch.where(found, norms, torch.full_like(norms, float("inf"))),
     )
+    unfound = torch.isinf(min_norm)  # no adversarial found on the crafting model
     out = {}
     for eps in eps_list:
         if judge == "clip" and math.isfinite(eps):  # foolbox 3's epsilons: fidel's tables
-            adv = (b.x + _clip(raw - b.x, eps, norm)).clamp(0, 1)
+            # where the search found nothing, foolbox's C&W returns its all-zero start
+            # (the adapters put x back there): that is what foolbox clips and classifies
+            base = torch.where(unfound.view(-1, *[1] * (b.x.dim() - 1)), torch.zeros_like(raw), raw)
+            adv = (b.x + _clip(base - b.x, eps, norm)).clamp(0, 1)
             out[eps] = (adv, _predict(model, adv))
             continue
         ok = (min_norm <= eps * (1 + _EPS_TOL)) & ~already
@@ -711,6 +721,7 @@ class _Crafting:
     first: dict[str, Any]  # the first run the batch is for (its norm; credited as maker)
     craft_id: dict[str, Any] | None  # a transfer row's crafting identity (None: white-box)
     batch: int
+    force: bool = False  # --force: craft again (and replace the cached entry)
 
     def craft(self, eps=None):
         """(crafted, (fwd, bwd), diagnostics rows, cache row to store or None)."""
@@ -718,9 +729,11 @@ class _Crafting:
         if self.craft_id is not None:
             k = crafted_cache.key(**self.craft_id, eps=eps, seed=self.seed, idx=b.idx,
                                   target=b.target, start_idx=b.start_idx)  # fmt: skip
-            hit = crafted_cache.load(self.db, k)
+            hit = None if self.force else crafted_cache.load(self.db, k)
             if hit is not None:
-                return (*hit, None)
+                crafted, cost, diag = hit
+                crafted.adv = crafted.adv.to(b.x.device)  # stored on the CPU
+                return crafted, cost, diag, None
         torch.manual_seed(self.seed)
         np.random.seed(self.seed % 2**32)  # ART draws from numpy
         counted = self.counted
@@ -900,7 +913,7 @@ def run_jobs(
                         ok = (b.start_idx >= 0).to(device).view(-1, *[1] * (x.dim() - 1))
                         extra["start"] = torch.where(ok, found, torch.full_like(x, float("nan")))
                     work = _Crafting(db, attack, counted, b, extra, batch_seed(seed, bi),
-                                     need[0], craft_id, bi)  # fmt: skip
+                                     need[0], craft_id, bi, force)  # fmt: skip
                     rows: dict[str, list[dict[str, Any]]] = {}
                     advs: dict[str, torch.Tensor] = {}
                     if minimal:
@@ -930,7 +943,7 @@ def run_jobs(
                             part = {k: v[left] for k, v in extra.items()}
                             crafted, cost, diag, entry = _Crafting(
                                 db, attack, counted, sub, part, batch_seed(seed, bi), need[0],
-                                craft_id, bi,
+                                craft_id, bi, force,
                             ).craft(r["eps"])  # fmt: skip
                             advs[r["id"]] = crafted.adv
                             rows[r["id"]] = _sample_rows(
@@ -943,7 +956,7 @@ def run_jobs(
                                 cost,
                             )
                             _add_diagnostics(rows, advs, sub, diag, model, source,
-                                             batch_seed(seed, bi))  # fmt: skip
+                                             batch_seed(seed, bi), b, left)  # fmt: skip
                         rows[r["id"]] += list(carried.values())
                     if minimal:
                         _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))

@@ -30,7 +30,7 @@ def _jobs():
     return [make_job(a, eps, p, targeted=t, source="std") for a, eps, p, t in JOBS]
 
 
-def _run(db, target):
+def _run(db, target, force=False):
     model, _, row = load_model(db, target)
     return run_jobs(
         db,
@@ -42,6 +42,7 @@ def _run(db, target):
         batch_size=4,
         env_id=record_environment(db, "cpu"),
         load_model=lambda m: load_model(db, m)[::2],
+        force=force,
     )
 
 
@@ -128,3 +129,12 @@ def test_the_key_moves_with_everything_the_examples_depend_on():
         {"start_idx": [0, 0]},
     ):
         assert crafted.key(**{**base, **change}) != k, change
+
+
+def test_force_crafts_again_instead_of_reading_the_cache(db_copy, count_crafting):
+    db = open_db(db_copy)
+    first = _rows(db, _run(db, "jac"))
+    made = len(count_crafting)
+    again = _rows(db, _run(db, "jac", force=True))
+    assert len(count_crafting) == 2 * made  # every batch crafted again
+    assert again == first  # and to the same numbers

@@ -148,3 +148,31 @@ def test_clip_judging_only_for_l2_and_linf_minimal_attacks():
     with pytest.raises(BadInput, match="jsma"):
         make_job("jsma", [0.1], judge="clip")
     assert make_job("cw-l2", [1.0], judge="clip").judge == "clip"
+
+
+class _DarkIsOne(torch.nn.Module):
+    """Class 1 where the first input feature is below 0.2 (a black image), else class 0."""
+
+    classes = 2
+
+    def forward(self, x):
+        v = x.flatten(1)[:, :1]
+        return torch.cat([v - 0.2, 0.2 - v], 1)
+
+
+def test_clip_judges_a_failed_search_as_foolboxs_black_start():
+    """foolbox's C&W returns its all-zero start where it found nothing, and its `epsilons`
+    clip that toward black: at a large enough ε the clipped image can be misclassified.
+    The adapters hand the engine x there; clip judging must use foolbox's zeros."""
+    from advbench.engine import _Batch, _judge_minimal
+
+    x = torch.tensor([[0.4, 0.0, 0.0, 0.0]])
+    model = _DarkIsOne()
+    b = _Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
+    eps = [0.1, 0.3]
+    minimal, min_norm = _judge_minimal(model, b, x.clone(), eps, "l2")  # nothing found
+    clip, _ = _judge_minimal(model, b, x.clone(), eps, "l2", judge="clip")
+    assert torch.isinf(min_norm[0])
+    assert [int(minimal[e][1][0]) for e in eps] == [0, 0]
+    assert [int(clip[e][1][0]) for e in eps] == [0, 1]  # 0.4 - 0.3 = 0.1 < 0.2
+    assert float(clip[0.3][0][0, 0]) == pytest.approx(0.1)

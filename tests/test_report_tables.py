@@ -301,3 +301,12 @@ def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
     known.execute("delete from runs where id = 'zm-new'")
     r = _cell(known, "zantedeschi:2", "CNN", "Robustness")
     assert r.runs == [] and "earlier version of the suite row" in r.why
+
+
+def test_a_suite_rows_recipe_is_the_one_for_the_runs_data_set():
+    """madnet has a MNIST and a CIFAR row under one label with different parameters: a
+    CIFAR run must be compared with the CIFAR row, not the first of that label."""
+    mnist = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2", "mnist-5k")
+    cifar = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2", "cifar10")
+    assert mnist and cifar
+    assert mnist[0]["linf_clip"] == 0.3 and cifar[0]["linf_clip"] == 0.03

@@ -57,6 +57,8 @@ def test_shortcuts_are_never_weaker_and_cost_fewer_passes(both):
                 assert r["linf"] <= EPS[k] + 1e-6  # the carried example is inside this ball
             else:  # attacked here: the same instance, the same path as the plain plan
                 assert (r["adv_pred"], r["linf"]) == (rp[i]["adv_pred"], rp[i]["linf"])
+            # the noise check draws for the whole batch, carried or not
+            assert r["noise_flips"] == rp[i]["noise_flips"]
         if k:  # monotone: what a smaller ε broke stays broken
             before = {i for i, r in _samples(db, short[k - 1].id).items() if r["success"]}
             assert before <= broken_short

@@ -175,11 +175,17 @@ def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None
     from advbench.data import family
 
     try:
-        doc = suites.load_suite(suite)
-        row = next(r for r in doc["attacks"] if (r.get("label") or r["attack"]) == label)
-        if row["attack"] != attack or dataset is None:
+        if dataset is None:
             return None
         fam = family(dataset)
+        doc = suites.load_suite(suite)
+        # as suite_jobs picks it: the row of this label that has budgets for the family
+        # (madnet has a MNIST and a CIFAR row under one label, with different parameters)
+        rows = [r for r in doc["attacks"]
+                if (r.get("label") or r["attack"]) == label and fam in r["eps"]]  # fmt: skip
+        if len(rows) != 1 or rows[0]["attack"] != attack:
+            return None
+        row = rows[0]
         entry = ATTACKS.get(attack)
         params = entry.identity(entry.resolve({**row.get("params", {}),
                                                **row.get("family", {}).get(fam, {}),
@@ -344,8 +350,9 @@ def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
 
 def rho_changed_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
     norm = db.execute("select norm from runs where id = ?", [run_id]).fetchone()
-    # ‖δ‖ / ‖x‖ in the run's norm (an L0 share is already relative to the input)
-    ratio = {"linf": "s.linf / s.x_linf", "l0": "s.l0 / 1.0"}.get(norm and norm[0], "s.l2 / s.x_l2")
+    # ‖δ‖ / ‖x‖ in the run's norm; L2 for an attack without one (L0: the authors' code
+    # took ART's default ord, 2, where an attack has no `ord`)
+    ratio = "s.linf / s.x_linf" if norm and norm[0] == "linf" else "s.l2 / s.x_l2"
     query = f"select {ratio} from samples s where s.run_id = ? and {CHANGED}"
     return [r[0] for r in db.execute(query, [run_id]) if r[0] is not None]
 
