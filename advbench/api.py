@@ -657,6 +657,18 @@ def runs(db=None, model: str | None = None):
     return pd.DataFrame(run_rows(db, model))
 
 
+def tables(table: str, *, db=None) -> list:
+    """A paper's tables (an id such as "fidel:III", a paper name, or "all") evaluated on
+    the stored runs: (TableSpec, its cells) per table, for rendering
+    (advbench.report.tables.render)."""
+    from advbench.report import tables as tab
+
+    specs = tab.select(table)
+    database = _db(db, create=False)
+    store = tab.Store(database)
+    return [(spec, tab.evaluate(database, spec, store)) for spec in specs]
+
+
 def table(table: str, *, db=None):
     """A paper's table (e.g. "jakubovitz:2", a paper name for all its tables, or "all")
     from the stored runs: one row per cell with its measured and published values, n, 95 %
@@ -665,10 +677,8 @@ def table(table: str, *, db=None):
 
     from advbench.report import tables as tab
 
-    database = _db(db, create=False)
-    store = tab.Store(database)
-    return pd.concat([tab.to_frame(tab.evaluate(database, spec, store))
-                      for spec in tab.select(table)], ignore_index=True)  # fmt: skip
+    return pd.concat([tab.to_frame(results) for _, results in tables(table, db=db)],
+                     ignore_index=True)  # fmt: skip
 
 
 def claims(paper: str, *, db=None) -> list:

@@ -820,13 +820,12 @@ def report(
         )
         return
     if table not in ("summary", None):
-        specs = tab.select(table)  # an unknown id is refused before anything is read
+        tab.select(table)  # an unknown id is refused before anything is read or made
         if output is not None:
             _check_output_dir(output, db)
         database = _open(db, create=False)
-        store = tab.Store(database)
-        evaluated = [(spec, tab.evaluate(database, spec, store)) for spec in specs]
-        if output is None and format_ in ("csv", "json") and len(specs) > 1:
+        evaluated = api.tables(table, db=database)
+        if output is None and format_ in ("csv", "json") and len(evaluated) > 1:
             # one tidy document for several tables: a CSV with one header, a JSON list
             if format_ == "csv":
                 frames = [tab.to_frame(results) for _, results in evaluated]
