@@ -32,6 +32,8 @@ FAST = {
     "apgd": {"steps": 5},
     "deepfool-l2": {"steps": 20},
     "deepfool-linf": {"steps": 20},
+    "fmn-linf": {"steps": 10},
+    "fmn-l2": {"steps": 10},
     "fgsm-min": {"eps_step": 0.05},
     "hsj": {"max_iter": 3, "max_eval": 100, "init_eval": 10, "init_size": 20},
 }
@@ -73,7 +75,7 @@ def test_variants_cover_every_norm_and_targeting():
     ids = {_id(v) for v in VARIANTS}
     assert {"fgsm-l2", "fgsm-l2-targeted", "hsj-linf-targeted", "apgd-l2", "jsma-targeted"} <= ids
     assert "deepfool-l2-targeted" not in ids and "noise-targeted" not in ids
-    assert len(ids) == len(VARIANTS) == 35
+    assert len(ids) == len(VARIANTS) == 39
 
 
 def _rows(db, res):
@@ -114,7 +116,8 @@ def test_attack_contract(db_copy, variant, dataframe_regression):
     entry = ATTACKS.get(name)
     params = {**FAST.get(name, {}), **({"norm": norm_param} if norm_param else {})}
     norm = norm_of(name, params)
-    job = make_job(name, EPS[norm], params, targeted=targeted)
+    # the plain plan, ε by ε (shortcut chains are tested in tests/test_shortcuts.py)
+    job = make_job(name, EPS[norm], params, targeted=targeted, shortcuts=False)
     res = run_jobs(
         db, model, row, [job], n=16, seed=1, batch_size=8, env_id=record_environment(db, "cpu")
     )

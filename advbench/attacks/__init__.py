@@ -271,6 +271,23 @@ _DF = (
     Param("candidates", int, 10, "classes considered", low=2),
     Param("overshoot", float, 0.02),
 )
+_FMN = (
+    Param("steps", int, 100),
+    Param("max_stepsize", float, 1.0, "largest step (α₀, decayed over the steps)", positive=True),
+    Param("gamma", float, 0.05, "ε's step of increase or decrease (γ₀)", high=1, positive=True),
+)
+for _norm in ("linf", "l2"):
+    ATTACKS.register(
+        f"fmn-{_norm}",
+        _fb(f"fmn_{_norm}"),
+        params=_FMN,
+        norm=_norm,
+        kind="minimal",
+        backend="foolbox",
+        targeted=True,
+        help=f"Fast Minimum-Norm {'L∞' if _norm == 'linf' else 'L2'} (minimal; foolbox): one "
+        "search judged at every ε",
+    )
 ATTACKS.register(
     "deepfool-l2",
     _fb("deepfool_l2"),
