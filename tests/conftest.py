@@ -64,3 +64,13 @@ def db_copy(trained_db, tmp_path):
 @pytest.fixture
 def runner():
     return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _progress_mode_per_test():
+    """`-q` sets the process's progress mode (as the CLI should); a test that invokes a
+    command with it must not leave later tests in the same worker without bars."""
+    from advbench import progress
+
+    yield
+    progress.set_mode("auto")
