@@ -822,7 +822,7 @@ def report(
     if table not in ("summary", None):
         tab.select(table)  # an unknown id is refused before anything is read or made
         if output is not None:
-            _check_output_dir(output, db)
+            api.check_output_dir(output, db)
         database = _open(db, create=False)
         evaluated = api.tables(table, db=database)
         if output is None and format_ in ("csv", "json") and len(evaluated) > 1:
@@ -852,7 +852,7 @@ def report(
         )
     database = _open(db, create=False)
     if output is not None:
-        _check_output_dir(output, db)  # before any work: a file (a database) is never written
+        api.check_output_dir(output, db)  # before any work: a file (a database) is never written
     df = rep.summary_table(database, model)  # validates --model before anything is written
     caption = rep.provenance_line(database, model)
     if format_ == "table" and output is None:
@@ -865,7 +865,7 @@ def report(
     else:
         text = rep.render(df, "markdown", caption)
     if output is not None:
-        _check_output_dir(output, db)
+        api.check_output_dir(output, db)
         path = output / f"summary.{'csv' if format_ == 'csv' else 'md'}"
         path.write_text(text)
         err.print(f"wrote {path}", highlight=False)
@@ -876,10 +876,11 @@ def report(
 def _report_options_apply(table, figure, paper, claims, checks, missing, scale, model, verbose,
                           format_, output) -> None:  # fmt: skip
     """Refuse an option the chosen report mode would silently ignore."""
-    mode = ("--claims" if claims is not None else "--paper" if paper is not None
-            else "--checks" if checks is not None else "--missing" if missing
-            else "--figure" if figure is not None else "--table"
-            if table not in (None, "summary") else "the summary")  # fmt: skip
+    modes = [("--claims", claims is not None), ("--paper", paper is not None),
+             ("--checks", checks is not None), ("--missing", missing),
+             ("--figure", figure is not None),
+             ("--table", table not in (None, "summary"))]  # fmt: skip
+    mode = next((name for name, chosen in modes if chosen), "the summary")
     if scale is not None and not missing:
         raise BadInput(f"--scale {scale} sets the scale of the commands --missing prints; "
                        f"it does not apply to {mode}")  # fmt: skip
@@ -899,10 +900,6 @@ def _exists(db: Path | None) -> bool:
     from advbench.store import default_db_path
 
     return (db if db is not None else default_db_path()).exists()
-
-
-def _check_output_dir(output: Path, db: Path | None) -> None:
-    api.check_output_dir(output, db)
 
 
 def _print_listing(rows, figure_rows=()) -> None:
@@ -933,7 +930,7 @@ def _report_html(table, figure, output, data_dir, db) -> None:
     tables = tab.select("all" if table in (None, "summary") else table)
     figures = figs.select(figure or "all") if figure != "curves" else []
     database = _open(db, create=False)
-    _check_output_dir(output, db)
+    api.check_output_dir(output, db)
     with err.status("drawing the report") as status:
         text = html.page(database, tables, figures, data_dir=data_dir,
                          progress=lambda ident: status.update(f"drawn {ident}"))  # fmt: skip
@@ -982,7 +979,7 @@ def _report_checks(model, format_, output, db) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    _check_output_dir(output, db)
+    api.check_output_dir(output, db)
     ext = {"table": "md", "markdown": "md"}.get(format_, format_)
     path = output / f"checks_{model}.{ext}"
     path.write_text(text)
@@ -1011,7 +1008,7 @@ def _report_figures(figure, models, format_, output, data_dir, db) -> None:
     if output is None and target.exists() and not target.is_dir():
         raise BadInput(f"{target} (the default figure folder) is a file; give --output DIR")
     if output is not None:
-        _check_output_dir(target, db)
+        api.check_output_dir(target, db)
     else:
         target.mkdir(exist_ok=True)
     if figure != "curves":

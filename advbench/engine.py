@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -390,7 +390,8 @@ def _carried(db, run: dict[str, Any], b: _Batch) -> dict[int, dict[str, Any]]:
     out = {}
     for values in found.fetchall():
         row = dict(zip(cols, values, strict=True))
-        dist = row[{"l2": "l2", "l0": "l0"}.get(run["norm"], "linf")]
+        # the run's norm; L0 is stored as a count of features, ε as their share
+        dist = row["l0"] / b.x[0].numel() if run["norm"] == "l0" else row[run["norm"]]
         if row["success"] and not row["init_failed"] and dist <= run["eps"] * (1 + _EPS_TOL):
             origin = row["carried_from"] or prev
             out[row["position"]] = {**row, "run_id": run["id"], "eps": run["eps"], "fwd": 0.0,
@@ -473,16 +474,15 @@ def _outputs_not_logits(model, test, device) -> bool:
         return any(k != "logits" for k in output_kind(model(x.to(device))))
 
 
-def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int, whole=None, keep=None):
+def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int, keep=None):
     """The batch's `diagnostics` columns (`diag`: the crafting's, per instance) on each of
-    its runs' rows. Called after every run's result is judged: its predictions draw
-    nothing the stored outcomes depend on. `b` may be the part `keep` of the batch `whole`
-    (a shortcut chain): the noise check runs on the whole batch, so each instance gets the
-    noise it gets in the plain plan."""
-    if whole is None:
-        flips, kinds = stability(model, b.x, b.clean_pred, seed)
-    else:
-        flips, kinds = stability(model, whole.x, whole.clean_pred, seed)
+    its runs' rows, which hold the instances `keep` of `b` (all by default: a shortcut
+    chain attacks only some). Called after every run's result is judged: its predictions
+    draw nothing the stored outcomes depend on. The noise check runs on the whole batch, so
+    each instance gets the noise it gets in the plain plan."""
+    flips, kinds = stability(model, b.x, b.clean_pred, seed)
+    if keep is not None:
+        b = b.subset(keep)
         flips, kinds = [flips[i] for i in keep], [kinds[i] for i in keep]
     for run_id, run_rows in rows.items():
         fooled = None
@@ -941,10 +941,9 @@ def run_jobs(
                         if left:  # attack only what the smaller ε left unbroken
                             sub = b if len(left) == len(pos) else b.subset(left)
                             part = {k: v[left] for k, v in extra.items()}
-                            crafted, cost, diag, entry = _Crafting(
-                                db, attack, counted, sub, part, batch_seed(seed, bi), need[0],
-                                craft_id, bi, force,
-                            ).craft(r["eps"])  # fmt: skip
+                            crafted, cost, diag, entry = replace(work, b=sub, extra=part).craft(
+                                r["eps"]
+                            )
                             advs[r["id"]] = crafted.adv
                             rows[r["id"]] = _sample_rows(
                                 r["id"],
@@ -955,8 +954,8 @@ def run_jobs(
                                 crafted,
                                 cost,
                             )
-                            _add_diagnostics(rows, advs, sub, diag, model, source,
-                                             batch_seed(seed, bi), b, left)  # fmt: skip
+                            _add_diagnostics(rows, advs, b, diag, model, source,
+                                             batch_seed(seed, bi), left)  # fmt: skip
                         rows[r["id"]] += list(carried.values())
                     if minimal:
                         _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))

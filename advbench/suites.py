@@ -159,10 +159,16 @@ def _check_row(row: dict[str, Any], where: str, bad) -> None:
         entry = ATTACKS.get(row["attack"])
         for fam in row["eps"]:
             for sc in SCALES:
-                entry.resolve({**params, **row.get("family", {}).get(fam, {}),
-                               **row.get("scale", {}).get(sc, {})})  # fmt: skip
+                entry.resolve(row_params(row, fam, sc))
     except BadInput as exc:
         raise bad(f"{where} ({row.get('label') or row['attack']}): {exc}") from None
+
+
+def row_params(row: dict[str, Any], fam: str, scale: str) -> dict[str, Any]:
+    """A row's parameters on a data-set family at a scale: full-scale params, then the
+    family's, then the scale's (applied last)."""
+    return {**row.get("params", {}), **row.get("family", {}).get(fam, {}),
+            **row.get("scale", {}).get(scale, {})}  # fmt: skip
 
 
 def _is_eps(e: Any) -> bool:
@@ -203,11 +209,7 @@ def suite_jobs(
         eps = item["eps"].get(fam)
         if eps is None or (only and (item.get("label") or item["attack"]) not in only):
             continue
-        params = {
-            **item.get("params", {}),
-            **item.get("family", {}).get(fam, {}),
-            **item.get("scale", {}).get(scale, {}),
-        }
+        params = row_params(item, fam, scale)
         jobs.append(
             make_job(
                 item["attack"],

@@ -118,17 +118,11 @@ class Store:
         stale, so they fill no cell and `reproduce` runs the row again."""
         if not (run.suite and run.label and run.scale):
             return True
-        key = (
-            run.suite,
-            run.label,
-            run.scale,
-            run.attack,
-            json.loads(run.config or "{}").get("dataset"),
-        )
+        config = json.loads(run.config or "{}")
+        key = (run.suite, run.label, run.scale, run.attack, config.get("dataset"))
         if key not in self._recipes:
             self._recipes[key] = _recipe(*key)
         want = self._recipes[key]
-        config = json.loads(run.config or "{}")
         return want is None or (config.get("params"), config.get("judge", "minimal")) == want
 
     def matching_runs(
@@ -167,32 +161,21 @@ class Store:
 
 
 def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
-    """The identifying parameters and judging the suite's row `label` gives `attack` at
-    `scale` on `dataset` today; None where that cannot be said (no such suite, row or data
-    set)."""
+    """The identifying parameters and judging that the suite's row `label` gives `attack`
+    at `scale` on `dataset` today (the job `suite_jobs` makes of it); None where that
+    cannot be said (no such suite, row or data set)."""
     from advbench import suites
     from advbench.attacks import ATTACKS
-    from advbench.data import family
 
-    try:
-        if dataset is None:
-            return None
-        fam = family(dataset)
-        doc = suites.load_suite(suite)
-        # as suite_jobs picks it: the row of this label that has budgets for the family
-        # (madnet has a MNIST and a CIFAR row under one label, with different parameters)
-        rows = [r for r in doc["attacks"]
-                if (r.get("label") or r["attack"]) == label and fam in r["eps"]]  # fmt: skip
-        if len(rows) != 1 or rows[0]["attack"] != attack:
-            return None
-        row = rows[0]
-        entry = ATTACKS.get(attack)
-        params = entry.identity(entry.resolve({**row.get("params", {}),
-                                               **row.get("family", {}).get(fam, {}),
-                                               **row.get("scale", {}).get(scale, {})}))  # fmt: skip
-        return params, row.get("judge", "minimal")
-    except (Exception, StopIteration):  # noqa: BLE001 - a run from elsewhere stays usable
+    if dataset is None:
         return None
+    try:
+        jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale, only=[label])
+    except Exception:  # noqa: BLE001 - a run from an unknown or changed suite stays usable
+        return None
+    if len(jobs) != 1 or jobs[0].attack != attack:
+        return None
+    return ATTACKS.get(attack).identity(jobs[0].params), jobs[0].judge
 
 
 def _params_match(config: str | None, want: dict[str, Any]) -> bool:

@@ -29,7 +29,8 @@ from typing import Any
 import sqlite_utils
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as from_bytes
+from safetensors.torch import save as to_bytes
 
 from advbench.attacks import Crafted
 from advbench.config import config_hash
@@ -44,23 +45,17 @@ def key(**parts: Any) -> str:
     return config_hash(plain, length=32)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load(db: sqlite_utils.Database, k: str):
     """(crafted, (fwd, bwd), diagnostics rows) stored under `k`, or None: no entry, or its
     file is missing or changed (then the caller crafts again and overwrites it)."""
-    if "crafted" not in db.table_names():
-        return None
     rows = list(db["crafted"].rows_where("key = ?", [k]))
     if not rows:
         return None
-    path = db_dir(db) / rows[0]["path"]
-    if not path.exists() or _sha256(path) != rows[0]["sha256"]:
-        return None
-    try:
-        t = load_file(str(path))
+    try:  # read once: the bytes checked are the bytes loaded
+        data = (db_dir(db) / rows[0]["path"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != rows[0]["sha256"]:
+            return None
+        t = from_bytes(data)
     except (SafetensorError, OSError):
         return None
     meta = json.loads(rows[0]["meta"])
@@ -96,12 +91,12 @@ def save(
         tensors["init_failed"] = (
             torch.as_tensor(crafted.init_failed).detach().cpu().to(torch.uint8).contiguous()
         )
-    tensors = {name: t.clone() for name, t in tensors.items()}  # none may share memory
-    save_file(tensors, str(path))
+    data = to_bytes({name: t.clone() for name, t in tensors.items()})  # none may share memory
+    path.write_bytes(data)
     return {
         "key": k,
         "path": str(rel),
-        "sha256": _sha256(path),
+        "sha256": hashlib.sha256(data).hexdigest(),
         "count": len(crafted.adv),
         "meta": json.dumps({"trace": crafted.trace, "diag": diag}),
         "created_at": now(),
