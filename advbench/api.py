@@ -478,6 +478,16 @@ def evaluate(
                 j.shortcuts = False
         planned.append((row, jobs, n if n is not None else suite_n))
     _check_counts(planned, data_dir)  # before anything is written or a proxy trained
+    # Every checkpoint this request reads is verified (checksum, spec, loadable) before the
+    # environment row is written, so a tampered or damaged model leaves the store as it was.
+    nets = dict(live)
+    for row, jobs, _ in planned:
+        if row["name"] not in nets:
+            nets[row["name"]] = load_model(database, row["name"], dev)[0]
+    sources = {j.source.partition(":")[2] for _, jobs, _ in planned for j in jobs
+               if (j.source or "").startswith("model:")} - set(nets)  # fmt: skip
+    for source in sorted(sources):
+        load_model(database, source, dev)
     env_id = record_environment(database, dev)
     for row, jobs, _ in planned:
         for j in jobs:
@@ -501,9 +511,7 @@ def evaluate(
                         max_in_flight=max_in_flight, progress=bars)  # fmt: skip
         force = False  # what the tasks stored is what is summarised
     for row, jobs, count in planned:
-        net = live.get(row["name"])
-        if net is None:
-            net, _, _ = load_model(database, row["name"], dev)
+        net = nets[row["name"]]
         notes: list[str] = []
         with _bars(progress) as bars:
             summaries = run_jobs(
@@ -566,6 +574,7 @@ def measure(
     from advbench.env import record_environment, resolve_device
     from advbench.measures import METRICS, check
     from advbench.measures import measure as take
+    from advbench.train import load_model
 
     if metric not in METRICS:
         raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
@@ -576,8 +585,9 @@ def measure(
     database = _db(db, create=False)
     names = [models] if isinstance(models, str) else list(models)
     n = _whole("--n", n, 1)
-    for name in names:  # every request is checked before anything is stored
+    for name in names:  # every request and checkpoint is checked before anything is stored
         check(database, name, metric, n, run)
+        load_model(database, name, device)
     env_id = record_environment(database, device)
     return [take(database, name, metric, n=n, seed=seed, run=run, device=device,
                  data_dir=data_dir, env_id=env_id, force=force) for name in names]  # fmt: skip

@@ -249,12 +249,16 @@ def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(runner, 
         save_file({"w": torch.zeros(3)}, str(weights))
     db = open_db(db_copy)  # the attacker also rewrote the recorded checksum
     db["models"].update("std", {"checksum": sha256_file(weights)})
+    db.execute("delete from environments")  # so that this machine's row would be new
+    db.conn.commit()
     db.close()
-    res = _attack_std(runner, db_copy)
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.output
-    assert ("is not valid" if damage == "not json" else "cannot be loaded") in lines[0]
+    before = _snapshot(db_copy.parent)
+    needle = "is not valid" if damage == "not json" else "cannot be loaded"
+    for args in (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "4"],
+                 ["measure", "--model", "std", "--metric", "jacobian", "--n", "4"]):
+        _refused(runner, [*args, "--device", "cpu", "--db", str(db_copy)], needle)
+        # verified before the environment row is written: the store is as it was
+        assert _snapshot(db_copy.parent) == before
 
 
 def test_a_database_path_with_uri_characters_is_that_file(runner, tmp_path):
