@@ -614,9 +614,11 @@ def attack(
         typer.Option(
             "--shortcuts/--no-shortcuts",
             help="A budget attack over several ε takes an instance broken at a smaller ε "
-            "as broken at the next, attacking only what is still robust (never weaker; a "
-            "suite may turn it off for a paper's protocol). --no-shortcuts attacks every ε "
-            "afresh; the two are different runs in the store.",
+            "as broken at the next, attacking only what is still robust, and white-box PGD "
+            "stops each instance at its first adversarial iterate and restarts only the "
+            "robust ones (never weaker; a suite may turn it off for a paper's protocol). "
+            "--no-shortcuts attacks every ε afresh with every step; the two are different "
+            "runs in the store.",
             rich_help_panel=ATTACK,
         ),
     ] = True,
@@ -863,7 +865,7 @@ def report(
                 "accuracy", "ci_low", "ci_high", "seed", "scale", "status", "id"]  # fmt: skip
         text = rep.run_results(database, model)[cols].to_csv(index=False)
     else:
-        text = rep.render(df, "markdown", caption)
+        text = rep.render(df, "markdown", caption) + rep.optimality_markdown(database, model)
     if output is not None:
         api.check_output_dir(output, db)
         path = output / f"summary.{'csv' if format_ == 'csv' else 'md'}"

@@ -4,8 +4,9 @@ Pintor et al. 2022 "Indicators of Attack Failure").
 
 Recorded while the attack runs, on the crafting model (the model itself for white-box
 runs), at every forward pass that carries a gradient and holds exactly the batch's
-instances in order (PGD, FGSM, C&W and DeepFool steps; HopSkipJump's queries and attacks
-that split the batch are not recorded, and say so by `grad_passes` = 0):
+instances in order, or the rows of them it names (our PGD with early stop passes only the
+instances still open): PGD, FGSM, C&W and DeepFool steps; HopSkipJump's queries and attacks
+that split the batch otherwise are not recorded, and say so by `grad_passes` = 0:
 - `best_norm`: the smallest distance (in the run's norm) from the clean input of an iterate
   the crafting model classified adversarially. An instance reported robust at ε with
   best_norm ≤ ε is a *silent success*: the attack had an adversarial point in its budget
@@ -75,19 +76,27 @@ class Observer:
         self.stride = 1
         self.grad_zero = torch.zeros(n, dtype=torch.long)
         self.grad_nonfinite = torch.zeros(n, dtype=torch.long)
-        self.grad_passes = 0
+        self.grad_passes = torch.zeros(n, dtype=torch.long)
         self.unavailable = 0
 
-    def matches(self, x: torch.Tensor) -> bool:
-        return x.shape == self.x.shape
+    def matches(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> bool:
+        """Whether `x` holds the batch's instances in order (`rows` of them, when an attack
+        that stops each instance at its first success passes only the open ones)."""
+        if rows is None:
+            return x.shape == self.x.shape
+        return len(x) == len(rows) and x.shape[1:] == self.x.shape[1:]
 
-    def forward(self, x: torch.Tensor, out: torch.Tensor) -> None:
+    def forward(self, x: torch.Tensor, out: torch.Tensor, rows: torch.Tensor | None = None):
+        every = torch.arange(len(self.x)) if rows is None else rows.cpu()
+        cls = self.y[every.to(self.y.device)]
+        target = None if self.target is None else self.target[every.to(self.target.device)]
         with torch.no_grad():
-            m = margin(out, self.y, self.target).cpu()
-            self.best = torch.minimum(self.best, m)
-            d = distance(x - self.x, self.norm).cpu()
+            m = margin(out, cls, target).cpu()
+            self.best[every] = torch.minimum(self.best[every], m)
+            d = distance(x - self.x[every.to(self.x.device)], self.norm).cpu()
             hit = m < 0
-            self.best_norm = torch.where(hit & (d < self.best_norm), d, self.best_norm)
+            was = self.best_norm[every]
+            self.best_norm[every] = torch.where(hit & (d < was), d, was)
         if self.passes % self.stride == 0:
             self.trace.append(self.best.clone())
             self.trace_at.append(self.passes)
@@ -97,12 +106,13 @@ class Observer:
         self.last = self.best.clone()
         self.passes += 1
 
-    def grad(self, g: torch.Tensor) -> None:
+    def grad(self, g: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        every = torch.arange(len(self.x)) if rows is None else rows.cpu()
         flat = g.detach().flatten(1).cpu()
         nonfinite = ~torch.isfinite(flat).all(1)
-        self.grad_nonfinite += nonfinite.long()
-        self.grad_zero += ((flat == 0).all(1) & ~nonfinite).long()
-        self.grad_passes += 1
+        self.grad_nonfinite[every] += nonfinite.long()
+        self.grad_zero[every] += ((flat == 0).all(1) & ~nonfinite).long()
+        self.grad_passes[every] += 1
 
     def rows(self) -> list[dict]:
         """Per instance: the columns above (None where nothing was recorded)."""
@@ -125,7 +135,7 @@ class Observer:
                      for v in trace[i].tolist()]),
                 "grad_zero": int(self.grad_zero[i]),
                 "grad_nonfinite": int(self.grad_nonfinite[i]),
-                "grad_passes": self.grad_passes,
+                "grad_passes": int(self.grad_passes[i]),
                 "grad_unavailable": self.unavailable,
             })  # fmt: skip
         return out

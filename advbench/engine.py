@@ -233,6 +233,7 @@ class Counted(torch.nn.Module):
         self.rows_forward = 0
         self.rows_backward = 0
         self.observer: Observer | None = None
+        self.rows: torch.Tensor | None = None  # see restrict
         if hasattr(inner, "bpda"):
             self.bpda = self._bpda
 
@@ -243,10 +244,17 @@ class Counted(torch.nn.Module):
             out = out + 0.0 * x.flatten(1).sum(1, keepdim=True).to(out.dtype)
             if self.observer is not None:
                 self.observer.unavailable += 1
-        if self.observer is not None and self.observer.matches(x):
-            self.observer.forward(x, out)
-            x.register_hook(self.observer.grad)
+        observer, rows = self.observer, self.rows
+        if observer is not None and observer.matches(x, rows):
+            observer.forward(x, out, rows)
+            x.register_hook(lambda g: observer.grad(g, rows))
         return out
+
+    def restrict(self, rows: torch.Tensor | None) -> None:
+        """The next passes hold only these rows of the batch, in order (an attack that
+        stops each instance at its first success: `attacks.own.pgd_early_stop`); None: all
+        of them. The diagnostics are credited to those rows."""
+        self.rows = rows
 
     def _count(self, x):
         self.rows_forward += len(x)
@@ -269,6 +277,7 @@ class Counted(torch.nn.Module):
 
     def reset(self) -> None:
         self.rows_forward = self.rows_backward = 0
+        self.rows = None
 
 
 @dataclass
@@ -294,6 +303,20 @@ class RunSummary:
     @property
     def interval(self) -> tuple[float, float]:
         return wilson_interval(self.robust, self.n)
+
+
+def early_stopped(job: AttackJob) -> AttackJob:
+    """With shortcuts on, a white-box budget attack that can stop each instance at its
+    first adversarial iterate (PGD, keep=first-success) does: an accuracy run's question is
+    answered there, and the example is never weaker. A transfer row is not: its examples
+    must fool the target, not just the source, so they keep every step. The parameter is
+    part of the run's identity, so the two plans are different runs."""
+    entry = ATTACKS.get(job.attack)
+    can = any(p.name == "early_stop" for p in entry.params)
+    if (not job.shortcuts or not can or job.store_examples
+            or job.params.get("keep", "first-success") != "first-success"):  # fmt: skip
+        return job
+    return replace(job, params={**job.params, "early_stop": True})
 
 
 def _run_rows(
@@ -841,6 +864,8 @@ def run_jobs(
         ):
             raise no_gradient_choice(gradient, [model_row["name"]])
         mode = set_gradient(craft, gradient) if uses else None
+        if source is None:
+            job = early_stopped(job)
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
         )

@@ -40,8 +40,10 @@ def both(db_copy):
 
 def test_shortcuts_are_never_weaker_and_cost_fewer_passes(both):
     db, plain, short = both
-    assert plain[0].id == short[0].id  # the smallest ε is the same run
-    assert all(p.id != s.id for p, s in zip(plain[1:], short[1:], strict=True))
+    # every run differs: the smallest ε by early stop, the others also by the chain
+    assert all(p.id != s.id for p, s in zip(plain, short, strict=True))
+    assert json.loads(db["runs"].get(short[0].id)["config"])["params"]["early_stop"] is True
+    assert "early_stop" not in json.loads(db["runs"].get(plain[0].id)["config"])["params"]
     carried_total = 0
     for k, (p, s) in enumerate(zip(plain, short, strict=True)):
         rp, rs = _samples(db, p.id), _samples(db, s.id)
@@ -55,8 +57,9 @@ def test_shortcuts_are_never_weaker_and_cost_fewer_passes(both):
                 carried_total += 1
                 assert (r["fwd"], r["bwd"]) == (0.0, 0.0) and r["success"] == 1
                 assert r["linf"] <= EPS[k] + 1e-6  # the carried example is inside this ball
-            else:  # attacked here: the same instance, the same path as the plain plan
-                assert (r["adv_pred"], r["linf"]) == (rp[i]["adv_pred"], rp[i]["linf"])
+            elif not r["success"]:  # attacked here, robust: the plain plan's whole path
+                assert r["adv_pred"] == rp[i]["adv_pred"]
+                assert r["linf"] == pytest.approx(rp[i]["linf"], abs=1e-6)
             # the noise check draws for the whole batch, carried or not
             assert r["noise_flips"] == rp[i]["noise_flips"]
         if k:  # monotone: what a smaller ε broke stays broken
@@ -100,3 +103,69 @@ def test_paper_suites_attack_every_budget_afresh():
     assert "carlini-eval" in available()
     jobs, _ = suite_jobs(load_suite("carlini-eval"), "mnist-5k", "smoke")
     assert all(j.shortcuts for j in jobs)
+
+
+def _stored_model(db_copy):
+    db = open_db(db_copy)
+    model, _, _ = load_model(db, "std")
+    return model.eval()
+
+
+@pytest.mark.parametrize(("name", "eps"), [("pgd-linf", 0.1), ("pgd-l2", 1.0)])
+def test_early_stop_follows_foolbox_step_for_step(db_copy, name, eps):
+    """Our early-stopping loop against foolbox's PGD with the same seed, random starts and
+    two restarts: every instance foolbox broke is broken, an instance neither broke ends at
+    foolbox's final iterate, and the passes drop."""
+    import torch
+
+    from advbench import data
+    from advbench.attacks import ATTACKS, unpack
+    from advbench.engine import Counted
+
+    model = _stored_model(db_copy)
+    x, y = data.load("digits", "test").get(torch.arange(48))
+    entry, out = ATTACKS.get(name), {}
+    for early in (False, True):
+        counted = Counted(model)
+        attack = entry.factory(entry.resolve({"steps": 10, "restarts": 2, "early_stop": early}))
+        torch.manual_seed(3)
+        adv = unpack(attack(counted, x, y, eps)).adv
+        with torch.no_grad():
+            fooled = model(adv).argmax(1) != y
+        out[early] = adv, fooled, counted.rows_forward + counted.rows_backward
+    (a0, f0, p0), (a1, f1, p1) = out[False], out[True]
+    assert 0 < int(f0.sum()) < len(x)  # the budget leaves both outcomes to compare
+    assert not (f0 & ~f1).any()  # never weaker
+    both = ~f0 & ~f1
+    assert both.any()
+    assert torch.allclose(a0[both], a1[both], atol=1e-5)  # the same path where both failed
+    norm = float("inf") if name == "pgd-linf" else 2
+    dist = (a1 - x).flatten(1).norm(p=norm, dim=1)
+    assert (dist <= eps * (1 + 1e-5)).all()
+    assert p1 < 0.9 * p0
+
+
+def test_early_stop_credits_diagnostics_to_the_rows_it_attacks(db_copy):
+    """A robust instance is attacked for every step of every restart; a broken one stops,
+    and its recorded gradient passes say so."""
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    job = make_job("pgd-linf", [0.1], {"steps": 6, "restarts": 2})
+    (run,) = run_jobs(db, model, row, [job], n=24, seed=1, batch_size=24,
+                      env_id=record_environment(db, "cpu"))  # fmt: skip
+    rows = _samples(db, run.id).values()
+    robust = [r for r in rows if not r["success"]]
+    broken = [r for r in rows if r["success"]]
+    assert robust and broken
+    assert {r["grad_passes"] for r in robust} == {12}  # 6 steps x 2 restarts
+    assert all(r["grad_passes"] < 12 for r in broken)
+    assert all(json.loads(r["loss_trace"])[-1] < 0 for r in broken)
+
+
+def test_early_stop_with_max_loss_restarts_is_refused():
+    from advbench.attacks import ATTACKS
+    from advbench.errors import BadInput
+
+    entry = ATTACKS.get("pgd-linf")
+    with pytest.raises(BadInput, match="early_stop keeps each instance's first success"):
+        entry.factory(entry.resolve({"early_stop": True, "keep": "max-loss", "restarts": 2}))

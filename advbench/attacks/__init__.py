@@ -98,6 +98,15 @@ _KEEP = Param(
     choices=KEEP,
     since="0.1-faithful-cells",
 )
+_EARLY = Param(
+    "early_stop",
+    bool,
+    False,
+    "stop each instance at its first adversarial iterate and restart only the instances "
+    "still robust (the same steps and starts; never weaker). Suites turn it on with their "
+    "shortcuts for white-box rows that keep first-success; --no-shortcuts leaves it off",
+    since="0.1-early-stop",
+)
 
 
 def _lazy(module: str, name: str):
@@ -135,6 +144,7 @@ ATTACKS.register(
         Param("random_start", bool, True),
         _RESTARTS,
         _KEEP,
+        _EARLY,
     ),
     norm="linf",
     kind="budget",
@@ -152,6 +162,7 @@ ATTACKS.register(
         Param("random_start", bool, True),
         _RESTARTS,
         _KEEP,
+        _EARLY,
     ),
     norm="l2",
     kind="budget",

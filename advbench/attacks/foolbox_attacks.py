@@ -57,8 +57,19 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
     return 2.5 / steps if rel_stepsize is None else rel_stepsize
 
 
-def _pgd(cls):
-    def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts, keep):
+def _pgd(cls, norm: str):
+    def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts, keep,
+              early_stop=False):  # fmt: skip
+        if early_stop:  # the same steps in our own loop, which can drop finished rows
+            from advbench.attacks.own import pgd_early_stop
+            from advbench.errors import BadInput
+
+            if keep != "first-success":
+                raise BadInput(f"early_stop keeps each instance's first success; keep={keep} "
+                               "needs every restart's final iterate (use early_stop=false)")  # fmt: skip
+            return pgd_early_stop(norm=norm, steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
+                                  abs_stepsize=abs_stepsize, random_start=random_start,
+                                  restarts=restarts)  # fmt: skip
         attack = cls(
             steps=steps,
             rel_stepsize=_rel(steps, rel_stepsize),
@@ -70,8 +81,8 @@ def _pgd(cls):
     return build
 
 
-pgd_linf = _pgd(fb.attacks.LinfPGD)
-pgd_l2 = _pgd(fb.attacks.L2PGD)
+pgd_linf = _pgd(fb.attacks.LinfPGD, "linf")
+pgd_l2 = _pgd(fb.attacks.L2PGD, "l2")
 
 
 def bim(*, steps: int, rel_stepsize: float | None):

@@ -10,6 +10,12 @@
   step by the identity, while success is judged on the real forward pass.
 - `noise`: uniform noise in the L∞ ball, Carlini et al. 2019's sanity row (an attack must
   beat it).
+- `pgd_early_stop` (issue 14's shortcut, on by default in suites): foolbox's L∞/L2 PGD step
+  for step, but each instance stops at its first adversarial iterate and a restart attacks
+  only the instances still robust. foolbox runs every step on the whole batch and has no
+  hook to drop rows, so the loop is written out; the random starts are drawn for the whole
+  batch as foolbox draws them, so an instance's trajectory does not depend on which others
+  are still open, and the result is never weaker than foolbox's (its final iterate).
 """
 
 from __future__ import annotations
@@ -201,5 +207,95 @@ def bpda_pgd(
 def noise():
     def run(model, x, y, eps, target=None):
         return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+
+    return run
+
+
+def _pgd_start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """foolbox 3's random start, drawn for the whole batch in the same order: uniform in
+    the L∞ box, or the first n coordinates of a point on the sphere in n + 2 dimensions
+    (Voelker et al.: uniform in the n-ball) for L2; clipped to [0, 1]."""
+    if norm == "linf":
+        start = x + (torch.rand(x.shape, device=x.device, dtype=x.dtype) * (2 * eps) - eps)
+    else:
+        n = x[0].numel()
+        g = torch.randn(len(x), n + 2, device=x.device, dtype=x.dtype)
+        ball = (g / g.norm(dim=1, keepdim=True))[:, :n]
+        start = x + eps * ball.reshape(x.shape)
+    return start.clamp(0.0, 1.0)
+
+
+def _pgd_step(x, x0, grad, eps: float, step: float, sign: float, norm: str):
+    """One foolbox PGD update: normalised gradient step, projection onto the ε-ball, [0, 1]."""
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    if norm == "linf":
+        x = x + sign * step * grad.sign()
+        return (x0 + (x - x0).clamp(-eps, eps)).clamp(0.0, 1.0)
+    g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+    delta = x + sign * step * g - x0
+    factor = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+    return (x0 + delta * factor.view(shape)).clamp(0.0, 1.0)
+
+
+def _descend(model, x0, start, cls, rows, *, eps, step, steps, norm, untargeted):
+    """PGD from `start` on the batch rows `rows`; each row stops at its first adversarial
+    iterate. Returns (adversarial or final iterate, fooled) for those rows."""
+    restrict = getattr(model, "restrict", None)  # engine.Counted: diagnostics per row
+    sign = 1.0 if untargeted else -1.0
+    x = start.clone()
+    fooled = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
+    for t in range(steps + 1):
+        live = (~fooled).nonzero().squeeze(1)
+        if not len(live):
+            break
+        last = t == steps
+        if restrict is not None:
+            restrict(rows[live])
+        xa = x[live].detach().requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            logits = model(xa)
+        pred = logits.argmax(1)
+        hit = pred != cls[live] if untargeted else pred == cls[live]
+        fooled[live] = hit
+        if last:
+            break
+        # every open row's gradient is taken (a row that has just become adversarial keeps
+        # its iterate; its gradient still reaches the diagnostics, as foolbox's would)
+        loss = F.cross_entropy(logits, cls[live], reduction="sum")
+        (grad,) = torch.autograd.grad(loss, xa)
+        go = ~hit
+        if go.any():
+            moved = live[go]
+            x[moved] = _pgd_step(x[moved], x0[moved], grad[go], eps, step, sign, norm)
+    if restrict is not None:
+        restrict(None)
+    return x.detach(), fooled
+
+
+def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, random_start,
+                   restarts: int):  # fmt: skip
+    """foolbox's PGD (`norm` linf or l2) with each instance stopped at its first adversarial
+    iterate and restarts only for the instances still robust (keep=first-success)."""
+
+    def run(model, x, y, eps: float, target=None):
+        step = abs_stepsize if abs_stepsize is not None else rel_stepsize * eps
+        cls = y if target is None else target
+        best = x.clone()
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        trace = []
+        for _ in range(restarts):
+            # drawn for the whole batch every restart, as foolbox does, then cut to the rows
+            start = _pgd_start(x, eps, norm) if random_start else x
+            open_ = (~done).nonzero().squeeze(1)
+            if len(open_):
+                adv, ok = _descend(model, x[open_], start[open_], cls[open_], open_, eps=eps,
+                                   step=step, steps=steps, norm=norm,
+                                   untargeted=target is None)  # fmt: skip
+                best[open_] = adv
+                done[open_] |= ok
+            trace.append(done.clone().int())
+        if restarts == 1:
+            return best
+        return Crafted(best, trace=torch.stack(trace, 1).tolist())
 
     return run
