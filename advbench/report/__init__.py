@@ -224,3 +224,25 @@ def print_summary(console, db: sqlite_utils.Database, models: list[str] | None =
             t.add_row(*[str(v) for v in row])
         console.print(t)
     console.print(provenance_line(db, models))
+    from advbench.report.optimality import CAPTION, optimality_table, render_rows
+
+    opt = optimality_table(db, models)
+    if not opt.empty:
+        t = Table(title="minimal attacks: optimality (AttackBench)", title_justify="left",
+                  caption=CAPTION, caption_justify="left")  # fmt: skip
+        for c in opt.columns:
+            t.add_column(c, no_wrap=c in ("model", "attack"))
+        for row in render_rows(opt).itertuples(index=False):
+            t.add_row(*[str(v) for v in row])
+        console.print(t)
+
+
+def optimality_markdown(db: sqlite_utils.Database, models: list[str] | None = None) -> str:
+    """The optimality table as a markdown section, or '' where no model has two minimal
+    attacks of one norm."""
+    from advbench.report.optimality import CAPTION, optimality_table, render_rows
+
+    opt = optimality_table(db, models)
+    if opt.empty:
+        return ""
+    return "\n## Minimal attacks: optimality\n\n" + render(render_rows(opt), "markdown", CAPTION)

@@ -1,0 +1,63 @@
+"""AttackBench's optimality of minimal attacks, from stored per-instance minimal norms."""
+
+import math
+
+import pytest
+
+from advbench.engine import make_job, run_jobs
+from advbench.env import record_environment
+from advbench.report.optimality import distances, optimality, optimality_table
+from advbench.store import open_db
+from advbench.train import load_model
+
+INF = math.inf
+# by hand: best d* = [0, 1, 2, inf]; M = 2; c = 3/4, so an attack breaking nothing has
+# area c*M = 1.5; the best curve's area is (0 + 1 + 2 + 2) / 4 = 1.25
+BEST = [0.0, 1.0, 2.0, INF]
+
+
+@pytest.mark.parametrize(
+    ("d", "want"),
+    [
+        ([0.0, 1.0, 2.0, INF], 1.0),  # the best itself
+        ([0.0, 1.0, 3.0, INF], 1.0),  # beyond M counts as M
+        ([0.0, 1.5, 2.0, INF], 0.5),  # area 1.375: half-way
+        ([0.0, INF, INF, INF], 0.0),  # breaks nothing: area 1.5
+        ([0.0, 2.0, INF, INF], 0.0),  # its only find is at M: no better than nothing
+    ],
+)
+def test_optimality_by_hand(d, want):
+    assert optimality(d, BEST) == pytest.approx(want)
+
+
+def test_optimality_is_undefined_when_nothing_was_broken():
+    assert math.isnan(optimality([INF, INF], [INF, INF]))
+
+
+def test_the_report_compares_minimal_attacks_on_their_common_instances(db_copy):
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    jobs = [make_job("cw-l2", [1.0, 2.0], {"steps": 20, "binary_search_steps": 3},
+                     label="CW"),
+            make_job("deepfool-l2", [1.0], {"steps": 20}, label="DF")]  # fmt: skip
+    runs = run_jobs(db, model, row, jobs, n=16, seed=0, batch_size=16,
+                    env_id=record_environment(db, "cpu"))  # fmt: skip
+    table = optimality_table(db, ["std"])
+    mine = table[(table["model"] == "std") & (table["norm"] == "l2")]
+    assert set(mine["attack"]) == {"CW", "DF"}  # the fixture's store holds no other runs
+    assert (mine["n"] == 16).all()
+    by = {r.attack: r for r in mine.itertuples()}
+    # independently: the per-instance best of the two stored runs, and each one's distance
+    d = {s.label: distances(db, s.id) for s in runs if s.eps == 1.0}
+    order = sorted(d["CW"])
+    best = [min(d["CW"][i], d["DF"][i]) for i in order]
+    for label in ("CW", "DF"):
+        assert by[label].optimality == pytest.approx(optimality([d[label][i] for i in order], best))
+        assert 0.0 <= by[label].optimality <= 1.0
+    # the per-instance best is one of the two on every instance: one of them scores 1 only
+    # where it is the best everywhere
+    top = max(b for b in best if math.isfinite(b))
+    for label in ("CW", "DF"):
+        everywhere = all(min(d[label][i], top) <= min(b, top)
+                         for i, b in zip(order, best, strict=True))  # fmt: skip
+        assert (by[label].optimality == pytest.approx(1.0)) == everywhere
