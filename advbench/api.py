@@ -481,7 +481,7 @@ def evaluate(
     # Every checkpoint this request reads is verified (checksum, spec, loadable) before the
     # environment row is written, so a tampered or damaged model leaves the store as it was.
     nets = dict(live)
-    for row, jobs, _ in planned:
+    for row, _, _ in planned:
         if row["name"] not in nets:
             nets[row["name"]] = load_model(database, row["name"], dev)[0]
     sources = {j.source.partition(":")[2] for _, jobs, _ in planned for j in jobs
@@ -699,6 +699,53 @@ def claims(paper: str, *, db=None) -> list:
 
     database = _db(db, create=False)
     return [c for name in reproduce.papers(paper) for c in cl.evaluate(database, name)]
+
+
+def summary(models: str | Sequence[str] | None = None, *, db=None):
+    """`report` (the summary): one row per model, a column per attack × ε with its robust
+    accuracy, 95 % Wilson interval and n (advbench.report.summary_table)."""
+    from advbench import report as rep
+
+    names = [models] if isinstance(models, str) else (list(models) if models else None)
+    return rep.summary_table(_db(db, create=False), names)
+
+
+def optimality(models: str | Sequence[str] | None = None, *, db=None):
+    """Each white-box minimal attack's AttackBench optimality per model and norm, against
+    the per-instance best of that model's minimal attacks (advbench.report.optimality)."""
+    from advbench.report.optimality import optimality_table
+
+    names = [models] if isinstance(models, str) else (list(models) if models else None)
+    return optimality_table(_db(db, create=False), names)
+
+
+def checks(model: str, *, db=None) -> tuple[list, int]:
+    """`report --checks MODEL`: the evaluation checklist's verdicts on the model's stored
+    runs (advbench.checks.Verdict), and how many runs they read."""
+    from advbench import checks as chk
+
+    database = _db(db, create=False)
+    runs = chk.gather(database, model)  # an unknown model is refused here
+    return chk.run(database, model, runs), len(runs)
+
+
+def figures(figure: str, *, models: Sequence[str] | None = None, data_dir=None, db=None):
+    """`report --figure`: the figures' data (advbench.report.figures.FigureData), one at a
+    time as each is built; `figure` is an id (zantedeschi:fig3), a paper, `all`, or
+    `curves` with `models` (accuracy against ε). Draw one with figures.draw."""
+    from advbench.report import figures as figs
+
+    if figure == "curves":
+        if not models:
+            raise BadInput("--figure curves needs --model M (repeatable): the models to draw")
+        database = _db(db, create=False)
+        return iter([figs.curves(database, list(models))])  # an unknown model is refused
+    specs = figs.select(figure)  # an unknown id is refused before anything is read
+    database = _db(db, create=False)
+    from advbench.report.tables import Store
+
+    store = Store(database)
+    return (figs.build(database, spec, store, data_dir) for spec in specs)
 
 
 def check_output_dir(output, db=None) -> None:

@@ -855,7 +855,7 @@ def report(
     database = _open(db, create=False)
     if output is not None:
         api.check_output_dir(output, db)  # before any work: a file (a database) is never written
-    df = rep.summary_table(database, model)  # validates --model before anything is written
+    df = api.summary(model, db=db)  # validates --model before anything is written
     caption = rep.provenance_line(database, model)
     if format_ == "table" and output is None:
         rep.print_summary(out, database, model)
@@ -954,12 +954,10 @@ def _report_checks(model, format_, output, db) -> None:
     if format_ not in formats:
         raise BadInput(f"--format {format_} is not a checklist format; valid choices: "
                        f"{', '.join(formats)}")  # fmt: skip
-    database = _open(db, create=False)
-    runs = chk.gather(database, model)  # an unknown model is refused here
-    verdicts = chk.run(database, model, runs)
+    verdicts, read = api.checks(model, db=db)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("pass", "warn", "fail", "skip")}
     tally = ", ".join(f"{v} {k}" for k, v in counts.items())
-    head = f"Evaluation checklist for {model}: {tally} (from {len(runs)} stored runs)"
+    head = f"Evaluation checklist for {model}: {tally} (from {read} stored runs)"
     frame = pd.DataFrame(chk.as_dicts(verdicts))
     if format_ == "table" and output is None:
         t = Table(title=head, title_justify="left", show_lines=True)
@@ -997,27 +995,15 @@ def _report_figures(figure, models, format_, output, data_dir, db) -> None:
     if format_ != "table" and format_ not in figs.FIGURE_FORMATS:
         raise BadInput(f"--format {format_} is not a figure format; valid choices: "
                        f"{', '.join(figs.FIGURE_FORMATS)}")  # fmt: skip
-    if figure == "curves":
-        if not models:
-            raise BadInput("--figure curves needs --model M (repeatable): the models to draw")
-        specs = []
-    else:
-        specs = figs.select(figure)  # an unknown id is refused before anything is read
-    database = _open(db, create=False)
     target = output if output is not None else (db or default_db_path()).parent / "figures"
-    if figure == "curves":
-        drawn = [figs.curves(database, models)]  # an unknown model is refused here
+    # ids, models and the curves' models are checked here, before a folder is made
+    drawn = api.figures(figure, models=models, data_dir=data_dir, db=db)
     if output is None and target.exists() and not target.is_dir():
         raise BadInput(f"{target} (the default figure folder) is a file; give --output DIR")
     if output is not None:
         api.check_output_dir(target, db)
     else:
         target.mkdir(exist_ok=True)
-    if figure != "curves":
-        from advbench.report.tables import Store
-
-        store = Store(database)
-        drawn = (figs.build(database, spec, store, data_dir) for spec in specs)
     for fd in drawn:
         paths = figs.write(figs.draw(fd), target, fd.id.replace(":", "_"), formats)
         for line in fd.caption:

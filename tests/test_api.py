@@ -137,3 +137,40 @@ def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
             and isinstance(n.func.value, ast.Name) and n.func.value.id == "api"
         }  # fmt: skip
         assert len(calls - HELPERS) == 1, (name, calls)
+
+
+def test_summary_checks_figures_and_optimality_are_api_calls(db_copy, runner):
+    """The report's summary, checklist, curves and optimality from the API equal what the
+    CLI prints from the same store."""
+    import json
+
+    db = str(db_copy)
+    for args in (["--attack", "fgsm", "--eps", "0.1,0.2"],
+                 ["--attack", "deepfool-l2", "--eps", "1", "--param", "steps=10"],
+                 ["--attack", "fmn-l2", "--eps", "1", "--param", "steps=10"]):  # fmt: skip
+        res = runner.invoke(app, ["attack", "--model", "std", *args, "--n", "12", "--db", db])
+        assert res.exit_code == 0, res.output
+    frame = ab.summary("std", db=db)
+    res = runner.invoke(app, ["report", "--model", "std", "--format", "markdown", "--db", db])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| std |"))
+    assert row == "| " + " | ".join(str(v) for v in frame.iloc[0]) + " |"
+    assert "fgsm ε=0.2" in frame.columns
+    # optimality: the two L2 minimal attacks, in the API frame and the markdown section
+    opt = ab.optimality("std", db=db)
+    assert sorted(opt["attack"]) == ["deepfool-l2", "fmn-l2"] and (opt["n"] == 12).all()
+    assert "## Minimal attacks: optimality" in res.stdout
+    assert f"{opt['optimality'].max():.3f}" in res.stdout
+    verdicts, read = ab.checks("std", db=db)
+    res = runner.invoke(app, ["report", "--checks", "std", "--format", "json", "--db", db])
+    doc = json.loads(res.stdout)
+    assert [(c["check"], c["status"]) for c in doc["checks"]] == [
+        (v.check, v.status) for v in verdicts
+    ]
+    assert f"from {read} stored runs" in doc["summary"] and read == 4
+    (curve,) = list(ab.figures("curves", models=["std"], db=db))
+    assert curve.panels and any(p.series for p in curve.panels)
+    from advbench.errors import BadInput
+
+    with pytest.raises(BadInput, match="--figure curves needs --model"):
+        ab.figures("curves", db=db)

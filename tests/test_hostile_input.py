@@ -254,8 +254,10 @@ def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(runner, 
     db.close()
     before = _snapshot(db_copy.parent)
     needle = "is not valid" if damage == "not json" else "cannot be loaded"
-    for args in (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "4"],
-                 ["measure", "--model", "std", "--metric", "jacobian", "--n", "4"]):
+    for args in (
+        ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "4"],
+        ["measure", "--model", "std", "--metric", "jacobian", "--n", "4"],
+    ):
         _refused(runner, [*args, "--device", "cpu", "--db", str(db_copy)], needle)
         # verified before the environment row is written: the store is as it was
         assert _snapshot(db_copy.parent) == before

@@ -65,8 +65,10 @@ def _pgd(cls, norm: str):
             from advbench.errors import BadInput
 
             if keep != "first-success":
-                raise BadInput(f"early_stop keeps each instance's first success; keep={keep} "
-                               "needs every restart's final iterate (use early_stop=false)")  # fmt: skip
+                raise BadInput(
+                    f"early_stop keeps each instance's first success; keep={keep} needs every "
+                    "restart's final iterate (use early_stop=false)"
+                )
             return pgd_early_stop(norm=norm, steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
                                   abs_stepsize=abs_stepsize, random_start=random_start,
                                   restarts=restarts)  # fmt: skip
