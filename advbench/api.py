@@ -21,7 +21,7 @@ Bad input raises `advbench.errors.BadInput` with the one line the CLI prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ def evaluate(
     `executor="ray"` runs each (model, suite row) as a Ray task (advbench.executors),
     joining the cluster at `address` or starting one here."""
     from advbench.attacks import ATTACKS
-    from advbench.engine import make_job, no_gradient_choice, run_jobs
+    from advbench.engine import NoSource, make_job, no_gradient_choice, resolve_source, run_jobs
     from advbench.env import record_environment, resolve_device
     from advbench.executors import check as check_executor
     from advbench.models import ARCHS
@@ -478,16 +478,19 @@ def evaluate(
                 j.shortcuts = False
         planned.append((row, jobs, n if n is not None else suite_n))
     _check_counts(planned, data_dir)  # before anything is written or a proxy trained
-    # Every checkpoint this request reads is verified (checksum, spec, loadable) before the
-    # environment row is written, so a tampered or damaged model leaves the store as it was.
-    nets = dict(live)
-    for row, _, _ in planned:
-        if row["name"] not in nets:
-            nets[row["name"]] = load_model(database, row["name"], dev)[0]
-    sources = {j.source.partition(":")[2] for _, jobs, _ in planned for j in jobs
-               if (j.source or "").startswith("model:")} - set(nets)  # fmt: skip
-    for source in sorted(sources):
-        load_model(database, source, dev)
+    # Every checkpoint this request reads (the attacked models and the stored transfer
+    # sources their rows resolve to) is verified (checksum, spec, loadable) before the
+    # environment row is written, so a tampered or damaged model leaves the store as it
+    # was. Each is dropped after its check: a large store is never all in memory at once.
+    verify = {row["name"] for row, _, _ in planned} - set(live)
+    for row, jobs, _ in planned:
+        for j in jobs:
+            if j.source is None or j.source.startswith("proxy:"):
+                continue  # a proxy is trained below
+            with suppress(NoSource):  # such a row is skipped, and says why
+                verify.add(resolve_source(database, row, j.source)["name"])
+    for name in sorted(verify - set(live)):
+        load_model(database, name, dev)
     env_id = record_environment(database, dev)
     for row, jobs, _ in planned:
         for j in jobs:
@@ -511,7 +514,9 @@ def evaluate(
                         max_in_flight=max_in_flight, progress=bars)  # fmt: skip
         force = False  # what the tasks stored is what is summarised
     for row, jobs, count in planned:
-        net = nets[row["name"]]
+        net = live.get(row["name"])
+        if net is None:
+            net, _, _ = load_model(database, row["name"], dev)
         notes: list[str] = []
         with _bars(progress) as bars:
             summaries = run_jobs(

@@ -87,13 +87,16 @@ class Observer:
         return len(x) == len(rows) and x.shape[1:] == self.x.shape[1:]
 
     def forward(self, x: torch.Tensor, out: torch.Tensor, rows: torch.Tensor | None = None):
-        every = torch.arange(len(self.x)) if rows is None else rows.cpu()
-        cls = self.y[every.to(self.y.device)]
-        target = None if self.target is None else self.target[every.to(self.target.device)]
         with torch.no_grad():
-            m = margin(out, cls, target).cpu()
+            if rows is None:  # the whole batch, in order (every attack but early-stop PGD)
+                every, y, target, x0 = slice(None), self.y, self.target, self.x
+            else:
+                every = rows.cpu()
+                y, x0 = self.y[rows.to(self.y.device)], self.x[rows.to(self.x.device)]
+                target = None if self.target is None else self.target[rows.to(self.target.device)]
+            m = margin(out, y, target).cpu()
             self.best[every] = torch.minimum(self.best[every], m)
-            d = distance(x - self.x[every.to(self.x.device)], self.norm).cpu()
+            d = distance(x - x0, self.norm).cpu()
             hit = m < 0
             was = self.best_norm[every]
             self.best_norm[every] = torch.where(hit & (d < was), d, was)
@@ -107,7 +110,7 @@ class Observer:
         self.passes += 1
 
     def grad(self, g: torch.Tensor, rows: torch.Tensor | None = None) -> None:
-        every = torch.arange(len(self.x)) if rows is None else rows.cpu()
+        every = slice(None) if rows is None else rows.cpu()
         flat = g.detach().flatten(1).cpu()
         nonfinite = ~torch.isfinite(flat).all(1)
         self.grad_nonfinite[every] += nonfinite.long()

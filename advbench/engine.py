@@ -121,10 +121,14 @@ def make_job(
         raise unknown("judge", judge, JUDGES)
     if judge == "clip" and (entry.meta["kind"] != "minimal" or norm_of(attack, overrides) == "l0"):
         raise BadInput(f"judge clip is for L2 and L∞ minimal attacks; {attack} is not one")
+    params = entry.resolve(overrides)
+    if params.get("early_stop") and params.get("keep", "first-success") != "first-success":
+        raise BadInput(f"early_stop keeps each instance's first success; keep={params['keep']} "
+                       "needs every restart's final iterate (use early_stop=false)")  # fmt: skip
     return AttackJob(
         attack,
         sorted(set(float(e) for e in eps)),
-        entry.resolve(overrides),
+        params,
         label,
         suite,
         targeted,

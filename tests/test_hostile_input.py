@@ -263,6 +263,26 @@ def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(runner, 
         assert _snapshot(db_copy.parent) == before
 
 
+def test_a_damaged_transfer_source_is_refused_before_anything_is_written(runner, db_copy,
+                                                                          tmp_path):  # fmt: skip
+    """A suite row crafting on the attacked model's root (`source: root`): the root's
+    checkpoint is verified with the attacked model's, before the environment row."""
+    from advbench.store import open_db
+
+    suite = tmp_path / "t.json"
+    suite.write_text('{"name": "t", "n": {"smoke": 4}, "attacks": [' + ROW +
+                     ', "source": "root"}]}')  # fmt: skip
+    (db_copy.parent / "models" / "std.json").write_text("{not json")
+    db = open_db(db_copy)
+    db.execute("delete from environments")  # so that this machine's row would be new
+    db.conn.commit()
+    db.close()
+    before = _snapshot(db_copy.parent)
+    _refused(runner, ["attack", "--model", "jac", "--suite", str(suite), "--scale", "smoke",
+                      "--device", "cpu", "--db", str(db_copy)], "is not valid")  # fmt: skip
+    assert _snapshot(db_copy.parent) == before
+
+
 def test_a_database_path_with_uri_characters_is_that_file(runner, tmp_path):
     import shutil
 

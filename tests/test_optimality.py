@@ -61,3 +61,24 @@ def test_the_report_compares_minimal_attacks_on_their_common_instances(db_copy):
         everywhere = all(min(d[label][i], top) <= min(b, top)
                          for i, b in zip(order, best, strict=True))  # fmt: skip
         assert (by[label].optimality == pytest.approx(1.0)) == everywhere
+
+
+def test_an_attack_on_fewer_instances_is_compared_where_it_overlaps(db_copy):
+    """HopSkipJump's smaller sample: each attack keeps its own n, and an instance's best is
+    over the attacks that attacked it."""
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    env = record_environment(db, "cpu")
+    big = run_jobs(db, model, row, [make_job("deepfool-l2", [1.0], {"steps": 20}, label="DF")],
+                   n=16, seed=0, batch_size=16, env_id=env)  # fmt: skip
+    small = run_jobs(db, model, row, [make_job("fmn-l2", [1.0], {"steps": 10}, label="FMN")],
+                     n=6, seed=0, batch_size=16, env_id=env)  # fmt: skip
+    table = optimality_table(db, ["std"]).set_index("attack")
+    assert (table.loc["DF", "n"], table.loc["FMN", "n"]) == (16, 6)
+    df, fmn = distances(db, big[0].id), distances(db, small[0].id)
+    assert set(fmn) < set(df)  # the same seed: a prefix of the same instances
+    best = {i: min(v, fmn.get(i, INF)) for i, v in df.items()}
+    for label, d in (("DF", df), ("FMN", fmn)):
+        order = sorted(d)
+        want = optimality([d[i] for i in order], [best[i] for i in order])
+        assert table.loc[label, "optimality"] == pytest.approx(want, nan_ok=True)

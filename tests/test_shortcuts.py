@@ -166,6 +166,9 @@ def test_early_stop_with_max_loss_restarts_is_refused():
     from advbench.attacks import ATTACKS
     from advbench.errors import BadInput
 
+    bad = {"early_stop": True, "keep": "max-loss", "restarts": 2}
+    with pytest.raises(BadInput, match="early_stop keeps each instance's first success"):
+        make_job("pgd-linf", [0.1], bad)  # before any run is registered
     entry = ATTACKS.get("pgd-linf")
     with pytest.raises(BadInput, match="early_stop keeps each instance's first success"):
-        entry.factory(entry.resolve({"early_stop": True, "keep": "max-loss", "restarts": 2}))
+        entry.factory(entry.resolve(bad))

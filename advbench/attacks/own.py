@@ -15,7 +15,10 @@
   only the instances still robust. foolbox runs every step on the whole batch and has no
   hook to drop rows, so the loop is written out; the random starts are drawn for the whole
   batch as foolbox draws them, so an instance's trajectory does not depend on which others
-  are still open, and the result is never weaker than foolbox's (its final iterate).
+  are still open, and the result is never weaker than foolbox's (its final iterate), up to
+  floating point: a forward over fewer rows may round differently (another convolution
+  algorithm), so an iterate with a margin within rounding of 0 can be judged otherwise by
+  the engine's whole-batch prediction. `benchmarks/suite_speed.py` counts such reversals.
 """
 
 from __future__ import annotations

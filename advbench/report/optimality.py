@@ -2,12 +2,14 @@
 Gradient-based Attacks for Adversarial Examples"), from the per-instance minimal norms the
 store already holds.
 
-For one model and one norm, take every white-box untargeted minimal attack run on it (C&W,
-DeepFool, FMN, HopSkipJump: one search per instance, judged at every ε) and the instances
-all of them attacked. Per instance, an attack's distance d is 0 where the clean input is
-already misclassified, the norm of the adversarial it found, or ∞ where it found none. The
-best distance d* is the smallest over the attacks. With M the largest finite d*, an attack's
-robust-accuracy curve acc(ε) = share of instances with d > ε has the area
+For one model (its current weights) and one norm, take every white-box untargeted minimal
+attack run on it (C&W, DeepFool, FMN, HopSkipJump: one search per instance, judged at every
+ε). Per instance, an attack's distance d is 0 where the clean input is already
+misclassified, the norm of the adversarial it found, or ∞ where it found none. The best
+distance d* is the smallest over the attacks that attacked the instance (HopSkipJump's
+smaller sample overlaps the others' where the seed is the same). Each attack is scored over
+the instances it attacked: with M the largest finite d* there, its robust-accuracy curve
+acc(ε) = share of instances with d > ε has the area
 
     A = ∫₀^M acc(ε) dε = mean(min(d, M))       (exact for the step curve)
 
@@ -29,7 +31,7 @@ import sqlite_utils
 _RUNS = """
 select r.model, r.norm, coalesce(r.label, r.attack) as attack, r.group_id,
        max(r.finished_at) as finished_at, min(r.id) as run_id
-from runs r
+from runs r join models m on m.name = r.model and m.checksum = r.model_checksum
 where r.kind = 'minimal' and coalesce(r.threat, 'white-box') = 'white-box'
   and r.targeted is null and r.status = 'complete' and r.norm in ('l2', 'linf')
 group by r.group_id
@@ -71,9 +73,12 @@ def optimality(d: list[float], best: list[float]) -> float:
 
 
 def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
-    """One row per (model, norm, minimal attack) where a model has two or more minimal
-    attacks of that norm: n common instances, optimality, share of the correctly classified
-    the attack broke, and its median distance over those (inf where it broke under half)."""
+    """One row per (model, norm, minimal attack) where a model's current weights have two
+    or more minimal attacks of that norm. Each attack is scored over the instances it
+    attacked (its n), against the per-instance best over every one of those attacks that
+    attacked that instance (HopSkipJump's smaller sample is compared where it overlaps);
+    with the share of the correctly classified it broke, and its median distance over
+    those (inf where it broke under half)."""
     cols = ["model", "norm", "attack", "n", "optimality", "broken", "median"]
     if "runs" not in db.table_names():
         return pd.DataFrame(columns=cols)
@@ -90,18 +95,19 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
         if len(attacks) < 2:
             continue
         dist = {a: distances(db, run_id) for a, run_id in attacks.items()}
-        common = sorted(set.intersection(*(set(d) for d in dist.values())))
-        if not common:
-            continue
-        best = [min(dist[a][i] for a in dist) for i in common]
-        correct = [i for i, b in zip(common, best, strict=True) if b > 0]
+        best: dict[int, float] = {}
+        for d in dist.values():
+            for i, v in d.items():
+                best[i] = min(v, best.get(i, math.inf))
         for attack in sorted(dist):
-            d = [dist[attack][i] for i in common]
+            own = sorted(dist[attack])
+            d = [dist[attack][i] for i in own]
+            correct = [i for i in own if best[i] > 0]
             found = sorted(dist[attack][i] for i in correct)
             broken = sum(math.isfinite(v) for v in found)
             rows.append({
-                "model": model, "norm": norm, "attack": attack, "n": len(common),
-                "optimality": optimality(d, best),
+                "model": model, "norm": norm, "attack": attack, "n": len(own),
+                "optimality": optimality(d, [best[i] for i in own]),
                 "broken": broken / len(correct) if correct else math.nan,
                 "median": found[(len(found) - 1) // 2] if found else math.nan,
             })  # fmt: skip
@@ -120,8 +126,9 @@ def render_rows(df: pd.DataFrame) -> pd.DataFrame:
 CAPTION = (
     "Optimality of each minimal attack (AttackBench): 1 − (A − A*) / (c·M − A*), with A the "
     "area under its accuracy–ε curve up to M, the largest per-instance best distance, A* the "
-    "per-instance best over the attacks listed for that model and norm, c·M the area of an "
-    "attack that breaks nothing; over the n instances every one of them attacked. broken: "
+    "per-instance best over the attacks listed for that model and norm that attacked the "
+    "instance, c·M the area of an attack that breaks nothing; over the n instances the "
+    "attack attacked. broken: "
     "share of the correctly classified it found an adversarial for; median: its median "
     "distance over those (∞: under half)."
 )
