@@ -13,7 +13,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the interval holds p; rounding put its low end at 7e-16 for 0 of 100 (a figure's
+    # error bar then had a negative length), so it is closed onto p where it strays
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def perturbation_norms(delta):

@@ -9,6 +9,11 @@ def test_wilson_interval_known_values():
     lo, hi = wilson_interval(81, 100)
     assert lo == pytest.approx(0.7222, abs=1e-3) and hi == pytest.approx(0.8749, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(0, 10)[1] > 0.2
+    for n in range(1, 1001):  # 0 of 100 once gave a low end of 7e-16, above the 0 it holds
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+        for k in (1, n // 3, n - 1):
+            lo, hi = wilson_interval(k, n)
+            assert lo <= k / n <= hi
     assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(10, 10)[0] < 0.8
 
 
