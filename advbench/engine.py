@@ -23,7 +23,7 @@ import sqlite_utils
 import torch
 
 from advbench import data as datasets
-from advbench.attacks import ATTACKS, norm_of, unpack
+from advbench.attacks import ATTACKS, Crafted, norm_of, unpack
 from advbench.config import canonical_json, config_hash
 from advbench.diagnostics import Observer, stability
 from advbench.errors import BadInput, unknown
@@ -501,6 +501,17 @@ def _outputs_not_logits(model, test, device) -> bool:
         return any(k != "logits" for k in output_kind(model(x.to(device))))
 
 
+def _rows_of(crafted, keep: list[int]):
+    """The rows `keep` of a batch's crafting result (an attack that took the whole batch
+    with some instances marked done)."""
+    return Crafted(
+        crafted.adv[keep],
+        trace=None if crafted.trace is None else [crafted.trace[i] for i in keep],
+        queries=None if crafted.queries is None else crafted.queries[keep],
+        init_failed=None if crafted.init_failed is None else crafted.init_failed[keep],
+    )
+
+
 def _add_diagnostics(rows, advs, b: _Batch, diag, model, source, seed: int, keep=None):
     """The batch's `diagnostics` columns (`diag`: the crafting's, per instance) on each of
     its runs' rows, which hold the instances `keep` of `b` (all by default: a shortcut
@@ -967,12 +978,26 @@ def run_jobs(
                         carried = _carried(db, r, b)
                         left = [i for i, p in enumerate(pos) if p not in carried]
                         rows[r["id"]], entry = [], None
-                        if left:  # attack only what the smaller ε left unbroken
+                        whole = getattr(attack, "takes_done", False) and len(left) < len(pos)
+                        if left and whole:
+                            # the whole batch, carried instances marked done: the attack
+                            # draws its randomness for every instance as the plain plan
+                            # does and spends no pass on those; their rows are the carried
+                            decided = torch.tensor([p in carried for p in pos], device=x.device)
+                            crafted, cost, diag, entry = replace(
+                                work, extra={**extra, "done": decided}
+                            ).craft(r["eps"])
+                            sub, share = b.subset(left), len(pos) / len(left)
+                            crafted = _rows_of(crafted, left)
+                            cost = tuple(c[left] * share for c in cost)  # per attacked one
+                            diag = [diag[i] for i in left]
+                        elif left:  # attack only what the smaller ε left unbroken
                             sub = b if len(left) == len(pos) else b.subset(left)
                             part = {k: v[left] for k, v in extra.items()}
                             crafted, cost, diag, entry = replace(work, b=sub, extra=part).craft(
                                 r["eps"]
                             )
+                        if left:
                             advs[r["id"]] = crafted.adv
                             rows[r["id"]] = _sample_rows(
                                 r["id"],

@@ -172,3 +172,36 @@ def test_early_stop_with_max_loss_restarts_is_refused():
     entry = ATTACKS.get("pgd-linf")
     with pytest.raises(BadInput, match="early_stop keeps each instance's first success"):
         entry.factory(entry.resolve(bad))
+
+
+@pytest.mark.parametrize("attack", ["pgd-l2", "noise"])
+def test_a_chain_with_random_starts_draws_each_instance_as_the_plain_plan(db_copy, attack):
+    """With random starts, the ε-chain hands the attack the whole batch with the carried
+    instances marked done, so every other instance gets the random start (or noise) it
+    gets in the plain plan: nothing the plain plan broke survives, at any ε."""
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    eps = [0.5, 1.0, 1.5, 2.0] if attack == "pgd-l2" else [0.1, 0.2, 0.3, 0.5]
+    params = {"steps": 5, "restarts": 2} if attack == "pgd-l2" else {}
+    env = record_environment(db, "cpu")
+    out = {}
+    for shortcuts in (False, True):
+        job = make_job(attack, eps, params, shortcuts=shortcuts)
+        out[shortcuts] = run_jobs(db, model, row, [job], n=32, seed=3, batch_size=16,
+                                  env_id=env)  # fmt: skip
+    carried = 0
+    for p, s in zip(out[False], out[True], strict=True):
+        rp, rs = _samples(db, p.id), _samples(db, s.id)
+        assert {i for i, r in rp.items() if r["success"]} <= {
+            i for i, r in rs.items() if r["success"]
+        }, p.eps
+        carried += sum(r["carried_from"] is not None for r in rs.values())
+        for i, r in rs.items():
+            if r["carried_from"] is not None:
+                continue
+            if attack == "noise":  # the same noise
+                assert r["linf"] == pytest.approx(rp[i]["linf"], abs=1e-6)
+                assert r["adv_pred"] == rp[i]["adv_pred"]
+            elif not r["success"]:  # robust under both: the plain plan's whole path
+                assert r["l2"] == pytest.approx(rp[i]["l2"], abs=1e-5), (p.eps, i)
+    assert carried > 0

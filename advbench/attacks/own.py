@@ -208,9 +208,10 @@ def bpda_pgd(
 
 
 def noise():
-    def run(model, x, y, eps, target=None):
+    def run(model, x, y, eps, target=None, done=None):
         return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
 
+    run.takes_done = True  # drawn for the whole batch; the engine keeps the open rows
     return run
 
 
@@ -280,11 +281,16 @@ def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, 
     """foolbox's PGD (`norm` linf or l2) with each instance stopped at its first adversarial
     iterate and restarts only for the instances still robust (keep=first-success)."""
 
-    def run(model, x, y, eps: float, target=None):
+    def run(model, x, y, eps: float, target=None, done=None):
+        """`done` (bool per row): instances already decided (an ε-shortcut carried them);
+        they are never attacked, but their random starts are still drawn, so every other
+        instance starts where it starts in the plain plan."""
         step = abs_stepsize if abs_stepsize is not None else rel_stepsize * eps
         cls = y if target is None else target
         best = x.clone()
-        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        if done is None:
+            done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        done = done.to(x.device).clone()
         trace = []
         for _ in range(restarts):
             # drawn for the whole batch every restart, as foolbox does, then cut to the rows
@@ -301,4 +307,5 @@ def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, 
             return best
         return Crafted(best, trace=torch.stack(trace, 1).tolist())
 
+    run.takes_done = True
     return run
