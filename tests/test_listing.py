@@ -80,6 +80,11 @@ def test_runs_grep_and_a_bad_format(db_copy, runner):
     res = runner.invoke(app, ["runs", *args])
     complete = [line for line in res.stdout.splitlines() if "\tcomplete\t" in line]
     assert len(complete) == 1 and complete[0].split("\t")[1:4] == ["std", "fgsm", "0.1"]
+    import gc
+
+    # the earlier commands' connections close (and checkpoint their WAL into the file) when
+    # collected; that must happen before the snapshot, not during the refused command
+    gc.collect()
     before = db_copy.read_bytes()
     res = runner.invoke(app, ["runs", *args, "--format", "xml"])
     assert res.exit_code == 2
