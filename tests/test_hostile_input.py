@@ -116,6 +116,14 @@ def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(runner, db_cop
          "parameter eps_step='0' must be in (0, 1]"),  # would never stop growing ε
         (["--attack", "jsma", "--eps", "0.1", "--param", "gamma=2"],
          "parameter gamma='2' must be in (0, 1]"),
+        (["--attack", "cw-l2", "--eps", "1", "--param", "stepsize=1e20"],
+         "parameter stepsize='1e20' must be in (0, 100]"),
+        (["--attack", "pgd-l2", "--eps", "1", "--param", "rel_stepsize=0"],
+         "parameter rel_stepsize='0' must be in (0, 100]"),  # would never move
+        (["--attack", "deepfool-l2", "--eps", "1", "--param", "overshoot=1e9"],
+         "parameter overshoot='1e9' must be in [0, 10]"),
+        (["--attack", "cw-l2", "--eps", "1", "--param", "linf_clip=2"],
+         "parameter linf_clip='2' must be in (0, 1]"),
     ],
 )  # fmt: skip
 def test_attack_refuses_garbage_values_and_leaves_the_store_as_it_was(

@@ -87,7 +87,14 @@ def best_of_restarts(restarts: int, attempt, keep: str = "first-success", loss=N
 
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
-_ABS = Param("abs_stepsize", float, None, "absolute step size; overrides rel_stepsize")
+_ABS = Param(
+    "abs_stepsize",
+    float,
+    None,
+    "absolute step size; overrides rel_stepsize",
+    positive=True,
+    high=1e3,
+)
 _RESTARTS = Param("restarts", int, 1, "random restarts; each sample keeps one (see keep)")
 _KEEP = Param(
     "keep",
@@ -139,7 +146,7 @@ ATTACKS.register(
     _fb("pgd_linf"),
     params=(
         Param("steps", int, 40),
-        Param("rel_stepsize", float, None, _REL),
+        Param("rel_stepsize", float, None, _REL, positive=True, high=100),
         _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
@@ -157,7 +164,7 @@ ATTACKS.register(
     _fb("pgd_l2"),
     params=(
         Param("steps", int, 40),
-        Param("rel_stepsize", float, None, _REL),
+        Param("rel_stepsize", float, None, _REL, positive=True, high=100),
         _ABS,
         Param("random_start", bool, True),
         _RESTARTS,
@@ -173,15 +180,25 @@ ATTACKS.register(
 _CW = (
     Param("steps", int, 1000),
     Param("binary_search_steps", int, 9),
-    Param("stepsize", float, 0.01),
-    Param("confidence", float, 0.0),
-    Param("initial_const", float, 1e-3),
+    Param("stepsize", float, 0.01, "Adam learning rate", positive=True, high=100),
+    Param("confidence", float, 0.0, high=1e4),
+    Param("initial_const", float, 1e-3, positive=True, high=1e10),
     Param("abort_early", bool, True),
 )
 ATTACKS.register(
     "cw-l2",
     _fb("cw_l2"),
-    params=(*_CW, Param("linf_clip", float, None, "clip the result to this L∞ ball (madnet)")),
+    params=(
+        *_CW,
+        Param(
+            "linf_clip",
+            float,
+            None,
+            "clip the result to this L∞ ball (madnet)",
+            positive=True,
+            high=1,
+        ),
+    ),
     norm="l2",
     kind="minimal",
     backend="foolbox",
@@ -202,7 +219,7 @@ ATTACKS.register(
     params=(
         *_CW,
         Param("restarts", int, 10, "searches; the first starts at the input (fidel: 400)"),
-        Param("radius", float, 1.0, "L2 norm of each random starting perturbation"),
+        Param("radius", float, 1.0, "L2 norm of each random starting perturbation", high=1e3),
     ),
     norm="l2",
     kind="minimal",
@@ -216,7 +233,7 @@ ATTACKS.register(
     params=(
         *_CW,
         Param("samples", int, 10, "points the gradient is averaged over"),
-        Param("radius", float, 0.01, "L2 radius of the ball they are drawn from"),
+        Param("radius", float, 0.01, "L2 radius of the ball they are drawn from", high=1e3),
     ),
     norm="l2",
     kind="minimal",
@@ -229,7 +246,7 @@ ATTACKS.register(
     _own("bpda_pgd"),
     params=(
         Param("steps", int, 40),
-        Param("rel_stepsize", float, None, _REL),
+        Param("rel_stepsize", float, None, _REL, positive=True, high=100),
         _ABS,
         _RESTARTS,
         Param("random_start", bool, True),
@@ -259,7 +276,9 @@ ATTACKS.register(
     _fb("bim"),
     params=(
         Param("steps", int, 10),
-        Param("rel_stepsize", float, None, "step size / ε; default 1 / steps"),
+        Param(
+            "rel_stepsize", float, None, "step size / ε; default 1 / steps", positive=True, high=100
+        ),
     ),
     norm="linf",
     kind="budget",
@@ -280,7 +299,7 @@ ATTACKS.register(
 _DF = (
     Param("steps", int, 100),
     Param("candidates", int, 10, "classes considered", low=2),
-    Param("overshoot", float, 0.02),
+    Param("overshoot", float, 0.02, high=10),
 )
 _FMN = (
     Param("steps", int, 100),
@@ -399,7 +418,14 @@ ATTACKS.register(
         ),
         Param("steps", int, 100),
         Param("restarts", int, 1, "random initialisations"),
-        Param("rel_stepsize", float, 2.0, "first step size / ε (AutoAttack: 2)"),
+        Param(
+            "rel_stepsize",
+            float,
+            2.0,
+            "first step size / ε (AutoAttack: 2)",
+            positive=True,
+            high=100,
+        ),
     ),
     norm="linf|l2",
     kind="budget",
