@@ -706,13 +706,19 @@ def claims(paper: str, *, db=None) -> list:
     return [c for name in reproduce.papers(paper) for c in cl.evaluate(database, name)]
 
 
+def _names(models: str | Sequence[str] | None) -> list[str] | None:
+    """One model name or several as a list; None (every model) for none."""
+    if isinstance(models, str):
+        return [models]
+    return list(models) if models else None
+
+
 def summary(models: str | Sequence[str] | None = None, *, db=None):
     """`report` (the summary): one row per model, a column per attack × ε with its robust
     accuracy, 95 % Wilson interval and n (advbench.report.summary_table)."""
     from advbench import report as rep
 
-    names = [models] if isinstance(models, str) else (list(models) if models else None)
-    return rep.summary_table(_db(db, create=False), names)
+    return rep.summary_table(_db(db, create=False), _names(models))
 
 
 def optimality(models: str | Sequence[str] | None = None, *, db=None):
@@ -720,8 +726,7 @@ def optimality(models: str | Sequence[str] | None = None, *, db=None):
     the per-instance best of that model's minimal attacks (advbench.report.optimality)."""
     from advbench.report.optimality import optimality_table
 
-    names = [models] if isinstance(models, str) else (list(models) if models else None)
-    return optimality_table(_db(db, create=False), names)
+    return optimality_table(_db(db, create=False), _names(models))
 
 
 def checks(model: str, *, db=None) -> tuple[list, int]:

@@ -23,7 +23,7 @@ import sqlite_utils
 import torch
 
 from advbench import data as datasets
-from advbench.attacks import ATTACKS, Crafted, norm_of, unpack
+from advbench.attacks import ATTACKS, Crafted, check_early_stop, norm_of, unpack
 from advbench.config import canonical_json, config_hash
 from advbench.diagnostics import Observer, stability
 from advbench.errors import BadInput, unknown
@@ -122,9 +122,7 @@ def make_job(
     if judge == "clip" and (entry.meta["kind"] != "minimal" or norm_of(attack, overrides) == "l0"):
         raise BadInput(f"judge clip is for L2 and L∞ minimal attacks; {attack} is not one")
     params = entry.resolve(overrides)
-    if params.get("early_stop") and params.get("keep", "first-success") != "first-success":
-        raise BadInput(f"early_stop keeps each instance's first success; keep={params['keep']} "
-                       "needs every restart's final iterate (use early_stop=false)")  # fmt: skip
+    check_early_stop(params)  # before any run is registered
     return AttackJob(
         attack,
         sorted(set(float(e) for e in eps)),

@@ -85,6 +85,16 @@ def best_of_restarts(restarts: int, attempt, keep: str = "first-success", loss=N
     return Crafted(best, trace=torch.stack(trace, 1).tolist())
 
 
+def check_early_stop(params: dict[str, Any]) -> None:
+    """early_stop keeps each instance's first success, so it cannot keep max-loss restarts."""
+    from advbench.errors import BadInput
+
+    keep = params.get("keep", "first-success")
+    if params.get("early_stop") and keep != "first-success":
+        raise BadInput(f"early_stop keeps each instance's first success; keep={keep} needs "
+                       "every restart's final iterate (use early_stop=false)")  # fmt: skip
+
+
 ATTACKS: Registry[Any] = Registry("attack")
 _REL = "step size / ε; default 2.5 / steps (Madry et al.), so the steps can cross the ball"
 _ABS = Param(

@@ -61,14 +61,10 @@ def _pgd(cls, norm: str):
     def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts, keep,
               early_stop=False):  # fmt: skip
         if early_stop:  # the same steps in our own loop, which can drop finished rows
+            from advbench.attacks import check_early_stop
             from advbench.attacks.own import pgd_early_stop
-            from advbench.errors import BadInput
 
-            if keep != "first-success":
-                raise BadInput(
-                    f"early_stop keeps each instance's first success; keep={keep} needs every "
-                    "restart's final iterate (use early_stop=false)"
-                )
+            check_early_stop({"early_stop": early_stop, "keep": keep})
             return pgd_early_stop(norm=norm, steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
                                   abs_stepsize=abs_stepsize, random_start=random_start,
                                   restarts=restarts)  # fmt: skip

@@ -211,30 +211,31 @@ def by_attack(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return parts
 
 
-def print_summary(console, db: sqlite_utils.Database, models: list[str] | None = None) -> None:
-    """Rich rendering for terminals: clean accuracy, then one table per attack."""
+def _rich(frame: pd.DataFrame, title: str, keys: tuple[str, ...], caption: str | None = None):
+    """A pandas frame as a rich table whose `keys` columns never wrap."""
     from rich.table import Table
+
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for c in frame.columns:
+        t.add_column(str(c), no_wrap=c in keys)
+    for row in frame.itertuples(index=False):
+        t.add_row(*[str(v) for v in row])
+    return t
+
+
+def print_summary(console, db: sqlite_utils.Database, models: list[str] | None = None) -> None:
+    """Rich rendering for terminals: clean accuracy, then one table per attack, then the
+    minimal attacks' optimality where a model has two of one norm."""
+    from advbench.report.optimality import CAPTION, optimality_table, render_rows
 
     df = summary_table(db, models)
     for title, part in by_attack(df):
-        t = Table(title=f"{title}: accuracy % [95 % CI] (n)", title_justify="left")
-        for c in part.columns:
-            t.add_column(str(c), no_wrap=c in ("model", "defense"))
-        for row in part.itertuples(index=False):
-            t.add_row(*[str(v) for v in row])
-        console.print(t)
+        console.print(_rich(part, f"{title}: accuracy % [95 % CI] (n)", ("model", "defense")))
     console.print(provenance_line(db, models))
-    from advbench.report.optimality import CAPTION, optimality_table, render_rows
-
     opt = optimality_table(db, models)
     if not opt.empty:
-        t = Table(title="minimal attacks: optimality (AttackBench)", title_justify="left",
-                  caption=CAPTION, caption_justify="left")  # fmt: skip
-        for c in opt.columns:
-            t.add_column(c, no_wrap=c in ("model", "attack"))
-        for row in render_rows(opt).itertuples(index=False):
-            t.add_row(*[str(v) for v in row])
-        console.print(t)
+        console.print(_rich(render_rows(opt), "minimal attacks: optimality (AttackBench)",
+                            ("model", "attack"), CAPTION))  # fmt: skip
 
 
 def optimality_markdown(db: sqlite_utils.Database, models: list[str] | None = None) -> str:

@@ -123,11 +123,8 @@ class Store:
         if key not in self._recipes:
             self._recipes[key] = _recipe(*key)
         want = self._recipes[key]
-        if want is None:
-            return True
-        # early stop is the plan's choice (shortcuts), not the row's recipe: either counts
-        params = {k: v for k, v in (config.get("params") or {}).items() if k != "early_stop"}
-        return (params, config.get("judge", "minimal")) == want
+        mine = (_recipe_params(config.get("params")), config.get("judge", "minimal"))
+        return want is None or mine == want
 
     def matching_runs(
         self, spec: TableSpec, cell: Cell, model: str, label=None, stale: bool = False
@@ -179,8 +176,13 @@ def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None
         return None
     if len(jobs) != 1 or jobs[0].attack != attack:
         return None
-    params = ATTACKS.get(attack).identity(jobs[0].params)
-    return {k: v for k, v in params.items() if k != "early_stop"}, jobs[0].judge
+    return _recipe_params(ATTACKS.get(attack).identity(jobs[0].params)), jobs[0].judge
+
+
+def _recipe_params(params: dict | None) -> dict:
+    """A run's parameters as its suite row's recipe sees them: early stop is the plan's
+    choice (shortcuts), not the row's, so runs with and without it both count."""
+    return {k: v for k, v in (params or {}).items() if k != "early_stop"}
 
 
 def _params_match(config: str | None, want: dict[str, Any]) -> bool:
