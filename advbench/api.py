@@ -61,7 +61,7 @@ def _params(params) -> dict[str, Any]:
     return parse_param_pairs(list(params))
 
 
-def _whole(name: str, value, low: int | None = None):
+def _whole(name: str, value, low: int | None = None, high: int | None = None):
     """A whole-number argument of the API (the CLI's are parsed by typer)."""
     if value is None:
         return None
@@ -69,6 +69,8 @@ def _whole(name: str, value, low: int | None = None):
         raise BadInput(f"{name} {value!r} must be a whole number")
     if low is not None and value < low:
         raise BadInput(f"{name} {value} must be >= {low}")
+    if high is not None and value > high:
+        raise BadInput(f"{name} {value} must be <= {high:,}")
     return value
 
 
@@ -369,14 +371,16 @@ def evaluate(
     from advbench.executors import check as check_executor
     from advbench.models import ARCHS
     from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
-    from advbench.train import load_model, model_row, train_proxy
+    from advbench.train import MAX_EPOCHS, load_model, model_row, train_proxy
 
     check_executor(executor)
     if address is not None and executor != "ray":
         raise BadInput("--address joins a Ray cluster; it applies only with --executor ray")
     if proxy_epochs is not None and not proxy:
         raise BadInput("--proxy-epochs applies only with --proxy ARCH (the proxy it trains)")
-    proxy_epochs = 5 if proxy_epochs is None else _whole("--proxy-epochs", proxy_epochs, 1)
+    proxy_epochs = (
+        5 if proxy_epochs is None else _whole("--proxy-epochs", proxy_epochs, 1, MAX_EPOCHS)
+    )
     if executor == "ray" and not isinstance(model, (str, list, tuple, type(None))):
         raise BadInput("--executor ray evaluates stored models; store the module first")
     if (attack is None) == (suite is None):

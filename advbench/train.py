@@ -58,6 +58,9 @@ def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
     model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"], expected)
     return model.to(device), spec, row
 
+# The papers train for at most 400 epochs (madnet's CIFAR-10 schedule); 1e8 is a typo.
+MAX_EPOCHS = 10_000
+
 
 def validate_train_args(
     dataset: str,
@@ -76,8 +79,8 @@ def validate_train_args(
         raise unknown("optimizer", optimizer, OPTIMIZERS)
     if activation not in ACTIVATIONS:
         raise unknown("activation", activation, ACTIVATIONS)
-    if epochs < 0:
-        raise BadInput(f"--epochs {epochs} must be >= 0")
+    if not 0 <= epochs <= MAX_EPOCHS:
+        raise BadInput(f"--epochs {epochs} must be in [0, {MAX_EPOCHS:,}]")
     if batch_size <= 0:
         raise BadInput(f"--batch-size {batch_size} must be > 0")
     validate_numbers(lr=lr)

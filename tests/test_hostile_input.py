@@ -50,6 +50,7 @@ TRAIN = ["train", "--dataset", "digits", "--epochs", "1"]
         (["--weight-decay", "-0.1"], "--weight-decay -0.1 must be a number in [0, 1e3]"),
         (["--seed", str(2**64)], f"--seed {2**64} must be in [0, 2^63)"),
         (["--seed", "-1"], "--seed -1 must be in [0, 2^63)"),
+        (["--epochs", "100000000"], "--epochs 100000000 must be in [0, 10,000]"),
     ],
 )
 def test_train_refuses_before_making_anything(runner, tmp_path, extra, needle):
@@ -65,6 +66,7 @@ def test_train_refuses_before_making_anything(runner, tmp_path, extra, needle):
         (["--name", "s.td"], "'s.td' differs from the stored model 'std' only by case or dots"),
         (["--lr", "-1"], "--lr -1.0 must be a number in (0, 1e6]"),
         (["--weight-decay", "nan"], "--weight-decay nan must be a number in [0, 1e3]"),
+        (["--epochs", "20000"], "--epochs 20000 must be in [0, 10,000]"),
     ],
 )
 def test_harden_refuses_and_leaves_the_store_as_it_was(runner, db_copy, extra, needle):
@@ -81,8 +83,16 @@ def test_harden_refuses_and_leaves_the_store_as_it_was(runner, db_copy, extra, n
         ("feature-squeezing", "median=99", "parameter median='99' must be in [0, 15]"),
         ("numpy-quantize", "levels=0", "parameter levels='0' must be in [2, 65536]"),
         ("pnml", "lambda=5", "parameter lambda='5' must be in [0, 1]"),
-        ("brelu", "t=0", "parameter t='0' must be in (0, ∞)"),
+        ("brelu", "t=0", "parameter t='0' must be in (0, 1000]"),
         ("label-smoothing", "true_weight=1.5", "parameter true_weight='1.5' must be in (0, 1]"),
+        # a typo'd weight or noise level would train a model that is all regulariser or noise
+        ("jacobian", "lambda=1e30", "parameter lambda='1e30' must be in [0, 10000]"),
+        ("nsloss", "eps=1e5", "parameter eps='1e5' must be in [0, 1000]"),
+        ("mad", "rvl=1e5", "parameter rvl='1e5' must be in [0, 10000]"),
+        ("gda", "sigma=1e40", "parameter sigma='1e40' must be in [0, 10]"),
+        ("gda", "copies=0", "parameter copies='0' must be in [1, 1000]"),
+        ("pgd-at", "step_size=5", "parameter step_size='5' must be in (0, 1]"),
+        ("brelu", "t=1e9", "parameter t='1e9' must be in (0, 1000]"),
     ],
 )
 def test_defense_parameters_out_of_range_are_refused(runner, db_copy, defense, param, needle):
@@ -315,6 +325,8 @@ def test_a_database_path_with_uri_characters_is_that_file(runner, tmp_path):
          "--n 100000 exceeds the"),
         (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--n", "100000",
           "--proxy", "madry-mnist"], "--n 100000 exceeds the"),  # no proxy is trained first
+        (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--proxy",
+          "madry-mnist", "--proxy-epochs", "100000000"], "--proxy-epochs 100000000 must be <="),
     ],
 )  # fmt: skip
 def test_measure_and_attack_check_everything_before_writing(runner, db_copy, args, needle):

@@ -21,6 +21,14 @@ from typing import Any
 from advbench.errors import BadInput
 from advbench.registry import Param, Registry
 
+# Upper ends of the defenses' ranges, so a typo (lambda=1e30, sigma=1e40) is refused in one
+# line instead of training a model whose loss is all regulariser or all noise. The papers'
+# largest settings are far inside them: weights of 10 (fidel's CIFAR-10 NsLoss λ), L2 radii
+# of 3 (fidel's CIFAR-10 NsEps), while the L2 diameter of a 224 x 224 RGB image in [0, 1]
+# is 388.
+MAX_WEIGHT = 1e4
+MAX_L2 = 1e3
+
 DEFENSES: Registry[Any] = Registry("defense")
 ALIASES: dict[str, str] = {"combined": "nsloss+jacobian"}  # fidel's Combined
 # Settings an alias carries beyond its components' (fidel Table I: Combined on CIFAR-10
@@ -79,7 +87,7 @@ DEFENSES.register(
     "jacobian",
     _jacobian,
     params=(
-        Param("lambda", float, 0.01, "weight of the regulariser"),
+        Param("lambda", float, 0.01, "weight of the regulariser", high=MAX_WEIGHT),
         Param("projections", int, 1, "random projections per step (Hoffman et al.)"),
         Param("exact", bool, False, "exact Jacobian (one backward pass per class)"),
         Param(
@@ -103,7 +111,7 @@ DEFENSES.register(
 DEFENSES.register(
     "input-gradient",
     _gradient_penalty("input-gradient", "input_gradient"),
-    params=(Param("lambda", float, 1.0, "weight of mean ‖∇x CE‖²"),),
+    params=(Param("lambda", float, 1.0, "weight of mean ‖∇x CE‖²", high=MAX_WEIGHT),),
     kind="training-time",
     paper="jakubovitz",
     weight="lambda",
@@ -114,7 +122,7 @@ DEFENSES.register(
 DEFENSES.register(
     "cross-lipschitz",
     _gradient_penalty("cross-lipschitz", "cross_lipschitz"),
-    params=(Param("lambda", float, 0.1, "weight of (1/C²) Σ_k,j ‖∇z_k − ∇z_j‖²"),),
+    params=(Param("lambda", float, 0.1, "weight of (1/C²) Σ_k,j ‖∇z_k − ∇z_j‖²", high=MAX_WEIGHT),),
     kind="training-time",
     paper="jakubovitz",
     weight="lambda",
@@ -132,10 +140,12 @@ DEFENSES.register(
         )
     ],
     params=(
-        Param("eps", float, 2.1, "L2 size of the virtual adversarial perturbation"),
-        Param("xi", float, 1e-6, "finite-difference step of the power iteration", positive=True),
+        Param("eps", float, 2.1, "L2 size of the virtual adversarial perturbation", high=MAX_L2),
+        Param(
+            "xi", float, 1e-6, "finite-difference step of the power iteration", positive=True, high=1
+        ),
         Param("iterations", int, 1, "power iterations"),
-        Param("alpha", float, 1.0, "weight of the KL term"),
+        Param("alpha", float, 1.0, "weight of the KL term", high=MAX_WEIGHT),
     ),
     kind="training-time",
     paper="zantedeschi",
@@ -147,8 +157,10 @@ DEFENSES.register(
     "gda",
     lambda p: [_t().Part("gda", transform=_t().gda(copies=p["copies"], sigma=p["sigma"]))],
     params=(
-        Param("copies", int, 10, "noisy copies per sample"),
-        Param("sigma", float, 0.3, "noise standard deviation (zantedeschi: 0.3 MNIST, 0.05 CIFAR)"),
+        Param("copies", int, 10, "noisy copies per sample", low=1, high=1000),
+        Param(
+            "sigma", float, 0.3, "noise standard deviation (zantedeschi: 0.3 MNIST, 0.05 CIFAR)", high=10
+        ),
     ),
     kind="training-time",
     paper="zantedeschi",
@@ -205,7 +217,7 @@ DEFENSES.register(
     params=(
         Param("eps", float, 0.3, "L∞ budget (Madry MNIST 0.3, CIFAR 8/255)", high=1),
         Param("steps", int, 40),
-        Param("step_size", float, 0.01),
+        Param("step_size", float, 0.01, "L∞ size of each step", positive=True, high=1),
         Param(
             "ratio", float, 1.0, "weight of the adversarial rows; 1 trains on them alone", high=1
         ),
@@ -229,8 +241,10 @@ DEFENSES.register(
         )
     ],
     params=(
-        Param("lambda", float, 2.0, "weight λ₁ (fidel Table I: 2 MNIST, 10 CIFAR-10)"),
-        Param("eps", float, 1.0, "NsEps, L2 radius of the perturbations (1 MNIST, 3 CIFAR-10)"),
+        Param("lambda", float, 2.0, "weight λ₁ (fidel Table I: 2 MNIST, 10 CIFAR-10)", high=MAX_WEIGHT),
+        Param(
+            "eps", float, 1.0, "NsEps, L2 radius of the perturbations (1 MNIST, 3 CIFAR-10)", high=MAX_L2
+        ),
         Param("samples", int, 5, "N perturbations per sample (5 MNIST, 10 CIFAR-10)"),
     ),
     kind="training-time",
@@ -281,9 +295,9 @@ DEFENSES.register(
             high=1,
             positive=True,
         ),
-        Param("siamese", float, 1.0, "λ_Siam of (δ − cos(z1, z2))²"),
-        Param("rvl", float, 1.0, "λ_RVL of the reduce-variance loss"),
-        Param("jacobian", float, 0.01, "λ_Jacob of the embedding-Jacobian norm"),
+        Param("siamese", float, 1.0, "λ_Siam of (δ − cos(z1, z2))²", high=MAX_WEIGHT),
+        Param("rvl", float, 1.0, "λ_RVL of the reduce-variance loss", high=MAX_WEIGHT),
+        Param("jacobian", float, 0.01, "λ_Jacob of the embedding-Jacobian norm", high=MAX_WEIGHT),
         Param("projections", int, 1, "random projections for the embedding-Jacobian norm"),
         Param(
             "exact",
@@ -320,7 +334,7 @@ def _brelu_spec(spec, p):
 DEFENSES.register(
     "brelu",
     lambda p: [],
-    params=(Param("t", float, 1.0, "threshold t of min(max(0, x), t)", positive=True),),
+    params=(Param("t", float, 1.0, "threshold t of min(max(0, x), t)", positive=True, high=1e3),),
     kind="architecture",
     paper="zantedeschi",
     spec=_brelu_spec,
@@ -375,6 +389,7 @@ DEFENSES.register(
             0.0,
             "size of each refinement step (0: λ / iterations)",
             since="0.1-faithful-cells",
+            high=1,
         ),
         Param("top_k", int, 0, "hypotheses: the k most probable labels (0: all)", high=1000),
     ),
