@@ -142,7 +142,12 @@ DEFENSES.register(
     params=(
         Param("eps", float, 2.1, "L2 size of the virtual adversarial perturbation", high=MAX_L2),
         Param(
-            "xi", float, 1e-6, "finite-difference step of the power iteration", positive=True, high=1
+            "xi",
+            float,
+            1e-6,
+            "finite-difference step of the power iteration",
+            positive=True,
+            high=1,
         ),
         Param("iterations", int, 1, "power iterations"),
         Param("alpha", float, 1.0, "weight of the KL term", high=MAX_WEIGHT),
@@ -159,7 +164,11 @@ DEFENSES.register(
     params=(
         Param("copies", int, 10, "noisy copies per sample", low=1, high=1000),
         Param(
-            "sigma", float, 0.3, "noise standard deviation (zantedeschi: 0.3 MNIST, 0.05 CIFAR)", high=10
+            "sigma",
+            float,
+            0.3,
+            "noise standard deviation (zantedeschi: 0.3 MNIST, 0.05 CIFAR)",
+            high=10,
         ),
     ),
     kind="training-time",
@@ -241,9 +250,15 @@ DEFENSES.register(
         )
     ],
     params=(
-        Param("lambda", float, 2.0, "weight λ₁ (fidel Table I: 2 MNIST, 10 CIFAR-10)", high=MAX_WEIGHT),
         Param(
-            "eps", float, 1.0, "NsEps, L2 radius of the perturbations (1 MNIST, 3 CIFAR-10)", high=MAX_L2
+            "lambda", float, 2.0, "weight λ₁ (fidel Table I: 2 MNIST, 10 CIFAR-10)", high=MAX_WEIGHT
+        ),
+        Param(
+            "eps",
+            float,
+            1.0,
+            "NsEps, L2 radius of the perturbations (1 MNIST, 3 CIFAR-10)",
+            high=MAX_L2,
         ),
         Param("samples", int, 5, "N perturbations per sample (5 MNIST, 10 CIFAR-10)"),
     ),
