@@ -343,6 +343,7 @@ def evaluate(
     gradient: str | None = None,
     force: bool = False,
     shortcuts: bool = True,
+    cascade: bool = False,
     dataset: str | None = None,
     name: str | None = None,
     executor: str = "local",
@@ -363,17 +364,31 @@ def evaluate(
     (`force` re-runs). `on_model` is called with each model's result as it completes.
     `shortcuts=False` attacks every ε of a budget attack afresh (the plain plan; by default
     an instance broken at a smaller ε is taken as broken at the next, a different run).
-    `executor="ray"` runs each (model, suite row) as a Ray task (advbench.executors),
-    joining the cluster at `address` or starting one here."""
+    `cascade=True` runs a suite's untargeted rows as a cascade, in the order its "cascade"
+    key gives (else its row order): each row attacks only the instances every earlier row
+    left robust in its norm, and its runs, labelled "LABEL [cascade]", hold the worst case
+    over it and the rows before it (`engine.run_jobs`). `executor="ray"` runs each
+    (model, suite row) as a Ray task (advbench.executors), joining the cluster at `address`
+    or starting one here."""
     from advbench.attacks import ATTACKS
     from advbench.engine import NoSource, make_job, no_gradient_choice, resolve_source, run_jobs
     from advbench.env import record_environment, resolve_device
     from advbench.executors import check as check_executor
     from advbench.models import ARCHS
-    from advbench.suites import check_labels, load_suite, suite_jobs, suite_jobs_scale_check
+    from advbench.suites import (
+        cascade_order,
+        check_labels,
+        load_suite,
+        suite_jobs,
+        suite_jobs_scale_check,
+    )
     from advbench.train import MAX_EPOCHS, load_model, model_row, train_proxy
 
     check_executor(executor)
+    if cascade and suite is None:
+        raise BadInput("--cascade runs a suite's rows in order; give --suite")
+    if cascade and executor == "ray":
+        raise BadInput("--cascade runs each row after the ones before it; use --executor local")
     if address is not None and executor != "ray":
         raise BadInput("--address joins a Ray cluster; it applies only with --executor ray")
     if proxy_epochs is not None and not proxy:
@@ -470,6 +485,8 @@ def evaluate(
     for row in rows:
         if suite_doc:
             jobs, suite_n = suite_jobs(suite_doc, row["dataset"], scale, only=only)
+            if cascade:
+                jobs = cascade_order(suite_doc, jobs)
             for j in jobs:
                 j.only_correct = j.only_correct or only_correct
                 if n is not None and j.n is not None:
@@ -526,7 +543,7 @@ def evaluate(
             summaries = run_jobs(
                 database, net, row, jobs, n=count, env_id=env_id, force=force,
                 progress=bars, load_model=lambda m: load_model(database, m, dev)[::2],
-                notes=notes, **common,
+                notes=notes, cascade=cascade, **common,
             )  # fmt: skip
         done = ModelResult(row, summaries, notes, seed, scale if suite_doc else "custom")
         result.results.append(done)

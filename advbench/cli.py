@@ -622,6 +622,17 @@ def attack(
             rich_help_panel=ATTACK,
         ),
     ] = True,
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Worst-case evaluation the AutoAttack way: the suite's untargeted rows run "
+            "in its cascade order, each attacking only the instances every earlier row left "
+            "robust in its norm; runs are labelled 'LABEL [cascade]' and a row's accuracy is "
+            "the worst case over it and the rows before it.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = False,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     list_: Annotated[bool, typer.Option("--list", help="List attacks and exit.")] = False,
@@ -643,7 +654,8 @@ def attack(
         scale=scale, n=n, seed=seed, batch_size=batch_size, device=device,
         data_dir=data_dir, targeted=targeted, source_model=source_model, proxy=proxy,
         proxy_epochs=proxy_epochs, only_correct=only_correct, gradient=gradient,
-        force=force, shortcuts=shortcuts, executor=executor, address=address, db=db,
+        force=force, shortcuts=shortcuts, cascade=cascade, executor=executor,
+        address=address, db=db,
         progress=_progress, say=_say, on_model=show,
     )  # fmt: skip
 

@@ -331,7 +331,10 @@ def _run_rows(
     source_row=None,
     threat: str = "white-box",
     gradient: str | None = None,
+    cascade_from: list[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """The job's runs, one per ε. `cascade_from` (a cascade): the ids of the earlier runs of
+    the cascade in this norm, whose broken instances this job takes as broken."""
     kind = ATTACKS.get(job.attack).meta["kind"]
     base = {
         "model": model_row["name"],
@@ -359,13 +362,17 @@ def _run_rows(
         base["start"] = job.params.get("start", meta["start"])
     if job.judge != "minimal":
         base["judge"] = job.judge
+    if cascade_from is not None:  # present even when empty: a cascade's runs are its own
+        base["cascade_from"] = list(cascade_from)
     group = config_hash(base)
     rows = []
     chain = job.shortcuts and kind == "budget" and source_row is None and not job.store_examples
     previous = None
     for eps in job.eps:  # ascending (make_job sorts them)
         cfg = {**base, "eps": eps}
-        if chain and previous is not None:  # takes what the run at the next smaller ε broke
+        if cascade_from is not None and kind == "budget" and previous is not None:
+            cfg["cascade_from"] = [*cascade_from, *(r["id"] for r in rows)]  # its own smaller ε
+        elif chain and previous is not None:  # takes what the run at the next smaller ε broke
             cfg["shortcut_from"] = previous
         rows.append(
             {
@@ -401,26 +408,45 @@ def _run_rows(
 
 
 def _carried(db, run: dict[str, Any], b: _Batch) -> dict[int, dict[str, Any]]:
-    """The batch's instances that the run at the next smaller ε of a shortcut chain broke
-    within this run's ε (by the stored distance in the run's norm), as this run's rows: the
-    same example, outcome and diagnostics, no passes spent, `carried_from` naming the run."""
-    prev = json.loads(run["config"]).get("shortcut_from")
-    if prev is None:
+    """The batch's instances that an earlier run broke within this run's ε (by the stored
+    distance in the run's norm), as this run's rows: the same example, outcome and
+    diagnostics, no passes spent, `carried_from` naming the run that crafted the example.
+
+    The earlier runs are the run at the next smaller ε of a shortcut chain (the same
+    instances, matched by position), or a cascade's earlier runs in this norm (untargeted
+    rows, matched by test index: a row with its own smaller n attacks a prefix of the
+    same seeded selection), the first that broke an instance in cascade order."""
+    cfg = json.loads(run["config"])
+    cascade = cfg.get("cascade_from")
+    sources = cascade if cascade is not None else [cfg.get("shortcut_from")]
+    sources = [s for s in sources if s is not None]
+    if not sources:
         return {}
-    marks = ",".join("?" * len(b.positions))
+    key = "idx" if cascade is not None else "position"
+    where = {int(i): p for i, p in zip(b.idx.tolist(), b.positions, strict=True)}
+    values = list(where) if cascade is not None else b.positions
     found = db.execute(
-        f"select * from samples where run_id = ? and position in ({marks})", [prev, *b.positions]
+        f"select * from samples where run_id in ({','.join('?' * len(sources))}) "
+        f"and {key} in ({','.join('?' * len(values))})",
+        [*sources, *values],
     )
     cols = [d[0] for d in found.description]
+    order = {rid: k for k, rid in enumerate(sources)}
+    rows = sorted((dict(zip(cols, v, strict=True)) for v in found.fetchall()),
+                  key=lambda r: order[r["run_id"]])  # fmt: skip
     out = {}
-    for values in found.fetchall():
-        row = dict(zip(cols, values, strict=True))
+    for row in rows:
+        pos = where[row["idx"]] if cascade is not None else row["position"]
+        if pos in out:
+            continue
         # the run's norm; L0 is stored as a count of features, ε as their share
         dist = row["l0"] / b.x[0].numel() if run["norm"] == "l0" else row[run["norm"]]
         if row["success"] and not row["init_failed"] and dist <= run["eps"] * (1 + _EPS_TOL):
-            origin = row["carried_from"] or prev
-            out[row["position"]] = {**row, "run_id": run["id"], "eps": run["eps"], "fwd": 0.0,
-                                    "bwd": 0.0, "carried_from": origin}  # fmt: skip
+            origin = row["carried_from"] or row["run_id"]
+            out[pos] = {**row, "run_id": run["id"], "position": pos, "eps": run["eps"],
+                        "fwd": 0.0, "bwd": 0.0, "carried_from": origin}  # fmt: skip
+            if cascade is not None:  # another attack's search and trace are not this run's
+                out[pos].update(min_norm=None, trace=None)
     return out
 
 
@@ -806,8 +832,16 @@ def run_jobs(
     load_model=None,
     notes: list[str] | None = None,
     gradient: str | None = None,
+    cascade: bool = False,
 ) -> list[RunSummary]:
     """Execute every pending run of `jobs` against `model`; return a summary per run.
+
+    `cascade` (AutoAttack's worst-case evaluation): the untargeted jobs run in the given
+    order and each attacks only the instances every earlier one left robust in its norm
+    within the ε (an instance broken at a smaller ε is broken in every larger ball); the
+    others are recorded as broken by the example that broke them. Each job's runs are
+    labelled "LABEL [cascade]" and are runs of their own, so a row's accuracy in it is the
+    worst case over that row and the rows before it.
 
     `load_model(name) -> (model, row)` loads source models for transfer jobs (default: from
     `db`); `notes` collects jobs that were skipped and why. `gradient` chooses the gradient
@@ -830,6 +864,7 @@ def run_jobs(
 
     plans = []  # (job, instances, rows, source model or None)
     cache: dict[Any, Instances] = {}
+    chains: dict[str, list[str]] = {}  # a cascade's runs so far, per norm
     for job in jobs:
         count = job.n or n
         if count > len(test):
@@ -879,9 +914,16 @@ def run_jobs(
         mode = set_gradient(craft, gradient) if uses else None
         if source is None:
             job = early_stopped(job)
+        earlier = None
+        if cascade and job.targeted is None and not job.store_examples:
+            job = replace(job, label=f"{job.label or job.attack} [cascade]")
+            earlier = chains.setdefault(norm_of(job.attack, job.params), [])
         rows = _run_rows(
-            model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode
-        )
+            model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode,
+            None if earlier is None else list(earlier),
+        )  # fmt: skip
+        if earlier is not None:
+            earlier += [r["id"] for r in rows]
         starts = None
         if job.targeted and _start_of(job) == "target-image":
             starts = target_starts(craft, test, cache[key], seed, device)
@@ -955,22 +997,40 @@ def run_jobs(
                     rows: dict[str, list[dict[str, Any]]] = {}
                     advs: dict[str, torch.Tensor] = {}
                     if minimal:
-                        crafted, cost, diag, entry = work.craft()
-                        judged, min_norm = _judge_minimal(
-                            model,
-                            b,
-                            crafted.adv,
-                            [r["eps"] for r in need],
-                            need[0]["norm"],
-                            craft_model=source,
-                            judge=job.judge,
-                        )
-                        for r in need:
-                            adv, adv_pred = judged[r["eps"]]
-                            advs[r["id"]] = adv
-                            rows[r["id"]] = _sample_rows(
-                                r["id"], r["eps"], b, adv, adv_pred, crafted, cost, min_norm
+                        # a cascade: what earlier attacks broke at an ε is carried there; the
+                        # search runs on the instances still robust at some ε
+                        carried_at = {r["id"]: _carried(db, r, b) for r in need}
+                        everywhere = set(pos).intersection(*carried_at.values())
+                        left = [i for i, p in enumerate(pos) if p not in everywhere]
+                        entry = None
+                        rows = {r["id"]: [] for r in need}
+                        if left:
+                            sub = b if len(left) == len(pos) else b.subset(left)
+                            part = {k: v[left] for k, v in extra.items()}
+                            crafted, cost, diag, entry = replace(work, b=sub, extra=part).craft()
+                            judged, min_norm = _judge_minimal(
+                                model,
+                                sub,
+                                crafted.adv,
+                                [r["eps"] for r in need],
+                                need[0]["norm"],
+                                craft_model=source,
+                                judge=job.judge,
                             )
+                            for r in need:
+                                adv, adv_pred = judged[r["eps"]]
+                                advs[r["id"]] = adv
+                                rows[r["id"]] = _sample_rows(
+                                    r["id"], r["eps"], sub, adv, adv_pred, crafted, cost, min_norm
+                                )
+                            _add_diagnostics(rows, advs, b, diag, model, source,
+                                             batch_seed(seed, bi),
+                                             None if sub is b else left)  # fmt: skip
+                        for r in need:
+                            here = carried_at[r["id"]]
+                            rows[r["id"]] = [
+                                row for row in rows[r["id"]] if row["position"] not in here
+                            ] + list(here.values())
                     else:
                         r = need[0]
                         carried = _carried(db, r, b)
@@ -1009,8 +1069,6 @@ def run_jobs(
                             _add_diagnostics(rows, advs, b, diag, model, source,
                                              batch_seed(seed, bi), left)  # fmt: skip
                         rows[r["id"]] += list(carried.values())
-                    if minimal:
-                        _add_diagnostics(rows, advs, b, diag, model, source, batch_seed(seed, bi))
                     kept = []
                     if job.store_examples:
                         top = max(job.eps)

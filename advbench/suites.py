@@ -20,7 +20,9 @@ examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `prox
 `given`; see engine.SOURCES). A row without `source` is white-box. `--source-model` and
 `--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
 model of an `arch:` row, `--proxy` the architecture of a `proxy:` row); white-box rows stay
-white-box. The older key `transfer: "undefended"` reads as `source: "root"`.
+white-box. The older key `transfer: "undefended"` reads as `source: "root"`. Suite key
+`cascade`: the row labels in the order `attack --cascade` runs them (cheap and strong first,
+as AutoAttack orders its attacks); rows it does not name follow in suite order.
 """
 
 from __future__ import annotations
@@ -107,10 +109,18 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
                 f"lists of budgets; got {eps!r}"
             )
         _check_row(row, f"attacks[{i}]", bad)
+    order = doc.get("cascade", [])
+    if not isinstance(order, list) or not all(isinstance(x, str) for x in order):
+        raise bad(f"cascade must be a list of row labels; got {order!r}")
+    for label in order:
+        if label not in labels(doc) or order.count(label) > 1:
+            why = "twice" if label in labels(doc) else "but no row has that label"
+            raise bad(f"cascade names {label!r} {why}; labels: {', '.join(labels(doc))}")
     return doc
 
 
-SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "shortcuts", "attacks"}
+SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "shortcuts", "attacks",
+              "cascade"}  # fmt: skip
 ROW_KEYS = {"attack", "label", "eps", "params", "family", "scale", "n", "targeted",
             "store_examples", "source", "transfer", "shortcuts", "judge"}  # fmt: skip
 
@@ -229,3 +239,11 @@ def suite_jobs(
     if not jobs:
         raise BadInput(f"suite {suite['name']!r} has no attacks for data set {dataset!r}")
     return jobs, int(suite["n"][scale])
+
+
+def cascade_order(suite: dict[str, Any], jobs: list[AttackJob]) -> list[AttackJob]:
+    """`jobs` in the suite's cascade order: the rows its `cascade` key names, in that order,
+    then the others in suite order."""
+    order = {label: k for k, label in enumerate(suite.get("cascade", []))}
+    last = len(order)
+    return sorted(jobs, key=lambda j: order.get(j.label or j.attack, last))

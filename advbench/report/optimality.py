@@ -34,6 +34,7 @@ select r.model, r.norm, coalesce(r.label, r.attack) as attack, r.group_id,
 from runs r join models m on m.name = r.model and m.checksum = r.model_checksum
 where r.kind = 'minimal' and coalesce(r.threat, 'white-box') = 'white-box'
   and r.targeted is null and r.status = 'complete' and r.norm in ('l2', 'linf')
+  and json_extract(r.config, '$.cascade_from') is null  -- a cascade searched only some
 group by r.group_id
 order by finished_at
 """
