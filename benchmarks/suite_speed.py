@@ -11,6 +11,12 @@ within the plain plan's 95 % interval.
 
     python benchmarks/suite_speed.py [--suite carlini-eval] [--scale cpu] [--n N]
         [--model NAME --db results/advbench.db] [--output benchmarks/suite_speed.md]
+        [--cascade]
+
+With --cascade it also runs the suite as one cascade (`attack --cascade`) in a third copy
+of the store and compares its worst case per (norm, ε) with the per-sample worst case of
+each of the two row-by-row plans, and its total passes with theirs (issue 14's cascade
+target: the same worst case at a fraction of the passes).
 
 Without --model it trains a madry-mnist on mnist-5k for 3 epochs (seed 0) in a scratch
 store. The optimised plan is what `advbench attack` does by default; the plain plan is
@@ -67,8 +73,9 @@ def plan(db_path: Path, model: str, suite: str, scale: str, n, shortcuts: bool) 
         db = open_db(db_path)
         runs = []
         for s in [s for r in ev.results for s in r.summaries]:
-            rows = list(db.query("select position, success, fwd, bwd, clean_pred, label, "
-                                 "adv_pred from samples where run_id = ?", [s.id]))  # fmt: skip
+            rows = list(db.query("select position, idx, success, fwd, bwd, clean_pred, "
+                                 "label, adv_pred, l2, linf from samples where run_id = ?",
+                                 [s.id]))  # fmt: skip
             runs.append((s, rows))
         kind = runs[0][0].attack if runs else None
         out[label] = {"wall": wall, "runs": runs, "kind": kind}
@@ -137,6 +144,96 @@ def compare(plain: dict, fast: dict) -> tuple[list[str], int, int, list[str]]:
                                                for o in outside]  # fmt: skip
 
 
+def total_passes(runs) -> float:
+    """All forward+backward passes of a row's runs, over every instance it attacked: a
+    minimal attack's search counted once per instance (the largest any ε run records: in a
+    cascade an instance carried at one ε records none there)."""
+    from advbench.attacks import ATTACKS
+
+    if not runs:
+        return 0.0
+    if ATTACKS.get(runs[0][0].attack).meta["kind"] == "minimal":
+        most: dict[int, float] = {}
+        for _, rows in runs:
+            for r in rows:
+                most[r["position"]] = max(most.get(r["position"], 0.0), r["fwd"] + r["bwd"])
+        return sum(most.values())
+    return sum(r["fwd"] + r["bwd"] for _, rows in runs for r in rows)
+
+
+def worst_case(plan_runs: dict) -> dict[tuple[str, float], tuple[set[int], set[int]]]:
+    """Per (norm, ε) of the untargeted runs: (test indexes attacked, those some run broke
+    within ε). A break at a smaller ε, or by an example whose distance is within ε, counts:
+    the example lies in the ball."""
+    from advbench.attacks import norm_of
+
+    by_norm: dict[str, list] = {}
+    for row in plan_runs.values():
+        for s, rows in row["runs"]:
+            if s.targeted is None:
+                by_norm.setdefault(norm_of(s.attack, None), []).append((s, rows))
+    out = {}
+    for norm, runs in by_norm.items():
+        for eps in sorted({s.eps for s, _ in runs}):
+            seen = {r["idx"] for s, rows in runs if s.eps == eps for r in rows}
+            broken = {r["idx"] for _, rows in runs for r in rows
+                      if r["success"] and r[norm] <= eps * (1 + 1e-5)}  # fmt: skip
+            out[(norm, eps)] = (seen, broken & seen)
+    return out
+
+
+def cascade_section(plain: dict, fast: dict, cascade: dict, wall: float) -> list[str]:
+    """The cascade's worst case per (norm, ε) against each row-by-row plan's per-sample
+    worst case, and its passes against theirs."""
+    ref = {"plain": worst_case(plain), "shortcuts": worst_case(fast)}
+    mine = worst_case(cascade)
+    lines = ["## Cascade (`attack --cascade`) against the per-sample worst case", "",
+             "| norm | ε | n | worst-case accuracy %: plain plan | shortcuts | cascade | "
+             "instances that differ (cascade vs plain: broken only by cascade / only by "
+             "plain) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key in sorted(mine):
+        seen, broken = mine[key]
+        cells = []
+        for name in ("plain", "shortcuts"):
+            s2, b2 = ref[name].get(key, (set(), set()))
+            cells.append(f"{(1 - len(b2) / len(s2)) * 100:.1f}" if s2 else "—")
+        _, bp = ref["plain"].get(key, (set(), set()))
+        only_c, only_p = len(broken - bp), len(bp - broken)
+        acc = (1 - len(broken) / len(seen)) * 100
+        lines.append(f"| {key[0]} | {key[1]:g} | {len(seen)} | {cells[0]} | {cells[1]} | "
+                     f"{acc:.1f} | {only_c} / {only_p} |")  # fmt: skip
+    totals = {name: sum(total_passes(r["runs"]) for r in plan.values())
+              for name, plan in (("plain", plain), ("shortcuts", fast),
+                                 ("cascade", cascade))}  # fmt: skip
+    lines += ["", f"Total passes over every attacked instance: plain plan {totals['plain']:,.0f}, "
+              f"shortcuts {totals['shortcuts']:,.0f}, cascade {totals['cascade']:,.0f} "
+              f"({totals['cascade'] / totals['plain']:.2f} of the plain plan's, "
+              f"{totals['cascade'] / totals['shortcuts']:.2f} of the shortcuts'); cascade "
+              f"wall {wall:.0f} s.", ""]  # fmt: skip
+    lines += ["| row (cascade order) | passes | attacked instances |", "|---|---|---|"]
+    for label, row in cascade.items():
+        attacked = {r["position"] for _, rows in row["runs"] for r in rows
+                    if r["fwd"] + r["bwd"] > 0}  # fmt: skip
+        lines.append(f"| {label} | {total_passes(row['runs']):,.0f} | {len(attacked)} |")
+    return lines + [""]
+
+
+def cascade_plan(db_path: Path, model: str, suite: str, scale: str, n) -> tuple[dict, float]:
+    """The suite as one cascade; per row (cascade order) its runs and per-instance rows."""
+    t0 = time.perf_counter()
+    ev = api.evaluate(model, suite=suite, scale=scale, n=n, device="cpu", cascade=True,
+                      db=db_path)  # fmt: skip
+    wall = time.perf_counter() - t0
+    db = open_db(db_path)
+    out: dict = {}
+    for s in [s for r in ev.results for s in r.summaries]:
+        rows = list(db.query("select position, idx, success, fwd, bwd, l2, linf from samples "
+                             "where run_id = ?", [s.id]))  # fmt: skip
+        out.setdefault(s.label, {"runs": [], "wall": 0.0})["runs"].append((s, rows))
+    db.close()
+    return out, wall
+
+
 PAIRS = (("FMN-Linf", "PGD-Linf"), ("FMN-L2", "PGD-L2"))
 
 
@@ -178,12 +275,16 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--db", type=Path, default=Path("results/advbench.db"))
     ap.add_argument("--output", type=Path, default=None)
+    ap.add_argument("--cascade", action="store_true", help="also run the suite as a cascade")
     args = ap.parse_args()
     base, model = scratch_store(args.db, args.model)
     plain_db = base.parent / "plain" / "a.db"
     shutil.copytree(base.parent, plain_db.parent, ignore=shutil.ignore_patterns("plain"))
     warm_db = base.parent / "warm" / "a.db"  # first calls (imports, data) timed in neither
     shutil.copytree(base.parent, warm_db.parent, ignore=shutil.ignore_patterns("plain", "warm"))
+    cascade_db = base.parent / "cascade" / "a.db"
+    shutil.copytree(base.parent, cascade_db.parent,
+                    ignore=shutil.ignore_patterns("plain", "warm", "cascade"))  # fmt: skip
     api.evaluate(model, suite=args.suite, only=[labels(load_suite(args.suite))[0]],
                  scale="smoke", n=4, device="cpu", db=warm_db)  # fmt: skip
     t0 = time.perf_counter()
@@ -195,7 +296,10 @@ def main() -> None:
         f"# Suite speed: {args.suite} at {args.scale} scale, plain plan vs shortcuts",
         "",
         f"- Command: `python benchmarks/suite_speed.py --suite {args.suite} --scale "
-        f"{args.scale}" + (f" --n {args.n}" if args.n else "") + "`",
+        f"{args.scale}"
+        + (f" --n {args.n}" if args.n else "")
+        + (" --cascade" if args.cascade else "")
+        + "`",
         f"- Model: {model}; machine: {env['platform']}, torch {env['torch']}, "
         f"advbench {env['advbench']} ({env['git_commit']}); both plans in one process, "
         f"{time.perf_counter() - t0:.0f} s in all",
@@ -205,6 +309,9 @@ def main() -> None:
     ]
     curves = minimal_vs_budget(fast)
     extra = ["## Minimal against budget attacks", "", *curves] if curves else []
+    if args.cascade:
+        cascade, wall = cascade_plan(cascade_db, model, args.suite, args.scale, args.n)
+        extra += cascade_section(plain, fast, cascade, wall)
     text = "\n".join([*head, *lines, "", "## Instances whose outcome differs", "",
                       *(diffs or ["- none"]), "", *extra])  # fmt: skip
     print(text)
