@@ -6,7 +6,7 @@ say) skips what is done and resumes what is not.
 
 from __future__ import annotations
 
-from advbench.env import record_environment, resolve_device
+from advbench.env import resolve_device
 from advbench.errors import unknown
 from advbench.store import open_db
 
@@ -43,42 +43,26 @@ def check_scale(scale: str) -> None:
 
 def run_demo(db_path, device: str, scale: str, *, out, progress_factory,
              step_done=lambda: None) -> None:  # fmt: skip
+    """The demo through the public API (`advbench.api`), as a script of a user's would."""
+    from advbench import api
     from advbench import report as rep
-    from advbench.engine import run_jobs
-    from advbench.suites import load_suite, suite_jobs
-    from advbench.train import harden_model, load_model, train_model
+    from advbench.suites import load_suite
 
     check_scale(scale)
     dev = resolve_device(device)
     db = open_db(db_path)
     out.print(f"[bold]1/4[/] train {ARCH} on {DATASET} as {STANDARD}")
-    with progress_factory() as p:
-        train_model(db, name=STANDARD, dataset=DATASET, arch=ARCH, device=dev, progress=p, **TRAIN)
+    api.train(dataset=DATASET, arch=ARCH, name=STANDARD, device=dev, db=db,
+              progress=progress_factory, **TRAIN)  # fmt: skip
     step_done()
     out.print(f"[bold]2/4[/] harden {STANDARD} with jacobian as {HARDENED}")
-    with progress_factory() as p:
-        harden_model(db, parent=STANDARD, name=HARDENED, device=dev, progress=p, **HARDEN)
+    api.harden(STANDARD, name=HARDENED, device=dev, db=db, progress=progress_factory, **HARDEN)
     step_done()
-    suite = load_suite("carlini-eval")
-    env_id = record_environment(db, dev)
+    n = load_suite("carlini-eval")["n"][scale]
     for name in (STANDARD, HARDENED):
-        model, _, row = load_model(db, name, dev)
-        jobs, n = suite_jobs(suite, row["dataset"], scale)
         out.print(f"[bold]3/4[/] carlini-eval ({scale}, n={n}) on {name}")
-        with progress_factory() as p:
-            run_jobs(
-                db,
-                model,
-                row,
-                jobs,
-                n=n,
-                seed=0,
-                batch_size=100,
-                env_id=env_id,
-                device=dev,
-                scale=scale,
-                progress=p,
-            )
+        api.evaluate(name, suite="carlini-eval", scale=scale, seed=0, batch_size=100,
+                     device=dev, db=db, progress=progress_factory)  # fmt: skip
         step_done()
     out.print("[bold]4/4[/] report")
     rep.print_summary(out, db, [STANDARD, HARDENED])
