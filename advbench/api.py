@@ -366,7 +366,7 @@ def evaluate(
     an instance broken at a smaller ε is taken as broken at the next, a different run).
     `cascade=True` runs a suite's untargeted rows as a cascade, in the order its "cascade"
     key gives (else its row order): each row attacks only the instances every earlier row
-    left robust in its norm, and its runs, labelled "LABEL [cascade]", hold the worst case
+    left robust in its norm, and its runs, labelled "LABEL (cascade)", hold the worst case
     over it and the rows before it (`engine.run_jobs`). `executor="ray"` runs each
     (model, suite row) as a Ray task (advbench.executors), joining the cluster at `address`
     or starting one here."""

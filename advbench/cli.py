@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from advbench import __version__, api
@@ -484,7 +485,7 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
             cells.append(f"{r.eps:g}: {r.accuracy * 100:.1f} [{lo * 100:.1f}–{hi * 100:.1f}]")
         statuses = {"stored (no work)" if r.reused else r.status for r in runs}
         table.add_row(
-            label,
+            escape(label),  # a label is text, not rich markup
             *([threat + (f"\ntargeted {targeted}" if targeted else "")] if threats else []),
             str(n),
             "\n".join(cells),
@@ -497,8 +498,9 @@ def _print_summaries(summaries, model_row, seed, scale) -> None:
         if s.init_failed and (s.label or s.attack) not in seen:
             seen.add(s.label or s.attack)
             out.print(
-                f"  note: {s.label or s.attack}: {s.init_failed} instance(s) had no starting "
-                "adversarial (the attack could not start); left out of n, not counted robust"
+                f"  note: {escape(s.label or s.attack)}: {s.init_failed} instance(s) had no "
+                "starting adversarial (the attack could not start); left out of n, not counted "
+                "robust"
             )
 
 
@@ -628,7 +630,7 @@ def attack(
             "--cascade",
             help="Worst-case evaluation the AutoAttack way: the suite's untargeted rows run "
             "in its cascade order, each attacking only the instances every earlier row left "
-            "robust in its norm; runs are labelled 'LABEL [cascade]' and a row's accuracy is "
+            "robust in its norm; runs are labelled 'LABEL (cascade)' and a row's accuracy is "
             "the worst case over it and the rows before it.",
             rich_help_panel=ATTACK,
         ),

@@ -840,7 +840,7 @@ def run_jobs(
     order and each attacks only the instances every earlier one left robust in its norm
     within the ε (an instance broken at a smaller ε is broken in every larger ball); the
     others are recorded as broken by the example that broke them. Each job's runs are
-    labelled "LABEL [cascade]" and are runs of their own, so a row's accuracy in it is the
+    labelled "LABEL (cascade)" and are runs of their own, so a row's accuracy in it is the
     worst case over that row and the rows before it.
 
     `load_model(name) -> (model, row)` loads source models for transfer jobs (default: from
@@ -916,7 +916,7 @@ def run_jobs(
             job = early_stopped(job)
         earlier = None
         if cascade and job.targeted is None and not job.store_examples:
-            job = replace(job, label=f"{job.label or job.attack} [cascade]")
+            job = replace(job, label=f"{job.label or job.attack} (cascade)")
             earlier = chains.setdefault(norm_of(job.attack, job.params), [])
         rows = _run_rows(
             model_row, job, cache[key], seed, batch_size, scale, source_row, threat, mode,

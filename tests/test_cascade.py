@@ -67,7 +67,7 @@ def test_the_cascade_worst_case_equals_the_per_sample_worst_case_at_fewer_passes
     assert not {s.id for s in plain} & {s.id for s in cascade}  # runs of their own
     runs = {s.id: db["runs"].get(s.id) for s in [*plain, *cascade]}
     for s in cascade:
-        assert runs[s.id]["label"].endswith(" [cascade]")
+        assert runs[s.id]["label"].endswith(" (cascade)")
     for norm, eps_list in (("linf", LINF), ("l2", L2)):
         mine = [s for s in plain if runs[s.id]["norm"] == norm]
         ours = [s for s in cascade if runs[s.id]["norm"] == norm]
@@ -133,18 +133,18 @@ def test_optimality_leaves_cascade_runs_out(both):
     db, plain, _ = both
     table = optimality_table(db)
     assert not table.empty
-    assert not any(a.endswith("[cascade]") for a in table["attack"])
+    assert not any(a.endswith("(cascade)") for a in table["attack"])
     assert set(table["attack"]) == {"cw-l2", "deepfool-l2"}  # L∞: DeepFool alone
 
 
-def test_the_suite_orders_its_cascade(db_copy, tmp_path):
+def test_the_suite_orders_its_cascade(db_copy, tmp_path, runner):
     suite = {
         "name": "order",
         "n": {"smoke": 8, "cpu": 8, "full": 8},
         "cascade": ["PGD", "FGSM"],
         "attacks": [
             {"attack": "fgsm", "label": "FGSM", "eps": {"mnist": [0.1]}},
-            {"attack": "noise", "label": "Noise", "eps": {"mnist": [0.1]}},
+            {"attack": "noise", "label": "Noise [sanity]", "eps": {"mnist": [0.1]}},
             {"attack": "pgd-linf", "label": "PGD", "eps": {"mnist": [0.1]},
              "params": {"steps": 3}},
         ],
@@ -154,11 +154,17 @@ def test_the_suite_orders_its_cascade(db_copy, tmp_path):
     out = api.evaluate("std", suite=str(path), scale="smoke", cascade=True, db=db_copy)
     (result,) = out.results
     labels = [s.label for s in result.summaries]
-    assert labels == ["PGD [cascade]", "FGSM [cascade]", "Noise [cascade]"]
+    assert labels == ["PGD (cascade)", "FGSM (cascade)", "Noise [sanity] (cascade)"]
     db = open_db(db_copy)
     ids = [s.id for s in result.summaries]
     assert json.loads(db["runs"].get(ids[1])["config"])["cascade_from"] == [ids[0]]
     assert json.loads(db["runs"].get(ids[2])["config"])["cascade_from"] == ids[:2]
+    # the terminal shows labels as written: "[sanity]" is text, not rich markup
+    for args in (["attack", "--model", "std", "--suite", str(path), "--scale", "smoke",
+                  "--cascade"], ["report"]):  # fmt: skip
+        res = runner.invoke(app, [*args, "--db", str(db_copy)], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        assert "Noise [sanity] (cascade)" in res.output and "PGD (cascade)" in res.output
 
 
 @pytest.mark.parametrize(

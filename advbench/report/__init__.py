@@ -212,14 +212,17 @@ def by_attack(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _rich(frame: pd.DataFrame, title: str, keys: tuple[str, ...], caption: str | None = None):
-    """A pandas frame as a rich table whose `keys` columns never wrap."""
+    """A pandas frame as a rich table whose `keys` columns never wrap. Text is escaped: a
+    label such as "PGD [x]" would otherwise be read as rich markup and vanish."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    t = Table(title=escape(title), title_justify="left", caption=caption,
+              caption_justify="left")  # fmt: skip
     for c in frame.columns:
-        t.add_column(str(c), no_wrap=c in keys)
+        t.add_column(escape(str(c)), no_wrap=c in keys)
     for row in frame.itertuples(index=False):
-        t.add_row(*[str(v) for v in row])
+        t.add_row(*[escape(str(v)) for v in row])
     return t
 
 
