@@ -508,14 +508,17 @@ _SAMPLE_COLS = ("position", "idx", "target", "label", "clean_pred", "adv_pred", 
 
 def gather(db: sqlite_utils.Database, model: str) -> list[Run]:
     """The model's runs (the newest complete run per label, threat, targeting and ε; a
-    partial one where none is complete), each with its instance rows."""
+    partial one where none is complete), each with its instance rows. Cascade runs are
+    left out: a row of a cascade holds what earlier rows broke, so it is no attack's own
+    result (the white-box check would count a transfer break as a white-box one)."""
     names = [r["name"] for r in db.query("select name from models")]
     if model not in names:
         raise unknown("model", model, sorted(names) or ["(none stored)"])
     rows = list(
         db.query(
             "select r.*, coalesce(r.threat, 'white-box') as threat_ from runs r "
-            "where r.model = ? order by r.status = 'complete', "
+            "where r.model = ? and json_extract(r.config, '$.cascade_from') is null "
+            "order by r.status = 'complete', "
             "coalesce(r.finished_at, r.started_at)",
             [model],
         )

@@ -788,7 +788,9 @@ class _Crafting:
     def craft(self, eps=None):
         """(crafted, (fwd, bwd), diagnostics rows, cache row to store or None)."""
         b, k = self.b, None
-        if self.craft_id is not None:
+        # with some instances marked done (a cascade's carried ones) the examples are not
+        # the row's for every instance: never cached for another target to reuse
+        if self.craft_id is not None and "done" not in self.extra:
             k = crafted_cache.key(**self.craft_id, eps=eps, seed=self.seed, idx=b.idx,
                                   target=b.target, start_idx=b.start_idx)  # fmt: skip
             hit = None if self.force else crafted_cache.load(self.db, k)
@@ -945,8 +947,8 @@ def run_jobs(
     pending = []
     for job, inst, rows, source, starts, craft_id in plans:
         todo = _register(db, rows, env_id, force)
-        if todo:
-            pending.append((job, inst, todo, source, starts, craft_id))
+        if todo:  # rows[0]: the job's smallest ε, stored already or not
+            pending.append((job, inst, todo, source, starts, craft_id, rows[0]))
 
     def batches_of(inst):
         return (len(inst) + batch_size - 1) // batch_size
@@ -958,7 +960,7 @@ def run_jobs(
     task = progress.add_task("attack", total=total, metrics="") if progress and total else None
     sources = [p[3] for p in pending if p[3] is not None]
     with frozen(model, *sources):
-        for job, inst, todo, source, starts, craft_id in pending:
+        for job, inst, todo, source, starts, craft_id, first in pending:
             minimal = ATTACKS.get(job.attack).meta["kind"] == "minimal"
             attack = ATTACKS.get(job.attack).factory(job.params)
             counted = Counted(source if source is not None else model)
@@ -998,9 +1000,10 @@ def run_jobs(
                     advs: dict[str, torch.Tensor] = {}
                     if minimal:
                         # a cascade: what earlier attacks broke at an ε is carried there; the
-                        # search runs on the instances still robust at some ε
+                        # search runs on the instances still robust at some ε, i.e. not
+                        # carried at the job's smallest ε (whichever of its runs remain)
                         carried_at = {r["id"]: _carried(db, r, b) for r in need}
-                        everywhere = set(pos).intersection(*carried_at.values())
+                        everywhere = set(_carried(db, first, b))
                         left = [i for i, p in enumerate(pos) if p not in everywhere]
                         entry = None
                         rows = {r["id"]: [] for r in need}

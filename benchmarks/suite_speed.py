@@ -62,6 +62,14 @@ def scratch_store(db: Path | None, model: str | None) -> tuple[Path, str]:
     return folder / "a.db", model
 
 
+def _rows(db, run_id: str) -> list[dict]:
+    """A run's per-instance rows, each with the run's norm."""
+    return list(db.query(
+        "select s.position, s.idx, s.success, s.fwd, s.bwd, s.clean_pred, s.label, s.adv_pred, "
+        "s.l2, s.linf, s.carried_from, r.norm from samples s join runs r on r.id = s.run_id "
+        "where s.run_id = ?", [run_id]))  # fmt: skip
+
+
 def plan(db_path: Path, model: str, suite: str, scale: str, n, shortcuts: bool) -> dict:
     """Run the suite row by row; per row its wall time, runs and per-instance outcomes."""
     out = {}
@@ -73,9 +81,7 @@ def plan(db_path: Path, model: str, suite: str, scale: str, n, shortcuts: bool) 
         db = open_db(db_path)
         runs = []
         for s in [s for r in ev.results for s in r.summaries]:
-            rows = list(db.query("select position, idx, success, fwd, bwd, clean_pred, "
-                                 "label, adv_pred, l2, linf from samples where run_id = ?",
-                                 [s.id]))  # fmt: skip
+            rows = _rows(db, s.id)
             runs.append((s, rows))
         kind = runs[0][0].attack if runs else None
         out[label] = {"wall": wall, "runs": runs, "kind": kind}
@@ -165,13 +171,12 @@ def worst_case(plan_runs: dict) -> dict[tuple[str, float], tuple[set[int], set[i
     """Per (norm, ε) of the untargeted runs: (test indexes attacked, those some run broke
     within ε). A break at a smaller ε, or by an example whose distance is within ε, counts:
     the example lies in the ball."""
-    from advbench.attacks import norm_of
-
     by_norm: dict[str, list] = {}
     for row in plan_runs.values():
         for s, rows in row["runs"]:
-            if s.targeted is None:
-                by_norm.setdefault(norm_of(s.attack, None), []).append((s, rows))
+            norm = rows[0]["norm"] if rows else None
+            if s.targeted is None and norm in ("l2", "linf"):  # L0 is stored as a count
+                by_norm.setdefault(norm, []).append((s, rows))
     out = {}
     for norm, runs in by_norm.items():
         for eps in sorted({s.eps for s, _ in runs}):
@@ -213,7 +218,7 @@ def cascade_section(plain: dict, fast: dict, cascade: dict, wall: float) -> list
     lines += ["| row (cascade order) | passes | attacked instances |", "|---|---|---|"]
     for label, row in cascade.items():
         attacked = {r["position"] for _, rows in row["runs"] for r in rows
-                    if r["fwd"] + r["bwd"] > 0}  # fmt: skip
+                    if r["carried_from"] is None}  # fmt: skip
         lines.append(f"| {label} | {total_passes(row['runs']):,.0f} | {len(attacked)} |")
     return lines + [""]
 
@@ -227,8 +232,7 @@ def cascade_plan(db_path: Path, model: str, suite: str, scale: str, n) -> tuple[
     db = open_db(db_path)
     out: dict = {}
     for s in [s for r in ev.results for s in r.summaries]:
-        rows = list(db.query("select position, idx, success, fwd, bwd, l2, linf from samples "
-                             "where run_id = ?", [s.id]))  # fmt: skip
+        rows = _rows(db, s.id)
         out.setdefault(s.label, {"runs": [], "wall": 0.0})["runs"].append((s, rows))
     db.close()
     return out, wall
@@ -248,6 +252,8 @@ def bound_lines(plain: dict) -> list[str]:
         and (ATTACKS.get(r["runs"][0][0].attack).meta["kind"] == "minimal"
              or r["runs"][0][0].threat != "white-box")
     )  # fmt: skip
+    if not fixed or not total:
+        return []
     return [
         "## How far shortcuts can go on this suite", "",
         f"The minimal attacks (their search yields each instance's norm, which the optimality "

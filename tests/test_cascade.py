@@ -127,6 +127,23 @@ def test_a_second_cascade_reuses_every_run(both):
     assert all(s.reused for s in again) and db["samples"].count == before
 
 
+def test_the_checklist_and_curves_leave_cascade_runs_out(both):
+    """A cascade row holds what earlier rows broke: read as its own attack's result, the
+    white-box check would credit a transfer break to a white-box attack."""
+    import pandas as pd
+
+    from advbench.checks import gather
+    from advbench.report.figures import _minimal_curve
+
+    db, plain, cascade = both
+    runs = gather(db, "std")
+    assert {r.id for r in runs} == {s.id for s in plain}
+    frame = pd.DataFrame(db.query("select id, coalesce(label, attack) as attack, norm, eps, "
+                                  "coalesce(threat, 'white-box') as threat from runs"))  # fmt: skip
+    assert _minimal_curve(db, frame, "cw-l2", "l2")  # the plain run's curve
+    assert _minimal_curve(db, frame, "cw-l2 (cascade)", "l2") == {}
+
+
 def test_optimality_leaves_cascade_runs_out(both):
     from advbench.report.optimality import optimality_table
 

@@ -468,6 +468,12 @@ def _minimal_curve(db, runs, label: str, norm: str) -> dict[str, Any]:
     if mine.empty:
         return {}
     top = mine.sort_values("eps").iloc[-1]
+    cascade = db.execute(
+        "select json_extract(config, '$.cascade_from') is not null from runs where id = ?",
+        [top.id],
+    ).fetchone()
+    if cascade and cascade[0]:  # its carried instances have no search of their own
+        return {}
     rows = db.execute(
         "select s.clean_pred = s.label, s.min_norm from samples s where s.run_id = ? "
         "and not coalesce(s.init_failed, 0)",
