@@ -90,7 +90,7 @@ def test_harden_refuses_and_leaves_the_store_as_it_was(runner, db_copy, extra, n
         ("nsloss", "eps=1e5", "parameter eps='1e5' must be in [0, 1000]"),
         ("mad", "rvl=1e5", "parameter rvl='1e5' must be in [0, 10000]"),
         ("gda", "sigma=1e40", "parameter sigma='1e40' must be in [0, 10]"),
-        ("gda", "copies=0", "parameter copies='0' must be in [1, 1000]"),
+        ("gda", "copies=5000", "parameter copies='5000' must be in [0, 1000]"),
         ("pgd-at", "step_size=5", "parameter step_size='5' must be in (0, 1]"),
         ("brelu", "t=1e9", "parameter t='1e9' must be in (0, 1000]"),
     ],

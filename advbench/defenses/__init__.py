@@ -162,7 +162,7 @@ DEFENSES.register(
     "gda",
     lambda p: [_t().Part("gda", transform=_t().gda(copies=p["copies"], sigma=p["sigma"]))],
     params=(
-        Param("copies", int, 10, "noisy copies per sample", low=1, high=1000),
+        Param("copies", int, 10, "noisy copies per sample (0: plain fine-tuning)", high=1000),
         Param(
             "sigma",
             float,
