@@ -161,7 +161,7 @@ def test_the_suite_orders_its_cascade(db_copy, tmp_path, runner):
         "cascade": ["PGD", "FGSM"],
         "attacks": [
             {"attack": "fgsm", "label": "FGSM", "eps": {"mnist": [0.1]}},
-            {"attack": "noise", "label": "Noise [sanity]", "eps": {"mnist": [0.1]}},
+            {"attack": "noise", "label": "N [s]", "eps": {"mnist": [0.1]}},
             {"attack": "pgd-linf", "label": "PGD", "eps": {"mnist": [0.1]},
              "params": {"steps": 3}},
         ],
@@ -171,17 +171,18 @@ def test_the_suite_orders_its_cascade(db_copy, tmp_path, runner):
     out = api.evaluate("std", suite=str(path), scale="smoke", cascade=True, db=db_copy)
     (result,) = out.results
     labels = [s.label for s in result.summaries]
-    assert labels == ["PGD (cascade)", "FGSM (cascade)", "Noise [sanity] (cascade)"]
+    assert labels == ["PGD (cascade)", "FGSM (cascade)", "N [s] (cascade)"]
     db = open_db(db_copy)
     ids = [s.id for s in result.summaries]
     assert json.loads(db["runs"].get(ids[1])["config"])["cascade_from"] == [ids[0]]
     assert json.loads(db["runs"].get(ids[2])["config"])["cascade_from"] == ids[:2]
-    # the terminal shows labels as written: "[sanity]" is text, not rich markup
+    # the terminal shows labels as written: "[s]" is text, not rich markup (a short label:
+    # an 80-column table would wrap a long one)
     for args in (["attack", "--model", "std", "--suite", str(path), "--scale", "smoke",
                   "--cascade"], ["report"]):  # fmt: skip
         res = runner.invoke(app, [*args, "--db", str(db_copy)], env={"COLUMNS": "200"})
         assert res.exit_code == 0, res.output
-        assert "Noise [sanity] (cascade)" in res.output and "PGD (cascade)" in res.output
+        assert "N [s] (cascade)" in res.output and "PGD (cascade)" in res.output
 
 
 @pytest.mark.parametrize(
