@@ -826,12 +826,13 @@ def report(
         todo = api.missing(table=table, figure=figure, scale=scale, data_dir=data_dir, db=db)
         for cmd in todo.commands():
             sys.stdout.write(cmd + "\n")
-        for line in todo.absent:
+        for line in [*todo.absent, *todo.later(scale)]:
             sys.stdout.write(f"# {line}\n")
+        later = f"; {len(todo.not_planned)} need --scale cpu or full" if todo.not_planned else ""
         err.print(
             f"{len(todo.commands())} commands at scale {scale} (training epochs from the "
             f"papers' plans, benchmarks/plans/); {len(todo.absent)} cells need a data set "
-            "that is not on disk.",
+            f"that is not on disk{later}.",
             highlight=False,
         )
         return

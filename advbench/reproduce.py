@@ -84,11 +84,7 @@ def plan(db, paper: str, scale: str, *, data_dir=None, db_path=None) -> Plan:
             f"{names} is not on disk; {HOW[data]} (or add --download to `advbench train` "
             "when online)"
         )
-    for ident, roles in sorted(todo.not_planned.items()):
-        out.skipped.append(
-            f"{paper}: {ident}: models {', '.join(sorted(roles))} are made only at larger "
-            f"scales than {scale} (benchmarks/plans/{paper}.json)"
-        )
+    out.skipped += [f"{paper}: {line}" for line in todo.later(scale)]
     for where, note in plans.external(paper).items():
         data = where.split("/")[0]
         if data not in todo.absent_data:

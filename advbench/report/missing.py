@@ -35,6 +35,15 @@ class Plan:
     not_planned: dict[str, set[str]] = field(default_factory=dict)  # spec id -> roles
     names: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (paper, data, role)
 
+    def later(self, scale: str) -> list[str]:
+        """One line per table or figure whose empty cells need models the plan makes only at
+        larger scales than `scale` (pesso's λ sweep is not made at smoke)."""
+        return [
+            f"{ident}: models {', '.join(sorted(roles))} are made only at larger scales than "
+            f"{scale} (benchmarks/plans/{ident.split(':')[0]}.json)"
+            for ident, roles in sorted(self.not_planned.items())
+        ]
+
     def commands(self) -> list[str]:
         suites = [_cmd("attack", *args, *self._only(key)) for key, args in self.suite_runs.items()]
         attacks = []
