@@ -619,13 +619,16 @@ def measure(
                  data_dir=data_dir, env_id=env_id, force=force) for name in names]  # fmt: skip
 
 
-def import_model(*, name: str, dataset: str, weights, db=None, **kwargs):
-    """`advbench import`: see advbench.models.imported.import_model."""
+def import_model(*, name: str, dataset: str, weights=None, db=None, **kwargs):
+    """`advbench import`: see advbench.models.imported.import_model. `weights` is a
+    safetensors file, or None with `robustbench_name` (its checkpoint is read from
+    `model_dir`, laid out as RobustBench lays it out)."""
     from advbench.models.imported import import_model as run
 
-    if not isinstance(weights, (str, Path)):
+    if weights is not None and not isinstance(weights, (str, Path)):
         raise BadInput(f"weights must be a path, not {type(weights).__name__}")
-    return run(lambda: _db(db), name=name, dataset=dataset, weights=Path(weights), **kwargs)
+    return run(lambda: _db(db), name=name, dataset=dataset,
+               weights=None if weights is None else Path(weights), **kwargs)  # fmt: skip
 
 
 def convert(source, target) -> int:

@@ -244,12 +244,13 @@ def import_(
         str, typer.Option(help="Data set it classifies (advbench datasets).", rich_help_panel=DATA)
     ],
     weights: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="Its weights as .safetensors (a .pt/.pth file: advbench convert first).",
+            help="Its weights as .safetensors (a .pt/.pth file: advbench convert first); "
+            "not with --robustbench.",
             rich_help_panel=MODEL,
         ),
-    ],
+    ] = None,
     factory: Annotated[
         str | None,
         typer.Option(
@@ -276,6 +277,30 @@ def import_(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    robustbench_: Annotated[
+        str | None,
+        typer.Option(
+            "--robustbench",
+            help="A RobustBench model zoo name instead (needs the robustbench extra), e.g. "
+            "Wong2020Fast: built and loaded by RobustBench from --model-dir; nothing is "
+            "downloaded.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    threat_model: Annotated[
+        str,
+        typer.Option(
+            help="RobustBench threat model of --robustbench: Linf, L2 or corruptions.",
+            rich_help_panel=MODEL,
+        ),  # fmt: skip
+    ] = "Linf",
+    model_dir: Annotated[
+        Path,
+        typer.Option(
+            help="RobustBench's model directory, holding DATASET/THREAT/NAME.pt.",
+            rich_help_panel=MODEL,
+        ),  # fmt: skip
+    ] = Path("models"),
     kwargs: Annotated[
         str | None,
         typer.Option(help="JSON object of arguments for the factory, torchvision or timm model."),
@@ -295,11 +320,13 @@ def import_(
     db: DbOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Bring your own model: build it with your factory (or torchvision), load its
-    safetensors weights, fold its normalisation in, and store it like a trained model."""
+    """Bring your own model: build it with your factory (or torchvision, timm), load its
+    safetensors weights, fold its normalisation in, and store it like a trained model; or
+    load a RobustBench model from its model directory with RobustBench's own loader."""
     stored = api.import_model(name=name, dataset=dataset, weights=weights, db=db,
                               factory=factory, torchvision_name=torchvision_, timm_name=timm_,
-                              kwargs=kwargs,
+                              robustbench_name=robustbench_, threat_model=threat_model,
+                              model_dir=model_dir, kwargs=kwargs,
                               in_channels=in_channels, mean=mean, std=std,
                               data_dir=data_dir, force=force)  # fmt: skip
     _print_model(stored.row, stored.created)

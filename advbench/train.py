@@ -58,6 +58,7 @@ def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
     model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"], expected)
     return model.to(device), spec, row
 
+
 # The papers train for at most 400 epochs (madnet's CIFAR-10 schedule); 1e8 is a typo.
 MAX_EPOCHS = 10_000
 

@@ -17,6 +17,38 @@ torch.set_num_threads(THREADS)
 os.environ["ADVBENCH_TEST_THREADS"] = str(THREADS)
 
 
+def write_cifar_batch(path, n, seed=0, label_key="labels"):
+    """A CIFAR python batch of `n` random images, as the CIFAR tarballs hold them
+    (CIFAR-100's labels are under "fine_labels")."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    entry = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+             label_key: [int(v) for v in rng.integers(0, 10, size=n)]}  # fmt: skip
+    with open(path, "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+    return entry
+
+
+@pytest.fixture
+def write_cifar():
+    return write_cifar_batch
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    """A --data-dir holding a tiny CIFAR-10 (5 batches of 8 images, a test batch of 12)."""
+    data = tmp_path / "data"
+    base = data / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    for i in range(1, 6):
+        write_cifar_batch(base / f"data_batch_{i}", 8, seed=i)
+    write_cifar_batch(base / "test_batch", 12, seed=9)
+    return data
+
+
 @pytest.fixture(scope="session")
 def trained_db(tmp_path_factory):
     """A database holding a digits model and a jacobian-hardened child (read-only use)."""

@@ -57,23 +57,12 @@ def test_mnist_reads_idx_files_through_torchvision(tmp_path):
     assert torch.allclose(x[:, 0] * 255, torch.tensor(imgs, dtype=torch.float32))
 
 
-def _write_cifar(path, n, label_key="labels", seed=0):
-    rng = np.random.default_rng(seed)
-    entry = {
-        "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-        label_key: [int(v) for v in rng.integers(0, 10, size=n)],
-    }
-    with open(path, "wb") as fh:
-        pickle.dump(entry, fh, protocol=2)
-    return entry
-
-
-def test_cifar10_reads_python_batches(tmp_path):
+def test_cifar10_reads_python_batches(tmp_path, write_cifar):
     base = tmp_path / "cifar-10-batches-py"
     base.mkdir()
     for i in range(1, 6):
-        _write_cifar(base / f"data_batch_{i}", 4, seed=i)
-    entry = _write_cifar(base / "test_batch", 5, seed=9)
+        write_cifar(base / f"data_batch_{i}", 4, seed=i)
+    entry = write_cifar(base / "test_batch", 5, seed=9)
     split = data.load("cifar10", "test", data_dir=tmp_path)
     x, y = split.get(torch.arange(5))
     assert x.shape == (5, 3, 32, 32)
@@ -83,11 +72,11 @@ def test_cifar10_reads_python_batches(tmp_path):
     assert len(data.load("cifar10", "train", data_dir=tmp_path)) == 20
 
 
-def test_cifar100_uses_fine_labels(tmp_path):
+def test_cifar100_uses_fine_labels(tmp_path, write_cifar):
     base = tmp_path / "cifar-100-python"
     base.mkdir()
-    _write_cifar(base / "train", 3, "fine_labels")
-    entry = _write_cifar(base / "test", 3, "fine_labels", seed=1)
+    write_cifar(base / "train", 3, label_key="fine_labels")
+    entry = write_cifar(base / "test", 3, seed=1, label_key="fine_labels")
     split = data.load("cifar100", "test", data_dir=tmp_path)
     assert split.labels.tolist() == [int(v) for v in entry["fine_labels"]]
 

@@ -13,7 +13,6 @@ A DeepFool run (white-box, minimal, ε 2) of model m: min norms 0.5, 1.5, None (
 """
 
 import json
-import pickle
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -227,25 +226,7 @@ def test_bad_figure_input_is_refused(known, tmp_path, runner):
     assert not (tmp_path / "o").exists()
 
 
-def _write_cifar(path, n, seed):
-    rng = np.random.default_rng(seed)
-    entry = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-             "labels": [int(v) for v in rng.integers(0, 10, size=n)]}  # fmt: skip
-    with open(path, "wb") as fh:
-        pickle.dump(entry, fh, protocol=2)
-
-
-def _cifar_dir(tmp_path):
-    data = tmp_path / "data"
-    base = data / "cifar-10-batches-py"
-    base.mkdir(parents=True)
-    for i in range(1, 6):
-        _write_cifar(base / f"data_batch_{i}", 8, seed=i)
-    _write_cifar(base / "test_batch", 12, seed=9)
-    return data
-
-
-def test_tsne_panel_from_small_cifar_files(tmp_path, runner):
+def test_tsne_panel_from_small_cifar_files(tmp_path, runner, cifar_dir):
     """madnet's t-SNE on CIFAR-format files: the CIFAR CE panel scatters every test image's
     embedding with its label, and its Davies–Bouldin index is scikit-learn's on the
     model's own penultimate features, computed here."""
@@ -255,7 +236,7 @@ def test_tsne_panel_from_small_cifar_files(tmp_path, runner):
     from advbench import data as datasets
     from advbench.train import load_model
 
-    data = _cifar_dir(tmp_path)
+    data = cifar_dir
     common = ["--db", str(tmp_path / "t.db"), "--data-dir", str(data)]
     res = runner.invoke(app, ["train", "--dataset", "cifar10", "--arch", "resnet56", "--epochs",
                               "1", "--name", "ce", *common])  # fmt: skip
@@ -283,10 +264,10 @@ def test_tsne_panel_from_small_cifar_files(tmp_path, runner):
     assert "no stored runs yet" in mad.note
 
 
-def test_cifar_panel_from_small_cifar_files(tmp_path, runner):
+def test_cifar_panel_from_small_cifar_files(tmp_path, runner, cifar_dir):
     """jakubovitz Fig. 1 (FGSM against ε, MNIST and CIFAR-10): with CIFAR-format files on
     disk its CIFAR panel plots the stored runs; the MNIST panel says what fills it."""
-    data = _cifar_dir(tmp_path)
+    data = cifar_dir
     db = str(tmp_path / "c.db")
     common = ["--db", db, "--data-dir", str(data)]
     res = runner.invoke(app, ["train", "--dataset", "cifar10", "--arch", "cnn4-cifar",

@@ -213,3 +213,79 @@ def test_convert_refuses_what_is_not_a_state_dict(tmp_path, runner, content, out
     res = runner.invoke(app, ["convert", str(src), str(tmp_path / out)])
     _one_error_line(res, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pt"]
+
+
+def test_a_robustbench_model_loads_from_its_model_dir(tmp_path, runner, cifar_dir):
+    """RobustBench's own zoo and loader on a checkpoint the test writes in RobustBench's
+    layout (its `module.` prefix and {'state_dict': ...} wrapper, which the loader strips):
+    the stored model predicts as the zoo's module with those weights, every command uses
+    it, and a checkpoint carrying code is refused without running it."""
+    from advbench.models.imported import _robustbench
+
+    _robustbench()  # skips nothing: robustbench is in the dev extra
+    from robustbench.model_zoo import model_dicts
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    torch.manual_seed(0)
+    entry = model_dicts[BenchmarkDataset("cifar10")][ThreatModel("Linf")]["Wong2020Fast"]
+    net = entry["model"]().eval()  # PreActResNet-18
+    with torch.no_grad():  # BatchNorm statistics that are not the defaults, so they count
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    folder = tmp_path / "models" / "cifar10" / "Linf"
+    folder.mkdir(parents=True)
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}
+    torch.save(wrapped, folder / "Wong2020Fast.pt")
+    db = tmp_path / "s" / "a.db"
+    db.parent.mkdir()
+    args = ["import", "--name", "wong", "--dataset", "cifar10", "--robustbench", "Wong2020Fast",
+            "--model-dir", str(tmp_path / "models"), "--data-dir", str(cifar_dir),
+            "--db", str(db)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    model, spec, row = load_model(open_db(db), "wong")
+    test = datasets.load("cifar10", "test", data_dir=cifar_dir)
+    x, y = test.get(torch.arange(len(test)))
+    with torch.no_grad():
+        want, got = net(x), model(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert row["clean_accuracy"] == pytest.approx(float((want.argmax(1) == y).float().mean()))
+    assert spec.source == {"kind": "robustbench", "name": "Wong2020Fast", "dataset": "cifar10",
+                           "threat_model": "Linf"}  # fmt: skip
+    res = runner.invoke(app, ["attack", "--model", "wong", "--attack", "fgsm", "--eps", "0.03",
+                              "--n", "4", "--data-dir", str(cifar_dir), "--db", str(db),
+                              "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+    # refusals: one line, exit 2, nothing written
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil" / "cifar10" / "Linf"
+    evil.mkdir(parents=True)
+    with open(evil / "Wong2020Fast.pt", "wb") as fh:
+        pickle.dump({"state_dict": {"w": Payload()}}, fh)
+    before = _files(db.parent)
+    for extra, words in (
+        (["--model-dir", str(tmp_path / "evil")], ["Wong2020Fast.pt", "weights_only=True"]),
+        (["--model-dir", str(tmp_path / "none")], ["not on disk", "downloads nothing"]),
+        (["--threat-model", "L3"], ["'L3'", "Linf"]),
+        (["--robustbench", "Nobody2099"], ["'Nobody2099'", "Wong2020Fast"]),
+        (["--dataset", "mnist-5k"], ["cifar10, cifar100, imagenet", "mnist-5k"]),
+        (["--weights", str(folder / "Wong2020Fast.pt")], ["give no --weights"]),
+    ):
+        swapped = list(args)
+        for flag, value in zip(extra[::2], extra[1::2], strict=True):
+            if flag in swapped:
+                swapped[swapped.index(flag) + 1] = value
+            else:
+                swapped[1:1] = [flag, value]
+        swapped[swapped.index("--name") + 1] = "other"
+        _one_error_line(runner.invoke(app, swapped), *words)
+        assert not marker.exists()
+        assert _files(db.parent) == before

@@ -98,8 +98,10 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     assert not [line for line in listing.stdout.splitlines() if line.startswith("advbench ")]
     # the sweep's empty points are not silent: --missing names the scale that makes them
     later = runner.invoke(app, ["report", "--missing", "--figure", "pesso:fig3", "--db", str(db)])
-    assert "# pesso:fig3: models ours-lambda0.05, ours-lambda0.2, ours-lambda0.3 are made only " \
+    assert (
+        "# pesso:fig3: models ours-lambda0.05, ours-lambda0.2, ours-lambda0.3 are made only "
         "at larger scales than smoke" in later.stdout
+    )
 
 
 def test_a_failing_step_stops_the_run_with_its_exit_code(tmp_path):

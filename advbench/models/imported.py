@@ -4,11 +4,14 @@ An imported model is built by the user's own factory (`--factory pkg.module:func
 called with `--kwargs`), by torchvision (`--torchvision resnet18`) or by timm (`--timm
 resnet18`, with the data set's channels as in_chans), and its weights come
 from a safetensors file, loaded strictly (every tensor named and shaped as the module
-expects). advbench then stores it like a trained model: its own safetensors checkpoint and
-JSON spec (the factory or torchvision name with its arguments, input-channel adaptation,
-normalisation), checksummed, with its clean accuracy. Normalisation (`--mean`, `--std`) is
-folded into the stored model, so every attack works on [0, 1] inputs; the module must
-return logits.
+expects). A RobustBench model (`--robustbench NAME`) is built by RobustBench's own zoo and
+loader from a model directory laid out as RobustBench lays it out
+(DIR/DATASET/THREAT/NAME.pt); nothing is downloaded, and its .pt file is read only as
+`convert` reads one (weights_only=True). advbench then stores it like a trained model:
+its own safetensors checkpoint and JSON spec (the factory, torchvision, timm or RobustBench
+name with its arguments, input-channel adaptation, normalisation), checksummed, with its
+clean accuracy. Normalisation (`--mean`, `--std`) is folded into the stored model, so
+every attack works on [0, 1] inputs; the module must return logits.
 
 Loading such a model calls the factory it was imported with: the spec naming it is
 covered by the database's record (a changed spec file is refused before anything is
@@ -98,17 +101,117 @@ def build_source(source: dict[str, Any]):
             net = timm.create_model(source["name"], pretrained=False, **kwargs)
         except (RuntimeError, ValueError, TypeError) as exc:  # unknown model names, bad kwargs
             raise BadInput(f"--timm {source['name']}: {exc}") from None
+    elif source["kind"] == "robustbench":
+        net = _robustbench_zoo(source)["model"]()
     elif source["kind"] == "module":
         raise BadInput(f"this model was stored from an in-memory {source.get('class')}; "
                        "evaluate it with advbench.api.evaluate(module, ...)")  # fmt: skip
     else:
-        raise BadInput(f"unknown model source {source['kind']!r}; valid: factory, torchvision")
+        raise BadInput(f"unknown model source {source['kind']!r}; valid: factory, "
+                       "torchvision, timm, robustbench")  # fmt: skip
     if not isinstance(net, nn.Module):
         raise BadInput(f"--factory {source.get('factory')} returned {type(net).__name__}, "
                        "not a torch.nn.Module")  # fmt: skip
     if source.get("in_channels"):
         net = nn.Sequential(_repeat(int(source["in_channels"])), net)
     return net
+
+
+# RobustBench's data sets and threat models, by advbench's data-set names
+RB_DATASETS = ("cifar10", "cifar100", "imagenet")
+RB_THREATS = ("Linf", "L2", "corruptions")
+
+
+def _robustbench():
+    """RobustBench's package, imported as its 1.1.1 wheel allows. Two shims, because that
+    wheel does not import as released: it imports AutoAttack as `autoattack`, while the
+    AutoAttack wheel it depends on (pyautoattack, Croce & Hein's own package) installs the
+    same modules as `pyautoattack`; and it imports pkg_resources, which setuptools dropped
+    in 81 (the `robustbench` extra pins setuptools below it)."""
+    import sys
+    import warnings
+
+    try:
+        import pyautoattack
+
+        sys.modules.setdefault("autoattack", pyautoattack)
+        with warnings.catch_warnings():  # its model zoo's deprecation noise is not ours
+            warnings.simplefilter("ignore")
+            import robustbench.utils
+            from robustbench.model_zoo import model_dicts
+    except ImportError as exc:
+        raise BadInput(f"--robustbench needs RobustBench: pip install -e '.[robustbench]' "
+                       f"({exc})") from None  # fmt: skip
+    return robustbench.utils, model_dicts
+
+
+def _robustbench_zoo(source: dict[str, Any]) -> dict:
+    """The zoo entry of a RobustBench model: {'model': constructor, 'gdrive_id': ...}."""
+    from advbench.errors import unknown
+
+    _, zoo = _robustbench()
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    if source["dataset"] not in RB_DATASETS:
+        raise BadInput(f"--robustbench models classify {', '.join(RB_DATASETS)}, not "
+                       f"--dataset {source['dataset']}")  # fmt: skip
+    if source["threat_model"] not in RB_THREATS:
+        raise unknown("--threat-model", source["threat_model"], RB_THREATS)
+    models = zoo[BenchmarkDataset(source["dataset"])].get(ThreatModel(source["threat_model"]), {})
+    if source["name"] not in models:
+        raise unknown(f"RobustBench {source['dataset']}/{source['threat_model']} model",
+                      source["name"], sorted(models))  # fmt: skip
+    return models[source["name"]]
+
+
+def _robustbench_load(name: str, dataset: str, threat: str, model_dir: Path):
+    """(state dict, sha256 of its files, source) of a RobustBench model whose checkpoint is
+    on disk, loaded by RobustBench's own `load_model` (its key fixes, ensembles, wrappers).
+    Every file is first read with weights_only=True, as `convert` reads one, and the loader
+    runs with torch forced to weights-only loading, so no pickle can run code."""
+    import hashlib
+    import os
+
+    from advbench.models.checkpoint import sha256_file
+
+    source = {"kind": "robustbench", "name": name, "dataset": dataset, "threat_model": threat}
+    entry = _robustbench_zoo(source)
+    rb_utils, _ = _robustbench()
+    timm_name = f"{name.lower().replace('-', '_')}_{dataset}_{threat.lower()}"
+    import timm
+
+    if timm.is_model(timm_name) or entry.get("gdrive_id") is None:
+        raise BadInput(f"RobustBench's {name} is served from a hub (timm or torchvision), "
+                       "not from a model directory; build it with --timm or --torchvision "
+                       "and its weights converted to safetensors")  # fmt: skip
+    folder = Path(model_dir) / dataset / threat
+    ids = entry["gdrive_id"]
+    files = ([folder / f"{name}.pt"] if not isinstance(ids, list)
+             else [folder / f"{name}_m{i}.pt" for i in range(len(ids))])  # fmt: skip
+    absent = [f for f in files if not f.is_file()]
+    if absent:
+        raise BadInput(f"--robustbench {name}: {absent[0]} is not on disk (advbench downloads "
+                       "nothing; fetch it once online with robustbench.utils.load_model("
+                       f"{name!r}, model_dir={str(model_dir)!r}, dataset={dataset!r}, "
+                       f"threat_model={threat!r}))")  # fmt: skip
+    for f in files:
+        _safe_load(f)
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        net = rb_utils.load_model(name, model_dir=str(model_dir), dataset=dataset,
+                                  threat_model=threat)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - RobustBench's loader on the user's files
+        raise BadInput(f"--robustbench {name}: RobustBench's loader failed on {files[0]} "
+                       f"({type(exc).__name__}: {_first(exc)})") from None  # fmt: skip
+    finally:
+        if before is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
+    digest = hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return state, (digest if len(files) > 1 else sha256_file(files[0])), source
 
 
 def _first(exc: BaseException, limit: int = 300) -> str:
@@ -157,10 +260,13 @@ def import_model(
     *,
     name: str,
     dataset: str,
-    weights: Path,
+    weights: Path | None = None,
     factory: str | None = None,
     torchvision_name: str | None = None,
     timm_name: str | None = None,
+    robustbench_name: str | None = None,
+    threat_model: str = "Linf",
+    model_dir: Path | str = "models",
     kwargs: str | dict | None = None,
     in_channels: int | None = None,
     mean: str | None = None,
@@ -179,8 +285,16 @@ def import_model(
     from advbench.models.checkpoint import sha256_file
     from advbench.train import StoredModel, _existing, config_hash, validate_name
 
-    if sum(x is not None for x in (factory, torchvision_name, timm_name)) != 1:
-        raise BadInput("give one of --factory MODULE:FUNCTION, --torchvision NAME or --timm NAME")
+    builders = (factory, torchvision_name, timm_name, robustbench_name)
+    if sum(x is not None for x in builders) != 1:
+        raise BadInput("give one of --factory MODULE:FUNCTION, --torchvision NAME, --timm NAME "
+                       "or --robustbench NAME")  # fmt: skip
+    if (weights is None) != (robustbench_name is not None):
+        raise BadInput(
+            "--robustbench reads its checkpoint from --model-dir: give no --weights"
+            if weights is not None
+            else "give --weights FILE.safetensors (the module's state dict)"
+        )
     validate_name(None, name)
     ds = datasets.spec(dataset)
     if isinstance(kwargs, dict):
@@ -192,7 +306,13 @@ def import_model(
             raise BadInput(f"--kwargs {kwargs!r} is not JSON ({exc})") from None
     if not isinstance(extra, dict):
         raise BadInput(f"--kwargs {kwargs!r} must be a JSON object, e.g. '{{\"hidden\": 32}}'")
-    if factory is not None:
+    if robustbench_name is not None:
+        if extra:
+            raise BadInput("--kwargs is not used with --robustbench: the zoo builds the model")
+        # loaded first: its data-set, threat-model and name checks come before the data's
+        state, weights_sha, source = _robustbench_load(robustbench_name, dataset, threat_model,
+                                                       Path(model_dir))  # fmt: skip
+    elif factory is not None:
         source = {"kind": "factory", "factory": check_factory(factory), "kwargs": extra}
     elif timm_name is not None:
         made = {"num_classes": ds.classes, "in_chans": ds.shape[0]}
@@ -211,7 +331,9 @@ def import_model(
                 raise BadInput(f"--in-channels {in_channels}: only a one-channel data set "
                                f"repeats to more; {dataset} has {channels}")  # fmt: skip
             source["in_channels"] = in_channels
-    state = read_safetensors(Path(weights))
+    if robustbench_name is None:
+        state = read_safetensors(Path(weights))
+        weights_sha = sha256_file(Path(weights))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise BadInput(f"--weights {weights}: tensor {bad[0]!r} holds NaN or inf")
@@ -241,7 +363,7 @@ def import_model(
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BadInput(f"the imported module returns {shape} on {dataset}; it must return "
                        f"logits of shape (batch, {ds.classes})")  # fmt: skip
-    config = {"kind": "import", "source": source, "weights_sha256": sha256_file(Path(weights)),
+    config = {"kind": "import", "source": source, "weights_sha256": weights_sha,
               "mean": spec.mean, "std": spec.std}  # fmt: skip
     cfg_hash = config_hash(config)
     db = open_store()
@@ -275,6 +397,25 @@ def store(db, model, spec, config: dict, cfg_hash: str, name: str, test) -> dict
     return row
 
 
+def _safe_load(src: Path):
+    """A PyTorch checkpoint's content, read with torch.load(weights_only=True): a pickle that
+    would run code (or build objects that can) is refused without running it."""
+    import re
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch's own advice (weights_only=False) is not ours
+            warnings.simplefilter("ignore")
+            return torch.load(str(src), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of the safe loader is a refusal
+        first = re.sub(r"\x1b\[[0-9;]*m", "", _first(exc, 160))
+        raise BadInput(f"{src} was refused by torch.load(weights_only=True): it holds more "
+                       f"than tensors (code, or objects that run code) or is damaged "
+                       f"({type(exc).__name__}: {first})") from None  # fmt: skip
+
+
 def convert(src: Path, dst: Path) -> int:
     """A PyTorch checkpoint (.pt/.pth) to safetensors, loaded with weights_only=True (a
     pickle that would run code is refused without running it); returns the tensor count."""
@@ -290,18 +431,7 @@ def convert(src: Path, dst: Path) -> int:
         raise BadInput(f"{dst} exists; choose another path (convert never overwrites)")
     if src.resolve() == dst.resolve():
         raise BadInput(f"{dst} is the input file")
-    import re
-    import warnings
-
-    try:
-        with warnings.catch_warnings():  # torch's own advice (weights_only=False) is not ours
-            warnings.simplefilter("ignore")
-            obj = torch.load(str(src), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure of the safe loader is a refusal
-        first = re.sub(r"\x1b\[[0-9;]*m", "", _first(exc, 160))
-        raise BadInput(f"{src} was refused by torch.load(weights_only=True): it holds more "
-                       f"than tensors (code, or objects that run code) or is damaged "
-                       f"({type(exc).__name__}: {first})") from None  # fmt: skip
+    obj = _safe_load(src)
     for key in WRAPPERS:  # {'state_dict': {...}, 'epoch': 3, ...}
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
