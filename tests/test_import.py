@@ -289,3 +289,40 @@ def test_a_robustbench_model_loads_from_its_model_dir(tmp_path, runner, cifar_di
         _one_error_line(runner.invoke(app, swapped), *words)
         assert not marker.exists()
         assert _files(db.parent) == before
+
+
+def test_an_imported_model_runs_through_carlini_eval(tmp_path, runner, usernets):
+    """The judged use: the user's own module, fitted here on mnist-5k and imported from a
+    safetensors file, evaluated with every row of carlini-eval; the unbounded-PGD sanity
+    row breaks every instance, so the attacks see the imported module's gradients."""
+    from advbench import suites
+
+    torch.manual_seed(0)
+    net = usernets.small(hidden=32, inputs=784)
+    x, y = datasets.load("mnist-5k", "train").get(torch.arange(4000))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(150):
+        batch = torch.randint(0, len(x), (128,))
+        loss = torch.nn.functional.cross_entropy(net(x[batch]), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    db = tmp_path / "a.db"
+    res = runner.invoke(app, ["import", "--name", "mine", "--dataset", "mnist-5k", "--factory",
+                              "usernets:small", "--kwargs", '{"inputs": 784}', "--weights",
+                              str(tmp_path / "w.safetensors"), "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert load_model(open_db(db), "mine")[2]["clean_accuracy"] > 0.85
+    res = runner.invoke(app, ["attack", "--model", "mine", "--suite", "carlini-eval", "--scale",
+                              "smoke", "--n", "8", "--db", str(db), "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    store = open_db(db)
+    labels = {r[0] for r in store.execute(
+        "select label from runs where model = 'mine' and status = 'complete'")}  # fmt: skip
+    assert labels == set(suites.labels(suites.load_suite("carlini-eval")))
+    broken = store.execute(
+        "select count(*), sum(s.success) from samples s join runs r on r.id = s.run_id "
+        "where r.label = 'PGD-Linf unbounded (sanity)'"
+    ).fetchone()
+    assert broken == (8, 8)
