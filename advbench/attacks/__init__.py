@@ -238,6 +238,21 @@ ATTACKS.register(
     help="C&W L2 restarted from random points, best per sample; trace = L2 after each restart",
 )
 ATTACKS.register(
+    "cw-l2-box",
+    _own("cw_l2_box"),
+    params=(
+        *_CW,
+        Param(
+            "linf", float, 0.3, "L∞ radius of the box the search stays in", positive=True, high=1
+        ),
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="own",
+    targeted=True,
+    help="C&W L2 searching inside an L∞ ball around the input (madnet's bounded C&W)",
+)
+ATTACKS.register(
     "cw-l2-eot",
     _own("cw_l2_eot"),
     params=(

@@ -1,5 +1,7 @@
 """Attacks written here, because neither foolbox nor ART does what the papers did.
 
+- `cw_l2_box` (madnet): C&W L2 searching inside an L∞ box around the input; the libraries'
+  C&W take only scalar bounds.
 - `cw_l2_restarts`, `cw_l2_eot` (fidel §IV "adaptive attacks"): C&W L2 started from a random
   point on an L2 sphere around the input, and C&W whose gradient is averaged over points
   drawn in an L2 ball around the iterate. foolbox's C&W always starts at the input and has
@@ -74,15 +76,24 @@ def cw_l2_search(
     start: torch.Tensor | None = None,
     eot_samples: int = 0,
     eot_radius: float = 0.0,
+    box: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
-    """One C&W L2 search; returns (smallest adversarial found or x, its L2 or inf)."""
+    """One C&W L2 search; returns (smallest adversarial found or x, its L2 or inf). With
+    `box` = (lo, hi), per-pixel bounds inside [0, 1], the tanh change of variables maps onto
+    that box instead of [0, 1], so every iterate stays inside it."""
+    if box is None:
+        to_box, from_box = (lambda t: t), (lambda t: t)
+    else:
+        lo, width = box[0], box[1] - box[0]
+        to_box = lambda t: lo + width * t  # noqa: E731
+        from_box = lambda t: (t - lo) / width.clamp_min(1e-12)  # noqa: E731
     n = len(x)
     const = torch.full((n,), initial_const, device=x.device)
     lower = torch.zeros(n, device=x.device)
     upper = torch.full((n,), math.inf, device=x.device)
     best = x.clone()
     best_l2 = torch.full((n,), math.inf, device=x.device)
-    w0 = _atanh(x if start is None else start)
+    w0 = _atanh(from_box(x if start is None else start))
     check_every = max(steps // 10, 1)
     for _ in range(binary_search_steps):
         w = w0.clone().requires_grad_(True)
@@ -90,7 +101,7 @@ def cw_l2_search(
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
         previous = math.inf
         for step in range(steps):
-            xa = (torch.tanh(w) + 1) / 2
+            xa = to_box((torch.tanh(w) + 1) / 2)
             dist = (xa - x).flatten(1).pow(2).sum(1)
             if eot_samples:  # the iterate's own logits only judge success: no graph needed
                 with torch.no_grad():
@@ -151,6 +162,21 @@ def cw_l2_restarts(*, restarts: int, radius: float, **cw):
             trace.append(best_l2.clone())
         per_sample = torch.stack(trace, 1).tolist()
         return Crafted(best, trace=[[None if math.isinf(v) else v for v in t] for t in per_sample])
+
+    return run
+
+
+def cw_l2_box(*, linf: float, **cw):
+    """C&W L2 whose search stays inside the L∞ ball of `linf` (madnet: "we also apply a
+    maximal L∞ perturbation ... 0.3 for MNIST"): the tanh change of variables maps onto
+    [x − linf, x + linf] ∩ [0, 1] per pixel, so the smallest adversarial it finds is one
+    inside the ball. Written here because foolbox's and ART's C&W take only scalar bounds;
+    `cw-l2 linf_clip` is the other reading, the unbounded result clipped afterwards."""
+
+    def run(model, x, y, target=None):
+        box = ((x - linf).clamp(0, 1), (x + linf).clamp(0, 1))
+        adv, _ = cw_l2_search(model, x, y, target, box=box, **cw)
+        return adv
 
     return run
 
