@@ -14,6 +14,7 @@ JacobReg); pesso's madry-mnist and its pgd-at child.
 """
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -306,7 +307,32 @@ def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
 def test_a_suite_rows_recipe_is_the_one_for_the_runs_data_set():
     """madnet has a MNIST and a CIFAR row under one label with different parameters: a
     CIFAR run must be compared with the CIFAR row, not the first of that label."""
-    mnist = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2", "mnist-5k")
-    cifar = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2", "cifar10")
+    mnist = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "mnist-5k")
+    cifar = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "cifar10")
     assert mnist and cifar
-    assert mnist[0]["linf_clip"] == 0.3 and cifar[0]["linf_clip"] == 0.03
+    assert mnist[0]["linf"] == 0.3 and cifar[0]["linf"] == 0.03
+
+
+def test_a_run_of_an_attack_the_suite_row_no_longer_uses_fills_no_cell(known):
+    """madnet's C&W rows moved from `cw-l2 linf_clip` (the result clipped) to `cw-l2-box`
+    (the search bounded): a stored cw-l2 run under the row's label is stale, however its
+    parameters read, and the cell is filled by the new attack's run only."""
+    from advbench import suites
+    from advbench.attacks import ATTACKS
+
+    known["models"].insert(_model("ce", "resnet56", created="7"))
+    jobs, _ = suites.suite_jobs(suites.load_suite("madnet"), "mnist-5k", "cpu",
+                                only=["CW (c = 1)"])  # fmt: skip
+    now = ATTACKS.get("cw-l2-box").identity(jobs[0].params)
+    old = {k: v for k, v in now.items() if k != "linf"} | {"linf_clip": 0.3}
+    for rid, attack, params, finished in (("clip", "cw-l2", old, "3"),
+                                          ("box", "cw-l2-box", now, "2")):  # fmt: skip
+        _run(known, rid, "ce", "CW (c = 1)", math.inf, [(3, 3, 4)] * 4, suite="madnet",
+             attack=attack, norm="l2", scale="cpu", finished=finished,
+             config=json.dumps({"params": params, "dataset": "mnist-5k"}))  # fmt: skip
+    r = _cell(known, "madnet:1", "C&W (c = 1)", "CE")
+    assert r.runs == ["box"] and r.others == []  # the newer clip run is stale
+    known.execute("delete from samples where run_id = 'box'")
+    known.execute("delete from runs where id = 'box'")
+    r = _cell(known, "madnet:1", "C&W (c = 1)", "CE")
+    assert r.runs == [] and "earlier version of the suite row" in r.why

@@ -174,8 +174,10 @@ def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None
         jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale, only=[label])
     except Exception:  # noqa: BLE001 - a run from an unknown or changed suite stays usable
         return None
-    if len(jobs) != 1 or jobs[0].attack != attack:
+    if len(jobs) != 1:
         return None
+    if jobs[0].attack != attack:  # the row now runs another attack (madnet's bounded C&W)
+        return {"attack": jobs[0].attack}, None
     return _recipe_params(ATTACKS.get(attack).identity(jobs[0].params)), jobs[0].judge
 
 

@@ -7,7 +7,8 @@ another method's published figures: they are kept in the transcription as refere
 shown under the table, not measured. Table 4's two groups (CE, MAD) become row prefixes;
 its MAD rows are read as MadNet without adversarial training. Its CIFAR-100 header gives
 only ε = 0.01; its C&W cell uses the CIFAR constant c = 0.001. C&W rows are unbounded in L2
-and clipped to the paper's L∞ ball (0.3 MNIST, 0.03 CIFAR) by the suite.
+and search inside the paper's L∞ ball (0.3 MNIST, 0.03 CIFAR; `cw-l2-box`, the suite says
+why this reading).
 
 Figure 2 (`madnet:tsne`): t-SNE of the penultimate-layer features of CE and MadNet on
 test images, with their Davies–Bouldin index (lower: better separated). The paper shows
