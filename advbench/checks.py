@@ -431,7 +431,14 @@ def _by_label(runs: list[Run]) -> dict[str, list[Run]]:
     return out
 
 
+# parameters that bound a minimal attack in another norm than the one it is judged in
+# (madnet's C&W: L2 judged at ε = ∞, searched or clipped inside an L∞ ball)
+OTHER_NORM_BOUNDS = ("linf", "linf_clip")
+
+
 def _unbounded(r: Run) -> bool:
+    if any(r.params.get(k) is not None and r.params[k] < 1 for k in OTHER_NORM_BOUNDS):
+        return False
     return not math.isfinite(r.eps) or (r.norm in ("linf", "l0") and r.eps >= 1)
 
 
@@ -508,8 +515,9 @@ _SAMPLE_COLS = ("position", "idx", "target", "label", "clean_pred", "adv_pred", 
 
 def gather(db: sqlite_utils.Database, model: str) -> list[Run]:
     """The model's runs (the newest complete run per label, threat, targeting and ε; a
-    partial one where none is complete), each with its instance rows. Cascade runs are
-    left out: a row of a cascade holds what earlier rows broke, so it is no attack's own
+    partial one where none is complete), each with its instance rows. Runs of a suite row
+    that has changed since (stale: they fill no table cell) are left out, and so are cascade
+    runs: a row of a cascade holds what earlier rows broke, so it is no attack's own
     result (the white-box check would count a transfer break as a white-box one)."""
     names = [r["name"] for r in db.query("select name from models")]
     if model not in names:
@@ -523,6 +531,11 @@ def gather(db: sqlite_utils.Database, model: str) -> list[Run]:
             [model],
         )
     )
+    from advbench.report.tables import is_current
+
+    recipes: dict = {}  # a suite run whose row has changed since is not the model's result
+    keys = ("suite", "label", "scale", "attack", "config")
+    rows = [r for r in rows if is_current(*(r[k] for k in keys), recipes)]
     latest: dict[tuple, dict] = {}
     for r in rows:  # later rows win: complete after partial, newer after older
         key = (r["label"] or r["attack"], r["threat_"], r["source_model"], r["targeted"],

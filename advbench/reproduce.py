@@ -203,7 +203,7 @@ def execute(app, plan_: Plan, echo, *, stop=None, after=None) -> tuple[int, floa
 
 
 def wall_time(db: sqlite_utils.Database, models: list[str]) -> float:
-    """Seconds the stored models and their runs took (training plus attacks)."""
+    """Seconds the stored models and their current runs took (training plus attacks)."""
     if not models:
         return 0.0
     marks = ",".join("?" * len(models))
@@ -211,12 +211,21 @@ def wall_time(db: sqlite_utils.Database, models: list[str]) -> float:
                        models).fetchone()[0]  # fmt: skip
     # a minimal attack's one search is judged at every ε of its group, and each of those
     # runs records the whole search's time: count it once
-    runs = db.execute(
-        "select coalesce(sum(t), 0) from (select case when kind = 'minimal' then max(wall_s) "
-        f"else sum(wall_s) end as t from runs where model in ({marks}) group by group_id, kind)",
+    from advbench.report.tables import is_current
+
+    rows = db.execute(
+        "select group_id, kind, wall_s, suite, label, scale, attack, config from runs "
+        f"where model in ({marks})",
         models,
-    ).fetchone()[0]
-    return float(train or 0) + float(runs or 0)
+    ).fetchall()
+    # runs of a suite row changed since (stale: on no page) are not the paper's time
+    recipes: dict = {}
+    groups: dict[tuple, list[float]] = {}
+    for group, kind, wall, *run in rows:
+        if is_current(*run, recipes):
+            groups.setdefault((group, kind), []).append(float(wall or 0))
+    runs = sum(max(t) if kind == "minimal" else sum(t) for (_, kind), t in groups.items())
+    return float(train or 0) + runs
 
 
 def default_output(db_path: Path | None, paper: str) -> Path:

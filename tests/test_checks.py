@@ -56,6 +56,15 @@ def test_unbounded():
     assert v.status == "fail" and "3/20 (15.0%)" in v.numbers
     v = checks.check_unbounded("m", [run("u", "pgd-linf", 0.3, [])])  # bounded: not one
     assert v.status == "warn" and "--eps 1" in v.settle
+    # madnet's C&W is judged at L2 ε = ∞ but searches (or is clipped) inside an L∞ ball of
+    # 0.3: the 87 % it leaves is that ball's, not an unbounded attack's failure
+    for attack, bound in (("cw-l2-box", "linf"), ("cw-l2", "linf_clip")):
+        boxed = run("c", attack, float("inf"), range(17), norm="l2", kind="minimal",
+                    params={bound: 0.3})  # fmt: skip
+        assert checks.check_unbounded("m", [boxed]).status == "warn"
+        free = run("c", attack, float("inf"), range(17), norm="l2", kind="minimal",
+                   params={bound: None} if bound == "linf_clip" else {})  # fmt: skip
+        assert checks.check_unbounded("m", [free]).status == "fail"
 
 
 def test_iterative_beats_one_step():

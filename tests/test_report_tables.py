@@ -328,10 +328,17 @@ def test_a_run_of_an_attack_the_suite_row_no_longer_uses_fills_no_cell(known):
     for rid, attack, params, finished in (("clip", "cw-l2", old, "3"),
                                           ("box", "cw-l2-box", now, "2")):  # fmt: skip
         _run(known, rid, "ce", "CW (c = 1)", math.inf, [(3, 3, 4)] * 4, suite="madnet",
-             attack=attack, norm="l2", scale="cpu", finished=finished,
+             attack=attack, norm="l2", scale="cpu", finished=finished, kind="minimal",
+             group_id=rid, wall_s={"clip": 75.0, "box": 140.0}[rid],
              config=json.dumps({"params": params, "dataset": "mnist-5k"}))  # fmt: skip
     r = _cell(known, "madnet:1", "C&W (c = 1)", "CE")
     assert r.runs == ["box"] and r.others == []  # the newer clip run is stale
+    # nor is it in the model's checklist or the page's wall time
+    from advbench import checks
+    from advbench.reproduce import wall_time
+
+    assert [run.id for run in checks.gather(known, "ce")] == ["box"]
+    assert wall_time(known, ["ce"]) == 140.0  # its training time is not stored here
     known.execute("delete from samples where run_id = 'box'")
     known.execute("delete from runs where id = 'box'")
     r = _cell(known, "madnet:1", "C&W (c = 1)", "CE")

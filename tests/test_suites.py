@@ -63,11 +63,13 @@ def test_cw_row_labels_map_to_the_papers_parameters():
     assert pesso["FGSM"].source == "base" and pesso["Adaptive"].source is None
     madnet = suite_jobs(load_suite("madnet"), "mnist-5k", "full")[0]
     assert all(j.only_correct for j in madnet)
-    assert {j.label for j in madnet if j.attack == "cw-l2" and j.source is None} == {
-        "CW (c = 0.1)",
-        "CW (c = 1)",
-        "CW (c = 10)",
-    }
+    # the search bounded to the paper's L∞ ball (002:142), 1000 steps, one binary step
+    boxed = {j.label: j.params for j in madnet if j.attack == "cw-l2-box" and j.source is None}
+    assert set(boxed) == {"CW (c = 0.1)", "CW (c = 1)", "CW (c = 10)"}
+    assert {(p["linf"], p["steps"], p["binary_search_steps"], p["initial_const"])
+            for p in boxed.values()} == {(0.3, 1000, 1, c) for c in (0.1, 1.0, 10.0)}  # fmt: skip
+    cpu = suite_jobs(load_suite("madnet"), "mnist-5k", "cpu")[0]
+    assert {(j.params["steps"], j.n) for j in cpu if j.attack == "cw-l2-box"} == {(1000, 30)}
 
 
 @pytest.fixture(scope="session")

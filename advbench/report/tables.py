@@ -116,15 +116,8 @@ class Store:
         """Whether a suite run was made with its suite row's parameters as they are now at
         its scale: a row whose recipe changed (a faithful-cells fix) leaves its older runs
         stale, so they fill no cell and `reproduce` runs the row again."""
-        if not (run.suite and run.label and run.scale):
-            return True
-        config = json.loads(run.config or "{}")
-        key = (run.suite, run.label, run.scale, run.attack, config.get("dataset"))
-        if key not in self._recipes:
-            self._recipes[key] = _recipe(*key)
-        want = self._recipes[key]
-        mine = (_recipe_params(config.get("params")), config.get("judge", "minimal"))
-        return want is None or mine == want
+        return is_current(run.suite, run.label, run.scale, run.attack, run.config,
+                          self._recipes)  # fmt: skip
 
     def matching_runs(
         self, spec: TableSpec, cell: Cell, model: str, label=None, stale: bool = False
@@ -159,6 +152,22 @@ class Store:
                 runs[~done].sort_values("started_at", ascending=False),
             ]
         )
+
+
+def is_current(suite, label, scale, attack, config: str | None, cache: dict | None = None):
+    """Whether a run was made with its suite row's attack and parameters as they are now at
+    its scale (True for a run outside any suite). `cache` keeps the rows' recipes across
+    calls of one report."""
+    if not (suite and label and scale):
+        return True
+    cfg = json.loads(config or "{}")
+    key = (suite, label, scale, attack, cfg.get("dataset"))
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = _recipe(*key)
+    want = cache[key]
+    mine = (_recipe_params(cfg.get("params")), cfg.get("judge", "minimal"))
+    return want is None or mine == want
 
 
 def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
