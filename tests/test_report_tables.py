@@ -343,3 +343,32 @@ def test_a_run_of_an_attack_the_suite_row_no_longer_uses_fills_no_cell(known):
     known.execute("delete from runs where id = 'box'")
     r = _cell(known, "madnet:1", "C&W (c = 1)", "CE")
     assert r.runs == [] and "earlier version of the suite row" in r.why
+
+
+def test_a_paper_that_attacks_every_eps_afresh_takes_no_chained_run(known):
+    """zantedeschi's suite turns shortcuts off (FGSM is not monotone in ε): a run that took
+    what a smaller ε broke fills none of its cells, and the commands `report --missing`
+    plans for its single-attack cells (fig3's FGSM curves) run every ε afresh."""
+    from advbench import suites
+    from advbench.attacks import ATTACKS
+    from advbench.report.tables import attacks_afresh
+
+    assert not attacks_afresh("zantedeschi") and attacks_afresh("carlini-eval")
+    known["models"].insert(_model("cnn", "ibm-cnn", created="7"))
+    known.execute("update models set activation = 'relu' where name = 'cnn'")
+    row = next(r for r in suites.load_suite("zantedeschi")["attacks"]
+               if r["label"] == "FGSM (minimal)")  # fmt: skip
+    entry = ATTACKS.get("fgsm-min")
+    now = entry.identity(entry.resolve(row["params"]))
+    for rid, extra in (("plain", {}), ("chained", {"shortcut_from": "plain"})):
+        _run(known, rid, "cnn", "FGSM (minimal)", 1.0, [(3, 3, 4, {"linf": 0.2, "x_linf": 1.0})],
+             suite="zantedeschi", attack="fgsm-min", norm="linf", scale="cpu",
+             finished={"plain": "2", "chained": "3"}[rid],
+             config=json.dumps({"params": now, "dataset": "mnist-5k", **extra}))  # fmt: skip
+    r = _cell(known, "zantedeschi:2", "CNN", "Robustness")
+    assert r.runs == ["plain"] and r.others == []  # the newer chained run is not used
+    db = known.execute("pragma database_list").fetchone()[2]
+    res = CliRunner().invoke(app, ["report", "--missing", "--figure", "zantedeschi:fig3",
+                                   "--db", db])  # fmt: skip
+    fgsm = [line for line in res.stdout.splitlines() if "--attack fgsm" in line]
+    assert fgsm and all("--no-shortcuts" in line for line in fgsm), res.stdout
