@@ -531,7 +531,7 @@ def gather(db: sqlite_utils.Database, model: str) -> list[Run]:
             [model],
         )
     )
-    from advbench.report.tables import is_current
+    from advbench.suites import is_current
 
     recipes: dict = {}  # a suite run whose row has changed since is not the model's result
     keys = ("suite", "label", "scale", "attack", "config")

@@ -292,14 +292,14 @@ def import_(
         typer.Option(
             help="RobustBench threat model of --robustbench: Linf, L2 or corruptions.",
             rich_help_panel=MODEL,
-        ),  # fmt: skip
+        ),
     ] = "Linf",
     model_dir: Annotated[
         Path,
         typer.Option(
             help="RobustBench's model directory, holding DATASET/THREAT/NAME.pt.",
             rich_help_panel=MODEL,
-        ),  # fmt: skip
+        ),
     ] = Path("models"),
     kwargs: Annotated[
         str | None,

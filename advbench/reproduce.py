@@ -211,7 +211,7 @@ def wall_time(db: sqlite_utils.Database, models: list[str]) -> float:
                        models).fetchone()[0]  # fmt: skip
     # a minimal attack's one search is judged at every ε of its group, and each of those
     # runs records the whole search's time: count it once
-    from advbench.report.tables import is_current
+    from advbench.suites import is_current
 
     rows = db.execute(
         "select group_id, kind, wall_s, suite, label, scale, attack, config from runs "

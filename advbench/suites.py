@@ -27,6 +27,7 @@ as AutoAttack orders its attacks); rows it does not name follow in suite order.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,54 @@ def cascade_order(suite: dict[str, Any], jobs: list[AttackJob]) -> list[AttackJo
     order = {label: k for k, label in enumerate(suite.get("cascade", []))}
     last = len(order)
     return sorted(jobs, key=lambda j: order.get(j.label or j.attack, last))
+
+
+@functools.cache
+def attacks_afresh(suite: str) -> bool:
+    """False where the suite turns shortcuts off: its paper attacks every ε afresh, so the
+    cells of its tables and figures take only runs made that way."""
+    try:
+        return bool(load_suite(suite).get("shortcuts", True))
+    except Exception:  # noqa: BLE001 - a spec whose suite is not on disk: no constraint
+        return True
+
+
+def is_current(suite, label, scale, attack, config: str | None, cache: dict | None = None):
+    """Whether a run was made with its suite row's attack and parameters as they are now at
+    its scale (True for a run outside any suite). `cache` keeps the rows' recipes across
+    calls of one report."""
+    if not (suite and label and scale):
+        return True
+    cfg = json.loads(config or "{}")
+    key = (suite, label, scale, attack, cfg.get("dataset"))
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = recipe(*key)
+    want = cache[key]
+    mine = (_recipe_params(cfg.get("params")), cfg.get("judge", "minimal"))
+    return want is None or mine == want
+
+
+def recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
+    """The identifying parameters and judging that the suite's row `label` gives `attack`
+    at `scale` on `dataset` today (the job `suite_jobs` makes of it); None where that
+    cannot be said (no such suite, row or data set)."""
+    from advbench.attacks import ATTACKS
+
+    if dataset is None:
+        return None
+    try:
+        jobs, _ = suite_jobs(load_suite(suite), dataset, scale, only=[label])
+    except Exception:  # noqa: BLE001 - a run from an unknown or changed suite stays usable
+        return None
+    if len(jobs) != 1:
+        return None
+    if jobs[0].attack != attack:  # the row now runs another attack (madnet's bounded C&W)
+        return {"attack": jobs[0].attack}, None
+    return _recipe_params(ATTACKS.get(attack).identity(jobs[0].params)), jobs[0].judge
+
+
+def _recipe_params(params: dict | None) -> dict:
+    """A run's parameters as its suite row's recipe sees them: early stop is the plan's
+    choice (shortcuts), not the row's, so runs with and without it both count."""
+    return {k: v for k, v in (params or {}).items() if k != "early_stop"}

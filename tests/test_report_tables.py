@@ -21,6 +21,7 @@ import pytest
 from scipy.stats import binomtest
 from typer.testing import CliRunner
 
+from advbench import suites
 from advbench.cli import app
 from advbench.report import tables as tab
 from advbench.report.papers import layout, tables
@@ -279,10 +280,9 @@ def test_list_counts_filled_cells(known):
     assert res.exit_code == 0 and "2/72" in res.output
 
 
-def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
-    """A suite row whose parameters changed (zantedeschi's minimal FGSM step 0.1 -> 0.05)
-    leaves its runs stale: the cell is empty and says why, so reproduce runs it again."""
-    from advbench import suites
+def _zantedeschi_cnn(known):
+    """Store zantedeschi's CNN; return its FGSM (minimal) row's parameters as runs record
+    them."""
     from advbench.attacks import ATTACKS
 
     known["models"].insert(_model("cnn", "ibm-cnn", created="7"))
@@ -290,7 +290,13 @@ def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
     row = next(r for r in suites.load_suite("zantedeschi")["attacks"]
                if r["label"] == "FGSM (minimal)")  # fmt: skip
     entry = ATTACKS.get("fgsm-min")
-    now = entry.identity(entry.resolve(row["params"]))
+    return entry.identity(entry.resolve(row["params"]))
+
+
+def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
+    """A suite row whose parameters changed (zantedeschi's minimal FGSM step 0.1 -> 0.05)
+    leaves its runs stale: the cell is empty and says why, so reproduce runs it again."""
+    now = _zantedeschi_cnn(known)
     for rid, params, finished in (("zm-old", {**now, "eps_step": 0.1}, "3"), ("zm-new", now, "2")):
         _run(known, rid, "cnn", "FGSM (minimal)", 1.0, [(3, 3, 4, {"linf": 0.2, "x_linf": 1.0})],
              suite="zantedeschi", attack="fgsm-min", norm="linf", scale="cpu",
@@ -307,8 +313,8 @@ def test_a_run_of_an_older_suite_recipe_fills_no_cell(known):
 def test_a_suite_rows_recipe_is_the_one_for_the_runs_data_set():
     """madnet has a MNIST and a CIFAR row under one label with different parameters: a
     CIFAR run must be compared with the CIFAR row, not the first of that label."""
-    mnist = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "mnist-5k")
-    cifar = tab._recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "cifar10")
+    mnist = suites.recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "mnist-5k")
+    cifar = suites.recipe("madnet", "CW (c = 0.1)", "cpu", "cw-l2-box", "cifar10")
     assert mnist and cifar
     assert mnist[0]["linf"] == 0.3 and cifar[0]["linf"] == 0.03
 
@@ -317,7 +323,6 @@ def test_a_run_of_an_attack_the_suite_row_no_longer_uses_fills_no_cell(known):
     """madnet's C&W rows moved from `cw-l2 linf_clip` (the result clipped) to `cw-l2-box`
     (the search bounded): a stored cw-l2 run under the row's label is stale, however its
     parameters read, and the cell is filled by the new attack's run only."""
-    from advbench import suites
     from advbench.attacks import ATTACKS
 
     known["models"].insert(_model("ce", "resnet56", created="7"))
@@ -349,17 +354,8 @@ def test_a_paper_that_attacks_every_eps_afresh_takes_no_chained_run(known):
     """zantedeschi's suite turns shortcuts off (FGSM is not monotone in ε): a run that took
     what a smaller ε broke fills none of its cells, and the commands `report --missing`
     plans for its single-attack cells (fig3's FGSM curves) run every ε afresh."""
-    from advbench import suites
-    from advbench.attacks import ATTACKS
-    from advbench.report.tables import attacks_afresh
-
-    assert not attacks_afresh("zantedeschi") and attacks_afresh("carlini-eval")
-    known["models"].insert(_model("cnn", "ibm-cnn", created="7"))
-    known.execute("update models set activation = 'relu' where name = 'cnn'")
-    row = next(r for r in suites.load_suite("zantedeschi")["attacks"]
-               if r["label"] == "FGSM (minimal)")  # fmt: skip
-    entry = ATTACKS.get("fgsm-min")
-    now = entry.identity(entry.resolve(row["params"]))
+    assert not suites.attacks_afresh("zantedeschi") and suites.attacks_afresh("carlini-eval")
+    now = _zantedeschi_cnn(known)
     for rid, extra in (("plain", {}), ("chained", {"shortcut_from": "plain"})):
         _run(known, rid, "cnn", "FGSM (minimal)", 1.0, [(3, 3, 4, {"linf": 0.2, "x_linf": 1.0})],
              suite="zantedeschi", attack="fgsm-min", norm="linf", scale="cpu",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from advbench import plans
+from advbench import plans, suites
 from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, FigureSpec, TableSpec
 from advbench.report.tables import Store, data_for, evaluate
 
@@ -59,7 +59,6 @@ class Plan:
     def _only(self, key: tuple[str, str]) -> list[str]:
         """`--only LABEL` per row the cells need, when they need fewer than all (pesso's λ
         sweep needs only PGD of each model: not its adaptive attack's hours)."""
-        from advbench import suites
 
         rows = self.suite_rows.get(key)
         every = suites.labels(suites.load_suite(key[1]))
@@ -75,7 +74,6 @@ def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float],
     """Whether a suite's white-box rows (those in `rows`, when given) run `attack` at every
     one of these budgets (a transfer or targeted command is never covered: its source or
     targets are its own)."""
-    from advbench import suites
 
     if source or targeted:
         return False
@@ -103,7 +101,6 @@ def plan(
     data_dir: Path | None = None,
     db_path: Path | None = None,
 ) -> Plan:
-    from advbench import suites
 
     p = Plan()
     common: list[str] = []
@@ -218,9 +215,7 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, mode
             source = ["--source-model", model_name(spec, cell.data, match["source_role"])]
         targeted = ["--targeted", match["targeted"]] if match.get("targeted") else []
         key = (name, match["attack"], match.get("targeted"), tuple(source), spec.suite)
-        from advbench.report.tables import attacks_afresh
-
-        afresh = [] if attacks_afresh(spec.suite) else ["--no-shortcuts"]
+        afresh = [] if suites.attacks_afresh(spec.suite) else ["--no-shortcuts"]
         args = ["--model", name, "--attack", match["attack"], *targeted, *source,
                 "--n", str(suite_n), *afresh, *common]  # fmt: skip
         p.attacks.setdefault(key, (args, []))[1].append(match["eps"])

@@ -8,7 +8,6 @@ its empty cells.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 import sqlite_utils
 
+from advbench import suites
 from advbench.errors import BadInput, unknown
 from advbench.metrics import mean_interval, wilson_interval
 from advbench.report import nulls_as_none, rho_adv_values, worst_case
@@ -117,8 +117,8 @@ class Store:
         """Whether a suite run was made with its suite row's parameters as they are now at
         its scale: a row whose recipe changed (a faithful-cells fix) leaves its older runs
         stale, so they fill no cell and `reproduce` runs the row again."""
-        return is_current(run.suite, run.label, run.scale, run.attack, run.config,
-                          self._recipes)  # fmt: skip
+        return suites.is_current(run.suite, run.label, run.scale, run.attack, run.config,
+                                 self._recipes)  # fmt: skip
 
     def matching_runs(
         self, spec: TableSpec, cell: Cell, model: str, label=None, stale: bool = False
@@ -143,10 +143,10 @@ class Store:
             else:
                 runs = runs[runs[key] == want]
         runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
-        if not attacks_afresh(spec.suite):
+        if not suites.attacks_afresh(spec.suite):
             # the paper attacks every ε afresh (FGSM is not monotone in ε): a run that took
             # what a smaller ε broke (the ε-chain shortcut) is not its protocol's number
-            runs = runs[_mask(runs, ["shortcut_from" not in (c or "") for c in runs["config"]])]
+            runs = runs[_mask(runs, ['"shortcut_from"' not in (c or "") for c in runs["config"]])]
         fresh = _mask(runs, [self.current(r) for r in runs.itertuples()])
         runs = runs[~fresh] if stale else runs[fresh]
         # The newest complete run wins; a partial one only where none is complete.
@@ -157,60 +157,6 @@ class Store:
                 runs[~done].sort_values("started_at", ascending=False),
             ]
         )
-
-
-@functools.cache
-def attacks_afresh(suite: str) -> bool:
-    """False where the suite turns shortcuts off: its paper attacks every ε afresh, so the
-    cells of its tables and figures take only runs made that way."""
-    from advbench import suites
-
-    try:
-        return bool(suites.load_suite(suite).get("shortcuts", True))
-    except Exception:  # noqa: BLE001 - a spec whose suite is not on disk: no constraint
-        return True
-
-
-def is_current(suite, label, scale, attack, config: str | None, cache: dict | None = None):
-    """Whether a run was made with its suite row's attack and parameters as they are now at
-    its scale (True for a run outside any suite). `cache` keeps the rows' recipes across
-    calls of one report."""
-    if not (suite and label and scale):
-        return True
-    cfg = json.loads(config or "{}")
-    key = (suite, label, scale, attack, cfg.get("dataset"))
-    cache = {} if cache is None else cache
-    if key not in cache:
-        cache[key] = _recipe(*key)
-    want = cache[key]
-    mine = (_recipe_params(cfg.get("params")), cfg.get("judge", "minimal"))
-    return want is None or mine == want
-
-
-def _recipe(suite: str, label: str, scale: str, attack: str, dataset: str | None):
-    """The identifying parameters and judging that the suite's row `label` gives `attack`
-    at `scale` on `dataset` today (the job `suite_jobs` makes of it); None where that
-    cannot be said (no such suite, row or data set)."""
-    from advbench import suites
-    from advbench.attacks import ATTACKS
-
-    if dataset is None:
-        return None
-    try:
-        jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale, only=[label])
-    except Exception:  # noqa: BLE001 - a run from an unknown or changed suite stays usable
-        return None
-    if len(jobs) != 1:
-        return None
-    if jobs[0].attack != attack:  # the row now runs another attack (madnet's bounded C&W)
-        return {"attack": jobs[0].attack}, None
-    return _recipe_params(ATTACKS.get(attack).identity(jobs[0].params)), jobs[0].judge
-
-
-def _recipe_params(params: dict | None) -> dict:
-    """A run's parameters as its suite row's recipe sees them: early stop is the plan's
-    choice (shortcuts), not the row's, so runs with and without it both count."""
-    return {k: v for k, v in (params or {}).items() if k != "early_stop"}
 
 
 def _params_match(config: str | None, want: dict[str, Any]) -> bool:
