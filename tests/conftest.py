@@ -1,5 +1,8 @@
+import hashlib
 import os
 import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,6 +94,38 @@ def db_copy(trained_db, tmp_path):
     dst = tmp_path / "store"
     shutil.copytree(trained_db.parent, dst)
     return dst / "a.db"
+
+
+def _digest(path: Path) -> str:
+    """A database's content (its SQL dump, read-only), any other file's bytes.
+
+    A store's bytes are not its content: in WAL mode the main file changes whenever the
+    last connection closes and checkpoints, which a connection left to the garbage
+    collector by an earlier command may do in the middle of a later, refused one."""
+    if path.read_bytes()[:16] == b"SQLite format 3\x00":
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            body = "\n".join(con.iterdump()).encode()
+        finally:
+            con.close()
+    else:
+        body = path.read_bytes()
+    return hashlib.sha256(body).hexdigest()
+
+
+@pytest.fixture
+def snapshot():
+    """`snapshot(folder)`: every file under `folder` with its digest (WAL side files are
+    part of their database), to show a refused command left the store as it was."""
+
+    def take(folder: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(folder)): _digest(p)
+            for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and not p.name.endswith(("-wal", "-shm", "-journal"))
+        }
+
+    return take
 
 
 @pytest.fixture

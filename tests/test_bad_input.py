@@ -1,19 +1,10 @@
 """Each bad input: exit code 2, one line naming the bad value, nothing changed on disk."""
 
-import hashlib
 import sqlite3
 
 import pytest
 
 from advbench.cli import app, normalise_argv
-
-
-def _snapshot(folder):
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.name.endswith(("-wal", "-shm")):
-            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 def _rows(db_path):
@@ -135,15 +126,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("args,mentions", CASES, ids=[" ".join(c[0][:4]) for c in CASES])
-def test_bad_input_exits_2_with_one_line_and_no_change(runner, db_copy, args, mentions):
-    before, rows = _snapshot(db_copy.parent), _rows(db_copy)
+def test_bad_input_exits_2_with_one_line_and_no_change(snapshot, runner, db_copy, args, mentions):
+    before, rows = snapshot(db_copy.parent), _rows(db_copy)
     result = runner.invoke(app, normalise_argv([*args, "--db", str(db_copy)]))
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     for word in mentions:
         assert word in lines[0]
-    assert _snapshot(db_copy.parent) == before
+    assert snapshot(db_copy.parent) == before
     assert _rows(db_copy) == rows
 
 
@@ -166,12 +157,12 @@ def test_an_empty_file_is_no_store_and_a_damaged_one_is_one_line(runner, tmp_pat
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def test_report_output_inside_the_store_is_refused(runner, db_copy):
-    before = _snapshot(db_copy.parent)
+def test_report_output_inside_the_store_is_refused(snapshot, runner, db_copy):
+    before = snapshot(db_copy.parent)
     res = runner.invoke(app, ["report", "--table", "fidel:III", "--format", "csv", "--output",
                               str(db_copy.parent / "models"), "--db", str(db_copy)])  # fmt: skip
     assert res.exit_code == 2 and "inside the store" in res.stderr, res.output
-    assert _snapshot(db_copy.parent) == before
+    assert snapshot(db_copy.parent) == before
 
 
 def test_db_that_is_not_sqlite(runner, tmp_path):

@@ -3,7 +3,6 @@ stored like a trained one (same predictions, normalisation folded in, checksumme
 attacked by every command; `convert` takes a PyTorch checkpoint and refuses a pickle that
 would run code, without running it."""
 
-import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -28,12 +27,6 @@ def usernets(monkeypatch):
     return usernets
 
 
-def _files(folder: Path) -> dict:
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in files if not p.name.endswith(("-wal", "-shm"))}  # fmt: skip
-
-
 def _one_error_line(res, *words):
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
@@ -42,7 +35,9 @@ def _one_error_line(res, *words):
         assert w in lines[0], (w, lines[0])
 
 
-def test_a_factory_model_keeps_its_predictions_and_gets_attacked(tmp_path, runner, usernets):
+def test_a_factory_model_keeps_its_predictions_and_gets_attacked(
+    snapshot, tmp_path, runner, usernets
+):
     torch.manual_seed(0)
     net = usernets.small(hidden=16).eval()
     save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
@@ -69,11 +64,11 @@ def test_a_factory_model_keeps_its_predictions_and_gets_attacked(tmp_path, runne
     # the stored spec names the factory: a changed side file is refused before it is called
     meta = db.parent / "models" / "mine.json"
     meta.write_text(meta.read_text().replace("usernets:small", "usernets:not_a_module"))
-    before = _files(db.parent)
+    before = snapshot(db.parent)
     res = runner.invoke(app, ["attack", "--model", "mine", "--attack", "fgsm", "--eps", "0.2",
                               "--n", "12", "--db", str(db)])  # fmt: skip
     _one_error_line(res, "disagrees with the database", "source")
-    assert _files(db.parent) == before
+    assert snapshot(db.parent) == before
 
 
 def _import_on_mnist(tmp_path, runner, net, flag, arch):
@@ -162,18 +157,18 @@ def test_convert_unwraps_a_checkpoint_and_refuses_a_code_payload(tmp_path, runne
         (["--factory", "usernets:small", "--mean", "inf", "--std", "1"], ["finite"]),
     ],
 )
-def test_bad_imports_exit_2_and_change_nothing(tmp_path, runner, usernets, args, words):
+def test_bad_imports_exit_2_and_change_nothing(snapshot, tmp_path, runner, usernets, args, words):
     torch.save(usernets.small().state_dict(), tmp_path / "ck.pt")
     save_file(usernets.small().state_dict(), str(tmp_path / "ck.safetensors"))
     db = tmp_path / "s" / "a.db"
     db.parent.mkdir()
     open_db(db).close()
-    before = _files(db.parent)
+    before = snapshot(db.parent)
     weights = tmp_path / ("ck.pt" if words[0] == "ck.pt" else "ck.safetensors")
     res = runner.invoke(app, ["import", "--name", "m", "--dataset", "digits", "--weights",
                               str(weights), *args, "--db", str(db)])  # fmt: skip
     _one_error_line(res, *words)
-    assert _files(db.parent) == before
+    assert snapshot(db.parent) == before
     fresh = tmp_path / "fresh.db"  # a refused import makes no store
     res = runner.invoke(app, ["import", "--name", "m", "--dataset", "digits", "--weights",
                               str(weights), *args, "--db", str(fresh)])  # fmt: skip
@@ -215,7 +210,7 @@ def test_convert_refuses_what_is_not_a_state_dict(tmp_path, runner, content, out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pt"]
 
 
-def test_a_robustbench_model_loads_from_its_model_dir(tmp_path, runner, cifar_dir):
+def test_a_robustbench_model_loads_from_its_model_dir(snapshot, tmp_path, runner, cifar_dir):
     """RobustBench's own zoo and loader on a checkpoint the test writes in RobustBench's
     layout (its `module.` prefix and {'state_dict': ...} wrapper, which the loader strips):
     the stored model predicts as the zoo's module with those weights, every command uses
@@ -270,7 +265,7 @@ def test_a_robustbench_model_loads_from_its_model_dir(tmp_path, runner, cifar_di
     evil.mkdir(parents=True)
     with open(evil / "Wong2020Fast.pt", "wb") as fh:
         pickle.dump({"state_dict": {"w": Payload()}}, fh)
-    before = _files(db.parent)
+    before = snapshot(db.parent)
     for extra, words in (
         (["--model-dir", str(tmp_path / "evil")], ["Wong2020Fast.pt", "weights_only=True"]),
         (["--model-dir", str(tmp_path / "none")], ["not on disk", "downloads nothing"]),
@@ -288,7 +283,7 @@ def test_a_robustbench_model_loads_from_its_model_dir(tmp_path, runner, cifar_di
         swapped[swapped.index("--name") + 1] = "other"
         _one_error_line(runner.invoke(app, swapped), *words)
         assert not marker.exists()
-        assert _files(db.parent) == before
+        assert snapshot(db.parent) == before
 
 
 def test_an_imported_model_runs_through_carlini_eval(tmp_path, runner, usernets):
