@@ -1,6 +1,5 @@
 """Hostile and careless input (issue 13): each case exits 2 with one line on stderr naming
-the bad value, no traceback, and leaves the store as it was, its content and every other
-file (or makes none)."""
+the bad value, no traceback, and leaves the store's files byte-identical (or makes none)."""
 
 from pathlib import Path
 
