@@ -111,8 +111,11 @@ def _stored_model(db_copy):
     return model.eval()
 
 
-@pytest.mark.parametrize(("name", "eps"), [("pgd-linf", 0.1), ("pgd-l2", 1.0)])
-def test_early_stop_follows_foolbox_step_for_step(db_copy, name, eps):
+@pytest.mark.parametrize(
+    ("name", "eps", "extra"),
+    [("pgd-linf", 0.1, {}), ("pgd-l2", 1.0, {}), ("pgd-l2", 1.0, {"start": "data"})],
+)
+def test_early_stop_follows_foolbox_step_for_step(db_copy, name, eps, extra):
     """Our early-stopping loop against foolbox's PGD with the same seed, random starts and
     two restarts: every instance foolbox broke is broken, an instance neither broke ends at
     foolbox's final iterate, and the passes drop."""
@@ -127,7 +130,8 @@ def test_early_stop_follows_foolbox_step_for_step(db_copy, name, eps):
     entry, out = ATTACKS.get(name), {}
     for early in (False, True):
         counted = Counted(model)
-        attack = entry.factory(entry.resolve({"steps": 10, "restarts": 2, "early_stop": early}))
+        params = {"steps": 10, "restarts": 2, "early_stop": early, **extra}
+        attack = entry.factory(entry.resolve(params))
         torch.manual_seed(3)
         adv = unpack(attack(counted, x, y, eps)).adv
         with torch.no_grad():

@@ -180,6 +180,16 @@ ATTACKS.register(
         _RESTARTS,
         _KEEP,
         _EARLY,
+        Param(
+            "start",
+            str,
+            "ball",
+            "ball: foolbox's random start (uniform in the L2 ball, clipped to [0, 1]) and "
+            "step (project, then clip); data: advertorch's (fidel's library): a uniform "
+            "image pulled onto the ball, and each step clipped to [0, 1] before projecting",
+            choices=("ball", "data"),
+            since="0.1-advertorch-start",
+        ),
     ),
     norm="l2",
     kind="budget",

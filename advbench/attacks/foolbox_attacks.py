@@ -6,8 +6,10 @@ an order of magnitude faster than ART for C&W on our machines (see ENVIRONMENT.m
 
 from __future__ import annotations
 
+import eagerpy as ep
 import foolbox as fb
 import torch
+from foolbox.attacks.gradient_descent_base import clip_lp_norms
 
 from advbench.attacks import best_of_restarts, restart_loss
 
@@ -57,9 +59,32 @@ def _rel(steps: int, rel_stepsize: float | None) -> float:
     return 2.5 / steps if rel_stepsize is None else rel_stepsize
 
 
+class AdvertorchL2PGD(fb.attacks.L2PGD):
+    """advertorch 0.2's `L2PGDAttack` on foolbox's loop (fidel's Table II names advertorch
+    for PGD-L2 with rand_init=True; advertorch is unmaintained and not a dependency).
+
+    Two things differ from foolbox's L2 PGD (advertorch/attacks/utils.py `rand_init_delta`
+    and iterative_projected_gradient.py `perturb_iterative`, read for this):
+    - the random start is a uniform image u in [0, 1] pulled onto the ε-ball,
+      x + min(1, ε/‖u − x‖)·(u − x), not a uniform point of the ball clipped to [0, 1]; on
+      MNIST ‖u − x‖ is about 16, so the start lies on the sphere for ε < 16 and is the noise
+      image itself above;
+    - each step clips to [0, 1] first and then projects onto the ball (foolbox projects,
+      then clips); the result stays in both, as x and the clipped point lie in the box.
+    The rest is the same: the summed cross-entropy's gradient, L2-normalised per sample, a
+    fixed step, the final iterate returned."""
+
+    def get_random_start(self, x0, epsilon: float):
+        u = ep.uniform(x0, x0.shape, 0.0, 1.0)
+        return x0 + clip_lp_norms(u - x0, norm=epsilon, p=2)
+
+    def project(self, x, x0, epsilon: float):
+        return x0 + clip_lp_norms(ep.clip(x, 0.0, 1.0) - x0, norm=epsilon, p=2)
+
+
 def _pgd(cls, norm: str):
     def build(*, steps, rel_stepsize, abs_stepsize, random_start, restarts, keep,
-              early_stop=False):  # fmt: skip
+              early_stop=False, start="ball"):  # fmt: skip
         if early_stop:  # the same steps in our own loop, which can drop finished rows
             from advbench.attacks import check_early_stop
             from advbench.attacks.own import pgd_early_stop
@@ -67,8 +92,8 @@ def _pgd(cls, norm: str):
             check_early_stop({"early_stop": early_stop, "keep": keep})
             return pgd_early_stop(norm=norm, steps=steps, rel_stepsize=_rel(steps, rel_stepsize),
                                   abs_stepsize=abs_stepsize, random_start=random_start,
-                                  restarts=restarts)  # fmt: skip
-        attack = cls(
+                                  restarts=restarts, start=start)  # fmt: skip
+        attack = (AdvertorchL2PGD if start == "data" else cls)(
             steps=steps,
             rel_stepsize=_rel(steps, rel_stepsize),
             abs_stepsize=abs_stepsize,

@@ -241,33 +241,46 @@ def noise():
     return run
 
 
-def _pgd_start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+def _pgd_start(x: torch.Tensor, eps: float, norm: str, start: str = "ball") -> torch.Tensor:
     """foolbox 3's random start, drawn for the whole batch in the same order: uniform in
     the L∞ box, or the first n coordinates of a point on the sphere in n + 2 dimensions
-    (Voelker et al.: uniform in the n-ball) for L2; clipped to [0, 1]."""
+    (Voelker et al.: uniform in the n-ball) for L2; clipped to [0, 1]. start="data" (L2):
+    advertorch's, a uniform image pulled onto the ball (`foolbox_attacks.AdvertorchL2PGD`)."""
     if norm == "linf":
-        start = x + (torch.rand(x.shape, device=x.device, dtype=x.dtype) * (2 * eps) - eps)
+        out = x + (torch.rand(x.shape, device=x.device, dtype=x.dtype) * (2 * eps) - eps)
+    elif start == "data":
+        out = x + _clip_l2(torch.rand(x.shape, device=x.device, dtype=x.dtype) - x, eps)
     else:
         n = x[0].numel()
         g = torch.randn(len(x), n + 2, device=x.device, dtype=x.dtype)
         ball = (g / g.norm(dim=1, keepdim=True))[:, :n]
-        start = x + eps * ball.reshape(x.shape)
-    return start.clamp(0.0, 1.0)
+        out = x + eps * ball.reshape(x.shape)
+    return out.clamp(0.0, 1.0)
 
 
-def _pgd_step(x, x0, grad, eps: float, step: float, sign: float, norm: str):
-    """One foolbox PGD update: normalised gradient step, projection onto the ε-ball, [0, 1]."""
+def _clip_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each row scaled onto the L2 ball of radius eps if it lies outside (foolbox's
+    clip_lp_norms, advertorch's clamp_by_pnorm)."""
+    shape = (-1,) + (1,) * (delta.dim() - 1)
+    factor = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+    return delta * factor.view(shape)
+
+
+def _pgd_step(x, x0, grad, eps: float, step: float, sign: float, norm: str, start="ball"):
+    """One foolbox PGD update: normalised gradient step, projection onto the ε-ball, [0, 1]
+    (start="data", L2: advertorch's order, [0, 1] first, then the ball)."""
     shape = (-1,) + (1,) * (x.dim() - 1)
     if norm == "linf":
         x = x + sign * step * grad.sign()
         return (x0 + (x - x0).clamp(-eps, eps)).clamp(0.0, 1.0)
     g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-    delta = x + sign * step * g - x0
-    factor = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-    return (x0 + delta * factor.view(shape)).clamp(0.0, 1.0)
+    x = x + sign * step * g
+    if start == "data":
+        return x0 + _clip_l2(x.clamp(0.0, 1.0) - x0, eps)
+    return (x0 + _clip_l2(x - x0, eps)).clamp(0.0, 1.0)
 
 
-def _descend(model, x0, start, cls, rows, *, eps, step, steps, norm, untargeted):
+def _descend(model, x0, start, cls, rows, *, eps, step, steps, norm, untargeted, init="ball"):
     """PGD from `start` on the batch rows `rows`; each row stops at its first adversarial
     iterate. Returns (adversarial or final iterate, fooled) for those rows."""
     restrict = getattr(model, "restrict", None)  # engine.Counted: diagnostics per row
@@ -296,14 +309,14 @@ def _descend(model, x0, start, cls, rows, *, eps, step, steps, norm, untargeted)
         go = ~hit
         if go.any():
             moved = live[go]
-            x[moved] = _pgd_step(x[moved], x0[moved], grad[go], eps, step, sign, norm)
+            x[moved] = _pgd_step(x[moved], x0[moved], grad[go], eps, step, sign, norm, init)
     if restrict is not None:
         restrict(None)
     return x.detach(), fooled
 
 
 def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, random_start,
-                   restarts: int):  # fmt: skip
+                   restarts: int, start: str = "ball"):  # fmt: skip
     """foolbox's PGD (`norm` linf or l2) with each instance stopped at its first adversarial
     iterate and restarts only for the instances still robust (keep=first-success)."""
 
@@ -320,12 +333,12 @@ def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, 
         trace = []
         for _ in range(restarts):
             # drawn for the whole batch every restart, as foolbox does, then cut to the rows
-            start = _pgd_start(x, eps, norm) if random_start else x
+            begin = _pgd_start(x, eps, norm, start) if random_start else x
             open_ = (~done).nonzero().squeeze(1)
             if len(open_):
-                adv, ok = _descend(model, x[open_], start[open_], cls[open_], open_, eps=eps,
+                adv, ok = _descend(model, x[open_], begin[open_], cls[open_], open_, eps=eps,
                                    step=step, steps=steps, norm=norm,
-                                   untargeted=target is None)  # fmt: skip
+                                   untargeted=target is None, init=start)  # fmt: skip
                 best[open_] = adv
                 done[open_] |= ok
             trace.append(done.clone().int())
