@@ -227,16 +227,24 @@ def _attack_std(runner, db):
                                "--n", "4", "--device", "cpu", "--db", str(db)])  # fmt: skip
 
 
-def test_changed_checkpoint_metadata_is_refused(snapshot, runner, db_copy):
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("spec", "activation_param"), 0.01),  # what the probe did to a brelu model's t
+     (("sha256",), "0" * 64)],  # the side file's record of the weights it describes
+)  # fmt: skip
+def test_changed_checkpoint_metadata_is_refused(snapshot, runner, db_copy, path, value):
     import json
 
     meta = db_copy.parent / "models" / "std.json"
     doc = json.loads(meta.read_text())
-    doc["spec"]["activation_param"] = 0.01  # what the probe did to a brelu model's t
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
     meta.write_text(json.dumps(doc))
     before = snapshot(db_copy.parent)
     res = _attack_std(runner, db_copy)
-    assert res.exit_code == 2 and "disagrees with the database on activation_param" in res.stderr
+    assert res.exit_code == 2 and f"disagrees with the database on {path[-1]}" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert snapshot(db_copy.parent) == before
 
@@ -245,6 +253,8 @@ def test_changed_checkpoint_metadata_is_refused(snapshot, runner, db_copy):
 def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(
     snapshot, runner, db_copy, damage
 ):
+    import json
+
     import torch
     from safetensors.torch import save_file
 
@@ -260,8 +270,12 @@ def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(
         weights.write_bytes((10**12).to_bytes(8, "little") + raw[8:])  # oversized header
     else:
         save_file({"w": torch.zeros(3)}, str(weights))
-    db = open_db(db_copy)  # the attacker also rewrote the recorded checksum
+    db = open_db(db_copy)  # the attacker also rewrote the recorded checksums
     db["models"].update("std", {"checksum": sha256_file(weights)})
+    if damage != "not json":
+        meta = json.loads((folder / "std.json").read_text())
+        meta["sha256"] = sha256_file(weights)
+        (folder / "std.json").write_text(json.dumps(meta))
     db.execute("delete from environments")  # so that this machine's row would be new
     db.conn.commit()
     db.close()

@@ -58,7 +58,8 @@ def load_checkpoint(
 ):
     """Rebuild the module from the JSON spec and load the verified weights.
 
-    The weights must have the sha256 the database recorded, and the JSON's spec (the
+    The weights must have the sha256 the database recorded (and the JSON must record that
+    sha256 too), and the JSON's spec (the
     architecture, activation and its parameter, normalisation, classes: everything the
     weights alone do not define) must equal the spec the database recorded: a changed side
     file is refused, never silently used. A damaged file is one line, not a traceback."""
@@ -78,6 +79,11 @@ def load_checkpoint(
         raise BadInput(
             f"checkpoint {weights} has sha256 {checksum[:12]}…, the database expects "
             f"{expected_sha256[:12]}…; the file was changed after it was recorded"
+        )
+    if expected_sha256 is not None and meta.get("sha256") != expected_sha256:
+        raise BadInput(
+            f"checkpoint metadata {meta_path} disagrees with the database on sha256; "
+            "the file was changed after it was recorded"
         )
     if expected_spec is not None and spec_doc != expected_spec:
         changed = sorted(
