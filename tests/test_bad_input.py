@@ -1,6 +1,7 @@
 """Each bad input: exit code 2, one line naming the bad value, nothing changed on disk."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -173,6 +174,25 @@ def test_db_that_is_not_sqlite(runner, tmp_path):
     assert result.exit_code == 2
     assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert bad.read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_read_only_store_is_one_line(snapshot, runner, db_copy, monkeypatch, where):
+    """Tests run as root, for whom chmod does not bite, so the permission is what the store's
+    os.access check answers. (As a plain user on a chmod 444 store, SQLite failed with
+    "attempt to write a readonly database"; the cause is now named before SQLite runs.)"""
+    from advbench import store
+
+    locked = db_copy if where == "file" else db_copy.parent
+    monkeypatch.setattr(store, "_writable", lambda p: Path(p) != locked)
+    before = snapshot(db_copy.parent)
+    for args in (["runs"], ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1"]):
+        res = runner.invoke(app, [*args, "--db", str(db_copy)])
+        assert res.exit_code == 2, res.output
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "read-only" in lines[0] and str(db_copy) in lines[0]
+        assert (where == "folder") == (f"its folder {db_copy.parent}" in lines[0])
+    assert snapshot(db_copy.parent) == before
 
 
 def test_db_that_is_another_programs_sqlite(runner, tmp_path):

@@ -37,8 +37,20 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
 def _check_existing(path: Path) -> None:
-    """Refuse a file that is not SQLite, or an SQLite file that advbench did not make."""
+    """Refuse a file that is not SQLite, or an SQLite file that advbench did not make, or a
+    store advbench cannot write beside (WAL mode writes -wal and -shm files even to read)."""
+    for where in (path, path.parent):
+        if not _writable(where):
+            raise BadInput(
+                f"--db {path}: {'the file' if where == path else f'its folder {where}'} is "
+                "read-only, and advbench writes to its store and beside it even to read it "
+                "(SQLite WAL mode); copy the store to a writable folder"
+            )
     try:
         # percent-encoded: a path holding ? or # is that file, not a URI with a query
         con = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
