@@ -156,11 +156,14 @@ class Registry(Generic[T]):
 
 
 def parse_param_pairs(pairs: list[str] | None) -> dict[str, str]:
-    """`["lambda=0.1", "projections=2"]` -> dict. Malformed pairs are a BadInput."""
+    """`["lambda=0.1", "projections=2"]` -> dict. Malformed or repeated keys are a BadInput."""
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInput(f"--param {pair!r} is not of the form key=value")
+        if key.strip() in out:  # a careless repeat: which one was meant?
+            raise BadInput(f"--param {key.strip()} is given twice ({out[key.strip()]!r} and "
+                           f"{value.strip()!r}); give it once")  # fmt: skip
         out[key.strip()] = value.strip()
     return out

@@ -127,6 +127,10 @@ def test_train_refuses_a_name_colliding_by_case_with_a_stored_one(snapshot, runn
          "parameter overshoot='1e9' must be in [0, 10]"),
         (["--attack", "cw-l2", "--eps", "1", "--param", "linf_clip=2"],
          "parameter linf_clip='2' must be in (0, 1]"),
+        (["--attack", "pgd-linf", "--eps", "0.1", "--param", "steps=3", "--param", "steps=4"],
+         "--param steps is given twice ('3' and '4')"),  # the last one silently won
+        (["--attack", "pgd-l2", "--eps", "1", "--param", "start=sphere"],
+         "parameter start='sphere' is not one of: ball, data"),
     ],
 )  # fmt: skip
 def test_attack_refuses_garbage_values_and_leaves_the_store_as_it_was(
