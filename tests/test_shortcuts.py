@@ -209,3 +209,29 @@ def test_a_chain_with_random_starts_draws_each_instance_as_the_plain_plan(db_cop
             elif not r["success"]:  # robust under both: the plain plan's whole path
                 assert r["l2"] == pytest.approx(rp[i]["l2"], abs=1e-5), (p.eps, i)
     assert carried > 0
+
+
+@pytest.mark.parametrize("name", ["deepfool-l2", "deepfool-linf"])
+def test_early_stop_deepfool_is_foolboxs_with_fewer_passes(db_copy, name):
+    """DeepFool's own loop against foolbox's on the same batch: every example equal (a row
+    leaves when adversarial, where foolbox freezes it), and the passes drop."""
+    import torch
+
+    from advbench import data
+    from advbench.attacks import ATTACKS, unpack
+    from advbench.engine import Counted
+
+    model = _stored_model(db_copy)
+    x, y = data.load("digits", "test").get(torch.arange(64))
+    entry, out = ATTACKS.get(name), {}
+    for early in (False, True):
+        counted = Counted(model)
+        attack = entry.factory(entry.resolve({"early_stop": early, "steps": 50}))
+        adv = unpack(attack(counted, x, y)).adv
+        out[early] = adv, counted.rows_forward, counted.rows_backward
+    (a0, f0, b0), (a1, f1, b1) = out[False], out[True]
+    with torch.no_grad():
+        fooled = model(a0).argmax(1) != y
+    assert fooled.float().mean() > 0.5 and not torch.equal(a0, x)  # DeepFool did work
+    assert torch.allclose(a0, a1, atol=1e-5)
+    assert f1 < 0.5 * f0 and b1 < b0

@@ -335,6 +335,15 @@ _DF = (
     Param("steps", int, 100),
     Param("candidates", int, 10, "classes considered", low=2),
     Param("overshoot", float, 0.02, high=10),
+    Param(
+        "early_stop",
+        bool,
+        False,
+        "drop each instance from the loop at its first adversarial iterate and take the "
+        "candidates' gradients from one forward pass (the same result as foolbox's, fewer "
+        "passes). Suites turn it on with their shortcuts; --no-shortcuts leaves it off",
+        since="0.1-deepfool-early-stop",
+    ),
 )
 _FMN = (
     Param("steps", int, 100),

@@ -155,16 +155,28 @@ def fmn_l2(*, steps: int, max_stepsize: float, gamma: float):
     return _fmn(fb.attacks.L2FMNAttack, steps, max_stepsize, gamma)
 
 
-def deepfool_l2(*, steps: int, candidates: int, overshoot: float):
-    return _minimal(
-        fb.attacks.L2DeepFoolAttack(steps=steps, candidates=candidates, overshoot=overshoot)
-    )
+def _deepfool(cls, norm: str):
+    def build(*, steps: int, candidates: int, overshoot: float, early_stop: bool = False):
+        if early_stop:  # the same steps in our own loop, which drops finished rows
+            from advbench.attacks.own import deepfool_early_stop
+
+            return _minimal_own(deepfool_early_stop(norm=norm, steps=steps,
+                                                    candidates=candidates,
+                                                    overshoot=overshoot))  # fmt: skip
+        return _minimal(cls(steps=steps, candidates=candidates, overshoot=overshoot))
+
+    return build
 
 
-def deepfool_linf(*, steps: int, candidates: int, overshoot: float):
-    return _minimal(
-        fb.attacks.LinfDeepFoolAttack(steps=steps, candidates=candidates, overshoot=overshoot)
-    )
+def _minimal_own(search):
+    def run(model, x, y, target=None):
+        return _unfound_to_input(search(model, x, y, target), x)
+
+    return run
+
+
+deepfool_l2 = _deepfool(fb.attacks.L2DeepFoolAttack, "l2")
+deepfool_linf = _deepfool(fb.attacks.LinfDeepFoolAttack, "linf")
 
 
 def rfgsm(*, alpha: float):

@@ -348,3 +348,64 @@ def pgd_early_stop(*, norm: str, steps: int, rel_stepsize: float, abs_stepsize, 
 
     run.takes_done = True
     return run
+
+
+def deepfool_early_stop(*, norm: str, steps: int, candidates: int, overshoot: float):
+    """foolbox 3's DeepFool (`L2DeepFoolAttack` / `LinfDeepFoolAttack`, loss "logits") step
+    for step, with two savings that change no result (issue 14):
+    - each instance leaves the loop at its first adversarial iterate; foolbox keeps such a
+      row's iterate too, but forwards and differentiates the whole batch until every row is
+      adversarial or the steps run out;
+    - the candidates' gradients come from one forward pass (`retain_graph`), where foolbox
+      forwards once per candidate (an eagerpy limitation its code comment names).
+    The candidate classes are the initial logits' top `candidates`, as foolbox takes them."""
+
+    def run(model, x, y, target=None):
+        restrict = getattr(model, "restrict", None)
+        with torch.no_grad():
+            logits = model(x)
+        k_max = min(candidates, logits.shape[-1])
+        classes = logits.argsort(dim=-1, descending=True)[:, :k_max]
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        x0, xs = x, x.clone()
+        p_total = torch.zeros_like(x)
+        open_ = torch.arange(len(x), device=x.device)
+        for _ in range(steps):
+            if restrict is not None:
+                restrict(open_)
+            xa = xs[open_].detach().requires_grad_(True)
+            out = model(xa)
+            adv = out.argmax(1) != y[open_]
+            rows = torch.arange(len(open_), device=x.device)
+            keep = ~adv
+            if not keep.any():
+                break
+            l0 = out[rows, classes[open_, 0]]
+            losses, grads = [], []
+            for k in range(1, k_max):
+                loss = out[rows, classes[open_, k]] - l0
+                (g,) = torch.autograd.grad(loss.sum(), xa, retain_graph=k < k_max - 1)
+                losses.append(loss.detach())
+                grads.append(g)
+            open_ = open_[keep]
+            losses_t = torch.stack(losses, 1)[keep]
+            grads_t = torch.stack(grads, 1)[keep]
+            flat = grads_t.flatten(2)
+            if norm == "l2":
+                dist = losses_t.abs() / (flat.norm(dim=-1) + 1e-8)
+            else:
+                dist = losses_t.abs() / (flat.abs().sum(-1) + 1e-8)
+            best = dist.argmin(1)
+            pick = torch.arange(len(best), device=x.device)
+            d, g = dist[pick, best] + 1e-4, grads_t[pick, best]
+            if norm == "l2":
+                step = (d / (g.flatten(1).norm(dim=1) + 1e-8)).view(shape) * g
+            else:
+                step = d.view(shape) * g.sign()
+            p_total[open_] += step
+            xs[open_] = (x0[open_] + (1.0 + overshoot) * p_total[open_]).clamp(0.0, 1.0)
+        if restrict is not None:
+            restrict(None)
+        return xs.detach()
+
+    return run
