@@ -251,9 +251,9 @@ def cascade_order(suite: dict[str, Any], jobs: list[AttackJob]) -> list[AttackJo
 
 
 @functools.cache
-def attacks_afresh(suite: str) -> bool:
-    """False where the suite turns shortcuts off: its paper attacks every ε afresh, so the
-    cells of its tables and figures take only runs made that way."""
+def allows_shortcuts(suite: str) -> bool:
+    """The suite's `shortcuts` flag. False for the five papers' suites: each attacks every
+    ε afresh, so the cells of its tables and figures take only runs made that way."""
     try:
         return bool(load_suite(suite).get("shortcuts", True))
     except Exception:  # noqa: BLE001 - a spec whose suite is not on disk: no constraint

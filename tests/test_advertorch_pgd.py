@@ -52,10 +52,28 @@ def test_start_data_is_advertorchs_l2_pgd(db_copy, eps):
     assert (out["data"] - x).flatten(1).norm(dim=1).max() <= eps * (1 + 1e-5)
     # foolbox's start is another point: the parameter is not ignored
     assert not torch.allclose(out["ball"], want, atol=1e-3)
-    if eps > 10:  # beyond ‖u − x‖ (about 4.6 on 8×8 digits) the start is the noise image u
-        torch.manual_seed(7)
-        u = torch.rand(x.shape)
-        assert ((u - x).flatten(1).norm(dim=1) < eps).all()
+
+
+@pytest.mark.parametrize("eps", [0.5, 20.0])
+def test_advertorchs_start_is_a_uniform_image_pulled_onto_the_ball(eps):
+    """Beyond ‖u − x‖ (about 4.6 on 8×8 digits) the start is the noise image u itself;
+    inside it, the point of the segment x → u at distance ε."""
+    import eagerpy as ep
+
+    from advbench.attacks.foolbox_attacks import AdvertorchL2PGD
+
+    x, _ = data.load("digits", "test").get(torch.arange(8))
+    torch.manual_seed(3)
+    got = AdvertorchL2PGD(steps=1).get_random_start(ep.astensor(x), eps).raw
+    torch.manual_seed(3)
+    u = torch.rand(x.shape)
+    dist = (u - x).flatten(1).norm(dim=1)
+    if eps > 10:
+        assert (dist < eps).all() and torch.allclose(got, u, atol=1e-6)
+    else:
+        want = x + (u - x) * (eps / dist).view(-1, 1, 1, 1)
+        assert torch.allclose(got, want, atol=1e-6)
+        assert torch.allclose((got - x).flatten(1).norm(dim=1), torch.full((8,), eps), atol=1e-5)
 
 
 def test_start_data_is_refused_where_it_does_not_apply():

@@ -58,11 +58,11 @@ def load_checkpoint(
 ):
     """Rebuild the module from the JSON spec and load the verified weights.
 
-    The weights must have the sha256 the database recorded (and the JSON must record that
-    sha256 too), and the JSON's spec (the
-    architecture, activation and its parameter, normalisation, classes: everything the
-    weights alone do not define) must equal the spec the database recorded: a changed side
-    file is refused, never silently used. A damaged file is one line, not a traceback."""
+    The weights must have the sha256 the database recorded, the JSON must record that same
+    sha256, and the JSON's spec (the architecture, activation and its parameter,
+    normalisation, classes: everything the weights alone do not define) must equal the spec
+    the database recorded: a changed side file is refused, never silently used. A damaged
+    file is one line, not a traceback."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

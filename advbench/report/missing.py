@@ -215,9 +215,9 @@ def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, mode
             source = ["--source-model", model_name(spec, cell.data, match["source_role"])]
         targeted = ["--targeted", match["targeted"]] if match.get("targeted") else []
         key = (name, match["attack"], match.get("targeted"), tuple(source), spec.suite)
-        afresh = [] if suites.attacks_afresh(spec.suite) else ["--no-shortcuts"]
+        plain = [] if suites.allows_shortcuts(spec.suite) else ["--no-shortcuts"]
         args = ["--model", name, "--attack", match["attack"], *targeted, *source,
-                "--n", str(suite_n), *afresh, *common]  # fmt: skip
+                "--n", str(suite_n), *plain, *common]  # fmt: skip
         p.attacks.setdefault(key, (args, []))[1].append(match["eps"])
     if cell.metric in AT_RUN:
         p.measures.append(_cmd("measure", "--model", name, "--metric", cell.metric,

@@ -143,7 +143,7 @@ class Store:
             else:
                 runs = runs[runs[key] == want]
         runs = runs[(runs["n"] > 0) | (runs["init_failed"] > 0)]
-        if not suites.attacks_afresh(spec.suite):
+        if not suites.allows_shortcuts(spec.suite):
             # the paper attacks every ε afresh (FGSM is not monotone in ε): a run that took
             # what a smaller ε broke (the ε-chain shortcut) is not its protocol's number
             runs = runs[_mask(runs, ['"shortcut_from"' not in (c or "") for c in runs["config"]])]
