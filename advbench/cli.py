@@ -16,6 +16,7 @@ from rich.table import Table
 
 from advbench import __version__, api
 from advbench.errors import BadInput
+from advbench.malloc import hold_freed_memory
 
 app = typer.Typer(
     help="Benchmark the adversarial robustness of image classifiers: "
@@ -1405,6 +1406,7 @@ def main() -> None:
     """The console script. A usage error (a text where a number goes, an unknown option, a
     missing required one) is one line on stderr and exit code 2, like every other refusal,
     instead of a boxed usage text; `advbench CMD -h` still shows the whole help."""
+    hold_freed_memory()  # this process is ours: see advbench/malloc.py
     try:
         code = app(args=normalise_argv(sys.argv[1:]), prog_name="advbench",
                    standalone_mode=False)  # fmt: skip
