@@ -42,6 +42,15 @@ def _db(db, create: bool = True):
     return open_db(Path(db) if db is not None else None, create=create)
 
 
+def _store_path(db) -> Path | None:
+    """The file of a store given as a path, an open store or None (the default: None)."""
+    import sqlite_utils
+
+    if isinstance(db, sqlite_utils.Database):
+        return Path(db.execute("pragma database_list").fetchone()[2])
+    return Path(db) if db is not None else None
+
+
 def _bars(progress):
     """A progress display from a factory (the CLI's) or nothing."""
     return progress() if progress is not None else nullcontext(None)
@@ -820,6 +829,42 @@ def page(paper: str, *, format: str = "markdown", output, data_dir=None, db=None
     return paper_page(database, names[0], format, Path(output), data_dir=data_dir)
 
 
+def listing(*, db=None) -> tuple[list, list]:
+    """`report --list`: (tables, figures), each a list of (id, what it shows, cells or
+    points filled by stored runs, all of them)."""
+    from advbench.report import figures as figs
+    from advbench.report import tables as tab
+    from advbench.store import default_db_path
+
+    path = _store_path(db) or default_db_path()
+    database = _db(db, create=False) if path.exists() else None
+    return tab.listing(database), figs.listing(database)
+
+
+def html_report(
+    *, table: str | None = None, figure: str | None = None, output, data_dir=None, db=None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, int, int]:  # fmt: skip
+    """`report --format html --output DIR`: one self-contained page, DIR/report.html, of the
+    tables (`table`: an id, a paper or all), figures and the checklist of every attacked
+    model; returns (its path, tables, figures). `progress(id)` hears of each one drawn."""
+    from advbench.report import figures as figs
+    from advbench.report import html
+    from advbench.report import tables as tab
+
+    if output is None:
+        raise BadInput("--format html writes a page with its figures: give --output DIR")
+    tables = tab.select("all" if table in (None, "summary") else table)
+    figures = figs.select(figure or "all") if figure != "curves" else []
+    database = _db(db, create=False)
+    check_output_dir(output, db)
+    text = html.page(database, tables, figures, data_dir=data_dir,
+                     progress=progress or (lambda ident: None))  # fmt: skip
+    path = Path(output) / "report.html"
+    path.write_text(text)
+    return path, len(tables), len(figures)
+
+
 def missing(*, table: str | None = None, figure: str | None = None, scale: str = "smoke",
             data_dir=None, db=None):  # fmt: skip
     """`report --missing`: the plan (advbench.report.missing.Plan) whose `commands()` fill
@@ -845,8 +890,151 @@ def missing(*, table: str | None = None, figure: str | None = None, scale: str =
     return plan(database, specs, scale, data_dir=data_dir, db_path=db)
 
 
+@dataclass
+class Reproduced:
+    """What `reproduce` did for one paper: its plan (steps, what was skipped and stored),
+    the steps run, their seconds and the page written (None for a dry run)."""
+
+    paper: str
+    plan: Any  # advbench.reproduce.Plan
+    steps_run: int = 0
+    seconds: float = 0.0
+    page: Path | None = None
+
+
+def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
+              page: str = "markdown", output=None, data_dir=None, db=None,
+              executor: str = "local", address: str | None = None,
+              on_plan: Callable[[Any], None] | None = None,
+              echo: Callable[[str], None] | None = None,
+              steps_bar=None) -> list[Reproduced]:  # fmt: skip
+    """`advbench reproduce`: run a paper's plan (benchmarks/plans/PAPER.json) end to end and
+    write its page; `paper` may be `all`. What is stored is skipped, so a second call
+    resumes. `on_plan(plan)` sees each paper's plan before it runs (its skipped parts,
+    stored models and steps); `echo` gets each step's command line; `steps_bar(title,
+    total)` is a context manager giving a callable to mark a step done (the CLI's outer
+    bar). With `dry_run` nothing is run or written."""
+    from advbench import reproduce as rep
+    from advbench.executors import check as check_executor
+    from advbench.report.html import paper_page
+    from advbench.store import default_db_path
+
+    check_scale(scale)
+    check_executor(executor)
+    if page not in ("markdown", "html"):
+        raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
+    names = rep.papers(paper)  # an unknown paper is refused before anything is written
+    if output is not None:
+        output = Path(output)
+        if len(names) > 1:
+            raise BadInput("--output names one paper's folder; with `all` each page goes to "
+                           "PAPER/ beside the database")  # fmt: skip
+        if any(p.exists() and not p.is_dir() for p in (output, *output.parents)):
+            raise BadInput(f"--output {output}: a part of the path is a file, not a directory")
+    db_path = _store_path(db)  # the steps are command lines: they name the store's file
+    for name in names:  # before any work: a page folder that is a file is refused
+        target = output or rep.default_output(db_path, name)
+        if target.exists() and not target.is_dir():
+            raise BadInput(f"{target} (the page's folder) is a file; give --output DIR")
+    exists = (db_path or default_db_path()).exists()
+    database = _db(db, create=not dry_run) if (not dry_run or exists) else None
+    bar = steps_bar or (lambda title, total: nullcontext(lambda: None))
+    done: list[Reproduced] = []
+    for name in names:
+        plan_ = rep.plan(database, name, scale, data_dir=data_dir, db_path=db_path)
+        if on_plan is not None:
+            on_plan(plan_)
+        result = Reproduced(name, plan_)
+        done.append(result)
+        if dry_run:
+            continue
+        for step in plan_.steps:  # attack steps fan out on Ray too
+            if step.kind == "attack" and executor != "local":
+                step.argv += ["--executor", executor, *(["--address", address] if address else [])]
+        # The plan's steps are advbench command lines by design (the page prints them and a
+        # user can run any one alone), so they run through the command-line app, in this
+        # process, each reading and writing the same store.
+        from advbench.cli import app
+
+        with bar(f"{name} ({scale}): steps", len(plan_.steps)) as step_done:
+            result.steps_run, result.seconds = rep.execute(
+                app, plan_, echo or (lambda text: None), after=step_done
+            )
+        target = output or rep.default_output(db_path, name)
+        target.mkdir(parents=True, exist_ok=True)
+        result.page = paper_page(_db(db), name, page, target, data_dir=data_dir, scale=scale,
+                                 skipped=plan_.skipped)  # fmt: skip
+    return done
+
+
+def demo(
+    *, db=None, device: str = "auto", scale: str = "cpu", out=None, progress=None, steps_bar=None
+) -> None:
+    """`advbench demo`, the main job: train on mnist-5k, harden with jacobian, run
+    carlini-eval on both and print the report to `out` (a rich Console; default stdout).
+    Stored steps are skipped, so an interrupted demo continues where it stopped."""
+    from advbench.demo import check_scale as check_demo_scale
+    from advbench.demo import run_demo
+
+    check_demo_scale(scale)
+    if out is None:
+        from rich.console import Console
+
+        out = Console()
+    bar = steps_bar or (lambda title, total: nullcontext(lambda: None))
+    with bar("demo: steps", 4) as step_done:
+        run_demo(db, device, scale, out=out, progress_factory=progress, step_done=step_done)
+
+
+def browse(*, db=None, port: int = 8001, write_metadata=None) -> Path | int:
+    """`advbench browse`: serve the store in datasette with its views and every column
+    described (returns datasette's exit code), or with `write_metadata` only write that
+    metadata JSON (returns its path). Needs the browse extra for serving."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from advbench.browse import metadata
+    from advbench.store import default_db_path
+
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise BadInput(f"--port {port} must be in [1, 65535]")
+    path = Path(db) if db is not None else default_db_path()
+    _db(path, create=False).close()  # an advbench store, migrated (views included)
+    doc = json.dumps(metadata(path.stem), indent=1, ensure_ascii=False)
+    if write_metadata is not None:
+        target = Path(write_metadata)
+        if target.suffix != ".json":
+            raise BadInput(f"--write-metadata {target} must be a .json file")
+        if target.exists() and not target.is_file():
+            raise BadInput(f"--write-metadata {target} is not a regular file")
+        if not target.parent.is_dir():
+            raise BadInput(f"--write-metadata {target}: folder {target.parent} does not exist")
+        store = path.resolve().parent
+        inside = [store / "models", store / "examples"]
+        if (target.exists() and target.samefile(path)) or any(
+            target.resolve().is_relative_to(d) for d in inside
+        ):
+            raise BadInput(f"--write-metadata {target} is part of the store; write it elsewhere")
+        target.write_text(doc + "\n")
+        return target
+    exe = shutil.which("datasette")
+    if exe is None:
+        raise BadInput("datasette is not installed; run: pip install -e '.[browse]'")
+    with tempfile.TemporaryDirectory() as folder:
+        meta = Path(folder) / "metadata.json"
+        meta.write_text(doc)
+        served = subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
+    return served.returncode
+
+
 def registry(kind: str):
-    """The registry behind `attack --list`, `harden --list` and `archs`."""
+    """The registry behind `attack --list`, `harden --list`, `archs` and `datasets`."""
+    if kind == "datasets":
+        from advbench.data import DATASETS
+
+        return DATASETS
     if kind == "attacks":
         from advbench.attacks import ATTACKS
 

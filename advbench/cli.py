@@ -805,92 +805,114 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
-    import pandas as pd
-
-    from advbench import report as rep
     from advbench.report import tables as tab
 
     _report_options_apply(table, figure, paper, claims, checks, missing, scale, model, verbose,
                           format_, output)  # fmt: skip
-    scale = scale or "smoke"
-
+    # one mode per call, each a helper below that calls one advbench.api function and prints
     if claims is not None:
-        from advbench import claims as clm
-
-        found = api.claims(claims, db=db)
-        if format_ == "markdown":
-            sys.stdout.write(clm.markdown(found))
-            return
-        t = Table(title="Claims tested on the stored runs", show_lines=True)
-        for col in ("paper", "claim", "verdict", "measured a; b", "why"):
-            t.add_column(col, overflow="fold")
-        for c in found:
-            t.add_row(c.paper, c.claim, c.verdict, f"{clm.show(c.a)};\n{clm.show(c.b)}",
-                      c.detail)  # fmt: skip
-        out.print(t)
-        return
+        return _report_claims(claims, format_, db)
     if paper is not None:
-        path = api.page(paper, format=format_, output=output, data_dir=data_dir, db=db)
-        err.print(f"wrote {path}", highlight=False)
-        return
+        return _report_page(paper, format_, output, data_dir, db)
     if checks is not None:
-        _report_checks(checks, format_, output, db)
-        return
+        return _report_checks(checks, format_, output, db)
     if format_ == "html":
-        _report_html(table, figure, output, data_dir, db)
-        return
+        return _report_html(table, figure, output, data_dir, db)
     if figure is not None and not missing:
-        _report_figures(figure, model, format_, output, data_dir, db)
-        return
+        return _report_figures(figure, model, format_, output, data_dir, db)
     if format_ not in tab.FORMATS:
         raise BadInput(f"unknown format {format_!r}; valid choices: {', '.join(tab.FORMATS)}")
     if list_:
-        from advbench.report import figures as figs
-
-        database = _open(db, create=False) if _exists(db) else None
-        _print_listing(tab.listing(database), figs.listing(database))
-        return
+        return _report_list(db)
     if missing:
-        todo = api.missing(table=table, figure=figure, scale=scale, data_dir=data_dir, db=db)
-        for cmd in todo.commands():
-            sys.stdout.write(cmd + "\n")
-        for line in [*todo.absent, *todo.later(scale)]:
-            sys.stdout.write(f"# {line}\n")
-        later = f"; {len(todo.not_planned)} need --scale cpu or full" if todo.not_planned else ""
-        err.print(
-            f"{len(todo.commands())} commands at scale {scale} (training epochs from the "
-            f"papers' plans, benchmarks/plans/); {len(todo.absent)} cells need a data set "
-            f"that is not on disk{later}.",
-            highlight=False,
-        )
-        return
+        return _report_missing(table, figure, scale or "smoke", data_dir, db)
     if table not in ("summary", None):
-        tab.select(table)  # an unknown id is refused before anything is read or made
-        if output is not None:
-            api.check_output_dir(output, db)
-        database = _open(db, create=False)
-        evaluated = api.tables(table, db=database)
-        if output is None and format_ in ("csv", "json") and len(evaluated) > 1:
-            # one tidy document for several tables: a CSV with one header, a JSON list
-            if format_ == "csv":
-                frames = [tab.to_frame(results) for _, results in evaluated]
-                sys.stdout.write(pd.concat(frames).to_csv(index=False))
-            else:
-                docs = [tab.as_json(spec, results, database) for spec, results in evaluated]
-                sys.stdout.write(json.dumps(docs, ensure_ascii=False, indent=1) + "\n")
-            return
-        for spec, results in evaluated:
-            if output is not None:
-                ext = {"table": "md", "markdown": "md", "latex": "tex"}.get(format_, format_)
-                fmt = "markdown" if format_ == "table" else format_
-                path = output / f"{spec.id.replace(':', '_')}.{ext}"
-                path.write_text(tab.render(spec, results, fmt, database))
-                err.print(f"wrote {path}", highlight=False)
-            elif format_ == "table":
-                tab.print_rich(out, spec, results, database, verbose)
-            else:
-                sys.stdout.write(tab.render(spec, results, format_, database))
+        return _report_tables(table, format_, output, verbose, db)
+    return _report_summary(model, format_, output, db)
+
+
+def _report_claims(claims, format_, db) -> None:
+    """`report --claims PAPER`: each claim's verdict with its numbers."""
+    from advbench import claims as clm
+
+    found = api.claims(claims, db=db)
+    if format_ == "markdown":
+        sys.stdout.write(clm.markdown(found))
         return
+    t = Table(title="Claims tested on the stored runs", show_lines=True)
+    for col in ("paper", "claim", "verdict", "measured a; b", "why"):
+        t.add_column(col, overflow="fold")
+    for c in found:
+        t.add_row(c.paper, c.claim, c.verdict, f"{clm.show(c.a)};\n{clm.show(c.b)}",
+                  c.detail)  # fmt: skip
+    out.print(t)
+
+
+def _report_page(paper, format_, output, data_dir, db) -> None:
+    """`report --paper PAPER --output DIR`: the paper's page."""
+    path = api.page(paper, format=format_, output=output, data_dir=data_dir, db=db)
+    err.print(f"wrote {path}", highlight=False)
+
+
+def _report_list(db) -> None:
+    """`report --list`: every table and figure id with how much of it is filled."""
+    tables, figures = api.listing(db=db)
+    _print_listing(tables, figures)
+
+
+def _report_missing(table, figure, scale, data_dir, db) -> None:
+    """`report --missing`: the commands that fill the empty cells."""
+    todo = api.missing(table=table, figure=figure, scale=scale, data_dir=data_dir, db=db)
+    for cmd in todo.commands():
+        sys.stdout.write(cmd + "\n")
+    for line in [*todo.absent, *todo.later(scale)]:
+        sys.stdout.write(f"# {line}\n")
+    later = f"; {len(todo.not_planned)} need --scale cpu or full" if todo.not_planned else ""
+    err.print(
+        f"{len(todo.commands())} commands at scale {scale} (training epochs from the "
+        f"papers' plans, benchmarks/plans/); {len(todo.absent)} cells need a data set "
+        f"that is not on disk{later}.",
+        highlight=False,
+    )
+
+
+def _report_tables(table, format_, output, verbose, db) -> None:
+    """`report --table ID`: a paper's tables, printed or written one file each."""
+    import pandas as pd
+
+    from advbench.report import tables as tab
+
+    tab.select(table)  # an unknown id is refused before anything is read or made
+    if output is not None:
+        api.check_output_dir(output, db)
+    database = _open(db, create=False)
+    evaluated = api.tables(table, db=database)
+    if output is None and format_ in ("csv", "json") and len(evaluated) > 1:
+        # one tidy document for several tables: a CSV with one header, a JSON list
+        if format_ == "csv":
+            frames = [tab.to_frame(results) for _, results in evaluated]
+            sys.stdout.write(pd.concat(frames).to_csv(index=False))
+        else:
+            docs = [tab.as_json(spec, results, database) for spec, results in evaluated]
+            sys.stdout.write(json.dumps(docs, ensure_ascii=False, indent=1) + "\n")
+        return
+    for spec, results in evaluated:
+        if output is not None:
+            ext = {"table": "md", "markdown": "md", "latex": "tex"}.get(format_, format_)
+            fmt = "markdown" if format_ == "table" else format_
+            path = output / f"{spec.id.replace(':', '_')}.{ext}"
+            path.write_text(tab.render(spec, results, fmt, database))
+            err.print(f"wrote {path}", highlight=False)
+        elif format_ == "table":
+            tab.print_rich(out, spec, results, database, verbose)
+        else:
+            sys.stdout.write(tab.render(spec, results, format_, database))
+
+
+def _report_summary(model, format_, output, db) -> None:
+    """`report` alone: the summary pivot of the stored runs."""
+    from advbench import report as rep
+
     if format_ not in rep.FORMATS:
         raise BadInput(
             f"--format {format_} is for paper tables; the summary takes {', '.join(rep.FORMATS)}"
@@ -910,7 +932,6 @@ def report(
     else:
         text = rep.render(df, "markdown", caption) + rep.optimality_markdown(database, model)
     if output is not None:
-        api.check_output_dir(output, db)
         path = output / f"summary.{'csv' if format_ == 'csv' else 'md'}"
         path.write_text(text)
         err.print(f"wrote {path}", highlight=False)
@@ -941,12 +962,6 @@ def _report_options_apply(table, figure, paper, claims, checks, missing, scale, 
                        "(redirect it to a file)")  # fmt: skip
 
 
-def _exists(db: Path | None) -> bool:
-    from advbench.store import default_db_path
-
-    return (db if db is not None else default_db_path()).exists()
-
-
 def _print_listing(rows, figure_rows=()) -> None:
     for title, items in (
         ("Paper tables (cells filled by stored runs / cells)", rows),
@@ -966,22 +981,12 @@ def _print_listing(rows, figure_rows=()) -> None:
 
 def _report_html(table, figure, output, data_dir, db) -> None:
     """`report --format html --output DIR`: one self-contained page (DIR/report.html)."""
-    from advbench.report import figures as figs
-    from advbench.report import html
-    from advbench.report import tables as tab
-
-    if output is None:
-        raise BadInput("--format html writes a page with its figures: give --output DIR")
-    tables = tab.select("all" if table in (None, "summary") else table)
-    figures = figs.select(figure or "all") if figure != "curves" else []
-    database = _open(db, create=False)
-    api.check_output_dir(output, db)
     with err.status("drawing the report") as status:
-        text = html.page(database, tables, figures, data_dir=data_dir,
-                         progress=lambda ident: status.update(f"drawn {ident}"))  # fmt: skip
-    path = output / "report.html"
-    path.write_text(text)
-    err.print(f"wrote {path} ({len(tables)} tables, {len(figures)} figures)", highlight=False)
+        path, tables, figures = api.html_report(
+            table=table, figure=figure, output=output, data_dir=data_dir, db=db,
+            progress=lambda ident: status.update(f"drawn {ident}"),
+        )  # fmt: skip
+    err.print(f"wrote {path} ({tables} tables, {figures} figures)", highlight=False)
 
 
 CHECK_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -1202,57 +1207,24 @@ def browse(
     """Browse the store in datasette, with the views (run_accuracy, accuracy_curves,
     sample_worst_case, worst_case_accuracy, model_lineage) and every column described.
     Needs the browse extra: pip install -e '.[browse]'."""
-    import shutil
-    import subprocess
-    import tempfile
-
-    from advbench.browse import metadata
-    from advbench.store import default_db_path
-
-    if not 1 <= port <= 65535:
-        raise BadInput(f"--port {port} must be in [1, 65535]")
-    path = Path(db) if db is not None else default_db_path()
-    _open(path, create=False).close()  # an advbench store, migrated (views included)
-    doc = json.dumps(metadata(path.stem), indent=1, ensure_ascii=False)
+    done = api.browse(db=db, port=port, write_metadata=write_metadata)
     if write_metadata is not None:
-        target = write_metadata
-        if target.suffix != ".json":
-            raise BadInput(f"--write-metadata {target} must be a .json file")
-        if target.exists() and not target.is_file():
-            raise BadInput(f"--write-metadata {target} is not a regular file")
-        if not target.parent.is_dir():
-            raise BadInput(f"--write-metadata {target}: folder {target.parent} does not exist")
-        store = path.resolve().parent
-        inside = [store / "models", store / "examples"]
-        if (target.exists() and target.samefile(path)) or any(
-            target.resolve().is_relative_to(d) for d in inside
-        ):
-            raise BadInput(f"--write-metadata {target} is part of the store; write it elsewhere")
-        target.write_text(doc + "\n")
-        out.print(f"wrote {write_metadata}; run: datasette {path} --metadata {write_metadata}",
-                  highlight=False)  # fmt: skip
-        return
-    exe = shutil.which("datasette")
-    if exe is None:
-        raise BadInput("datasette is not installed; run: pip install -e '.[browse]'")
-    with tempfile.TemporaryDirectory() as folder:
-        meta = Path(folder) / "metadata.json"
-        meta.write_text(doc)
-        done = subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
-    if done.returncode not in (0, -2, 130):  # Ctrl-C is how a server is stopped
-        raise typer.Exit(done.returncode)
+        from advbench.store import default_db_path
+
+        store = db if db is not None else default_db_path()
+        out.print(f"wrote {done}; run: datasette {store} --metadata {done}", highlight=False)
+    elif done not in (0, -2, 130):  # Ctrl-C is how a server is stopped
+        raise typer.Exit(done)
 
 
 @app.command()
 @handles_errors
 def datasets() -> None:
     """List the data sets advbench can load."""
-    from advbench import data
-
     t = Table(title="Data sets")
     for c in ["name", "shape", "classes", "files expected in --data-dir", "description"]:
         t.add_column(c)
-    for e in data.DATASETS:
+    for e in api.registry("datasets"):
         s = e.factory
         t.add_row(
             s.name,
@@ -1282,12 +1254,10 @@ def demo(
     """The main job: train on mnist-5k, harden with jacobian, run carlini-eval on both,
     print the report. Interrupt it and run it again: it continues from what is stored."""
     _set_quiet(quiet)
-    from advbench.demo import check_scale, run_demo
     from advbench.progress import outer
 
-    check_scale(scale)
-    with outer(err, "demo: steps", 4) as step_done:
-        run_demo(db, device, scale, out=out, progress_factory=_progress, step_done=step_done)
+    api.demo(db=db, device=device, scale=scale, out=out, progress=_progress,
+             steps_bar=lambda title, total: outer(err, title, total))  # fmt: skip
 
 
 @app.command()
@@ -1327,52 +1297,25 @@ def reproduce(
     is skipped, so the same command resumes; data sets not on disk are skipped with a line.
     The recipe is `benchmarks/plans/PAPER.json` with the paper's suite and report modules."""
     _set_quiet(quiet)
-    from advbench import reproduce as rep
-    from advbench.executors import check as check_executor
+    from advbench.progress import outer
+    from advbench.reproduce import fmt_time
 
-    api.check_scale(scale)
-    check_executor(executor)
-    if page not in ("markdown", "html"):
-        raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
-    names = rep.papers(paper)  # an unknown paper is refused before anything is written
-    if output is not None and len(names) > 1:
-        raise BadInput("--output names one paper's folder; with `all` each page goes to "
-                       "PAPER/ beside the database")  # fmt: skip
-    if output is not None and any(p.exists() and not p.is_dir()
-                                  for p in (output, *output.parents)):  # fmt: skip
-        raise BadInput(f"--output {output}: a part of the path is a file, not a directory")
-    for name in names:  # before any work: a page folder that is a file is refused
-        target = output or rep.default_output(db, name)
-        if target.exists() and not target.is_dir():
-            raise BadInput(f"{target} (the page's folder) is a file; give --output DIR")
-    database = _open(db, create=not dry_run) if (not dry_run or _exists(db)) else None
-    for name in names:
-        plan_ = rep.plan(database, name, scale, data_dir=data_dir, db_path=db)
+    def show(plan_) -> None:
         for line in plan_.skipped:
             out.print(f"skip {line}", highlight=False, markup=False)
         if dry_run:
             _print_plan(plan_)
-            continue
-        from advbench.progress import outer
 
-        for step in plan_.steps:  # attack steps fan out on Ray too
-            if step.kind == "attack" and executor != "local":
-                step.argv += ["--executor", executor, *(["--address", address] if address else [])]
-        with outer(err, f"{name} ({scale}): steps", len(plan_.steps)) as step_done:
-            done, took = rep.execute(
-                app,
-                plan_,
-                lambda t: out.print(t, style="bold cyan", markup=False, highlight=False),
-                after=step_done,
-            )
-        from advbench.report.html import paper_page
-
-        target = output or rep.default_output(db, name)
-        target.mkdir(parents=True, exist_ok=True)
-        database = _open(db)
-        path = paper_page(database, name, page, target, data_dir=data_dir, scale=scale,
-                          skipped=plan_.skipped)  # fmt: skip
-        out.print(f"{name}: {done} steps in {rep.fmt_time(took)}; page {path}", highlight=False)
+    done = api.reproduce(
+        paper, scale=scale, dry_run=dry_run, page=page, output=output, data_dir=data_dir,
+        db=db, executor=executor, address=address, on_plan=show,
+        echo=lambda t: out.print(t, style="bold cyan", markup=False, highlight=False),
+        steps_bar=lambda title, total: outer(err, title, total),
+    )  # fmt: skip
+    for r in done:
+        if r.page is not None:
+            out.print(f"{r.paper}: {r.steps_run} steps in {fmt_time(r.seconds)}; page {r.page}",
+                      highlight=False)  # fmt: skip
 
 
 def _print_plan(plan_) -> None:

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 import advbench.api as ab
 from advbench import data as datasets
 from advbench.cli import app
+from advbench.errors import BadInput
 
 NETS = Path(__file__).parent / "fixtures" / "usernets"
 CLI = Path(__file__).parents[1] / "advbench" / "cli.py"
@@ -114,29 +115,55 @@ def test_api_refuses_bad_input_with_the_clis_line(tmp_path):
     assert not (tmp_path / "a.db").exists()
 
 
-COMMANDS = ["train", "harden", "attack", "measure", "import_", "convert", "models", "runs"]
-HELPERS = {"registry", "defense_settings", "check_scale", "measure_text"}
+HELPERS = {"registry", "defense_settings", "check_scale", "measure_text", "check_output_dir"}
+LISTINGS = {"archs", "datasets"}  # print a registry: they call `api.registry` alone
+
+
+def _api_calls(fn: ast.FunctionDef) -> set[str]:
+    return {
+        n.func.attr
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name) and n.func.value.id == "api"
+    }  # fmt: skip
 
 
 def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
     tree = ast.parse(CLI.read_text())
     forbidden = ("advbench.engine", "advbench.suites", "advbench.train", "advbench.fit",
                  "advbench.defenses", "advbench.measures", "advbench.attacks",
-                 "advbench.models")  # fmt: skip
+                 "advbench.models", "advbench.demo", "advbench.executors", "advbench.merge",
+                 "advbench.browse", "advbench.data")  # fmt: skip
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             assert not node.module.startswith(forbidden), (node.module, node.lineno)
         if isinstance(node, ast.Import):
             assert not any(a.name.startswith(forbidden) for a in node.names), node.lineno
     funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
-    for name in COMMANDS:
-        calls = {
-            n.func.attr
-            for n in ast.walk(funcs[name])
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and isinstance(n.func.value, ast.Name) and n.func.value.id == "api"
-        }  # fmt: skip
-        assert len(calls - HELPERS) == 1, (name, calls)
+    commands = {
+        name: f for name, f in funcs.items()
+        if any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+               and d.func.attr == "command" for d in f.decorator_list)
+    }  # fmt: skip
+    # every command the app has, and nothing else, is what this test reads
+    assert sorted(c.callback.__name__ for c in app.registered_commands) == sorted(commands)
+    for name, fn in commands.items():
+        calls = _api_calls(fn)
+        if name in LISTINGS:
+            assert calls == {"registry"}, (name, calls)
+        elif name == "report":
+            # a dispatch over modes: each mode is a helper that calls one api function
+            assert calls - HELPERS == set(), calls
+            modes = {
+                n.func.id for n in ast.walk(fn)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id.startswith("_report_") and n.func.id != "_report_options_apply"
+            }  # fmt: skip
+            assert len(modes) == 9, modes
+            for mode in modes:
+                assert len(_api_calls(funcs[mode]) - HELPERS) == 1, (mode, _api_calls(funcs[mode]))
+        else:
+            assert len(calls - HELPERS) == 1, (name, calls)
 
 
 def test_summary_checks_figures_and_optimality_are_api_calls(db_copy, runner):
@@ -174,3 +201,27 @@ def test_summary_checks_figures_and_optimality_are_api_calls(db_copy, runner):
 
     with pytest.raises(BadInput, match="--figure curves needs --model"):
         ab.figures("curves", db=db)
+
+
+def test_reproduce_listing_and_browse_are_api_calls(tmp_path):
+    """A notebook holding an open store plans a paper with `reproduce`: the plan's command
+    lines name that store's file (they run as commands), and a dry run writes nothing."""
+    from advbench.store import open_db
+
+    db = tmp_path / "r.db"
+    store = open_db(db)
+    seen = []
+    done = ab.reproduce("zantedeschi", scale="smoke", dry_run=True, db=store, on_plan=seen.append)
+    assert [r.paper for r in done] == ["zantedeschi"] and seen == [done[0].plan]
+    assert done[0].page is None and done[0].steps_run == 0
+    steps = done[0].plan.steps
+    assert steps and all(s.argv[s.argv.index("--db") + 1] == str(db) for s in steps)
+    assert store.execute("select count(*) from runs").fetchone()[0] == 0
+    assert not (tmp_path / "zantedeschi").exists()  # no page for a dry run
+    tables, figures = ab.listing(db=store)
+    assert ("zantedeschi:2" in {t[0] for t in tables}) and all(t[2] == 0 for t in tables)
+    assert figures and all(f[2] == 0 for f in figures)
+    meta = ab.browse(db=db, write_metadata=tmp_path / "meta.json")
+    assert meta == tmp_path / "meta.json" and '"run_accuracy"' in meta.read_text()
+    with pytest.raises(BadInput, match="--port 0 must be in"):
+        ab.browse(db=db, port=0)
