@@ -263,12 +263,19 @@ def allows_shortcuts(suite: str) -> bool:
 def is_current(suite, label, scale, attack, config: str | None, cache: dict | None = None):
     """Whether a run was made with its suite row's attack and parameters as they are now at
     its scale (True for a run outside any suite). `cache` keeps the rows' recipes across
-    calls of one report."""
+    calls of one report. A run that took what a smaller ε broke (`shortcut_from`, the
+    ε-chain) is not current in a suite that now attacks every ε afresh: it is not that
+    protocol's number, on a page, in the checklist or in a paper's time."""
     if not (suite and label and scale):
         return True
     cfg = json.loads(config or "{}")
-    key = (suite, label, scale, attack, cfg.get("dataset"))
     cache = {} if cache is None else cache
+    if "shortcut_from" in cfg:
+        if ("shortcuts", suite) not in cache:
+            cache[("shortcuts", suite)] = allows_shortcuts(suite)
+        if not cache[("shortcuts", suite)]:
+            return False
+    key = (suite, label, scale, attack, cfg.get("dataset"))
     if key not in cache:
         cache[key] = recipe(*key)
     want = cache[key]

@@ -363,6 +363,22 @@ def test_a_paper_that_attacks_every_eps_afresh_takes_no_chained_run(known):
              config=json.dumps({"params": now, "dataset": "mnist-5k", **extra}))  # fmt: skip
     r = _cell(known, "zantedeschi:2", "CNN", "Robustness")
     assert r.runs == ["plain"] and r.others == []  # the newer chained run is not used
+    # nor in the model's checklist (there the newest run of a row and ε wins) or the time
+    from advbench import checks
+    from advbench.reproduce import wall_time
+
+    known.execute("update runs set wall_s = 7 where id = 'plain'")
+    known.execute("update runs set wall_s = 5 where id = 'chained'")
+    assert [run.id for run in checks.gather(known, "cnn")] == ["plain"]
+    assert wall_time(known, ["cnn"]) == 7.0
+    # a chained single-attack run (made before the rule, no suite) is no part of the time
+    # reproducing the paper takes, which attacks every ε afresh
+    known.execute("update runs set suite = null, label = null where id = 'chained'")
+    assert wall_time(known, ["cnn"]) == 12.0
+    assert wall_time(known, ["cnn"], afresh=True) == 7.0
+    assert suites.is_current(
+        "carlini-eval", "FGSM", "cpu", "fgsm", json.dumps({"shortcut_from": "x"})
+    )  # a suite with shortcuts
     db = known.execute("pragma database_list").fetchone()[2]
     res = CliRunner().invoke(app, ["report", "--missing", "--figure", "zantedeschi:fig3",
                                    "--db", db])  # fmt: skip

@@ -296,6 +296,7 @@ def paper_models(db: sqlite_utils.Database, paper: str) -> list[str]:
 
 def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
     from advbench.reproduce import fmt_time, wall_time
+    from advbench.suites import allows_shortcuts
 
     models = paper_models(db, paper)
     if scale is None and models:  # the scale the stored runs were made at
@@ -307,7 +308,8 @@ def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
     lines = [
         f"Command: advbench reproduce {paper}" + (f" --scale {scale}" if scale else ""),
         f"{len(models)} models; wall time of their training and attacks: "
-        f"{fmt_time(wall_time(db, models))} (summed over steps, as stored)",
+        f"{fmt_time(wall_time(db, models, afresh=not allows_shortcuts(paper)))} (summed over "
+        "steps, as stored)",
     ]
     if models:
         marks = ",".join("?" * len(models))
