@@ -60,9 +60,11 @@ def _unit(main_db: str, model: str, job: dict, kwargs: dict) -> str:
 
     from advbench.engine import AttackJob, run_jobs
     from advbench.env import record_environment
+    from advbench.malloc import hold_freed_memory
     from advbench.store import open_db
     from advbench.train import load_model
 
+    hold_freed_memory()  # a worker advbench started, as the console script's process
     folder = Path(tempfile.mkdtemp(prefix="advbench-shard-"))
     os.symlink(Path(main_db).parent / "models", folder / "models")  # the checkpoints
     shard = open_db(folder / "shard.db")

@@ -8,7 +8,8 @@ the CPU time was the kernel's (1,671 s of 6,900; 680 million minor page faults).
 thresholds keeps those pages in the process, measured there at 31.5 s -> 26.8 s for the same
 run with identical results. Allocation sizes and results are unchanged; only who keeps the
 freed pages changes. A user's own MALLOC_* settings are left alone, and the library (import
-advbench) never changes the allocator of a process it did not start.
+advbench) never changes the allocator of a process it did not start: only the console script
+and the Ray tasks' workers call this.
 """
 
 from __future__ import annotations
