@@ -36,7 +36,7 @@ DbOpt = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="SQLite run store [default: $ADVBENCH_DB or results/advbench.db].",
+        help="SQLite run store \\[default: $ADVBENCH_DB or results/advbench.db].",
         rich_help_panel=OUTPUT,
     ),
 ]
@@ -60,7 +60,7 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Folder holding downloaded data sets [default: ./data].",
+        help="Folder holding downloaded data sets \\[default: ./data].",
         rich_help_panel=DATA,
     ),
 ]
@@ -85,7 +85,7 @@ ExecutorOpt = Annotated[
 AddressOpt = Annotated[
     str | None,
     typer.Option(
-        help="With --executor ray: the cluster to join [default: start one on this machine].",
+        help="With --executor ray: the cluster to join \\[default: start one on this machine].",
         rich_help_panel=RUN,
     ),
 ]
@@ -96,7 +96,8 @@ ParamOpt = Annotated[
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message is text, not markup: `.[ray]` or a name like "[x]" would vanish as a tag
+    err.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -186,7 +187,7 @@ def train(
     activation: Annotated[
         str | None,
         typer.Option(
-            help="relu, brelu or leaky-relu [default: the architecture's; relu except "
+            help="relu, brelu or leaky-relu \\[default: the architecture's; relu except "
             "resnet56, leaky-relu 0.1 as madnet].",
             rich_help_panel=MODEL,
         ),
@@ -210,7 +211,7 @@ def train(
     name: Annotated[
         str | None,
         typer.Option(
-            help="Name to store the model under [default: ARCH-DATASET].", rich_help_panel=OUTPUT
+            help="Name to store the model under \\[default: ARCH-DATASET].", rich_help_panel=OUTPUT
         ),
     ] = None,
     data_dir: DataDirOpt = None,
@@ -310,7 +311,7 @@ def import_(
         int | None,
         typer.Option(
             help="Channels the module expects, when a one-channel data set's images must be "
-            "repeated to them [default: 3 for --torchvision, else the data set's].",
+            "repeated to them \\[default: 3 for --torchvision, else the data set's].",
         ),
     ] = None,
     mean: Annotated[
@@ -363,7 +364,7 @@ def harden(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Stored model to harden [default: the most recently trained undefended one].",
+            help="Stored model to harden \\[default: the most recently trained undefended one].",
             rich_help_panel=MODEL,
         ),
     ] = None,
@@ -388,13 +389,15 @@ def harden(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help="Fine-tuning epochs [default: the defense's paper setting].", rich_help_panel=RUN
+            help="Fine-tuning epochs \\[default: the defense's paper setting].", rich_help_panel=RUN
         ),
     ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
-            "--batch-size", help="Batch size [default: the recipe's, else 64].", rich_help_panel=RUN
+            "--batch-size",
+            help="Batch size \\[default: the recipe's, else 64].",
+            rich_help_panel=RUN,
         ),
     ] = None,
     recipe: Annotated[
@@ -407,24 +410,24 @@ def harden(
     ] = None,
     optimizer: Annotated[
         str | None,
-        typer.Option(help="adam, sgd or rmsprop [default: the defense's].", rich_help_panel=RUN),
+        typer.Option(help="adam, sgd or rmsprop \\[default: the defense's].", rich_help_panel=RUN),
     ] = None,
     lr: Annotated[
         float | None,
         typer.Option(
-            help="Learning rate [default: the defense's, 1e-4 for jacobian].", rich_help_panel=RUN
+            help="Learning rate \\[default: the defense's, 1e-4 for jacobian].", rich_help_panel=RUN
         ),
     ] = None,
     weight_decay: Annotated[
         float | None,
-        typer.Option(help="Weight decay [default: the defense's, else 0].", rich_help_panel=RUN),
+        typer.Option(help="Weight decay \\[default: the defense's, else 0].", rich_help_panel=RUN),
     ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     name: Annotated[
         str | None,
         typer.Option(
-            help="Name for the hardened model [default: MODEL+DEFENSE].", rich_help_panel=OUTPUT
+            help="Name for the hardened model \\[default: MODEL+DEFENSE].", rich_help_panel=OUTPUT
         ),
     ] = None,
     data_dir: DataDirOpt = None,
@@ -538,7 +541,7 @@ def attack(
     model: Annotated[
         list[str] | None,
         typer.Option(
-            help="Stored model(s) to attack; repeatable [default: every stored model].",
+            help="Stored model(s) to attack; repeatable \\[default: every stored model].",
             rich_help_panel=MODEL,
         ),
     ] = None,
@@ -576,14 +579,14 @@ def attack(
         int | None,
         typer.Option(
             "--n",
-            help="Test samples [default: 500, or the suite's n at this scale].",
+            help="Test samples \\[default: 500, or the suite's n at this scale].",
             rich_help_panel=DATA,
         ),
     ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Sample-choice seed [default: the suite's (fidel: 42), else 0].",
+            help="Sample-choice seed \\[default: the suite's (fidel: 42), else 0].",
             rich_help_panel=RUN,
         ),
     ] = None,
@@ -619,7 +622,7 @@ def attack(
     proxy_epochs: Annotated[
         int | None,
         typer.Option(
-            help="Training epochs of the --proxy model [default: 5].", rich_help_panel=ATTACK
+            help="Training epochs of the --proxy model \\[default: 5].", rich_help_panel=ATTACK
         ),
     ] = None,
     only_correct: Annotated[
@@ -765,7 +768,7 @@ def report(
     scale: Annotated[
         str | None,
         typer.Option(
-            help="Scale of the commands --missing prints: smoke, cpu or full [default: smoke].",
+            help="Scale of the commands --missing prints: smoke, cpu or full \\[default: smoke].",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -1080,7 +1083,7 @@ def measure(
         str | None,
         typer.Option(
             help="jacobian-adv / train-distance: the run (id or label, e.g. "
-            '"FGSM (minimal)") whose stored examples to measure [default: the '
+            '"FGSM (minimal)") whose stored examples to measure \\[default: the '
             "model's newest run with stored examples].",
             rich_help_panel=RUN,
         ),
@@ -1206,7 +1209,7 @@ def browse(
 ) -> None:
     """Browse the store in datasette, with the views (run_accuracy, accuracy_curves,
     sample_worst_case, worst_case_accuracy, model_lineage) and every column described.
-    Needs the browse extra: pip install -e '.[browse]'."""
+    Needs the browse extra: pip install -e '.\\[browse]'."""
     done = api.browse(db=db, port=port, write_metadata=write_metadata)
     if write_metadata is not None:
         from advbench.store import default_db_path
@@ -1284,7 +1287,7 @@ def reproduce(
     ] = "markdown",
     output: Annotated[
         Path | None,
-        typer.Option(help="Folder of the paper's page [default: PAPER/ beside the database]."),
+        typer.Option(help="Folder of the paper's page \\[default: PAPER/ beside the database]."),
     ] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
@@ -1361,7 +1364,7 @@ def main() -> None:
             raise
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "advbench"
-        err.print(f"[bold red]Error:[/] {exc.format_message()} (see {command} -h)",
+        err.print(f"[bold red]Error:[/] {escape(exc.format_message())} (see {command} -h)",
                   highlight=False, soft_wrap=True)  # fmt: skip
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

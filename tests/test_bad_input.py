@@ -123,6 +123,8 @@ CASES = [
     (["measure", "--model", "std", "--metric", "jacobian", "--seed", "-1"], ["--seed -1"]),
     (["report", "--format", "pdf"], ["pdf", "markdown"]),
     (["report", "--table", "fidel:IX"], ["fidel:IX", "summary"]),
+    # the message is text: rich markup once took "[x]" for a tag and printed "model ''"
+    (["attack", "--model", "[x]", "--attack", "fgsm", "--eps", "0.1"], ["'[x]'", "std"]),
 ]
 
 

@@ -40,3 +40,26 @@ def test_version(runner):
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert __version__ in result.output
+
+
+def test_help_texts_survive_rich_markup():
+    """Typer renders help as rich markup, which drops anything that reads as a tag: every
+    "[default: ...]" hint and the `.[browse]` of an install line vanished from -h. Each
+    help text must come out of the markup whole (a literal bracket written as `\\[`)."""
+    import typer.main
+    from rich.text import Text
+
+    click_app = typer.main.get_command(app)
+    texts = [(name, "", cmd.help or "") for name, cmd in click_app.commands.items()]
+    texts += [(name, p.name, getattr(p, "help", None) or "")
+              for name, cmd in click_app.commands.items() for p in cmd.params]  # fmt: skip
+    assert any("\\[default:" in text for _, _, text in texts)  # the escape is what keeps them
+    for name, param, text in texts:
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), (name, param, text)
+
+
+def test_a_default_hint_shows_in_help(runner):
+    res = runner.invoke(app, ["reproduce", "-h"], env={"COLUMNS": "200"})
+    assert "[default: PAPER/ beside the database]" in res.output
+    res = runner.invoke(app, ["browse", "-h"], env={"COLUMNS": "200"})
+    assert "pip install -e '.[browse]'" in " ".join(res.output.split())
