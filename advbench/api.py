@@ -907,13 +907,15 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
               executor: str = "local", address: str | None = None,
               on_plan: Callable[[Any], None] | None = None,
               echo: Callable[[str], None] | None = None,
-              steps_bar=None) -> list[Reproduced]:  # fmt: skip
+              steps_bar=None,
+              on_done: Callable[[Reproduced], None] | None = None) -> list[Reproduced]:  # fmt: skip
     """`advbench reproduce`: run a paper's plan (benchmarks/plans/PAPER.json) end to end and
     write its page; `paper` may be `all`. What is stored is skipped, so a second call
     resumes. `on_plan(plan)` sees each paper's plan before it runs (its skipped parts,
     stored models and steps); `echo` gets each step's command line; `steps_bar(title,
     total)` is a context manager giving a callable to mark a step done (the CLI's outer
-    bar). With `dry_run` nothing is run or written."""
+    bar); `on_done(result)` hears of each paper as its page is written. With `dry_run`
+    nothing is run or written."""
     from advbench import reproduce as rep
     from advbench.executors import check as check_executor
     from advbench.report.html import paper_page
@@ -964,6 +966,8 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
         target.mkdir(parents=True, exist_ok=True)
         result.page = paper_page(_db(db), name, page, target, data_dir=data_dir, scale=scale,
                                  skipped=plan_.skipped)  # fmt: skip
+        if on_done is not None:
+            on_done(result)
     return done
 
 

@@ -1309,16 +1309,15 @@ def reproduce(
         if dry_run:
             _print_plan(plan_)
 
-    done = api.reproduce(
+    api.reproduce(
         paper, scale=scale, dry_run=dry_run, page=page, output=output, data_dir=data_dir,
         db=db, executor=executor, address=address, on_plan=show,
         echo=lambda t: out.print(t, style="bold cyan", markup=False, highlight=False),
         steps_bar=lambda title, total: outer(err, title, total),
+        on_done=lambda r: out.print(
+            f"{r.paper}: {r.steps_run} steps in {fmt_time(r.seconds)}; page {r.page}",
+            highlight=False),
     )  # fmt: skip
-    for r in done:
-        if r.page is not None:
-            out.print(f"{r.paper}: {r.steps_run} steps in {fmt_time(r.seconds)}; page {r.page}",
-                      highlight=False)  # fmt: skip
 
 
 def _print_plan(plan_) -> None:
