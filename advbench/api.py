@@ -51,6 +51,19 @@ def _store_path(db) -> Path | None:
     return Path(db) if db is not None else None
 
 
+def _store_if_any(db):
+    """The store if its file exists (or it is open), else None: for reading what is there."""
+    from advbench.store import default_db_path
+
+    exists = (_store_path(db) or default_db_path()).exists()
+    return _db(db, create=False) if exists else None
+
+
+def _no_bar(title: str, total: int):
+    """A stand-in for the CLI's outer bar: marks nothing."""
+    return nullcontext(lambda: None)
+
+
 def _bars(progress):
     """A progress display from a factory (the CLI's) or nothing."""
     return progress() if progress is not None else nullcontext(None)
@@ -834,10 +847,8 @@ def listing(*, db=None) -> tuple[list, list]:
     points filled by stored runs, all of them)."""
     from advbench.report import figures as figs
     from advbench.report import tables as tab
-    from advbench.store import default_db_path
 
-    path = _store_path(db) or default_db_path()
-    database = _db(db, create=False) if path.exists() else None
+    database = _store_if_any(db)
     return tab.listing(database), figs.listing(database)
 
 
@@ -883,11 +894,7 @@ def missing(*, table: str | None = None, figure: str | None = None, scale: str =
         specs = figs.select(figure)
     else:
         specs = tab.select("all" if table in (None, "summary") else table)
-    from advbench.store import default_db_path
-
-    path = Path(db) if db is not None else default_db_path()
-    database = _db(db, create=False) if path.exists() else None
-    return plan(database, specs, scale, data_dir=data_dir, db_path=db)
+    return plan(_store_if_any(db), specs, scale, data_dir=data_dir, db_path=db)
 
 
 @dataclass
@@ -919,7 +926,6 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
     from advbench import reproduce as rep
     from advbench.executors import check as check_executor
     from advbench.report.html import paper_page
-    from advbench.store import default_db_path
 
     check_scale(scale)
     check_executor(executor)
@@ -938,9 +944,8 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
         target = output or rep.default_output(db_path, name)
         if target.exists() and not target.is_dir():
             raise BadInput(f"{target} (the page's folder) is a file; give --output DIR")
-    exists = (db_path or default_db_path()).exists()
-    database = _db(db, create=not dry_run) if (not dry_run or exists) else None
-    bar = steps_bar or (lambda title, total: nullcontext(lambda: None))
+    database = _store_if_any(db) if dry_run else _db(db)
+    bar = steps_bar or _no_bar
     done: list[Reproduced] = []
     for name in names:
         plan_ = rep.plan(database, name, scale, data_dir=data_dir, db_path=db_path)
@@ -985,7 +990,7 @@ def demo(
         from rich.console import Console
 
         out = Console()
-    bar = steps_bar or (lambda title, total: nullcontext(lambda: None))
+    bar = steps_bar or _no_bar
     with bar("demo: steps", 4) as step_done:
         run_demo(db, device, scale, out=out, progress_factory=progress, step_done=step_done)
 
@@ -1077,4 +1082,5 @@ __all__ = [
     "Evaluation", "ModelResult", "check_scale", "claims", "convert", "defense_settings",
     "evaluate", "harden", "import_model", "load", "measure", "merge", "model_rows",
     "models", "register_module", "registry", "run_rows", "runs", "table", "train",
+    "Reproduced", "browse", "demo", "html_report", "listing", "reproduce",
 ]  # fmt: skip

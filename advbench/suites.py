@@ -269,13 +269,10 @@ def is_current(suite, label, scale, attack, config: str | None, cache: dict | No
     if not (suite and label and scale):
         return True
     cfg = json.loads(config or "{}")
-    cache = {} if cache is None else cache
-    if "shortcut_from" in cfg:
-        if ("shortcuts", suite) not in cache:
-            cache[("shortcuts", suite)] = allows_shortcuts(suite)
-        if not cache[("shortcuts", suite)]:
-            return False
+    if "shortcut_from" in cfg and not allows_shortcuts(suite):  # cached per suite
+        return False
     key = (suite, label, scale, attack, cfg.get("dataset"))
+    cache = {} if cache is None else cache
     if key not in cache:
         cache[key] = recipe(*key)
     want = cache[key]
