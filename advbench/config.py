@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +29,12 @@ def canonical_json(value: Any) -> str:
 
 def config_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+def sha256_file(path: Path) -> str:
+    """A file's SHA-256, read in 1 MiB chunks (checkpoints, imported weights, examples)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

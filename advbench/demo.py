@@ -1,14 +1,14 @@
 """The main job: standard model -> jacobian-hardened copy -> carlini-eval on both -> report.
 
-Each step is stored under a fixed name and config, so a second invocation (after Ctrl-C,
-say) skips what is done and resumes what is not.
+Its steps are data (advbench.steps) that `api.demo` runs. Each is stored under a fixed name
+and config, so a second invocation (after Ctrl-C, say) skips what is done and resumes what
+is not.
 """
 
 from __future__ import annotations
 
-from advbench.env import resolve_device
 from advbench.errors import unknown
-from advbench.store import open_db
+from advbench.steps import Step
 
 DATASET = "mnist-5k"
 ARCH = "madry-mnist"
@@ -41,28 +41,22 @@ def check_scale(scale: str) -> None:
         raise unknown("scale", scale, [s for s in SCALES if s != "full"])
 
 
-def run_demo(db_path, device: str, scale: str, *, out, progress_factory,
-             step_done=lambda: None) -> None:  # fmt: skip
-    """The demo through the public API (`advbench.api`), as a script of a user's would."""
-    from advbench import api
-    from advbench import report as rep
+def steps(scale: str, *, device: str = "auto") -> list[tuple[str, str, Step]]:
+    """The demo's steps before its report: (number, what it does, the step)."""
     from advbench.suites import load_suite
 
     check_scale(scale)
-    dev = resolve_device(device)
-    db = open_db(db_path)
-    out.print(f"[bold]1/4[/] train {ARCH} on {DATASET} as {STANDARD}")
-    api.train(dataset=DATASET, arch=ARCH, name=STANDARD, device=dev, db=db,
-              progress=progress_factory, **TRAIN)  # fmt: skip
-    step_done()
-    out.print(f"[bold]2/4[/] harden {STANDARD} with jacobian as {HARDENED}")
-    api.harden(STANDARD, name=HARDENED, device=dev, db=db, progress=progress_factory, **HARDEN)
-    step_done()
     n = load_suite("carlini-eval")["n"][scale]
-    for name in (STANDARD, HARDENED):
-        out.print(f"[bold]3/4[/] carlini-eval ({scale}, n={n}) on {name}")
-        api.evaluate(name, suite="carlini-eval", scale=scale, seed=0, batch_size=100,
-                     device=dev, db=db, progress=progress_factory)  # fmt: skip
-        step_done()
-    out.print("[bold]4/4[/] report")
-    rep.print_summary(out, db, [STANDARD, HARDENED])
+    train = Step("train", {"dataset": DATASET, "arch": ARCH, "name": STANDARD, **TRAIN,
+                           "device": device})  # fmt: skip
+    harden = Step("harden", {"model": STANDARD, "name": HARDENED, **HARDEN, "device": device})
+    return [
+        ("1/4", f"train {ARCH} on {DATASET} as {STANDARD}", train),
+        ("2/4", f"harden {STANDARD} with jacobian as {HARDENED}", harden),
+        *[
+            ("3/4", f"carlini-eval ({scale}, n={n}) on {name}",
+             Step("attack", {"model": [name], "suite": "carlini-eval", "scale": scale,
+                             "seed": 0, "batch_size": 100, "device": device}))
+            for name in (STANDARD, HARDENED)
+        ],
+    ]  # fmt: skip

@@ -58,11 +58,12 @@ def _unit(main_db: str, model: str, job: dict, kwargs: dict) -> str:
     returns the shard's path (the driver merges it, then removes its folder)."""
     import sqlite3
 
-    from advbench.engine import AttackJob, run_jobs
+    from advbench.catalogue import load_model
+    from advbench.engine import run_jobs
     from advbench.env import record_environment
+    from advbench.jobs import AttackJob
     from advbench.malloc import hold_freed_memory
     from advbench.store import open_db
-    from advbench.train import load_model
 
     hold_freed_memory()  # a worker advbench started, as the console script's process
     folder = Path(tempfile.mkdtemp(prefix="advbench-shard-"))

@@ -105,10 +105,10 @@ def measure(
     """Take one measurement of a stored model and record it; returns the stored row. An
     identical measurement already stored is returned as is unless `force`."""
     from advbench import data as datasets
+    from advbench.catalogue import load_model
     from advbench.config import canonical_json, config_hash
     from advbench.engine import select_samples
     from advbench.store import examples, now
-    from advbench.train import load_model
 
     run_row = check(db, model_name, metric, n, run)
     model, _, row = load_model(db, model_name, device)
@@ -175,7 +175,7 @@ def measure(
 def check(db: sqlite_utils.Database, model_name: str, metric: str, n: int, run: str | None):
     """Everything about a measurement request that can be wrong, checked before anything is
     written (the environment row included); returns the run it is taken at, if any."""
-    from advbench.train import model_row
+    from advbench.catalogue import model_row
 
     if metric not in METRICS:
         raise unknown("metric", metric, METRICS)

@@ -56,7 +56,7 @@ def _migrated_copy(shard: Path, folder: Path) -> Path:
 def _files(shard_dir: Path, target_dir: Path, rows, checked) -> list[tuple[Path, Path]]:
     """(source, destination) of the files new rows point to, each checked against its
     recorded SHA-256 before anything is written."""
-    from advbench.models.checkpoint import sha256_file
+    from advbench.config import sha256_file
 
     pairs = []
     for rel, sha, suffixes in rows:

@@ -168,4 +168,17 @@ def outer(console, description: str, total: int):
             _outer.pop()
 
 
+def fmt_time(seconds: float | None) -> str:
+    """A duration as people read it (s, min, h); negative: a lower bound, shown with +."""
+    if seconds is None:
+        return "?"
+    plus = "+" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s{plus}"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min{plus}"
+    return f"{seconds / 3600:.1f} h{plus}"
+
+
 __all__ = ["MODES", "Plain", "display", "outer", "set_mode"]

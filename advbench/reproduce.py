@@ -11,16 +11,16 @@ written (`report --paper`).
 
 from __future__ import annotations
 
-import shlex
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
 
 from advbench.errors import BadInput, unknown
+from advbench.progress import fmt_time
 from advbench.report.papers import DATA, PAPERS, figures, tables
+from advbench.steps import Step
 
 NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
 HOW = {
@@ -32,25 +32,31 @@ HOW = {
 
 
 @dataclass
-class Step:
-    argv: list[str]
-    estimate_s: float | None = None
+class PlannedStep:
+    """A step of a paper's plan with what the store says of its cost."""
+
+    command: Step
+    estimate_s: float | None = None  # negative: a lower bound (some rows never timed here)
     runs: int | None = None  # attack runs a suite step registers
 
     @property
     def kind(self) -> str:
-        return self.argv[0]
+        return self.command.kind
 
     @property
     def text(self) -> str:
-        return "advbench " + " ".join(shlex.quote(a) for a in self.argv)
+        return self.command.text
+
+    @property
+    def argv(self) -> list[str]:
+        return self.command.argv
 
 
 @dataclass
 class Plan:
     paper: str
     scale: str
-    steps: list[Step] = field(default_factory=list)
+    steps: list[PlannedStep] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     stored: list[str] = field(default_factory=list)  # models of the paper already stored
 
@@ -90,9 +96,8 @@ def plan(db, paper: str, scale: str, *, data_dir=None, db_path=None) -> Plan:
         if data not in todo.absent_data:
             out.skipped.append(f"{paper}: {where}: {note}")
     timings = _timings(db) if db is not None else {}
-    for cmd in todo.commands():
-        argv = shlex.split(cmd)[1:]
-        out.steps.append(_estimate(Step(argv), db, timings, scale))
+    for step in todo.steps():
+        out.steps.append(_estimate(PlannedStep(step), db, timings, scale))
     if db is not None:
         store = Store(db)
         names = {m["name"] for spec in specs for (data, key) in spec.roles
@@ -112,22 +117,21 @@ def _timings(db) -> dict[tuple, list[float]]:
     return out
 
 
-def _estimate(step: Step, db, timings, scale: str) -> Step:
+def _estimate(step: PlannedStep, db, timings, scale: str) -> PlannedStep:
     """Runs a suite step registers, and its time from stored runs of the same rows (a row
     never run here has no estimate: the step's is then a lower bound, shown with +)."""
-    if step.kind != "attack" or "--suite" not in step.argv or db is None:
+    args = step.command.args
+    if step.kind != "attack" or "suite" not in args or db is None:
         return step
     from advbench import suites
 
-    argv = step.argv
-    model = argv[argv.index("--model") + 1]
-    suite = argv[argv.index("--suite") + 1]
+    model, suite = args["model"][0], args["suite"]
     row = db["models"].get(model) if db["models"].count_where("name = ?", [model]) else None
     dataset = row["dataset"] if row else _planned_dataset(model)
     if dataset is None:
         return step
     try:
-        only = [argv[i + 1] for i, a in enumerate(argv) if a == "--only"] or None
+        only = args.get("only") or None
         jobs, _ = suites.suite_jobs(suites.load_suite(suite), dataset, scale, only=only)
     except BadInput:
         return step
@@ -158,48 +162,12 @@ def _planned_dataset(model: str) -> str | None:
     return None
 
 
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    plus = "+" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s{plus}"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min{plus}"
-    return f"{seconds / 3600:.1f} h{plus}"
-
-
-def execute(app, plan_: Plan, echo, *, stop=None, after=None) -> tuple[int, float]:
-    """Run the steps in order, in this process; returns (steps run, seconds). A failing
-    step stops the run with its exit code (BadInput: 2). `after()` is called after each
-    step (the overall progress bar)."""
-    import click
-
-    t0 = time.monotonic()
-    done = 0
+def announce(plan_: Plan, i: int) -> str:
+    """The line that opens step i (from 1) of the plan, with the time its known steps need."""
     known = [abs(s.estimate_s) for s in plan_.steps if s.estimate_s]
-    for i, step in enumerate(plan_.steps, 1):
-        left = sum(abs(s.estimate_s) for s in plan_.steps[i - 1 :] if s.estimate_s)
-        eta = f", about {fmt_time(left)} of known steps left" if known else ""
-        echo(f"[{plan_.paper} {i}/{len(plan_.steps)}{eta}] {step.text}")
-        try:
-            # click returns a failing command's exit code here instead of raising it
-            rc = app(step.argv, standalone_mode=False)
-            if isinstance(rc, int) and rc:
-                raise SystemExit(rc)
-        except click.exceptions.Exit as exc:
-            if exc.exit_code:
-                raise SystemExit(exc.exit_code) from None
-        except SystemExit as exc:
-            if exc.code:
-                raise
-        done += 1
-        if after is not None:
-            after()
-        if stop is not None and stop():
-            break
-    return done, time.monotonic() - t0
+    left = sum(abs(s.estimate_s) for s in plan_.steps[i - 1 :] if s.estimate_s)
+    eta = f", about {fmt_time(left)} of known steps left" if known else ""
+    return f"[{plan_.paper} {i}/{len(plan_.steps)}{eta}] {plan_.steps[i - 1].text}"
 
 
 def wall_time(db: sqlite_utils.Database, models: list[str], *, afresh: bool = False) -> float:
@@ -238,4 +206,4 @@ def default_output(db_path: Path | None, paper: str) -> Path:
     return (db_path or default_db_path()).parent / paper
 
 
-__all__ = ["Plan", "Step", "plan", "execute", "papers", "fmt_time", "wall_time"]
+__all__ = ["Plan", "PlannedStep", "announce", "plan", "papers", "wall_time"]

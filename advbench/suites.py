@@ -17,7 +17,7 @@ false), judge (a minimal attack's example at each ε: `minimal`, counted where i
 within ε, or `clip`, its perturbation clipped onto the ε-ball and judged, as foolbox 3's
 `epsilons` do), source (where a transfer row's
 examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or
-`given`; see engine.SOURCES). A row without `source` is white-box. `--source-model` and
+`given`; see jobs.SOURCES). A row without `source` is white-box. `--source-model` and
 `--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
 model of an `arch:` row, `--proxy` the architecture of a `proxy:` row); white-box rows stay
 white-box. The older key `transfer: "undefended"` reads as `source: "root"`. Suite key
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from advbench.data import family
-from advbench.engine import AttackJob, make_job
 from advbench.errors import BadInput, unknown
+from advbench.jobs import AttackJob, make_job
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "suites"
 SCALES = ("smoke", "cpu", "full")
@@ -130,7 +130,7 @@ def _check_row(row: dict[str, Any], where: str, bad) -> None:
     """A row's keys and types, and its parameters resolved at every family and scale it
     lists (so a bad value fails when the suite loads, not an hour into a run)."""
     from advbench.attacks import ATTACKS
-    from advbench.engine import JUDGES, TARGETED
+    from advbench.jobs import JUDGES, TARGETED
 
     extra = sorted(set(row) - ROW_KEYS)
     if extra:

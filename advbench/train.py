@@ -1,63 +1,29 @@
-"""Train and harden models, and load stored ones: the Python API behind `train`/`harden`."""
+"""Train, harden and wrap models, and train proxies: what `train` and `harden` do.
+
+Loading a stored model is the catalogue's (advbench/catalogue.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
-from dataclasses import dataclass
 from typing import Any
-
-import sqlite_utils
 
 from advbench import data as datasets
 from advbench import defenses
+from advbench.catalogue import (
+    StoredModel,
+    existing,
+    load_model,
+    model_record,
+    model_row,
+    validate_name,
+)
 from advbench.config import config_hash
 from advbench.errors import BadInput, unknown
 from advbench.models import ARCHS, ModelSpec
 from advbench.models.layers import ACTIVATIONS
-from advbench.store import db_dir, now
-
-
-@dataclass(frozen=True)
-class StoredModel:
-    row: dict[str, Any]
-    created: bool  # False: an identical model was already stored and nothing was trained
-
-    @property
-    def name(self) -> str:
-        return self.row["name"]
-
-
-def model_row(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
-    rows = list(db["models"].rows_where("name = ?", [name]))
-    if not rows:
-        stored = [r["name"] for r in db["models"].rows]
-        raise unknown("model", name, stored or ["(none stored yet: run advbench train)"])
-    return rows[0]
-
-
-def load_model(db: sqlite_utils.Database, name: str, device: str = "cpu"):
-    """Load a stored model; its weights must match the checksum recorded in the database."""
-    from advbench.models.checkpoint import load_checkpoint, load_wrapper_doc
-
-    row = model_row(db, name)
-    if json.loads(row["config"]).get("kind") == "wrap":  # an inference-time defense
-        doc = load_wrapper_doc(db_dir(db) / row["path"], row["checksum"])
-        base, spec, parent = load_model(db, doc["parent"], device)
-        if parent["checksum"] != doc["parent_sha256"]:
-            raise BadInput(
-                f"model {name!r} wraps {doc['parent']!r} with sha256 "
-                f"{doc['parent_sha256'][:12]}…, which is now {parent['checksum'][:12]}… "
-                f"(retrained?); re-run advbench harden --force for {name!r}"
-            )
-        wrapped = defenses.wrapper_for(doc["defense"], doc["params"])(base)
-        return wrapped.to(device).eval(), spec, row
-    expected = json.loads(row["spec"]) if row.get("spec") else None
-    model, spec, _ = load_checkpoint(db_dir(db) / row["path"], row["checksum"], expected)
-    return model.to(device), spec, row
-
+from advbench.store import db_dir
 
 # The papers train for at most 400 epochs (madnet's CIFAR-10 schedule); 1e8 is a typo.
 MAX_EPOCHS = 10_000
@@ -87,30 +53,6 @@ def validate_train_args(
     validate_numbers(lr=lr)
 
 
-# A model name is a file stem under models/: letters, digits and . _ + - only, starting
-# with a letter or digit, at most 100 characters, no "..": never a path.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-
-
-def validate_name(db, name: str) -> None:
-    """Refuse a model name that is not a plain file stem, or that differs from a stored
-    model's name only by case or dots (the two would share files on some file systems)."""
-    if not NAME_RE.fullmatch(name or "") or ".." in name:
-        raise BadInput(
-            f"--name {name!r} is not a valid model name: use 1-100 letters, digits and . _ + - "
-            "(starting with a letter or digit, no '..', no '/')"
-        )
-    if db is None:  # the pattern alone, before a database is opened
-        return
-    key = name.lower().replace(".", "")
-    for (other,) in db.execute("select name from models"):
-        if other != name and other.lower().replace(".", "") == key:
-            raise BadInput(
-                f"--name {name!r} differs from the stored model {other!r} only by case or "
-                "dots; choose another name"
-            )
-
-
 def validate_numbers(*, lr: float | None = None, weight_decay: float | None = None,
                      seed: int | None = None) -> None:  # fmt: skip
     # bounded well below float32's range: 1e300 overflowed inside the optimiser
@@ -120,18 +62,6 @@ def validate_numbers(*, lr: float | None = None, weight_decay: float | None = No
         raise BadInput(f"--weight-decay {weight_decay} must be a number in [0, 1e3]")
     if seed is not None and not 0 <= seed < 2**63:
         raise BadInput(f"--seed {seed} must be in [0, 2^63)")
-
-
-def _existing(db, name: str, cfg_hash: str, force: bool) -> dict[str, Any] | None:
-    rows = list(db["models"].rows_where("name = ?", [name]))
-    if not rows or force:
-        return None
-    if rows[0]["config_hash"] == cfg_hash:
-        return rows[0]
-    raise BadInput(
-        f"model {name!r} is already stored with a different configuration; "
-        "choose another --name or pass --force to replace it"
-    )
 
 
 def _fit_and_store(
@@ -159,9 +89,9 @@ def _fit_and_store(
     from advbench.models.checkpoint import save_checkpoint
 
     cfg_hash = config_hash(config)
-    existing = _existing(db, name, cfg_hash, force)
-    if existing:
-        return StoredModel(existing, created=False)
+    stored = existing(db, name, cfg_hash, force)
+    if stored:
+        return StoredModel(stored, created=False)
     train = datasets.load(spec.dataset, "train", data_dir=data_dir, download=download)
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
     if relabel is not None:  # a proxy learns another model's labels, not the data set's
@@ -191,42 +121,13 @@ def _fit_and_store(
             "defense_config": defense_config,
         },
     )
-    row = _row(
+    row = model_record(
         name, checksum, spec, config, cfg_hash, parent, defense,
         defense_config, (acc, n), fit_cfg.seed, history, env_id, t0,
     )  # fmt: skip
     db["models"].upsert(row, pk="name")
     resume.clear()
     return StoredModel(row, created=True)
-
-
-def _row(
-    name, checksum, spec, config, cfg_hash, parent, defense, defense_config, accuracy,
-    seed, history, env_id, t0,
-) -> dict[str, Any]:  # fmt: skip
-    """A `models` row: what the model is, how it was made, and its clean accuracy."""
-    acc, n = accuracy
-    return {
-        "name": name,
-        "checksum": checksum,
-        "arch": spec.arch,
-        "dataset": spec.dataset,
-        "activation": spec.activation,
-        "spec": json.dumps(spec.to_dict()),
-        "config": json.dumps(config),
-        "config_hash": cfg_hash,
-        "parent": parent,
-        "defense": defense,
-        "defense_config": json.dumps(defense_config) if defense else None,
-        "clean_accuracy": acc,
-        "clean_n": n,
-        "seed": seed,
-        "path": f"models/{name}",
-        "history": json.dumps(history),
-        "env_id": env_id,
-        "created_at": now(),
-        "wall_s": time.monotonic() - t0,
-    }
 
 
 def train_model(
@@ -433,9 +334,9 @@ def wrap_model(
         "params": defenses.identity(defense, resolved),
     }
     cfg_hash = config_hash(config)
-    existing = _existing(db, name, cfg_hash, force)
-    if existing:
-        return StoredModel(existing, created=False)
+    stored = existing(db, name, cfg_hash, force)
+    if stored:
+        return StoredModel(stored, created=False)
     t0 = time.monotonic()
     base, spec, _ = load_model(db, parent, device)
     wrapped = defenses.wrapper_for(defense, resolved)(base).eval()
@@ -455,7 +356,7 @@ def wrap_model(
         },
     )
     env_id = record_environment(db, device)
-    row = _row(
+    row = model_record(
         name, checksum, spec, config, cfg_hash, parent, defense, resolved, (acc, n),
         parent_row["seed"], [], env_id, t0,
     )  # fmt: skip

@@ -24,10 +24,12 @@ import numpy as np
 import torch
 
 from advbench import data
-from advbench.engine import make_job, run_jobs, select_samples
+from advbench.catalogue import load_model, model_row
+from advbench.engine import run_jobs, select_samples
 from advbench.env import describe, record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model, model_row, train_model
+from advbench.train import train_model
 
 EPS_LINF, PGD_STEPS = 0.1, 40  # at 0.3 a standard MNIST net is at 0 % for every method
 CW = {

@@ -23,9 +23,9 @@ import torch
 
 from advbench import data
 from advbench.attacks import ATTACKS, unpack
+from advbench.catalogue import load_model
 from advbench.store import open_db
 from advbench.suites import load_suite
-from advbench.train import load_model
 
 MODEL, LABEL = "madnet-ce-mnist-5k", "CW (c = 0.1)"
 

@@ -8,8 +8,8 @@ from torch.nn import functional as F
 
 from advbench import data
 from advbench.attacks import ATTACKS, unpack
+from advbench.catalogue import load_model
 from advbench.store import open_db
-from advbench.train import load_model
 
 
 def _clamp_by_pnorm(d, r):

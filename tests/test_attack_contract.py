@@ -15,10 +15,11 @@ norms to a relative 1e-4 (see `NORM_TOL`).
 import pytest
 
 from advbench.attacks import ATTACKS, norm_of
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model
 
 CW = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
 FAST = {

@@ -7,12 +7,13 @@ import json
 import pytest
 
 from advbench.browse import COLUMNS, VIEWS
+from advbench.catalogue import load_model
 from advbench.cli import app
-from advbench.engine import make_job, run_jobs
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.metrics import wilson_interval
 from advbench.store import open_db
-from advbench.train import load_model
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import shutil
 import pytest
 
 from advbench import api
+from advbench.catalogue import load_model
 from advbench.cli import app
-from advbench.engine import make_job, run_jobs
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model
 
 LINF, L2 = [0.05, 0.1, 0.2], [0.25, 0.5, 1.0]
 # abort_early off: foolbox's early abort watches the whole batch's loss, so an instance's

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 
-from advbench import engine
-from advbench.engine import make_job, run_jobs
+from advbench import crafted, engine
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
-from advbench.store import crafted, open_db
-from advbench.train import load_model
+from advbench.jobs import make_job
+from advbench.store import open_db
 
 # each kind of crafting: a minimal attack (one search for every ε), a budget attack with
 # a random start (seeded per batch), and a targeted decision-based attack with start

@@ -60,7 +60,7 @@ def test_the_bounded_search_finds_the_adversarial_inside_the_ball():
 
 
 def test_a_ball_covering_the_unit_box_is_plain_cw():
-    from advbench.attacks.own import cw_l2_search
+    from advbench.attacks.cw import cw_l2_search
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))

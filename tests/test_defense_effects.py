@@ -24,9 +24,10 @@ import torch
 from torch.nn import functional as F
 
 from advbench import data
+from advbench.catalogue import load_model
 from advbench.defenses.inference import PNML, FeatureSqueezing
 from advbench.store import open_db
-from advbench.train import harden_model, load_model
+from advbench.train import harden_model
 
 SEED = 0
 N = 200  # held-out samples each quantity is measured on
@@ -165,8 +166,9 @@ def confidence(model, x):
 
 def robust_accuracy(db, model_name, attack, eps, overrides=None):
     """advbench's own attack on the stored model: accuracy on N test samples at ε."""
-    from advbench.engine import make_job, run_jobs
+    from advbench.engine import run_jobs
     from advbench.env import record_environment
+    from advbench.jobs import make_job
 
     model, _, row = load_model(db, model_name)
     (run,) = run_jobs(

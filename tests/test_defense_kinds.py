@@ -10,11 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from advbench import data
+from advbench.catalogue import load_model
 from advbench.cli import app
 from advbench.defenses.inference import PNML, FeatureSqueezing, median_filter, squeeze_bits
 from advbench.errors import BadInput
 from advbench.store import open_db
-from advbench.train import harden_model, load_model
+from advbench.train import harden_model
 
 KW = dict(batch_size=64, optimizer=None, lr=None, seed=0, device="cpu")
 
@@ -162,8 +163,9 @@ def test_white_box_attacks_see_feature_squeezing_straight_through_unless_masked(
     """zantedeschi attacked ART's squeezer, whose backward pass is the identity: FGSM moves
     the input and hurts. The true (masked) gradient of rounding is zero: FGSM does not move,
     and only BPDA gets through. Each run records the gradient it followed."""
-    from advbench.engine import make_job, run_jobs
+    from advbench.engine import run_jobs
     from advbench.env import record_environment
+    from advbench.jobs import make_job
 
     db = open_db(db_copy)
     _harden(db, "feature-squeezing", "fs")

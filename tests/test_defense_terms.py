@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 from advbench.data import DataSplit
+from advbench.defenses import mad
+from advbench.defenses import nsloss as ns
 from advbench.defenses import training as T
 from advbench.models.layers import Activation, ZooModel
 
@@ -36,7 +38,7 @@ def test_nsloss_on_a_linear_model_is_the_mean_logit_change_over_eps():
     lin = ZooModel(nn.Flatten(), model)  # no activations: only the logits are regularised
     x, eps, n = _x(), 0.5, 4
     torch.manual_seed(7)
-    got = T.nsloss(eps=eps, samples=n)(lin, x, lin(x), None)
+    got = ns.nsloss(eps=eps, samples=n)(lin, x, lin(x), None)
     w = model.weight.detach()
     want = sum((d.flatten(1) @ w.T).abs().mean() for d in _perturbations(x, eps, n, 7)) / (n * eps)
     assert float(got.detach()) == pytest.approx(float(want), rel=1e-5)
@@ -49,7 +51,7 @@ def test_nsloss_equals_algorithm_1_written_out():
     with torch.no_grad():
         model.features[1].bias.fill_(2.0)  # every hidden neuron fires: MLA > 0 everywhere
     torch.manual_seed(11)
-    got = T.nsloss(eps=eps, samples=n)(model, x, model(x), None)
+    got = ns.nsloss(eps=eps, samples=n)(model, x, model(x), None)
 
     out0, acts0 = model.forward_with_activations(x)
     layers0 = [*acts0, out0]
@@ -73,9 +75,9 @@ def test_nsloss_is_zero_for_a_constant_model_and_differentiable():
     for p in model.parameters():
         nn.init.zeros_(p)
     x = _x()
-    assert float(T.nsloss(eps=1.0, samples=2)(model, x, model(x), None)) == 0.0
+    assert float(ns.nsloss(eps=1.0, samples=2)(model, x, model(x), None)) == 0.0
     model = _tiny()
-    loss = T.nsloss(eps=1.0, samples=2)(model, x, model(x), None)
+    loss = ns.nsloss(eps=1.0, samples=2)(model, x, model(x), None)
     loss.backward()
     assert model.features[1].weight.grad.abs().sum() > 0
 
@@ -84,7 +86,7 @@ def test_reduce_variance_on_toy_embeddings():
     z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [3.0, 4.0], [3.0, 0.0]])
     labels = torch.tensor([0, 0, 1, 2, 2])
     # class 0: μ = (1, 0), distances 1, 1 -> 1; class 1: 0; class 2: μ = (3, 2), 2, 2 -> 2
-    assert float(T.reduce_variance(z, labels)) == pytest.approx((1 + 0 + 2) / 3)
+    assert float(mad.reduce_variance(z, labels)) == pytest.approx((1 + 0 + 2) / 3)
 
 
 def _pair_batch(z1, z2, pairs, labels):
@@ -99,9 +101,9 @@ def test_siamese_term_on_toy_embeddings():
     z2 = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # cos = 1, 0
     y = torch.zeros(4, dtype=torch.long)
     agree = _pair_batch(z1, z2, torch.tensor([1.0, 0.0]), y)
-    assert float(T.mad_siamese(None, None, None, agree)) == pytest.approx(0.0, abs=1e-6)
+    assert float(mad.mad_siamese(None, None, None, agree)) == pytest.approx(0.0, abs=1e-6)
     swapped = _pair_batch(z1, z2, torch.tensor([0.0, 1.0]), y)
-    assert float(T.mad_siamese(None, None, None, swapped)) == pytest.approx(0.5 * 1.0)
+    assert float(mad.mad_siamese(None, None, None, swapped)) == pytest.approx(0.5 * 1.0)
 
 
 def test_mad_rvl_averages_the_two_halves():
@@ -109,7 +111,7 @@ def test_mad_rvl_averages_the_two_halves():
     z2 = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
     labels = torch.tensor([0, 0, 1, 1])
     b = _pair_batch(z1, z2, torch.ones(2), labels)
-    assert float(T.mad_rvl(None, None, None, b)) == pytest.approx(0.5 * (1.0 + 2.0))
+    assert float(mad.mad_rvl(None, None, None, b)) == pytest.approx(0.5 * (1.0 + 2.0))
 
 
 def test_embedding_jacobian_norm_of_a_linear_embedding():
@@ -120,10 +122,10 @@ def test_embedding_jacobian_norm_of_a_linear_embedding():
     z = model.embed(x)
     b = T.Batch(x, torch.zeros(2, dtype=torch.long), torch.ones(2), None, 1, pairs=torch.ones(1))
     b.z = z
-    got = T.mad_jacobian(projections=400)(model, x, None, b)
+    got = mad.mad_jacobian(projections=400)(model, x, None, b)
     exact = float(a.weight.detach().norm())  # J = A for every input: ½(‖A‖ + ‖A‖)
     assert float(got.detach()) == pytest.approx(exact, rel=0.1)
-    one = T.mad_jacobian(projections=1, exact=True)(model, x, None, b)
+    one = mad.mad_jacobian(projections=1, exact=True)(model, x, None, b)
     assert float(one.detach()) == pytest.approx(exact, rel=1e-5)  # exact: no estimate
 
 
@@ -136,7 +138,7 @@ def _split(n_per=50, classes=4):
 @pytest.mark.parametrize("q, same", [(1.0, 1.0), (0.0, 0.0)])
 def test_mad_pairs_draw_partners_of_the_requested_class(q, same):
     data = _split()
-    pairs = T.MadPairs(q)
+    pairs = mad.MadPairs(q)
     pairs.bind(data, 4)
     y = torch.tensor([0, 1, 2, 3] * 25)
     x, _ = data.get(torch.tensor([0, 50, 100, 150] * 25))
@@ -151,7 +153,7 @@ def test_mad_pairs_draw_partners_of_the_requested_class(q, same):
 
 def test_mad_pairs_same_class_share_is_about_q():
     data = _split()
-    pairs = T.MadPairs(0.3)
+    pairs = mad.MadPairs(0.3)
     pairs.bind(data, 4)
     y = torch.randint(0, 4, (4000,), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(1)

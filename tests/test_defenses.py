@@ -9,11 +9,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from advbench import defenses
+from advbench.catalogue import load_model
 from advbench.cli import app
 from advbench.defenses import training as T
 from advbench.errors import BadInput
 from advbench.store import open_db
-from advbench.train import harden_model, load_model
+from advbench.train import harden_model
 
 
 class Linear(nn.Module):

@@ -14,8 +14,9 @@ from torch.nn import functional as F
 
 from advbench import data
 from advbench.diagnostics import NOISE_DRAWS, margin, stability
-from advbench.engine import make_job, run_jobs, select_samples
+from advbench.engine import run_jobs, select_samples
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -4,10 +4,11 @@ are judged at every ε from one execution, interrupted runs resume to the same r
 import pytest
 import torch
 
-from advbench.engine import make_job, run_jobs, select_samples
+from advbench.catalogue import load_model, model_row
+from advbench.engine import run_jobs, select_samples
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model, model_row
 
 
 def _run(db, name, jobs, n=40, **kw):

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from advbench import data, diagnostics
-from advbench.engine import make_job, run_jobs
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
 
 NORM_TOL = {"rtol": 1e-4, "atol": 1e-6}  # as the contract pins (tests/test_attack_contract)

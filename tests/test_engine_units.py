@@ -4,9 +4,10 @@ trained model: per-batch seeds, which test samples a run attacks, and targets.""
 import pytest
 import torch
 
-from advbench.engine import Instances, make_instances, make_job, select_samples
+from advbench.engine import Instances, make_instances, select_samples
 from advbench.errors import BadInput
 from advbench.fit import batch_seed
+from advbench.jobs import make_job
 
 
 def test_batch_seeds_by_hand():
@@ -58,7 +59,7 @@ def test_targets_by_hand():
 
 
 def test_sources_resolve_to_the_rows_by_hand(tmp_path):
-    """Where a transfer row crafts its examples (engine.SOURCES), on a store of hand-made
+    """Where a transfer row crafts its examples (jobs.SOURCES), on a store of hand-made
     model rows: std ← jac (hardened) ← fs (a wrapper); res, res2 two undefended ResNets."""
     import json
 

@@ -234,7 +234,7 @@ def test_tsne_panel_from_small_cifar_files(tmp_path, runner, cifar_dir):
     from sklearn.metrics import davies_bouldin_score
 
     from advbench import data as datasets
-    from advbench.train import load_model
+    from advbench.catalogue import load_model
 
     data = cifar_dir
     common = ["--db", str(tmp_path / "t.db"), "--data-dir", str(data)]

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from advbench.config import config_hash
-from advbench.engine import Instances, _run_rows, make_job
+from advbench.engine import Instances, _run_rows
+from advbench.jobs import make_job
 from advbench.report import run_results, summary_table
 from advbench.store import open_db
 
@@ -80,3 +81,27 @@ def test_the_old_store_reports_its_numbers(old, data_regression):
     table = summary_table(old).set_index("model")
     cells = {m: {c: str(v) for c, v in row.items()} for m, row in table.iterrows()}
     data_regression.check({"counts": counts, "cells": cells}, basename="report")
+
+
+def _schema(db) -> list[tuple]:
+    """Every table, index and view with its columns (name, type, not-null, default, pk) and,
+    for a view, its SQL with whitespace folded."""
+    out = []
+    for kind, name, sql in db.execute(
+        "select type, name, sql from sqlite_master where name not like 'sqlite_%' "
+        "order by type, name"
+    ):
+        cols = [tuple(c[1:]) for c in db.execute(f"pragma table_info('{name}')")]
+        out.append((kind, name, cols, " ".join((sql or "").split()) if kind == "view" else ""))
+    return out
+
+
+def test_the_migrated_old_store_has_the_fresh_stores_schema(old, tmp_path):
+    """Every migration, frozen with its own SQL, brings a 0.1.0 store to the schema a new
+    store gets: same tables, columns, indexes and views (migrations 0004-0010 ran on it)."""
+    fresh = open_db(tmp_path / "fresh.db")
+    assert _schema(old) == _schema(fresh)
+    applied = [r[0] for r in old.execute("select name from _migrations order by name")]
+    assert applied == [r[0] for r in fresh.execute("select name from _migrations order by name")]
+    assert {"run_accuracy", "worst_case_accuracy", "model_lineage"} <= set(old.view_names())
+    assert "crafted" in old.table_names()

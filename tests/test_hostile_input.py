@@ -262,7 +262,7 @@ def test_damaged_checkpoints_are_one_line_even_with_a_matching_checksum(
     import torch
     from safetensors.torch import save_file
 
-    from advbench.models.checkpoint import sha256_file
+    from advbench.config import sha256_file
     from advbench.store import open_db
 
     folder = db_copy.parent / "models"

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from advbench import data as datasets
+from advbench.catalogue import load_model
 from advbench.cli import app
 from advbench.store import open_db
-from advbench.train import load_model
 
 NETS = Path(__file__).parent / "fixtures" / "usernets"
 

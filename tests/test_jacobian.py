@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from advbench.catalogue import load_model
 from advbench.data import load
 from advbench.defenses.jacobian import jacobian_regulariser, jacobian_sq_norms
-from advbench.train import load_model
 
 
 def _tiny():

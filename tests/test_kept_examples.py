@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from advbench import data as datasets
+from advbench.catalogue import load_model
 from advbench.cli import app
 from advbench.engine import select_samples
 from advbench.errors import BadInput
 from advbench.store import examples, open_db
-from advbench.train import load_model
 
 SUITE = {
     "name": "keep",

@@ -18,10 +18,12 @@ import textwrap
 
 import pytest
 
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model, train_model
+from advbench.train import train_model
 
 CW = {"steps": 10, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
 STOCHASTIC = {  # attack → (parameters, ε): each draws random numbers
@@ -42,10 +44,11 @@ CHILD = """
 import os, signal, sys, torch
 torch.set_num_threads(int(os.environ["ADVBENCH_TEST_THREADS"]))
 import advbench.engine as engine
-from advbench.engine import make_job, run_jobs
+from advbench.engine import run_jobs
+from advbench.jobs import make_job
 from advbench.env import record_environment
 from advbench.store import open_db
-from advbench.train import load_model
+from advbench.catalogue import load_model
 
 path, attack, params, eps, where, n, batch = sys.argv[1:8]
 calls = {"attack": 0, "insert": 0}

@@ -6,11 +6,13 @@ import shutil
 
 import torch
 
+from advbench.catalogue import load_model
 from advbench.cli import app
-from advbench.engine import make_job, run_jobs
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model, train_model
+from advbench.train import train_model
 
 COLS = "run_id, position, idx, label, clean_pred, adv_pred, success, l2, linf"
 

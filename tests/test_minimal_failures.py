@@ -15,10 +15,11 @@ from test_attack_contract import FAST as CONTRACT_FAST
 from torch import nn
 
 from advbench.attacks import ATTACKS
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import model_row
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import model_row
 
 MINIMAL = [e.name for e in ATTACKS if e.meta["kind"] == "minimal"]
 FAST = {name: CONTRACT_FAST.get(name, {}) for name in MINIMAL}  # the contract's fast settings

@@ -4,11 +4,12 @@ import math
 
 import pytest
 
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.report.optimality import distances, optimality, optimality_table
 from advbench.store import open_db
-from advbench.train import load_model
 
 INF = math.inf
 # by hand: best d* = [0, 1, 2, inf]; M = 2; c = 3/4, so an attack breaking nothing has

@@ -104,21 +104,22 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     )
 
 
-def test_a_failing_step_stops_the_run_with_its_exit_code(tmp_path):
-    """A step that exits 2 (a refused command) must not be counted as done: a long
-    reproduce whose store was migrated by a newer advbench mid-run once went on to its
-    page as if every step had run."""
-    from advbench.cli import app
-    from advbench.reproduce import Plan, Step, execute
+def test_a_failing_step_stops_the_run_with_its_exit_code(tmp_path, runner, monkeypatch):
+    """A step that is refused (exit 2) must not be counted as done: a long reproduce whose
+    store was migrated by a newer advbench mid-run once went on to its page as if every
+    step had run."""
+    from advbench import reproduce
+    from advbench.reproduce import Plan, PlannedStep
+    from advbench.steps import Step
 
-    db = str(tmp_path / "a.db")
-    seen = []
-    plan_ = Plan("fidel", "smoke", [
-        Step(["datasets"]),  # succeeds
-        Step(["attack", "--model", "ghost", "--attack", "fgsm", "--eps", "0.1", "--db", db]),
-        Step(["datasets"]),
-    ])  # fmt: skip
-    with pytest.raises(SystemExit) as exc:
-        execute(app, plan_, seen.append)
-    assert exc.value.code == 2
-    assert len(seen) == 2  # the third step never started
+    db = tmp_path / "a.db"
+    ghost = Step("attack", {"model": ["ghost"], "attack": "fgsm", "eps": [0.1], "db": db})
+    train = Step("train", {"dataset": "digits", "name": "never", "epochs": 1, "db": db})
+    monkeypatch.setattr(reproduce, "plan", lambda *a, **k: Plan(
+        "fidel", "smoke", [PlannedStep(ghost), PlannedStep(train)]))  # fmt: skip
+    res = runner.invoke(app, ["reproduce", "fidel", "--db", str(db)])
+    assert res.exit_code == 2 and "unknown model 'ghost'" in res.output, res.output
+    text = " ".join(res.output.split())
+    assert "[fidel 1/2] advbench attack --model ghost" in text
+    assert "[fidel 2/2]" not in text  # the second step never started
+    assert open_db(db)["models"].count == 0 and not (tmp_path / "fidel").exists()

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model
 
 EPS = [0.05, 0.1, 0.2, 0.3]
 # no random start: each instance's PGD path is the same in any batch, so the two plans

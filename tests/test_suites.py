@@ -3,12 +3,13 @@ scale smoke on mnist-5k through the CLI (the issue's acceptance check)."""
 
 import pytest
 
+from advbench.catalogue import load_model
 from advbench.cli import app
 from advbench.engine import run_jobs
 from advbench.env import record_environment
 from advbench.store import open_db
 from advbench.suites import SCALES, available, load_suite, suite_jobs
-from advbench.train import harden_model, load_model, train_model
+from advbench.train import harden_model, train_model
 
 PAPERS = ["fidel", "zantedeschi", "madnet", "jakubovitz", "pesso"]
 

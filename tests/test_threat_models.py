@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from advbench.attacks import ATTACKS
-from advbench.engine import make_job, run_jobs
+from advbench.catalogue import load_model
+from advbench.engine import run_jobs
 from advbench.env import record_environment
 from advbench.errors import BadInput
+from advbench.jobs import make_job
 from advbench.store import open_db
-from advbench.train import load_model, train_proxy
+from advbench.train import train_proxy
 
 CW = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
 
@@ -240,7 +242,7 @@ def test_suite_rows_keep_their_own_threat_model(runner, db_copy, tmp_path):
         ("FGSM [transfer] ← parent", "0.3"),
         ("FGSM named [transfer] ← jac", "0.3"),
     }
-    from advbench.api import _fill_sources
+    from advbench.api.evaluate import _fill_sources
 
     job = make_job("fgsm", [0.3])
     _fill_sources([job], False, "root", None)  # a model that happens to be named "root"
@@ -363,7 +365,7 @@ def test_a_failed_initialisation_is_flagged_and_not_counted_robust(db_copy):
     db = open_db(db_copy)
     hsj = {"max_iter": 2, "max_eval": 50, "init_eval": 10, "init_size": 5}
     job = make_job("hsj", [2.0], hsj, only_correct=True)
-    from advbench.train import model_row
+    from advbench.catalogue import model_row
 
     env = record_environment(db, "cpu")
     (res,) = run_jobs(db, Constant(), model_row(db, "std"), [job], n=6, seed=2, batch_size=6,

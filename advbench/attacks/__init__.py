@@ -235,7 +235,7 @@ def _own(name: str):
 
 ATTACKS.register(
     "cw-l2-restarts",
-    _own("cw_l2_restarts"),
+    _lazy("cw", "cw_l2_restarts"),
     params=(
         *_CW,
         Param("restarts", int, 10, "searches; the first starts at the input (fidel: 400)"),
@@ -249,7 +249,7 @@ ATTACKS.register(
 )
 ATTACKS.register(
     "cw-l2-box",
-    _own("cw_l2_box"),
+    _lazy("cw", "cw_l2_box"),
     params=(
         *_CW,
         Param(
@@ -264,7 +264,7 @@ ATTACKS.register(
 )
 ATTACKS.register(
     "cw-l2-eot",
-    _own("cw_l2_eot"),
+    _lazy("cw", "cw_l2_eot"),
     params=(
         *_CW,
         Param("samples", int, 10, "points the gradient is averaged over"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advbench.data import DatasetSpec, DataSplit, register
+from advbench.data.base import DatasetSpec, DataSplit, register
 
 _SPLIT_SEED = 0  # the train/test partition is fixed; --seed chooses samples, not the split
 

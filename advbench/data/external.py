@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from advbench.data import DatasetSpec, DataSplit, register
+from advbench.data.base import DatasetSpec, DataSplit, register
 from advbench.errors import BadInput
 
 DEFAULT_DATA_DIR = Path("data")
@@ -44,10 +44,17 @@ def _idx_loader(name: str, tv_name: str, folder: str):
     )
 
     def load(split: str, *, data_dir: Path | None, download: bool, seed: int) -> DataSplit:
+        root = _root(data_dir)
+        prefix = "train" if split == "train" else "t10k"
+        raw = [root / folder / "raw" / f"{prefix}-{k}-idx{d}-ubyte"
+               for k, d in (("images", 3), ("labels", 1))]  # fmt: skip
+        if not download and not all(f.exists() for f in raw):
+            # torchvision's own check, made before torch is imported (`report --list`
+            # asks which data sets are on disk)
+            raise _missing(name, root, root / folder / "raw", files)
         import torch
         import torchvision.datasets as tvd
 
-        root = _root(data_dir)
         cls = getattr(tvd, tv_name)
         try:
             ds = cls(str(root), train=(split == "train"), download=download)
@@ -96,9 +103,6 @@ def _cifar_loader(name: str, folder: str, tv_name: str, train_files, test_files)
     layout = f"{folder}/ with " + ", ".join([*train_files, *test_files])
 
     def load(split: str, *, data_dir: Path | None, download: bool, seed: int) -> DataSplit:
-        import numpy as np
-        import torch
-
         root = _root(data_dir)
         base = root / folder
         files = train_files if split == "train" else test_files
@@ -111,6 +115,9 @@ def _cifar_loader(name: str, folder: str, tv_name: str, train_files, test_files)
                 raise BadInput(f"{name}: download into {root} failed: {exc}") from None
         if not all((base / f).exists() for f in files):
             raise _missing(name, root, base, layout)
+        import numpy as np
+        import torch
+
         parts = [read_cifar_batch(base / f) for f in files]
         x = torch.from_numpy(np.concatenate([p[0] for p in parts])).to(torch.float32) / 255.0
         y = torch.tensor([label for p in parts for label in p[1]], dtype=torch.int64)
@@ -120,11 +127,10 @@ def _cifar_loader(name: str, folder: str, tv_name: str, train_files, test_files)
 
 
 def _imagenet(split: str, *, data_dir: Path | None, download: bool, seed: int) -> DataSplit:
-    import torch
-
     root = _root(data_dir) / ("train" if split == "train" else "val")
     if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
         raise _missing("imagenet", _root(data_dir), root, "one sub-folder of images per class")
+    import torch
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 

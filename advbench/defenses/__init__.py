@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from advbench.defenses.gradients import GRADIENTS
 from advbench.errors import BadInput
 from advbench.registry import Param, Registry
 
@@ -37,9 +38,9 @@ ALIAS_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
     "combined": {"cifar": {"jacobian.lambda": 0.01}}
 }
 KINDS = ("training-time", "architecture", "inference-time")
-# Gradients a white-box attack may follow through a non-differentiable inference-time step
-# (feature-squeezing's rounding); the first is the default. See inference.FeatureSqueezing.
-GRADIENTS = ("straight-through", "masked")
+# GRADIENTS (defenses/gradients.py): those a white-box attack may follow through a
+# non-differentiable inference-time step (feature-squeezing's rounding); the first is the
+# default. See inference.FeatureSqueezing.
 
 
 def _t():
@@ -245,7 +246,7 @@ DEFENSES.register(
     lambda p: [
         _t().Part(
             "nsloss",
-            regulariser=_t().nsloss(eps=p["eps"], samples=p["samples"]),
+            regulariser=_nsloss().nsloss(eps=p["eps"], samples=p["samples"]),
             weight=p["lambda"],
         )
     ],
@@ -275,16 +276,24 @@ DEFENSES.register(
 )
 
 
+def _nsloss():
+    from advbench.defenses import nsloss
+
+    return nsloss
+
+
 def _mad(p):
+    from advbench.defenses import mad
+
     t = _t()
     return [
-        t.Part("mad-pairs", transform=t.MadPairs(p["q"])),
+        t.Part("mad-pairs", transform=mad.MadPairs(p["q"])),
         t.Part("label-smoothing", transform=t.label_smoothing(true_weight=p["alpha"])),
-        t.Part("mad-siamese", regulariser=t.mad_siamese, weight=p["siamese"], needs_batch=True),
-        t.Part("mad-rvl", regulariser=t.mad_rvl, weight=p["rvl"], needs_batch=True),
+        t.Part("mad-siamese", regulariser=mad.mad_siamese, weight=p["siamese"], needs_batch=True),
+        t.Part("mad-rvl", regulariser=mad.mad_rvl, weight=p["rvl"], needs_batch=True),
         t.Part(
             "mad-jacobian",
-            regulariser=t.mad_jacobian(p["projections"], p.get("exact", False)),
+            regulariser=mad.mad_jacobian(p["projections"], p.get("exact", False)),
             weight=p["jacobian"],
             needs_batch=True,
         ),

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from advbench.defenses import GRADIENTS
+from advbench.defenses.gradients import GRADIENTS
 
 
 class Wrapper(nn.Module):

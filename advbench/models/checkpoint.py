@@ -5,22 +5,14 @@ No pickle anywhere: loading a checkpoint cannot execute code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from advbench.config import sha256_file
 from advbench.errors import BadInput
 from advbench.models import ModelSpec, build_model
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _beside(stem: Path, suffix: str) -> Path:

@@ -8,6 +8,8 @@ cell carries its n and a 95 % Wilson interval.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import sqlite_utils
 
@@ -226,19 +228,33 @@ def _rich(frame: pd.DataFrame, title: str, keys: tuple[str, ...], caption: str |
     return t
 
 
-def print_summary(console, db: sqlite_utils.Database, models: list[str] | None = None) -> None:
+@dataclass
+class SummaryView:
+    """What the terminal's summary shows: the pivot, how it was obtained, optimality."""
+
+    frame: pd.DataFrame
+    provenance: str
+    optimality: pd.DataFrame
+
+
+def summary_view(db: sqlite_utils.Database, models: list[str] | None = None) -> SummaryView:
+    from advbench.report.optimality import optimality_table
+
+    return SummaryView(summary_table(db, models), provenance_line(db, models),
+                       optimality_table(db, models))  # fmt: skip
+
+
+def print_summary(console, view: SummaryView) -> None:
     """Rich rendering for terminals: clean accuracy, then one table per attack, then the
     minimal attacks' optimality where a model has two of one norm."""
-    from advbench.report.optimality import CAPTION, optimality_table, render_rows
+    from advbench.report.optimality import CAPTION, render_rows
 
-    df = summary_table(db, models)
-    for title, part in by_attack(df):
+    for title, part in by_attack(view.frame):
         console.print(_rich(part, f"{title}: accuracy % [95 % CI] (n)", ("model", "defense")))
-    console.print(provenance_line(db, models))
-    opt = optimality_table(db, models)
-    if not opt.empty:
-        console.print(_rich(render_rows(opt), "minimal attacks: optimality (AttackBench)",
-                            ("model", "attack"), CAPTION))  # fmt: skip
+    console.print(view.provenance)
+    if not view.optimality.empty:
+        console.print(_rich(render_rows(view.optimality), "minimal attacks: optimality "
+                            "(AttackBench)", ("model", "attack"), CAPTION))  # fmt: skip
 
 
 def optimality_markdown(db: sqlite_utils.Database, models: list[str] | None = None) -> str:

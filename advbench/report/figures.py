@@ -36,12 +36,12 @@ from advbench.report.papers import (
     figures,
     published,
     select_specs,
+    suite_grid,
 )
 from advbench.report.tables import Result, Store, data_for, fill, provenance
 
 FIGURE_FORMATS = ("png", "svg")
 EPS_TOL = 1e-5  # a minimal perturbation within ε·(1 + tol) counts (engine._EPS_TOL)
-FAMILY = {"mnist": "mnist", "cifar10": "cifar", "cifar100": "cifar", "imagenet": "imagenet"}
 DATA_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
               "imagenet": "ImageNet"}  # fmt: skip
 
@@ -83,17 +83,6 @@ class FigureData:
 
 
 # ---- evaluation ---------------------------------------------------------------------------
-
-
-def suite_grid(suite: str, label: str, data: str) -> list[float]:
-    """The ε a suite runs a row at for a data set (finite ones: an axis has no ∞)."""
-    from advbench import suites
-
-    grid: list[float] = []
-    for row in suites.load_suite(suite)["attacks"]:
-        if row.get("label") == label:
-            grid += [float(e) for e in row["eps"].get(FAMILY[data], [])]
-    return sorted({e for e in grid if math.isfinite(e)})
 
 
 def series_cells(spec: FigureSpec, panel: Panel, s: Series) -> list[tuple[float, Cell]]:
@@ -202,9 +191,9 @@ def embedding(db, name: str, *, n: int, seed: int, data_dir=None) -> dict[str, A
     from sklearn.manifold import TSNE
 
     from advbench import data as datasets
+    from advbench.catalogue import load_model
     from advbench.engine import select_samples
     from advbench.measures import davies_bouldin
-    from advbench.train import load_model
 
     model, _, row = load_model(db, name, "cpu")
     model = model.eval()

@@ -9,7 +9,6 @@ instead of a command.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,18 +17,19 @@ import sqlite_utils
 from advbench import plans, suites
 from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, FigureSpec, TableSpec
 from advbench.report.tables import Store, data_for, evaluate
+from advbench.steps import Step
 
 
 @dataclass
 class Plan:
-    builds: list[str] = field(default_factory=list)
+    builds: list[Step] = field(default_factory=list)
     # one `attack --attack` command per (model, attack, targeting, source, suite it stands
     # for): its ε gathered into one --eps list
     attacks: dict[tuple, tuple[list[str], list[float]]] = field(default_factory=dict)
     suite_runs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # the rows (labels) of each suite run the empty cells need; None: every row
     suite_rows: dict[tuple[str, str], set[str] | None] = field(default_factory=dict)
-    measures: list[str] = field(default_factory=list)
+    measures: list[Step] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     absent_data: dict[str, set[str]] = field(default_factory=dict)  # data -> spec ids
     not_planned: dict[str, set[str]] = field(default_factory=dict)  # spec id -> roles
@@ -45,6 +45,11 @@ class Plan:
         ]
 
     def commands(self) -> list[str]:
+        """The steps' command lines."""
+        return [step.text for step in self.steps()]
+
+    def steps(self) -> list[Step]:
+        """The steps that fill the empty cells: builds, suite runs, single attacks, measures."""
         suites = [_cmd("attack", *args, *self._only(key)) for key, args in self.suite_runs.items()]
         attacks = []
         for (name, attack, targeted, source, suite), (args, eps) in self.attacks.items():
@@ -54,7 +59,8 @@ class Plan:
                 continue  # the model's planned suite run makes these runs
             budgets = ",".join(f"{e:g}" for e in sorted(set(eps)))
             attacks.append(_cmd("attack", *args[:4], "--eps", budgets, *args[4:]))
-        return list(dict.fromkeys([*self.builds, *suites, *attacks, *self.measures]))
+        unique = {s.text: s for s in [*self.builds, *suites, *attacks, *self.measures]}
+        return list(unique.values())
 
     def _only(self, key: tuple[str, str]) -> list[str]:
         """`--only LABEL` per row the cells need, when they need fewer than all (pesso's λ
@@ -89,8 +95,9 @@ def _suite_covers(suite: str, attack: str, targeted, source, eps: list[float],
     return all(any(abs(e - g) <= 1e-9 for g in grid) for e in eps)
 
 
-def _cmd(*args) -> str:
-    return "advbench " + " ".join(shlex.quote(str(a)) for a in args if a is not None)
+def _cmd(*words) -> Step:
+    """A step from command-line words (plan files give recipes as flags)."""
+    return Step.parse([str(w) for w in words if w is not None])
 
 
 def plan(

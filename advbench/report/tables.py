@@ -498,9 +498,12 @@ def render(spec: TableSpec, results: list[Result], fmt: str, db) -> str:
     raise unknown("format", fmt, FORMATS)
 
 
-def print_rich(console, spec: TableSpec, results: list[Result], db, verbose: bool = False) -> None:
+def print_rich(console, view, verbose: bool = False) -> None:
+    """A table's view (api.TableView: its spec, cells and caption lines) in the terminal;
+    `verbose` lists the runs behind each cell."""
     from rich.table import Table
 
+    spec, results = view.spec, view.results
     df = pivot(results)
     t = Table(title=f"{spec.id}: {spec.title}", title_justify="left", show_lines=True)
     for c in df.columns:
@@ -508,7 +511,7 @@ def print_rich(console, spec: TableSpec, results: list[Result], db, verbose: boo
     for row in df.itertuples(index=False):
         t.add_row(*[str(v) for v in row])
     console.print(t)
-    for line in caption(spec, results, db):
+    for line in view.caption:
         console.print(line, highlight=False, markup=False)
     if verbose:
         for r in results:

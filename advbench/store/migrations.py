@@ -212,21 +212,84 @@ def _attack_diagnostics(db: sqlite_utils.Database) -> None:
         db["samples"].add_column(name, kind)
 
 
+# The views as migration 0007 made them, frozen: browse.VIEWS may change later only through a
+# new migration, never by rewriting what 0007 did.
+_VIEWS_0007 = {
+    "run_accuracy": """
+select r.id as run_id, r.model, r.defense, r.attack, r.label as row_label, r.norm, r.eps,
+       r.threat, r.source_model, r.targeted, r.suite, r.scale, r.seed, r.status, c.n,
+       c.robust, round(100.0 * c.robust / c.n, 2) as robust_accuracy_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * c.robust / c.n) + 3.8415999999999997/(2.0*c.n)) / (1 + 3.8415999999999997/c.n) - 1.96 * sqrt((1.0 * c.robust / c.n) * (1 - (1.0 * c.robust / c.n)) / c.n + 3.8415999999999997/(4.0*c.n*c.n)) / (1 + 3.8415999999999997/c.n))), 2) as ci_low_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * c.robust / c.n) + 3.8415999999999997/(2.0*c.n)) / (1 + 3.8415999999999997/c.n) + 1.96 * sqrt((1.0 * c.robust / c.n) * (1 - (1.0 * c.robust / c.n)) / c.n + 3.8415999999999997/(4.0*c.n*c.n)) / (1 + 3.8415999999999997/c.n))), 2) as ci_high_pct
+  from runs r join (select s.run_id,
+       count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
+       coalesce(sum(s.clean_pred = s.label and s.adv_pred = s.label and not coalesce(s.init_failed, 0)), 0) as robust
+  from samples s group by s.run_id) c on c.run_id = r.id
+ where c.n > 0""",
+    "accuracy_curves": """
+select model, defense, coalesce(row_label, attack) as attack_row, norm, threat, targeted,
+       eps, robust_accuracy_pct, ci_low_pct, ci_high_pct, n, seed, scale, suite, run_id
+  from run_accuracy where status = 'complete'
+ order by model, attack_row, norm, eps""",
+    "sample_worst_case": """
+select r.model, r.norm, r.eps, r.seed, s.idx,
+       min(case when s.clean_pred = s.label and s.adv_pred = s.label and not coalesce(s.init_failed, 0) then 1 else 0 end) as robust_under_all,
+       count(distinct r.id) as attacks,
+       group_concat(case when s.clean_pred = s.label and s.adv_pred = s.label and not coalesce(s.init_failed, 0) then null else coalesce(r.label, r.attack) end, '; ')
+         as broken_by
+  from samples s join runs r on r.id = s.run_id
+ where r.status = 'complete' and r.targeted is null and not coalesce(s.init_failed, 0)
+ group by r.model, r.norm, r.eps, r.seed, s.idx""",
+    "worst_case_accuracy": """
+select w.model, w.norm, w.eps, w.seed, count(*) as n, sum(w.robust_under_all) as robust,
+       min(w.attacks) as fewest_attacks_per_sample,
+       round(100.0 * sum(w.robust_under_all) / count(*), 2) as robust_accuracy_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * sum(w.robust_under_all) / count(*)) + 3.8415999999999997/(2.0*count(*))) / (1 + 3.8415999999999997/count(*)) - 1.96 * sqrt((1.0 * sum(w.robust_under_all) / count(*)) * (1 - (1.0 * sum(w.robust_under_all) / count(*))) / count(*) + 3.8415999999999997/(4.0*count(*)*count(*))) / (1 + 3.8415999999999997/count(*)))), 2) as ci_low_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * sum(w.robust_under_all) / count(*)) + 3.8415999999999997/(2.0*count(*))) / (1 + 3.8415999999999997/count(*)) + 1.96 * sqrt((1.0 * sum(w.robust_under_all) / count(*)) * (1 - (1.0 * sum(w.robust_under_all) / count(*))) / count(*) + 3.8415999999999997/(4.0*count(*)*count(*))) / (1 + 3.8415999999999997/count(*)))), 2) as ci_high_pct
+  from sample_worst_case w
+ group by w.model, w.norm, w.eps, w.seed""",
+    "model_lineage": """
+with recursive chain(name, root, depth, lineage) as (
+  select name, name, 0, name from models where parent is null
+  union all
+  select m.name, c.root, c.depth + 1,
+         c.lineage || ' → ' || m.name || ' (' || coalesce(m.defense, 'trained') || ')'
+    from models m join chain c on m.parent = c.name
+)
+select c.name as model, m.defense, m.dataset, m.arch, c.root, c.depth, c.lineage
+  from chain c join models m on m.name = c.name""",
+}
+
+
 def _browse_views(db: sqlite_utils.Database) -> None:
     # SQL views for the common questions (advbench/browse.py): each run's robust accuracy
     # with its Wilson interval, accuracy-ε curves, the per-sample worst case over attacks
     # and its accuracy, and each model's lineage. No table changes.
-    from advbench.browse import create_views
-
-    create_views(db)
+    for name, sql in _VIEWS_0007.items():
+        db.execute(f"drop view if exists {name}")
+        db.execute(f"create view {name} as {sql}")
 
 
 def _crafted_cache(db: sqlite_utils.Database) -> None:
     # Examples crafted on a transfer or black-box row's source, shared by every target
-    # model of that row (advbench/store/crafted.py): a cache, so no run or sample changes.
-    from advbench.store.crafted import create_table
-
-    create_table(db)
+    # model of that row (advbench/crafted.py): a cache, so no run or sample changes.
+    db["crafted"].create(
+        {
+            "key": str,
+            "source_checksum": str,
+            "attack": str,
+            "eps": float,
+            "batch": int,
+            "first_run": str,  # the run whose batch crafted it
+            "path": str,
+            "sha256": str,
+            "count": int,
+            "meta": str,  # JSON: restart traces and crafting diagnostics per instance
+            "created_at": str,
+        },
+        pk="key",
+    )
+    db["crafted"].create_index(["source_checksum"])
 
 
 def _sample_input_linf(db: sqlite_utils.Database) -> None:

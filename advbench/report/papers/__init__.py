@@ -293,3 +293,18 @@ def select_specs(kind: str, name: str, specs: dict, extra: tuple[str, ...] = ())
         return by_paper
     papers_ = dict.fromkeys(s.paper for s in specs.values())
     raise unknown(kind, name, [*extra, "all", *specs, *papers_])
+
+
+# A paper's data name -> the suite's ε family key (a suite row's eps is per family).
+FAMILY = {"mnist": "mnist", "cifar10": "cifar", "cifar100": "cifar", "imagenet": "imagenet"}
+
+
+def suite_grid(suite: str, label: str, data: str) -> list[float]:
+    """The ε a suite runs a row at for a data set (finite ones: an axis has no ∞)."""
+    from advbench import suites
+
+    grid: list[float] = []
+    for row in suites.load_suite(suite)["attacks"]:
+        if row.get("label") == label:
+            grid += [float(e) for e in row["eps"].get(FAMILY[data], [])]
+    return sorted({e for e in grid if math.isfinite(e)})

@@ -119,8 +119,7 @@ L2 = "ε (L2 budget, inputs in [0, 1])"
 
 
 def _attack_panels(transfer: bool) -> tuple[Panel, ...]:
-    from advbench.report.figures import suite_grid
-    from advbench.report.papers import layout_rows
+    from advbench.report.papers import layout_rows, suite_grid
 
     panels = []
     for fam, name in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):

@@ -117,7 +117,7 @@ def _fgsm_panel(data: str) -> Panel:
 
 
 def _jsma_panel(data: str) -> Panel:
-    from advbench.report.figures import suite_grid
+    from advbench.report.papers import suite_grid
 
     def cells(role: str) -> tuple:
         out = []

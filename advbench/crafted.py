@@ -102,23 +102,3 @@ def save(
         "created_at": now(),
         **about,
     }
-
-
-def create_table(db: sqlite_utils.Database) -> None:
-    db["crafted"].create(
-        {
-            "key": str,
-            "source_checksum": str,
-            "attack": str,
-            "eps": float,
-            "batch": int,
-            "first_run": str,  # the run whose batch crafted it
-            "path": str,
-            "sha256": str,
-            "count": int,
-            "meta": str,  # JSON: restart traces and crafting diagnostics per instance
-            "created_at": str,
-        },
-        pk="key",
-    )
-    db["crafted"].create_index(["source_checksum"])

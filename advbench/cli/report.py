@@ -1,0 +1,227 @@
+"""`advbench report`: one request (advbench.api.ReportRequest, where the rules of which
+options go together live), one mode, one API function, printed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from advbench import api
+from advbench.cli.app import MODEL, OUTPUT, app, err, handles_errors
+from advbench.cli.options import DataDirOpt, DbOpt
+from advbench.cli.render import (
+    claims_markdown,
+    print_checks,
+    print_claims,
+    print_figure,
+    print_listing,
+    print_missing,
+    print_output,
+    print_summary,
+    print_table,
+)
+
+
+@app.command()
+@handles_errors
+def report(
+    table: Annotated[
+        str | None,
+        typer.Option(
+            "--table",
+            help="A paper's table (fidel:III, madnet:1, ...; see --list), a paper name for all "
+            "its tables, or `all`; given alone, the summary pivot (rows model/defense, "
+            "columns attack x ε).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "summary",
+    figure: Annotated[
+        str | None,
+        typer.Option(
+            "--figure",
+            help="A paper's figure (zantedeschi:fig3, fidel:fig1a, madnet:tsne, ...; see "
+            "--list), a paper name for all its figures, `all`, or `curves` (accuracy against ε "
+            "of every stored attack of the --model models). Written as PNG and SVG (--format "
+            "png|svg for one) to --output (default: figures/ beside the database).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    paper: Annotated[
+        str | None,
+        typer.Option(
+            "--paper",
+            help="One paper's page (fidel, zantedeschi, madnet, jakubovitz, pesso): its tables, "
+            "figures, the checklist of its models, the commands, environment and wall time. "
+            "--format markdown (README.md and figures/) or html, into --output DIR.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    claims: Annotated[
+        str | None,
+        typer.Option(
+            "--claims",
+            help="Test a paper's claims (benchmarks/plans/PAPER.json, or all) on the stored "
+            "runs: held / not held / not testable at this scale, with the numbers. "
+            "--format markdown for a table.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            help="Run the evaluation checklist (Carlini et al. 2019, Pintor et al. 2022) on "
+            "the stored runs of this model: pass / warn / fail per check, the numbers behind "
+            "it and the command that settles a warning. --format json|csv|markdown.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    list_: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="List every table and figure id, what it shows and how many of its cells "
+            "(points) stored runs fill.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    missing: Annotated[
+        bool,
+        typer.Option(
+            "--missing",
+            help="Print the advbench commands that fill the empty cells of --table (default "
+            "all), and one line per cell whose data set is not on disk.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            help="Scale of the commands --missing prints: smoke, cpu or full \\[default: smoke].",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these models (summary pivot); repeatable.", rich_help_panel=MODEL),
+    ] = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table (rich), markdown, csv, latex or json. A paper table's csv and json are "
+            "tidy (one row per cell); the summary's csv has one row per run. html (with "
+            "--output DIR): one self-contained page of the tables (--table), figures "
+            "(--figure), the checklist of every attacked model and their provenance.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write to this directory instead of the terminal (made if its parent "
+            "exists): one file per table, summary.md / summary.csv for the summary. A file, "
+            "above all a database, is refused.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="List the runs behind each cell, and the other runs that match it.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Print robustness tables regenerated from the stored per-sample results."""
+    request = api.ReportRequest(
+        table=table, figure=figure, paper=paper, claims=claims, checks=checks, list=list_,
+        missing=missing, scale=scale, models=tuple(model or ()), format=format_,
+        output=output, verbose=verbose, data_dir=data_dir, db=db,
+    ).checked()  # fmt: skip
+    # one mode per call, each a helper below that calls one advbench.api function and prints
+    MODES[request.mode](request)
+
+
+def _report_claims(request) -> None:
+    """`report --claims PAPER`: each claim's verdict with its numbers."""
+    found = api.claims(request.claims, db=request.db)
+    if request.format == "markdown":
+        sys.stdout.write(claims_markdown(found))
+    else:
+        print_claims(found)
+
+
+def _report_page(request) -> None:
+    """`report --paper PAPER --output DIR`: the paper's page."""
+    path = api.page(request.paper, format=request.format, output=request.output,
+                    data_dir=request.data_dir, db=request.db)  # fmt: skip
+    err.print(f"wrote {path}", highlight=False)
+
+
+def _report_list(request) -> None:
+    """`report --list`: every table and figure id with how much of it is filled."""
+    print_listing(*api.listing(db=request.db))
+
+
+def _report_missing(request) -> None:
+    """`report --missing`: the commands that fill the empty cells."""
+    scale = request.scale or "smoke"
+    todo = api.missing(table=request.table, figure=request.figure, scale=scale,
+                       data_dir=request.data_dir, db=request.db)  # fmt: skip
+    print_missing(todo, scale)
+
+
+def _report_html(request) -> None:
+    """`report --format html --output DIR`: one self-contained page (DIR/report.html)."""
+    with err.status("drawing the report") as status:
+        path, tables, figures = api.html_report(
+            table=request.table, figure=request.figure, output=request.output,
+            data_dir=request.data_dir, db=request.db,
+            progress=lambda ident: status.update(f"drawn {ident}"),
+        )  # fmt: skip
+    err.print(f"wrote {path} ({tables} tables, {figures} figures)", highlight=False)
+
+
+def _report_tables(request) -> None:
+    """`report --table ID`: a paper's tables, printed or written one file each."""
+    done = api.report_tables(request)
+    for view in done.view or ():
+        print_table(view, request.verbose)
+    print_output(done)
+
+
+def _report_summary(request) -> None:
+    """`report` alone: the summary pivot of the stored runs."""
+    done = api.report_summary(request)
+    if done.view is not None:
+        print_summary(done.view)
+    print_output(done)
+
+
+def _report_checks(request) -> None:
+    """`report --checks MODEL`: the checklist's verdicts, with their numbers."""
+    done = api.report_checks(request)
+    if done.view is not None:
+        print_checks(done.view)
+    print_output(done)
+
+
+def _report_figures(request) -> None:
+    """`report --figure`: draw, write PNG/SVG, print each figure's caption."""
+    for fd, paths in api.report_figures(request):
+        print_figure(fd)
+        err.print("wrote " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+MODES = {
+    "claims": _report_claims, "paper": _report_page, "checks": _report_checks,
+    "html": _report_html, "figures": _report_figures, "list": _report_list,
+    "missing": _report_missing, "tables": _report_tables, "summary": _report_summary,
+}  # fmt: skip

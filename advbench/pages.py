@@ -1,0 +1,108 @@
+"""One paper's page (`report --paper`, and what `reproduce` writes at its end).
+
+The page is a workflow's product, not a report's: besides the paper's tables, figures
+and the checklist of its models, it says how they were made (the command, the models'
+wall time, the environments) and what the paper's plan skips here (absent data sets,
+external weights), which only the reproduction plan knows.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from advbench import checks as chk
+from advbench import reproduce
+from advbench.progress import fmt_time
+from advbench.report import figures as figs
+from advbench.report import html
+from advbench.report import tables as tab
+from advbench.report.papers import FigureSpec, TableSpec
+from advbench.reproduce import specs_of, wall_time
+from advbench.suites import allows_shortcuts
+
+
+def paper_models(db: sqlite_utils.Database, paper: str) -> list[str]:
+    """Stored models that fill a role of the paper's tables or figures."""
+    store = tab.Store(db)
+    names = []
+    for spec in specs_of(paper):
+        for data, key in spec.roles:
+            names += [m["name"] for m in store.role_models(spec, data, key)]
+    return list(dict.fromkeys(names))
+
+
+def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
+    models = paper_models(db, paper)
+    if scale is None and models:  # the scale the stored runs were made at
+        marks = ",".join("?" * len(models))
+        scales = sorted({r[0] for r in db.execute(
+            f"select distinct scale from runs where model in ({marks}) and scale is not null",
+            models)})  # fmt: skip
+        scale = ",".join(scales) or None
+    lines = [
+        f"Command: advbench reproduce {paper}" + (f" --scale {scale}" if scale else ""),
+        f"{len(models)} models; wall time of their training and attacks: "
+        f"{fmt_time(wall_time(db, models, afresh=not allows_shortcuts(paper)))} (summed over "
+        "steps, as stored)",
+    ]
+    if models:
+        marks = ",".join("?" * len(models))
+        envs = sorted({
+            f"advbench {r['advbench']}, python {r['python']}, torch {r['torch']}, foolbox "
+            f"{r['foolbox']}, ART {r['art']} on {r['device']} ({r['platform']})"
+            for r in db.query(f"select e.* from runs r join environments e on e.id = r.env_id "
+                              f"where r.model in ({marks})", models)})  # fmt: skip
+        lines += [f"Environment: {e}" for e in envs]
+    lines += list(skipped)
+    return lines
+
+
+def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, skipped=()):
+    """Write the paper's page into out_dir: report.html, or README.md with figures/*.png.
+    Returns the page's path."""
+    specs = specs_of(paper)
+    table_specs = [s for s in specs if isinstance(s, TableSpec)]
+    figure_specs = [s for s in specs if isinstance(s, FigureSpec)]
+    models = paper_models(db, paper)
+    preamble = paper_preamble(db, paper, scale, skipped)
+    shown = scale or next((line.split("--scale ")[1] for line in preamble[:1]
+                           if "--scale " in line), None)  # fmt: skip
+    if not skipped:  # what the paper's plan skips here (absent data sets, external weights)
+        base = (shown or "smoke").split(",")[0]
+        preamble += reproduce.plan(db, paper, base, data_dir=data_dir).skipped
+    title = f"{paper}: reproduction" + (f" at scale {shown}" if shown else "")
+    if fmt == "html":
+        path = out_dir / "report.html"
+        path.write_text(html.page(db, table_specs, figure_specs, data_dir=data_dir, models=models,
+                             title=title, preamble=preamble))  # fmt: skip
+        return path
+    store = tab.Store(db)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    out = [f"# {title}", "", *[f"- {line}" for line in preamble], "", "## Tables", ""]
+    for spec in table_specs:
+        out.append(tab.render(spec, tab.evaluate(db, spec, store), "markdown", db))
+    out += ["## Figures", ""]
+    for spec in figure_specs:
+        fd = figs.build(db, spec, store, data_dir)
+        stem = spec.id.replace(":", "_")
+        figs.write(figs.draw(fd), fig_dir, stem, ("png",))
+        out += [f"### {spec.id}", "", f"![{spec.id}](figures/{stem}.png)", ""]
+        out += [f"{line}  " for line in fd.caption]
+        out += [f"{p.panel.title}: {p.note}  " for p in fd.panels if p.note] + [""]
+    out += ["## Evaluation checklist", ""]
+    attacked = {r["model"] for r in db.query("select distinct model from runs")}
+    for model in (m for m in models if m in attacked):
+        runs = chk.gather(db, model)
+        verdicts = chk.run(db, model, runs)
+        tally = ", ".join(f"{s} {sum(v.status == s for v in verdicts)}"
+                          for s in ("pass", "warn", "fail", "skip"))  # fmt: skip
+        out += [f"### {model}: {tally} ({len(runs)} runs)", "",
+                "| check | verdict | numbers | to settle |", "|---|---|---|---|"]  # fmt: skip
+        for v in verdicts:
+            cells = [v.check, v.status, v.numbers, f"`{v.settle}`" if v.settle else ""]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("")
+    path = out_dir / "README.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
