@@ -16,72 +16,11 @@ columns explain themselves. The views are part of the schema (migration
 
 from __future__ import annotations
 
-from advbench.store import ROBUST
+from advbench.store.migrations import CURRENT_VIEWS
 
-Z = 1.96
-# A run's counts as in advbench.store.SAMPLE_COUNTS (failed starts are neither robust nor
-# broken), and its Wilson interval as advbench.metrics.wilson_interval computes it.
-_COUNTS = f"""select s.run_id,
-       count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
-       coalesce(sum({ROBUST}), 0) as robust
-  from samples s group by s.run_id"""
-
-
-def _wilson(p: str, n: str, side: str) -> str:
-    return (f"round(100 * max(0.0, min(1.0, (({p}) + {Z * Z}/(2.0*{n})) / (1 + {Z * Z}/{n}) "
-            f"{side} {Z} * sqrt(({p}) * (1 - ({p})) / {n} + {Z * Z}/(4.0*{n}*{n})) "
-            f"/ (1 + {Z * Z}/{n}))), 2)")  # fmt: skip
-
-
-_P = "1.0 * c.robust / c.n"
-VIEWS = {
-    "run_accuracy": f"""
-select r.id as run_id, r.model, r.defense, r.attack, r.label as row_label, r.norm, r.eps,
-       r.threat, r.source_model, r.targeted, r.suite, r.scale, r.seed, r.status, c.n,
-       c.robust, round(100.0 * c.robust / c.n, 2) as robust_accuracy_pct,
-       {_wilson(_P, "c.n", "-")} as ci_low_pct,
-       {_wilson(_P, "c.n", "+")} as ci_high_pct
-  from runs r join ({_COUNTS}) c on c.run_id = r.id
- where c.n > 0""",
-    "accuracy_curves": """
-select model, defense, coalesce(row_label, attack) as attack_row, norm, threat, targeted,
-       eps, robust_accuracy_pct, ci_low_pct, ci_high_pct, n, seed, scale, suite, run_id
-  from run_accuracy where status = 'complete'
- order by model, attack_row, norm, eps""",
-    "sample_worst_case": f"""
-select r.model, r.norm, r.eps, r.seed, s.idx,
-       min(case when {ROBUST} then 1 else 0 end) as robust_under_all,
-       count(distinct r.id) as attacks,
-       group_concat(case when {ROBUST} then null else coalesce(r.label, r.attack) end, '; ')
-         as broken_by
-  from samples s join runs r on r.id = s.run_id
- where r.status = 'complete' and r.targeted is null and not coalesce(s.init_failed, 0)
- group by r.model, r.norm, r.eps, r.seed, s.idx""",
-    "worst_case_accuracy": f"""
-select w.model, w.norm, w.eps, w.seed, count(*) as n, sum(w.robust_under_all) as robust,
-       min(w.attacks) as fewest_attacks_per_sample,
-       round(100.0 * sum(w.robust_under_all) / count(*), 2) as robust_accuracy_pct,
-       {_wilson("1.0 * sum(w.robust_under_all) / count(*)", "count(*)", "-")} as ci_low_pct,
-       {_wilson("1.0 * sum(w.robust_under_all) / count(*)", "count(*)", "+")} as ci_high_pct
-  from sample_worst_case w
- group by w.model, w.norm, w.eps, w.seed""",
-    "model_lineage": """
-with recursive chain(name, root, depth, lineage) as (
-  select name, name, 0, name from models where parent is null
-  union all
-  select m.name, c.root, c.depth + 1,
-         c.lineage || ' → ' || m.name || ' (' || coalesce(m.defense, 'trained') || ')'
-    from models m join chain c on m.parent = c.name
-)
-select c.name as model, m.defense, m.dataset, m.arch, c.root, c.depth, c.lineage
-  from chain c join models m on m.name = c.name""",
-}
-
-
-def create_views(db) -> None:
-    for name, sql in VIEWS.items():
-        db.execute(f"drop view if exists {name}")
-        db.execute(f"create view {name} as {sql.strip()}")
+# The views themselves are the schema's (store/migrations.py: each migration carries the
+# SQL it created); this module describes them for datasette.
+VIEWS = CURRENT_VIEWS
 
 
 _ACC = "robust accuracy (%): instances classified correctly before and after the attack"
@@ -334,4 +273,4 @@ def metadata(database: str) -> dict:
     }
 
 
-__all__ = ["COLUMNS", "VIEWS", "create_views", "metadata"]
+__all__ = ["COLUMNS", "VIEWS", "metadata"]

@@ -1,8 +1,9 @@
 """The model catalogue: what is stored under a name, and how to load it.
 
-Every layer above the domain needs it (training stores models, the engine and measures load
-them, importing registers them), so it lives apart from training: loading a model never
-imports the training code. Weights are verified against the database's sha256 on load.
+Every layer above the domain needs it (training stores models, the engine and the
+measurements load them, importing registers them), so it lives apart from training:
+loading a model never imports the training code. Weights are verified against the
+database's sha256 on load.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from advbench import plans
+from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import tables as all_tables
 
@@ -65,15 +66,15 @@ def verdict(a: tab.Result, b: tab.Result, expect: str) -> tuple[str, str]:
     )
 
 
-def evaluate(db: sqlite_utils.Database, paper: str) -> list[Claim]:
-    store = tab.Store(db)
+def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
+    store = tab.StoredRuns(db)
     specs = {s.number: s for s in all_tables().values() if s.paper == paper}
     cells: dict[str, dict] = {}  # table -> (row, column) -> Result, each table evaluated once
 
     def cell(ref: list[str]) -> tab.Result | None:
         table, row, column = ref
         if table not in cells:
-            cells[table] = {(r.row, r.column): r for r in tab.evaluate(db, specs[table], store)}
+            cells[table] = {(r.row, r.column): r for r in tab.cells(db, specs[table], store)}
         return cells[table].get((row, column))
 
     out = []
@@ -85,7 +86,7 @@ def evaluate(db: sqlite_utils.Database, paper: str) -> list[Claim]:
 
 
 def show(r: tab.Result) -> str:
-    return f"{r.row} / {r.column}: {tab.cell_text(r)}"
+    return f"{r.row} / {r.column}: {views.cell_text(r)}"
 
 
 def markdown(claims: list[Claim]) -> str:

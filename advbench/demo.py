@@ -34,7 +34,7 @@ HARDEN = {
 }
 
 
-def check_scale(scale: str) -> None:
+def check_demo_scale(scale: str) -> None:
     from advbench.suites import SCALES
 
     if scale not in ("smoke", "cpu"):
@@ -45,7 +45,7 @@ def steps(scale: str, *, device: str = "auto") -> list[tuple[str, str, Step]]:
     """The demo's steps before its report: (number, what it does, the step)."""
     from advbench.suites import load_suite
 
-    check_scale(scale)
+    check_demo_scale(scale)
     n = load_suite("carlini-eval")["n"][scale]
     train = Step("train", {"dataset": DATASET, "arch": ARCH, "name": STANDARD, **TRAIN,
                            "device": device})  # fmt: skip

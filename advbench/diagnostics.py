@@ -38,6 +38,8 @@ import math
 
 import torch
 
+from advbench.metrics import distance
+
 TRACE_POINTS = 16
 NOISE_RADIUS = 1 / 1020  # a quarter of one 8-bit level
 NOISE_DRAWS = 4
@@ -51,15 +53,6 @@ def margin(out: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> t
     own = out.gather(1, cls.view(-1, 1)).squeeze(1)
     other = out.scatter(1, cls.view(-1, 1), -math.inf).amax(1)
     return own - other if target is None else other - own
-
-
-def distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    flat = delta.detach().flatten(1).float()
-    if norm == "l2":
-        return flat.norm(dim=1)
-    if norm == "l0":
-        return (flat.abs() > 1e-7).float().mean(1)
-    return flat.abs().amax(1)
 
 
 class Observer:

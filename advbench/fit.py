@@ -258,7 +258,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
 
 
-def evaluate(model: nn.Module, data: DataSplit, batch_size: int = 500) -> tuple[float, int]:
+def clean_accuracy(model: nn.Module, data: DataSplit, batch_size: int = 500) -> tuple[float, int]:
     """Clean accuracy (fraction) and sample count on a whole split."""
     correct = 0
     for i in range(0, len(data), batch_size):

@@ -16,7 +16,7 @@ from advbench.catalogue import StoredModel, existing, model_record, validate_nam
 from advbench.config import config_hash, sha256_file
 from advbench.env import record_environment
 from advbench.errors import BadInput
-from advbench.fit import evaluate
+from advbench.fit import clean_accuracy
 from advbench.models import ModelSpec, build_model
 from advbench.models.checkpoint import save_checkpoint
 from advbench.models.imported import (
@@ -148,7 +148,7 @@ def store(db, model, spec, config: dict, cfg_hash: str, name: str, test) -> dict
     trained model: its checkpoint, checksum and clean accuracy on `test`; returns its row."""
     env_id = record_environment(db, "cpu")
     t0 = time.monotonic()
-    accuracy = evaluate(model, test)
+    accuracy = clean_accuracy(model, test)
     checksum = save_checkpoint(model, spec, db_dir(db) / "models" / name,
                                {"name": name, "config": config, "parent": None,
                                 "defense": None, "defense_config": None})  # fmt: skip

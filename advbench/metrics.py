@@ -18,11 +18,16 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
+# A feature counts as changed (L0) when it moved by more than this.
+CHANGED = 1e-7
+
+
 def perturbation_norms(delta):
-    """Per-sample L0, L2 and L∞ norms of a batch of perturbations (torch tensor)."""
+    """Per-sample L0 (a count of features changed), L2 and L∞ norms of a batch of
+    perturbations (torch tensor): what a sample row stores."""
     flat = delta.flatten(1)
     return (
-        (flat.abs() > 1e-7).sum(1).float(),
+        (flat.abs() > CHANGED).sum(1).float(),
         flat.norm(p=2, dim=1),
         flat.abs().amax(1) if flat.shape[1] else flat.sum(1),
     )
@@ -36,3 +41,24 @@ def mean_interval(values, z: float = 1.96) -> tuple[float, float]:
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     half = z * math.sqrt(var / n)
     return mean - half, mean + half
+
+
+def distance(delta, norm: str):
+    """Per-sample size of a batch of perturbations in a budget's norm: L2, L∞, or L0 as the
+    share of features changed (an L0 ε is a share; the sample row stores the count)."""
+    flat = delta.detach().flatten(1).float()
+    if norm == "l2":
+        return flat.norm(dim=1)
+    if norm == "l0":
+        return (flat.abs() > CHANGED).float().mean(1)
+    return flat.abs().amax(1)
+
+
+# A perturbation within this relative tolerance of ε counts as within the budget: float32
+# noise on a norm that lands on ε. One rule for the engine, the checklist and the figures.
+EPS_TOL = 1e-5
+
+
+def within(size, eps):
+    """Whether a perturbation of `size` (a number or a tensor) is within budget `eps`."""
+    return size <= eps * (1 + EPS_TOL)

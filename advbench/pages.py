@@ -13,8 +13,9 @@ import sqlite_utils
 from advbench import checks as chk
 from advbench import reproduce
 from advbench.progress import fmt_time
+from advbench.report import drawing, html
 from advbench.report import figures as figs
-from advbench.report import html
+from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import FigureSpec, TableSpec
 from advbench.reproduce import specs_of, wall_time
@@ -23,7 +24,7 @@ from advbench.suites import allows_shortcuts
 
 def paper_models(db: sqlite_utils.Database, paper: str) -> list[str]:
     """Stored models that fill a role of the paper's tables or figures."""
-    store = tab.Store(db)
+    store = tab.StoredRuns(db)
     names = []
     for spec in specs_of(paper):
         for data, key in spec.roles:
@@ -76,17 +77,17 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
         path.write_text(html.page(db, table_specs, figure_specs, data_dir=data_dir, models=models,
                              title=title, preamble=preamble))  # fmt: skip
         return path
-    store = tab.Store(db)
+    store = tab.StoredRuns(db)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     out = [f"# {title}", "", *[f"- {line}" for line in preamble], "", "## Tables", ""]
     for spec in table_specs:
-        out.append(tab.render(spec, tab.evaluate(db, spec, store), "markdown", db))
+        out.append(views.render(spec, tab.cells(db, spec, store), "markdown", db))
     out += ["## Figures", ""]
     for spec in figure_specs:
         fd = figs.build(db, spec, store, data_dir)
         stem = spec.id.replace(":", "_")
-        figs.write(figs.draw(fd), fig_dir, stem, ("png",))
+        drawing.write(drawing.draw(fd), fig_dir, stem, ("png",))
         out += [f"### {spec.id}", "", f"![{spec.id}](figures/{stem}.png)", ""]
         out += [f"{line}  " for line in fd.caption]
         out += [f"{p.panel.title}: {p.note}  " for p in fd.panels if p.note] + [""]

@@ -77,11 +77,11 @@ def specs_of(paper: str) -> list:
 
 def plan(db, paper: str, scale: str, *, data_dir=None, db_path=None) -> Plan:
     from advbench import plans
-    from advbench.report.missing import plan as missing_plan
-    from advbench.report.tables import Store
+    from advbench.report.missing import todo as missing_todo
+    from advbench.report.tables import StoredRuns
 
     specs = specs_of(paper)
-    todo = missing_plan(db, specs, scale, data_dir=data_dir, db_path=db_path)
+    todo = missing_todo(db, specs, scale, data_dir=data_dir, db_path=db_path)
     out = Plan(paper, scale)
     for data, ids in sorted(todo.absent_data.items()):
         names = " or ".join(d for d in DATA[data] if scale != "full" or d != "mnist-5k")
@@ -99,7 +99,7 @@ def plan(db, paper: str, scale: str, *, data_dir=None, db_path=None) -> Plan:
     for step in todo.steps():
         out.steps.append(_estimate(PlannedStep(step), db, timings, scale))
     if db is not None:
-        store = Store(db)
+        store = StoredRuns(db)
         names = {m["name"] for spec in specs for (data, key) in spec.roles
                  for m in store.role_models(spec, data, key)}  # fmt: skip
         out.stored = sorted(names)

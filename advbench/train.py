@@ -85,7 +85,7 @@ def _fit_and_store(
     prepare=None,
 ) -> StoredModel:
     from advbench.env import record_environment
-    from advbench.fit import Resume, evaluate, fit
+    from advbench.fit import Resume, clean_accuracy, fit
     from advbench.models.checkpoint import save_checkpoint
 
     cfg_hash = config_hash(config)
@@ -107,7 +107,7 @@ def _fit_and_store(
     env_id = record_environment(db, fit_cfg.device)
     t0 = time.monotonic()
     history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
-    acc, n = evaluate(model, test)
+    acc, n = clean_accuracy(model, test)
     config = {**config, **(record or {})}  # what is stored: the request and how it was met
     checksum = save_checkpoint(
         model.cpu(),
@@ -322,7 +322,7 @@ def wrap_model(
     """Store an inference-time defense over `parent`: a JSON description (no weights of its
     own) whose sha256 is the model's checksum, and the wrapped model's clean accuracy."""
     from advbench.env import record_environment
-    from advbench.fit import evaluate
+    from advbench.fit import clean_accuracy
     from advbench.models.checkpoint import save_wrapper
 
     parent_row = model_row(db, parent)
@@ -341,7 +341,7 @@ def wrap_model(
     base, spec, _ = load_model(db, parent, device)
     wrapped = defenses.wrapper_for(defense, resolved)(base).eval()
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
-    acc, n = evaluate(wrapped, test)
+    acc, n = clean_accuracy(wrapped, test)
     checksum = save_wrapper(
         db_dir(db) / "models" / name,
         {

@@ -132,7 +132,7 @@ def _api_calls(fn: ast.FunctionDef) -> set[str]:
 def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
     trees = {path.name: ast.parse(path.read_text()) for path in sorted(CLI.glob("*.py"))}
     forbidden = ("advbench.engine", "advbench.suites", "advbench.train", "advbench.fit",
-                 "advbench.defenses", "advbench.measures", "advbench.attacks",
+                 "advbench.defenses", "advbench.measurements", "advbench.attacks",
                  "advbench.models", "advbench.demo", "advbench.executors", "advbench.merge",
                  "advbench.browse", "advbench.data", "advbench.store", "advbench.catalogue",
                  "advbench.reproduce", "advbench.steps", "advbench.pages")  # fmt: skip

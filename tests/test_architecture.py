@@ -79,6 +79,20 @@ def test_the_cli_is_imported_by_nothing_and_the_api_only_by_the_cli():
     ), importers("advbench.api")
 
 
+def test_no_module_passes_500_lines_without_saying_why():
+    """A module one can read in a sitting; a longer one says why in its docstring."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "advbench").rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 500:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "Over 500 lines:" not in doc:
+                long.append(f"{path.relative_to(ROOT)} ({len(text.splitlines())} lines)")
+    assert not long, long
+
+
 def _no_torch(args: list[str], db: Path) -> list[str]:
     """The modules of torch, foolbox and ART a command imported (run in a fresh process)."""
     code = textwrap.dedent(f"""

@@ -9,7 +9,7 @@ moves them. Regenerate only on purpose, with the documented command
     .venv/bin/python -m pytest tests/test_attack_contract.py --force-regen
 
 and say so in the CHANGELOG. Outcomes (predictions, success, counts) are compared exactly;
-norms to a relative 1e-4 (see `NORM_TOL`).
+norms to a relative 1e-4 (see `NORM_TOL`; HopSkipJump 1e-3, `DECISION_TOL`).
 """
 
 import pytest
@@ -47,6 +47,10 @@ NO_GRADIENTS = {"hsj"}  # decision-based: labels only, no backward pass
 # another BLAS would give) moved no outcome and no norm by more than a relative 5.2e-6
 # (CHANGELOG, issue 16). 1e-4 leaves room for that and still sees a changed step size.
 NORM_TOL = {"rtol": 1e-4, "atol": 1e-6}
+# HopSkipJump's binary searches and gradient estimates amplify float rounding: on another
+# CPU of the same library versions (seen 2026-12-06, at the commit that wrote the pins) one
+# targeted L∞ instance ends 2e-4 away, with the same outcome. Outcomes stay exact.
+DECISION_TOL = {"rtol": 1e-3, "atol": 1e-6}
 
 
 def _variants():
@@ -156,7 +160,8 @@ def test_attack_contract(db_copy, variant, dataframe_regression):
         assert reached[-1] > 0
     if entry.meta["kind"] == "minimal":
         assert len({db["runs"].get(s.id)["group_id"] for s in res}) == 1
-    norms = {c: NORM_TOL for c in ("l2", "linf", "min_norm")}
+    tol = DECISION_TOL if name == "hsj" else NORM_TOL
+    norms = {c: tol for c in ("l2", "linf", "min_norm")}
     dataframe_regression.check(
         _rows(db, res),
         basename=_id(variant),

@@ -10,6 +10,7 @@ import pytest
 from advbench import checks
 from advbench.checks import Run
 from advbench.cli import app
+from advbench.store import is_robust
 
 
 def sample(i, robust=True, clean_ok=True, target=None, **kw):
@@ -25,7 +26,7 @@ def sample(i, robust=True, clean_ok=True, target=None, **kw):
 def run(rid, attack, eps, robust_idx, n=20, norm="linf", kind="budget", threat="white-box",
         params=None, label=None, rows=None, targeted=None):  # fmt: skip
     rows = rows or [sample(i, robust=i in robust_idx) for i in range(n)]
-    robust = sum(checks._robust(s) for s in rows)
+    robust = sum(is_robust(s) for s in rows)
     return Run(rid, attack, label or attack, norm, kind, eps, targeted, threat, params or {},
                robust, len(rows), rows=rows)  # fmt: skip
 

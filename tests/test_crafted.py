@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from advbench import crafted, engine
+from advbench import crafted
 from advbench.catalogue import load_model
+from advbench.engine import loop as engine  # where the batch loop makes its Observer
 from advbench.engine import run_jobs
 from advbench.env import record_environment
 from advbench.jobs import make_job

@@ -71,7 +71,7 @@ class _Boom(Exception):
 
 
 def test_interrupted_run_resumes_to_identical_results(db_copy, tmp_path, monkeypatch):
-    import advbench.engine as engine
+    import advbench.engine.loop as engine  # the batch loop calls the judge
 
     params = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.05, "initial_const": 1.0}
     job = make_job("cw-l2", [0.5, 1.0], params)
@@ -82,7 +82,7 @@ def test_interrupted_run_resumes_to_identical_results(db_copy, tmp_path, monkeyp
     db.execute("delete from runs")
     db.conn.commit()
 
-    real = engine._judge_minimal
+    real = engine.judge_minimal
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -91,12 +91,12 @@ def test_interrupted_run_resumes_to_identical_results(db_copy, tmp_path, monkeyp
             raise _Boom  # dies inside the second batch
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_judge_minimal", flaky)
+    monkeypatch.setattr(engine, "judge_minimal", flaky)
     with pytest.raises(_Boom):
         _run(db, "std", [job], n=48)
     assert db["samples"].count == 2 * 16  # exactly the first batch, for both ε
     assert {r["status"] for r in db["runs"].rows} == {"running"}
-    monkeypatch.setattr(engine, "_judge_minimal", real)
+    monkeypatch.setattr(engine, "judge_minimal", real)
     resumed = _run(db, "std", [job], n=48)
     assert {s.eps: s.robust for s in resumed} == reference
     rows = list(db.execute("select idx, adv_pred, min_norm from samples order by run_id, idx"))

@@ -127,15 +127,15 @@ class _Threshold(torch.nn.Module):
 def test_clip_judging_is_foolboxs_epsilons(norm):
     """judge=clip (fidel, foolbox 3): the found example's perturbation clipped onto the
     ε-ball, judged by the model; judge=minimal: the example counts only within ε."""
-    from advbench.engine import _Batch, _judge_minimal
+    from advbench.engine import Batch, judge_minimal
 
     x = torch.zeros(1, 4)
     raw = torch.tensor([[0.8, 0.0, 0.0, 0.0]])  # found at norm 0.8 (L2 and L∞ alike)
     model = _Threshold()
-    b = _Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
+    b = Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
     eps = [0.3, 0.6, 1.0]
-    minimal, min_norm = _judge_minimal(model, b, raw, eps, norm)
-    clip, _ = _judge_minimal(model, b, raw, eps, norm, judge="clip")
+    minimal, min_norm = judge_minimal(model, b, raw, eps, norm)
+    clip, _ = judge_minimal(model, b, raw, eps, norm, judge="clip")
     assert float(min_norm[0]) == pytest.approx(0.8)
     assert [int(minimal[e][1][0]) for e in eps] == [0, 0, 1]  # only once 0.8 <= ε
     assert [int(clip[e][1][0]) for e in eps] == [0, 1, 1]  # 0.6 along δ already flips it
@@ -165,14 +165,14 @@ def test_clip_judges_a_failed_search_as_foolboxs_black_start():
     """foolbox's C&W returns its all-zero start where it found nothing, and its `epsilons`
     clip that toward black: at a large enough ε the clipped image can be misclassified.
     The adapters hand the engine x there; clip judging must use foolbox's zeros."""
-    from advbench.engine import _Batch, _judge_minimal
+    from advbench.engine import Batch, judge_minimal
 
     x = torch.tensor([[0.4, 0.0, 0.0, 0.0]])
     model = _DarkIsOne()
-    b = _Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
+    b = Batch([0], torch.tensor([0]), x, torch.tensor([0]), None, torch.tensor([0]))
     eps = [0.1, 0.3]
-    minimal, min_norm = _judge_minimal(model, b, x.clone(), eps, "l2")  # nothing found
-    clip, _ = _judge_minimal(model, b, x.clone(), eps, "l2", judge="clip")
+    minimal, min_norm = judge_minimal(model, b, x.clone(), eps, "l2")  # nothing found
+    clip, _ = judge_minimal(model, b, x.clone(), eps, "l2", judge="clip")
     assert torch.isinf(min_norm[0])
     assert [int(minimal[e][1][0]) for e in eps] == [0, 0]
     assert [int(clip[e][1][0]) for e in eps] == [0, 1]  # 0.4 - 0.3 = 0.1 < 0.2

@@ -22,6 +22,7 @@ from matplotlib.image import imread
 from scipy.stats import binomtest
 
 from advbench.cli import app
+from advbench.report import drawing
 from advbench.report import figures as figs
 from advbench.report.papers import figures as all_figures
 from advbench.store import open_db
@@ -86,7 +87,7 @@ def _lines(fig, gid_prefix):
 def test_plotted_points_are_the_stored_accuracies(known):
     spec = all_figures()["zantedeschi:fig3"]
     fd = figs.build(known, spec)
-    fig = figs.draw(fd)
+    fig = drawing.draw(fd)
     measured = _lines(fig, "measured:")
     assert list(measured["CNN + RELU"].get_xdata()) == [0.01, 0.05, 0.1]
     assert list(measured["CNN + RELU"].get_ydata()) == pytest.approx([90.0, 70.0, 40.0])
@@ -142,7 +143,7 @@ def test_restart_panel_reads_each_restart_from_the_trace(tmp_path):
     assert eps1.extra["restarts"] == [(1, 3, 4), (2, 2, 4), (3, 1, 4)]
     # after the last restart it is the run's own robust count
     assert eps1.points[0].result.measured == pytest.approx(25.0)
-    line = _lines(figs.draw(fd), "restarts:")[eps1.series.label]
+    line = _lines(drawing.draw(fd), "restarts:")[eps1.series.label]
     assert list(line.get_ydata()) == pytest.approx([75.0, 50.0, 25.0])
 
 
@@ -178,7 +179,7 @@ def test_curves_minimal_norms_and_worst_case(known):
     worst = next(s for s in linf.series if s.series.label.startswith("worst"))
     # FGSM ε 0.1 robust: 0-3; PGD: 0, 1, 3 → robust in both: 0, 1, 3 = 3 of 10
     assert [(p.x, p.result.measured) for p in worst.points] == [(0.1, pytest.approx(30.0))]
-    assert list(_lines(figs.draw(fd), "measured:")["worst case (linf)"].get_ydata()) == [30.0]
+    assert list(_lines(drawing.draw(fd), "measured:")["worst case (linf)"].get_ydata()) == [30.0]
 
 
 def test_every_figure_renders_without_data(tmp_path, runner):
@@ -204,7 +205,7 @@ def test_every_figure_has_labelled_axes_and_captions(known):
         if spec.id == "madnet:tsne":
             continue  # no model stored: its panels are notes
         fd = figs.build(known, spec)
-        fig = figs.draw(fd)
+        fig = drawing.draw(fd)
         panels = [ax for ax in fig.axes if ax.get_title()]
         assert len(panels) == len(spec.panels), spec.id
         for ax in panels:
@@ -256,7 +257,7 @@ def test_tsne_panel_from_small_cifar_files(tmp_path, runner, cifar_dir):
     with torch.no_grad():
         feats = model.eval().embed(x).flatten(1).numpy()
     assert emb["dbi"] == pytest.approx(davies_bouldin_score(feats, y.numpy()), rel=1e-4)
-    fig = figs.draw(fd)
+    fig = drawing.draw(fd)
     (points,) = [c for ax in fig.axes for c in ax.collections
                  if c.get_gid() == "embedding:CE"]  # fmt: skip
     assert len(points.get_offsets()) == 12
@@ -291,7 +292,7 @@ def test_cifar_panel_from_small_cifar_files(tmp_path, runner, cifar_dir):
     }
     fd = figs.build(store, all_figures()["jakubovitz:fig1"], data_dir=data)
     cifar = next(p for p in fd.panels if p.panel.data == "cifar10")
-    line = _lines(figs.draw(fd), "measured:")["No defense"]
+    line = _lines(drawing.draw(fd), "measured:")["No defense"]
     assert dict(zip(line.get_xdata(), line.get_ydata(), strict=True)) == pytest.approx(expected)
     assert not cifar.note
     mnist = next(p for p in fd.panels if p.panel.data == "mnist")
@@ -387,13 +388,13 @@ def test_every_figure_plots_the_stored_accuracies(tmp_path, fid):
     spec = all_figures()[fid]
     db = open_db(tmp_path / "all.db")
     filler = _Filler(db, spec, np.random.default_rng(zlib.crc32(fid.encode())))
-    panels = figs.evaluate(figs.Store(db), spec, draw_data=False)
+    panels = figs.points(figs.StoredRuns(db), spec, draw_data=False)
     for panel in panels:
         for s in panel.series:
             for point in s.points:
                 filler.fill(point.result.cell)
     fd = figs.build(db, spec)
-    fig = figs.draw(fd)
+    fig = drawing.draw(fd)
     axes = [ax for ax in fig.axes if ax.get_title()]
     for ax, pd_ in zip(axes, fd.panels, strict=True):
         assert ax.get_title() == pd_.panel.title

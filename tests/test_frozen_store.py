@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from advbench.config import config_hash
-from advbench.engine import Instances, _run_rows
+from advbench.engine import Instances, run_rows
 from advbench.jobs import make_job
 from advbench.report import run_results, summary_table
 from advbench.store import open_db
@@ -52,7 +52,7 @@ def _todays_id(db, run) -> str:
         source = {"name": run["source_model"], "checksum": cfg["source_checksum"]}
     gradient = "masked" if model["defense"] == "feature-squeezing" else None
     inst = Instances(idx=[0] * cfg["n"], target=None, n_samples=cfg["n"])
-    rows = _run_rows(
+    rows = run_rows(
         model, job, inst, cfg["seed"], cfg["batch_size"], None, source,
         cfg.get("threat", "white-box"), gradient,
     )  # fmt: skip

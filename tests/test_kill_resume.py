@@ -43,7 +43,7 @@ COLUMNS += "x_l2, eps, min_norm, fwd, bwd, trace, start_idx, init_failed"
 CHILD = """
 import os, signal, sys, torch
 torch.set_num_threads(int(os.environ["ADVBENCH_TEST_THREADS"]))
-import advbench.engine as engine
+from advbench.attacks import ATTACKS
 from advbench.engine import run_jobs
 from advbench.jobs import make_job
 from advbench.env import record_environment
@@ -53,7 +53,7 @@ from advbench.catalogue import load_model
 path, attack, params, eps, where, n, batch = sys.argv[1:8]
 calls = {"attack": 0, "insert": 0}
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-real_factory = engine.ATTACKS.get(attack).factory
+real_factory = ATTACKS.get(attack).factory
 
 if where == "attack":  # inside the second batch's attack
     def wrapped(params):
@@ -64,7 +64,7 @@ if where == "attack":  # inside the second batch's attack
                 die()
             return run(*a, **k)
         return attack_
-    object.__setattr__(engine.ATTACKS.get(attack), "factory", wrapped)
+    object.__setattr__(ATTACKS.get(attack), "factory", wrapped)
 
 db = open_db(path)
 if where == "transaction":  # after the first rows of the second batch, before commit

@@ -168,7 +168,7 @@ def test_minimal_attack_judging_threshold_by_hand():
     noise), not a hair more; a failed or non-finite example never counts."""
     import torch
 
-    from advbench.engine import _Batch, _judge_minimal
+    from advbench.engine import Batch, judge_minimal
 
     class Threshold(torch.nn.Module):  # class 1 where the input's sum exceeds 0.5
         def forward(self, x):
@@ -178,13 +178,13 @@ def test_minimal_attack_judging_threshold_by_hand():
     model = Threshold()
     x = torch.zeros(4, 1, 1, 4, dtype=torch.float64)
     y = torch.zeros(4, dtype=torch.long)
-    b = _Batch(list(range(4)), torch.arange(4), x, y, None, torch.zeros(4, dtype=torch.long))
+    b = Batch(list(range(4)), torch.arange(4), x, y, None, torch.zeros(4, dtype=torch.long))
     raw = x.clone()
     raw[0, 0, 0, 0] = 1.0 * (1 + 0.5e-5)  # adversarial, L∞ 1.000005: within ε = 1
     raw[1, 0, 0, 0] = 1.0 * (1 + 2e-5)  # adversarial, L∞ 1.00002: over ε = 1
     raw[2, 0, 0, 0] = 0.25  # not adversarial: the attack found nothing
     raw[3, 0, 0, 0] = float("nan")  # diverged
-    judged, min_norm = _judge_minimal(model, b, raw, [1.0, 2.0], "linf")
+    judged, min_norm = judge_minimal(model, b, raw, [1.0, 2.0], "linf")
     assert min_norm[:2].tolist() == pytest.approx([1 + 0.5e-5, 1 + 2e-5])
     assert min_norm[2:].tolist() == [float("inf")] * 2
     assert judged[1.0][1].tolist() == [1, 0, 0, 0]
@@ -322,3 +322,22 @@ def test_a_one_sample_run_and_a_run_with_one_failed_start_are_cells(known):
     table = summary_table(known, ["m"]).set_index("model")
     assert table.loc["m", "HSJ ε=3"] == "no start (1 failed)"
     assert table.loc["m", "BIM ε=0.1"].endswith("(n=1)")
+
+
+def test_a_newer_partial_run_never_hides_a_complete_one(tmp_path):
+    """One rule (store.recency) picks a cell's run in the summary, the tables and the
+    checklist: the newest complete run, a partial one only where none is complete. The
+    summary once kept the partial run (it sorted 'running' after 'complete')."""
+    db = open_db(tmp_path / "r.db")
+    db["models"].insert({"name": "m", "checksum": "c" * 64, "arch": "a", "dataset": "digits",
+                         "defense": None, "clean_accuracy": 1.0, "clean_n": 10,
+                         "created_at": "0"})  # fmt: skip
+    _run(db, "done", "fgsm", 0.1, "2026-01-01T00:00:00")
+    _samples(db, "done", [(3, 3, 3)] * 6 + [(3, 3, 4)] * 4)
+    _run(db, "partial", "fgsm", 0.1, None, status="running", started_at="2026-02-01T00:00:00")
+    _samples(db, "partial", [(3, 3, 4)] * 2)
+    df = run_results(db)
+    assert list(df["id"]) == ["done"] and df.iloc[0]["robust"] == 6
+    db["runs"].delete("done")
+    db.execute("delete from samples where run_id = 'done'")
+    assert list(run_results(db)["id"]) == ["partial"]  # none complete: the partial shows

@@ -60,7 +60,7 @@ def test_printed_commands_fill_the_cells_they_name(tmp_path, monkeypatch):
                             else shlex.split(c)[1:])  # fmt: skip
         assert res.exit_code == 0, (c, res.output)
     spec = tables()["pesso:1"]
-    results = tab.evaluate(open_db(db), spec)
+    results = tab.cells(open_db(db), spec)
     mnist = [r for r in results if r.row.startswith("MNIST")]
     assert len(mnist) == 18 and all(r.status == "complete" for r in mnist), [
         (r.row, r.column, r.why) for r in mnist if r.status != "complete"

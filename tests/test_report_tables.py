@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from advbench import suites
 from advbench.cli import app
+from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import layout, tables
 from advbench.store import open_db
@@ -100,7 +101,7 @@ def known(tmp_path):
 
 
 def _cell(db, table, row, col):
-    results = tab.evaluate(db, tables()[table])
+    results = tab.cells(db, tables()[table])
     return next(r for r in results if (r.row, r.column) == (row, col))
 
 
@@ -109,7 +110,7 @@ def test_newest_complete_run_fills_the_cell_with_wilson_bounds(known):
     assert (r.measured, r.n, r.published, r.status) == (30.0, 10, 3.0, "complete")
     assert (r.ci_low, r.ci_high) == pytest.approx(wilson(3, 10), rel=1e-4)
     assert r.runs == ["new"] and set(r.others) == {"old", "part"}
-    assert tab.cell_text(r).startswith(f"30.0 [{r.ci_low:.1f}, {r.ci_high:.1f}] n=10")
+    assert views.cell_text(r).startswith(f"30.0 [{r.ci_low:.1f}, {r.ci_high:.1f}] n=10")
 
 
 def test_targeted_cell_leaves_failed_starts_out_of_n(known):
@@ -169,7 +170,7 @@ def test_best_attack_over_fewer_attacks_than_the_paper_is_partial(known):
     known.execute("delete from runs where id = 'p-HSJA'")
     r = _cell(known, "pesso:1", "MNIST ε = 0.3 Madry et al.", "Best attack")
     assert (r.status, r.why, r.measured) == ("partial", "no Adaptive, HSJA run", 60.0)
-    assert "partial (no Adaptive, HSJA run)" in tab.cell_text(r)
+    assert "partial (no Adaptive, HSJA run)" in views.cell_text(r)
 
 
 def test_zantedeschi_rho_counts_changed_predictions_in_the_attacks_norm(known):
@@ -189,7 +190,7 @@ def test_zantedeschi_rho_counts_changed_predictions_in_the_attacks_norm(known):
 
 def test_caption_says_scale_data_seed_checksums_and_mixed_sample_sets(known):
     spec = tables()["fidel:III"]
-    lines = tab.caption(spec, tab.evaluate(known, spec), known)
+    lines = views.caption(spec, tab.cells(known, spec), known)
     text = "\n".join(lines)
     assert "Scale: smoke (reduced" in text and "mnist-5k" in text and "Seeds: 0" in text
     assert "std (ssssssssssss)" in text
@@ -223,7 +224,7 @@ def test_every_table_renders_in_every_format(known, fmt, tmp_path):
 
 def test_tidy_csv_has_one_row_per_cell(known):
     spec = tables()["fidel:III"]
-    df = tab.to_frame(tab.evaluate(known, spec))
+    df = views.to_frame(tab.cells(known, spec))
     rows, cols, _ = layout(spec)
     assert len(df) == len(rows) * len(cols)
     assert {"table", "row", "column", "measured", "published", "n", "ci_low", "ci_high"} <= set(

@@ -78,7 +78,7 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     assert "ours-lambda0.05, ours-lambda0.2, ours-lambda0.3 are made only at larger" in text
     store = open_db(db)
     for spec in (s for s in specs_of("pesso") if isinstance(s, tab.TableSpec)):
-        for r in tab.evaluate(store, spec):
+        for r in tab.cells(store, spec):
             if r.cell.data == "mnist":
                 assert r.status != "empty", (spec.id, r.row, r.column, r.why)
     # the figure's smoke points: λ = 0 (the base) and the paper's λ, not the sweep

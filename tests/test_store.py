@@ -128,3 +128,23 @@ def test_migrations_are_keyed_by_name_and_stamped_in_utc(tmp_path):
     assert db["_migrations"].pks == ["name"]
     assert all(r["applied_at"].endswith("+00:00") for r in db["_migrations"].rows)
     assert now().endswith("+00:00")
+
+
+def test_the_robust_rule_is_the_same_in_sql_and_python(tmp_path):
+    """ROBUST (the SQL every count uses) and is_robust (the checklist's, per row) agree on
+    every combination of clean prediction, adversarial prediction and failed start."""
+    import itertools
+
+    from advbench.store import ROBUST, is_robust
+
+    db = open_db(tmp_path / "r.db")
+    cases = list(itertools.product((3, 7), (3, 5), (None, 0, 1)))
+    for i, (clean, adv, failed) in enumerate(cases):
+        row = {"run_id": "r", "position": i, "label": 3, "clean_pred": clean, "adv_pred": adv,
+               "init_failed": failed}  # fmt: skip
+        sql = db.execute(f"select {ROBUST} from (select ? as label, ? as clean_pred, "
+                         "? as adv_pred, ? as init_failed) s",
+                         [3, clean, adv, failed]).fetchone()[0]  # fmt: skip
+        assert bool(sql) == is_robust(row), row
+    assert sum(is_robust({"label": 3, "clean_pred": c, "adv_pred": a, "init_failed": f})
+               for c, a, f in cases) == 2  # right before and after, no failed start  # fmt: skip

@@ -19,6 +19,7 @@ Bad input raises `advbench.errors.BadInput` with the one line the CLI prints.
 """
 
 from advbench.api._common import (
+    PAPERS,
     check_scale,
     defense_settings,
     registry,
@@ -79,6 +80,7 @@ from advbench.api.workflows import (
 )
 
 __all__ = [
+    "PAPERS",
     "FORMATS",
     "ChecksView",
     "Output",

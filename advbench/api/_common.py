@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advbench.errors import BadInput
+from advbench.report.papers import PAPERS  # noqa: F401 (api.PAPERS: the papers, by name)
 
 NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
 

@@ -105,21 +105,64 @@ def evaluate(
     over it and the rows before it (`engine.run_jobs`). `executor="ray"` runs each
     (model, suite row) as a Ray task (advbench.executors), joining the cluster at `address`
     or starting one here."""
-    from advbench.attacks import ATTACKS
-    from advbench.catalogue import load_model, model_row
-    from advbench.engine import NoSource, no_gradient_choice, resolve_source, run_jobs
+    from advbench.catalogue import load_model
+    from advbench.engine import run_jobs
     from advbench.env import record_environment, resolve_device
+
+    only, n, batch_size, seed, proxy_epochs, suite_doc, job = _checked(
+        model, attack, suite, eps, params, only, scale, n, seed, batch_size, targeted,
+        source_model, proxy, proxy_epochs, only_correct, gradient, cascade, executor, address,
+    )  # fmt: skip
+    dev = resolve_device(device)  # before the store is opened
+    database, names, live = _models(model, db, dataset, name, say)
+    rows = _rows(database, names, source_model, gradient, proxy)
+    planned = _plan(rows, suite_doc, job, scale, only, cascade, n, only_correct, source_model,
+                    proxy, shortcuts)  # fmt: skip
+    _check_counts(planned, data_dir)  # before anything is written or a proxy trained
+    _verify_checkpoints(database, planned, live, dev)
+    env_id = record_environment(database, dev)
+    _train_proxies(database, planned, proxy_epochs, seed, dev, data_dir, progress)
+    common = dict(seed=seed, batch_size=batch_size, device=dev, data_dir=data_dir,
+                  scale=scale if suite_doc else None, gradient=gradient)  # fmt: skip
+    if executor == "ray":  # the units run as tasks; below, every run is then stored
+        from advbench.executors import run_ray
+
+        units = [(row, job, count) for row, jobs, count in planned for job in jobs]
+        with _bars(progress) as bars:
+            for count in sorted({u[2] for u in units}):
+                run_ray(database, [(r, j) for r, j, c in units if c == count],
+                        {**common, "n": count, "force": force}, address=address,
+                        max_in_flight=max_in_flight, progress=bars)  # fmt: skip
+        force = False  # what the tasks stored is what is summarised
+    result = Evaluation()
+    for row, jobs, count in planned:
+        net = live.get(row["name"])
+        if net is None:
+            net, _, _ = load_model(database, row["name"], dev)
+        notes: list[str] = []
+        with _bars(progress) as bars:
+            summaries = run_jobs(
+                database, net, row, jobs, n=count, env_id=env_id, force=force,
+                progress=bars, load_model=lambda m: load_model(database, m, dev)[::2],
+                notes=notes, cascade=cascade, **common,
+            )  # fmt: skip
+        done = ModelResult(row, summaries, notes, seed, scale if suite_doc else "custom")
+        result.results.append(done)
+        if on_model is not None:
+            on_model(done)
+    return result
+
+
+def _checked(model, attack, suite, eps, params, only, scale, n, seed, batch_size, targeted,
+             source_model, proxy, proxy_epochs, only_correct, gradient, cascade, executor,
+             address):  # fmt: skip
+    """The request checked whole before any store is opened: (only, n, batch size, seed,
+    proxy epochs, the suite's document or None, the single attack's job or None)."""
+    from advbench.attacks import ATTACKS
     from advbench.executors import check as check_executor
     from advbench.jobs import make_job
-    from advbench.models import ARCHS
-    from advbench.suites import (
-        cascade_order,
-        check_labels,
-        load_suite,
-        suite_jobs,
-        suite_jobs_scale_check,
-    )
-    from advbench.train import MAX_EPOCHS, train_proxy
+    from advbench.suites import check_labels, load_suite, suite_jobs_scale_check
+    from advbench.train import MAX_EPOCHS
 
     check_executor(executor)
     if cascade and suite is None:
@@ -177,7 +220,12 @@ def evaluate(
     if attack is not None:
         ATTACKS.get(attack)
         job = make_job(attack, eps_list, overrides, targeted=targeted, only_correct=only_correct)
-    dev = resolve_device(device)  # before the store is opened
+    return only, n, batch_size, seed, proxy_epochs, suite_doc, job
+
+
+def _models(model, db, dataset, name, say):
+    """(the store, the names of the models to attack, in-memory modules by name): a
+    module is registered first; no model at all means every stored one but proxies."""
     live: dict[str, Any] = {}  # an in-memory module, by the name it is stored under
     if model is not None and not isinstance(model, (str, list, tuple)):
         import torch
@@ -205,10 +253,20 @@ def evaluate(
         if say is not None:
             say(f"attack: no --model given; evaluating every stored model ({len(names)}): "
                 f"{', '.join(names)} (what is stored is skipped)")  # fmt: skip
+    return database, names, live
+
+
+def _rows(database, names, source_model, gradient, proxy) -> list[dict[str, Any]]:
+    """The models' rows; the source, the gradient choice and the proxy's architecture
+    are checked for every model before any of them is attacked."""
+    from advbench.catalogue import model_row
+    from advbench.engine import no_gradient_choice
+    from advbench.models import ARCHS
+
     rows = [model_row(database, m) for m in names]
     if source_model:
         model_row(database, source_model)
-    if gradient is not None:  # checked for every model before any of them is attacked
+    if gradient is not None:
         from advbench.defenses import gradient_choices
 
         crafting = [model_row(database, source_model)] if source_model else rows
@@ -217,7 +275,15 @@ def evaluate(
             raise no_gradient_choice(gradient, plain)
     if proxy:
         ARCHS.get(proxy)
-    result = Evaluation()
+    return rows
+
+
+def _plan(rows, suite_doc, job, scale, only, cascade, n, only_correct, source_model, proxy,
+          shortcuts) -> list[tuple[dict[str, Any], list, int]]:  # fmt: skip
+    """Per model: its row, its jobs (the suite's rows at this scale, or the one attack)
+    and its sample count."""
+    from advbench.suites import cascade_order, suite_jobs
+
     planned = []
     for row in rows:
         if suite_doc:
@@ -235,11 +301,17 @@ def evaluate(
             for j in jobs:
                 j.shortcuts = False
         planned.append((row, jobs, n if n is not None else suite_n))
-    _check_counts(planned, data_dir)  # before anything is written or a proxy trained
-    # Every checkpoint this request reads (the attacked models and the stored transfer
-    # sources their rows resolve to) is verified (checksum, spec, loadable) before the
-    # environment row is written, so a tampered or damaged model leaves the store as it
-    # was. Each is dropped after its check: a large store is never all in memory at once.
+    return planned
+
+
+def _verify_checkpoints(database, planned, live, dev) -> None:
+    """Every checkpoint this request reads (the attacked models and the stored transfer
+    sources their rows resolve to) is verified (checksum, spec, loadable) before the
+    environment row is written, so a tampered or damaged model leaves the store as it
+    was. Each is dropped after its check: a large store is never all in memory at once."""
+    from advbench.catalogue import load_model
+    from advbench.engine import NoSource, resolve_source
+
     verify = {row["name"] for row, _, _ in planned} - set(live)
     for row, jobs, _ in planned:
         for j in jobs:
@@ -249,7 +321,13 @@ def evaluate(
                 verify.add(resolve_source(database, row, j.source)["name"])
     for name in sorted(verify - set(live)):
         load_model(database, name, dev)
-    env_id = record_environment(database, dev)
+
+
+def _train_proxies(database, planned, proxy_epochs, seed, dev, data_dir, progress) -> None:
+    """A black-box row's proxy (`proxy:ARCH`) trained on the model's labels, then named
+    as the row's source."""
+    from advbench.train import train_proxy
+
     for row, jobs, _ in planned:
         for j in jobs:
             if j.source is not None and j.source.startswith("proxy:"):
@@ -259,34 +337,6 @@ def evaluate(
                         epochs=proxy_epochs, batch_size=64, seed=seed, device=dev,
                         data_dir=data_dir, progress=bars,
                     ).name  # fmt: skip
-    common = dict(seed=seed, batch_size=batch_size, device=dev, data_dir=data_dir,
-                  scale=scale if suite_doc else None, gradient=gradient)  # fmt: skip
-    if executor == "ray":  # the units run as tasks; below, every run is then stored
-        from advbench.executors import run_ray
-
-        units = [(row, job, count) for row, jobs, count in planned for job in jobs]
-        with _bars(progress) as bars:
-            for count in sorted({u[2] for u in units}):
-                run_ray(database, [(r, j) for r, j, c in units if c == count],
-                        {**common, "n": count, "force": force}, address=address,
-                        max_in_flight=max_in_flight, progress=bars)  # fmt: skip
-        force = False  # what the tasks stored is what is summarised
-    for row, jobs, count in planned:
-        net = live.get(row["name"])
-        if net is None:
-            net, _, _ = load_model(database, row["name"], dev)
-        notes: list[str] = []
-        with _bars(progress) as bars:
-            summaries = run_jobs(
-                database, net, row, jobs, n=count, env_id=env_id, force=force,
-                progress=bars, load_model=lambda m: load_model(database, m, dev)[::2],
-                notes=notes, cascade=cascade, **common,
-            )  # fmt: skip
-        done = ModelResult(row, summaries, notes, seed, scale if suite_doc else "custom")
-        result.results.append(done)
-        if on_model is not None:
-            on_model(done)
-    return result
 
 
 def _check_counts(planned, data_dir) -> None:

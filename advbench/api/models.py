@@ -206,8 +206,8 @@ def measure(
     of stored models; returns the stored `measurements` rows."""
     from advbench.catalogue import load_model
     from advbench.env import record_environment, resolve_device
-    from advbench.measures import METRICS, check
-    from advbench.measures import measure as take
+    from advbench.measurements import METRICS, check
+    from advbench.measurements import measure as take
 
     if metric not in METRICS:
         raise BadInput(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")

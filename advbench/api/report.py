@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from advbench.api._common import (
+    PAPERS,
     _db,
     _store_if_any,
     check_scale,
@@ -16,13 +17,13 @@ from advbench.errors import BadInput
 def tables(table: str, *, db=None) -> list:
     """A paper's tables (an id such as "fidel:III", a paper name, or "all") evaluated on
     the stored runs: (TableSpec, its cells) per table, for rendering
-    (advbench.report.tables.render)."""
+    (advbench.report.table_views.render)."""
     from advbench.report import tables as tab
 
     specs = tab.select(table)
     database = _db(db, create=False)
-    store = tab.Store(database)
-    return [(spec, tab.evaluate(database, spec, store)) for spec in specs]
+    store = tab.StoredRuns(database)
+    return [(spec, tab.cells(database, spec, store)) for spec in specs]
 
 
 def table(table: str, *, db=None):
@@ -31,9 +32,9 @@ def table(table: str, *, db=None):
     interval, status, the model and runs behind it, and why it is empty where it is."""
     import pandas as pd
 
-    from advbench.report import tables as tab
+    from advbench.report import table_views as views
 
-    return pd.concat([tab.to_frame(results) for _, results in tables(table, db=db)],
+    return pd.concat([views.to_frame(results) for _, results in tables(table, db=db)],
                      ignore_index=True)  # fmt: skip
 
 
@@ -44,7 +45,7 @@ def claims(paper: str, *, db=None) -> list:
     from advbench import reproduce
 
     database = _db(db, create=False)
-    return [c for name in reproduce.papers(paper) for c in cl.evaluate(database, name)]
+    return [c for name in reproduce.papers(paper) for c in cl.judge(database, name)]
 
 
 def _names(models: str | Sequence[str] | None) -> list[str] | None:
@@ -83,7 +84,7 @@ def checks(model: str, *, db=None) -> tuple[list, int]:
 def figures(figure: str, *, models: Sequence[str] | None = None, data_dir=None, db=None):
     """`report --figure`: the figures' data (advbench.report.figures.FigureData), one at a
     time as each is built; `figure` is an id (zantedeschi:fig3), a paper, `all`, or
-    `curves` with `models` (accuracy against ε). Draw one with figures.draw."""
+    `curves` with `models` (accuracy against ε). Draw one with report.drawing.draw."""
     from advbench.report import figures as figs
 
     if figure == "curves":
@@ -93,9 +94,9 @@ def figures(figure: str, *, models: Sequence[str] | None = None, data_dir=None, 
         return iter([figs.curves(database, list(models))])  # an unknown model is refused
     specs = figs.select(figure)  # an unknown id is refused before anything is read
     database = _db(db, create=False)
-    from advbench.report.tables import Store
+    from advbench.report.tables import StoredRuns
 
-    store = Store(database)
+    store = StoredRuns(database)
     return (figs.build(database, spec, store, data_dir) for spec in specs)
 
 
@@ -127,7 +128,7 @@ def page(paper: str, *, format: str = "markdown", output, data_dir=None, db=None
 
     names = reproduce.papers(paper) if paper != "all" else []
     if len(names) != 1:
-        raise BadInput("--paper takes one paper: fidel, zantedeschi, madnet, jakubovitz, pesso")
+        raise BadInput(f"--paper takes one paper: {', '.join(PAPERS)}")
     if format not in ("markdown", "html"):
         raise BadInput(f"--format {format} is not a page format; valid choices: markdown, html")
     if output is None:
@@ -173,11 +174,11 @@ def html_report(
 
 def missing(*, table: str | None = None, figure: str | None = None, scale: str = "smoke",
             data_dir=None, db=None):  # fmt: skip
-    """`report --missing`: the plan (advbench.report.missing.Plan) whose `commands()` fill
+    """`report --missing`: what is to do (advbench.report.missing.Todo) whose `commands()` fill
     the empty cells of `table` (default all) or the points of `figure`, and whose `absent`
     lists the cells whose data set is not on disk."""
     from advbench.report import tables as tab
-    from advbench.report.missing import plan
+    from advbench.report.missing import todo
 
     check_scale(scale)
     if figure is not None:
@@ -189,4 +190,4 @@ def missing(*, table: str | None = None, figure: str | None = None, scale: str =
         specs = figs.select(figure)
     else:
         specs = tab.select("all" if table in (None, "summary") else table)
-    return plan(_store_if_any(db), specs, scale, data_dir=data_dir, db_path=db)
+    return todo(_store_if_any(db), specs, scale, data_dir=data_dir, db_path=db)

@@ -135,6 +135,7 @@ def report_tables(request: ReportRequest) -> Output:
     CSV or JSON list for several tables), or one file each under --output."""
     import pandas as pd
 
+    from advbench.report import table_views as views
     from advbench.report import tables as tab
 
     tab.select(request.table)  # an unknown id is refused before anything is read or made
@@ -145,16 +146,16 @@ def report_tables(request: ReportRequest) -> Output:
     fmt, out = request.format, Output()
     if request.output is None and fmt in ("csv", "json") and len(evaluated) > 1:
         if fmt == "csv":
-            out.text = pd.concat([tab.to_frame(r) for _, r in evaluated]).to_csv(index=False)
+            out.text = pd.concat([views.to_frame(r) for _, r in evaluated]).to_csv(index=False)
         else:
-            docs = [tab.as_json(spec, results, database) for spec, results in evaluated]
+            docs = [views.as_json(spec, results, database) for spec, results in evaluated]
             out.text = json.dumps(docs, ensure_ascii=False, indent=1) + "\n"
         return out
     if request.output is None and fmt == "table":
-        out.view = [TableView(spec, results, tab.caption(spec, results, database))
+        out.view = [TableView(spec, results, views.caption(spec, results, database))
                     for spec, results in evaluated]  # fmt: skip
         return out
-    texts = [(spec, tab.render(spec, results, "markdown" if fmt == "table" else fmt, database))
+    texts = [(spec, views.render(spec, results, "markdown" if fmt == "table" else fmt, database))
              for spec, results in evaluated]  # fmt: skip
     if request.output is None:
         out.text = "".join(text for _, text in texts)
@@ -228,6 +229,7 @@ def report_checks(request: ReportRequest) -> Output:
 def report_figures(request: ReportRequest) -> Iterator[tuple[Any, list[Path]]]:
     """`report --figure`: each figure's data and the PNG/SVG files written for it, one at
     a time as each is drawn. Ids, models and the folder are checked before the first."""
+    from advbench.report import drawing
     from advbench.report import figures as figs
     from advbench.store import default_db_path
 
@@ -250,7 +252,7 @@ def report_figures(request: ReportRequest) -> Iterator[tuple[Any, list[Path]]]:
 
     def each():
         for fd in drawn:
-            yield fd, figs.write(figs.draw(fd), target, fd.id.replace(":", "_"), formats)
+            yield fd, drawing.write(drawing.draw(fd), target, fd.id.replace(":", "_"), formats)
 
     return each()
 

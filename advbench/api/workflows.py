@@ -116,7 +116,7 @@ def demo(
     from advbench import report as rep
     from advbench.env import resolve_device
 
-    plan.check_scale(scale)
+    plan.check_demo_scale(scale)
     if out is None:
         from rich.console import Console
 

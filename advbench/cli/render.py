@@ -176,7 +176,7 @@ def print_output(done) -> None:
 
 
 def print_table(view, verbose: bool = False) -> None:
-    from advbench.report.tables import print_rich
+    from advbench.report.table_views import print_rich
 
     print_rich(out, view, verbose)
 

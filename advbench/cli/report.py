@@ -53,7 +53,7 @@ def report(
         str | None,
         typer.Option(
             "--paper",
-            help="One paper's page (fidel, zantedeschi, madnet, jakubovitz, pesso): its tables, "
+            help=f"One paper's page ({', '.join(api.PAPERS)}): its tables, "
             "figures, the checklist of its models, the commands, environment and wall time. "
             "--format markdown (README.md and figures/) or html, into --output DIR.",
             rich_help_panel=OUTPUT,

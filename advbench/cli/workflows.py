@@ -51,9 +51,7 @@ def demo(
 @app.command()
 @handles_errors
 def reproduce(
-    paper: Annotated[
-        str, typer.Argument(help="fidel, zantedeschi, madnet, jakubovitz, pesso or all.")
-    ],
+    paper: Annotated[str, typer.Argument(help=f"{', '.join(api.PAPERS)} or all.")],
     scale: Annotated[
         str,
         typer.Option(help="smoke (minutes), cpu (the reference scale) or full (the papers')."),

@@ -15,20 +15,17 @@ import sqlite_utils
 
 from advbench.errors import BadInput
 from advbench.metrics import wilson_interval
-from advbench.store import ROBUST, SAMPLE_COUNTS
+from advbench.store import ROBUST, RUNS, recency
 
 FORMATS = ("table", "markdown", "csv")
 MISSING = "not run"
 
 _RUNS_SQL = f"""
-select r.id, r.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
-       coalesce(r.label, r.attack) as attack, r.norm, r.eps, r.seed, r.scale, r.status,
-       r.finished_at, r.n as planned_n, coalesce(r.threat, 'white-box') as threat,
-       r.source_model, r.source_rule, r.targeted, r.gradient,
-       {SAMPLE_COUNTS}
-from runs r join models m on m.name = r.model
-left join samples s on s.run_id = r.id
-group by r.id
+select c.id, c.model, coalesce(m.defense, 'none') as defense, m.arch, m.dataset,
+       coalesce(c.label, c.attack) as attack, c.norm, c.eps, c.seed, c.scale, c.status,
+       c.finished_at, c.planned as planned_n, c.threat, c.source_model, c.source_rule,
+       c.targeted, c.gradient, c.n, c.robust, c.init_failed, c.started_at
+from ({RUNS}) c join models m on m.name = c.model
 """
 
 
@@ -49,13 +46,16 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     ci = [wilson_interval(int(r), int(n)) for r, n in zip(df["robust"], df["n"], strict=False)]
     df["ci_low"] = [c[0] for c in ci]
     df["ci_high"] = [c[1] for c in ci]
-    # Where a cell was run more than once (another n, seed or scale), show the latest. The
+    # Where a cell was run more than once (another n, seed or scale), show the newest
+    # complete run (store.recency). The
     # threat model (white-box / transfer source / targeting / gradient) is part of the cell's
     # key through its label, so a transfer run never stands in for a white-box one. A run
     # with no sample rows yet is dropped; one whose every instance failed to start is kept
     # (n = 0: its cell says so) so an older run of the cell never stands in for it.
     df = df[(df["n"] > 0) | (df["init_failed"] > 0)]
-    df = df.sort_values(["status", "finished_at"], na_position="first")
+    keys = [recency(*r) for r in zip(df["status"], df["finished_at"], df["started_at"],
+                                      strict=True)]  # fmt: skip
+    df = df.iloc[sorted(range(len(df)), key=keys.__getitem__)]
     return df.drop_duplicates(["model", "attack", "eps"], keep="last")
 
 

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from advbench.errors import BadInput, unknown
-from advbench.metrics import wilson_interval
+from advbench.metrics import wilson_interval, within
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -38,10 +36,10 @@ from advbench.report.papers import (
     select_specs,
     suite_grid,
 )
-from advbench.report.tables import Result, Store, data_for, fill, provenance
+from advbench.report.table_views import provenance
+from advbench.report.tables import Result, StoredRuns, data_for, fill
 
 FIGURE_FORMATS = ("png", "svg")
-EPS_TOL = 1e-5  # a minimal perturbation within ε·(1 + tol) counts (engine._EPS_TOL)
 DATA_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
               "imagenet": "ImageNet"}  # fmt: skip
 
@@ -105,14 +103,14 @@ def _paper_points(spec: FigureSpec, s: Series) -> list[tuple[float, float, str]]
     return out
 
 
-def figure_results(store: Store, spec: FigureSpec) -> list[Result]:
+def figure_results(store: StoredRuns, spec: FigureSpec) -> list[Result]:
     """Every point of a figure as a table cell (what `--missing` plans from)."""
-    return [p.result for panel in evaluate(store, spec, draw_data=False) for s in panel.series
+    return [p.result for panel in points(store, spec, draw_data=False) for s in panel.series
             for p in s.points]  # fmt: skip
 
 
-def evaluate(
-    store: Store, spec: FigureSpec, *, data_dir=None, draw_data: bool = True
+def points(
+    store: StoredRuns, spec: FigureSpec, *, data_dir=None, draw_data: bool = True
 ) -> list[PanelData]:
     out = []
     for panel in spec.panels:
@@ -147,7 +145,7 @@ def _needs(spec: FigureSpec, panel: Panel, data_dir) -> str:
     return f"no stored runs yet: `{command}` prints the commands that fill it."
 
 
-def _restarts(store: Store, sd: SeriesData) -> dict[str, Any]:
+def _restarts(store: StoredRuns, sd: SeriesData) -> dict[str, Any]:
     """Accuracy after each restart of the series' run, from its per-sample trace (each
     sample's best L2 after every restart; None where none was found yet): an instance the
     model classifies right is robust after k restarts while its best L2 exceeds ε."""
@@ -168,13 +166,13 @@ def _restarts(store: Store, sd: SeriesData) -> dict[str, Any]:
     acc = []
     for i in range(k):
         robust = sum(
-            ok and (t[i] is None or t[i] > eps * (1 + EPS_TOL)) for ok, t in traces
+            ok and (t[i] is None or not within(t[i], eps)) for ok, t in traces
         )  # fmt: skip
         acc.append((i + 1, robust, len(traces)))
     return {"restarts": acc, "run": run_id}
 
 
-def _embedding(store: Store, spec: FigureSpec, panel: Panel, s: Series, data_dir) -> dict:
+def _embedding(store: StoredRuns, spec: FigureSpec, panel: Panel, s: Series, data_dir) -> dict:
     """t-SNE of the penultimate-layer features of the role's model on test samples (the
     suite's seed), with their Davies–Bouldin index (madnet Fig. 2)."""
     models = store.role_models(spec, panel.data, s.role)
@@ -193,7 +191,7 @@ def embedding(db, name: str, *, n: int, seed: int, data_dir=None) -> dict[str, A
     from advbench import data as datasets
     from advbench.catalogue import load_model
     from advbench.engine import select_samples
-    from advbench.measures import davies_bouldin
+    from advbench.measurements import davies_bouldin
 
     model, _, row = load_model(db, name, "cpu")
     model = model.eval()
@@ -216,14 +214,11 @@ def embedding(db, name: str, *, n: int, seed: int, data_dir=None) -> dict[str, A
     }
 
 
-# ---- drawing ------------------------------------------------------------------------------
-
-
 def build(
-    db: sqlite_utils.Database, spec: FigureSpec, store: Store | None = None, data_dir=None
+    db: sqlite_utils.Database, spec: FigureSpec, store: StoredRuns | None = None, data_dir=None
 ) -> FigureData:
-    store = store or Store(db)
-    panels = evaluate(store, spec, data_dir=data_dir)
+    store = store or StoredRuns(db)
+    panels = points(store, spec, data_dir=data_dir)
     results = [p.result for pd_ in panels for s in pd_.series for p in s.points]
     lines = [f"{spec.id}: {spec.title}."]
     lines.append(
@@ -242,126 +237,6 @@ def build(
     return FigureData(spec.id, spec.title, panels, lines, spec.ncols)
 
 
-def draw(fd: FigureData):
-    """The matplotlib Figure. Each measured line has gid `measured:LABEL`, each paper
-    series `paper:LABEL`, a restarts line `restarts:LABEL`, a minimal-norm curve
-    `minimal:LABEL` (the worst case over attacks is a measured line of its own), so a
-    reader (the tests) can tell them apart."""
-    from matplotlib.figure import Figure
-
-    n = len(fd.panels)
-    ncols = max(1, min(fd.ncols, n))
-    nrows = math.ceil(n / ncols)
-    wrapped = [w for line in fd.caption for w in textwrap.wrap(line, 40 * ncols + 20)]
-    cap_h = 0.16 * len(wrapped) + 0.3
-    fig = Figure(figsize=(5.0 * ncols, 3.9 * nrows + cap_h), layout="constrained")
-    grid = fig.add_gridspec(nrows + 1, ncols, height_ratios=[3.9] * nrows + [cap_h])
-    for i, pd_ in enumerate(fd.panels):
-        ax = fig.add_subplot(grid[i // ncols, i % ncols])
-        _draw_panel(ax, pd_)
-    cap = fig.add_subplot(grid[nrows, :])
-    cap.axis("off")
-    cap.text(0, 1, "\n".join(wrapped), va="top", ha="left", fontsize=7, family="monospace")
-    fig.suptitle("\n".join(textwrap.wrap(f"{fd.id}: {fd.title}", 50 * ncols + 20)), fontsize=10)
-    return fig
-
-
-def _draw_panel(ax, pd_: PanelData) -> None:
-    panel = pd_.panel
-    colors = [f"C{i % 10}" for i in range(len(pd_.series))]
-    if panel.kind == "embedding":
-        _draw_embedding(ax, pd_)
-    else:
-        starred = False
-        for color, sd in zip(colors, pd_.series, strict=True):
-            if panel.kind == "restarts" and sd.extra:
-                ks = [k for k, _, _ in sd.extra["restarts"]]
-                accs = [r / m * 100 for _, r, m in sd.extra["restarts"]]
-                lows, highs = zip(*(wilson_interval(r, m) for _, r, m in sd.extra["restarts"]),
-                                  strict=True)  # fmt: skip
-                (line,) = ax.plot(ks, accs, marker=".", color=color, label=sd.series.label)
-                line.set_gid(f"restarts:{sd.series.label}")
-                ax.fill_between(ks, [v * 100 for v in lows], [v * 100 for v in highs],
-                                color=color, alpha=0.15)  # fmt: skip
-                continue
-            if sd.extra.get("minimal"):
-                xs, robust, n = zip(*sd.extra["minimal"], strict=True)
-                (line,) = ax.step(xs, [r / m * 100 for r, m in zip(robust, n, strict=True)],
-                                  where="post", color=color, linewidth=0.8, alpha=0.7)  # fmt: skip
-                line.set_gid(f"minimal:{sd.series.label}")
-            shown = [p for p in sd.points if isinstance(p.result.measured, (int, float))]
-            if shown:
-                xs = [p.x for p in shown]
-                ys = [float(p.result.measured) for p in shown]
-                lo = [y - (p.result.ci_low if p.result.ci_low is not None else y)
-                      for y, p in zip(ys, shown, strict=True)]  # fmt: skip
-                hi = [(p.result.ci_high if p.result.ci_high is not None else y) - y
-                      for y, p in zip(ys, shown, strict=True)]  # fmt: skip
-                bars = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", markersize=4,
-                                   capsize=3, color=color, label=sd.series.label)  # fmt: skip
-                bars.lines[0].set_gid(f"measured:{sd.series.label}")
-            if sd.paper:
-                # one "★ paper" legend entry for all (a leading _ keeps a line out of it)
-                (line,) = ax.plot(
-                    [x for x, _, _ in sd.paper],
-                    [v for _, v, _ in sd.paper],
-                    linestyle="none",
-                    marker="*",
-                    markersize=11,
-                    color=color,
-                    markeredgecolor="black",
-                    label=f"_paper: {sd.series.label}",
-                )
-                line.set_gid(f"paper:{sd.series.label}")
-                starred = True
-        ax.set_xlabel(panel.xlabel)
-        ax.set_ylabel(panel.ylabel)
-        ax.set_ylim(-2, 102)
-        if panel.xscale != "linear":
-            ax.set_xscale(panel.xscale)
-        if panel.vline is not None:
-            ax.axvline(panel.vline, linestyle="--", color="grey", linewidth=1)
-        ax.grid(alpha=0.3)
-        if starred:
-            ax.plot([], [], linestyle="none", marker="*", markersize=9, color="white",
-                    markeredgecolor="black", label="the paper's number")  # fmt: skip
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="best")
-    ax.set_title(panel.title, fontsize=9)
-    if pd_.note:
-        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(pd_.note, 48)), transform=ax.transAxes,
-                ha="center", va="center", fontsize=7,
-                bbox={"boxstyle": "round", "facecolor": "lightyellow", "alpha": 0.9})  # fmt: skip
-
-
-def _draw_embedding(ax, pd_: PanelData) -> None:
-    sd = pd_.series[0]
-    e = sd.extra
-    if not e:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return
-    xs = [p[0] for p in e["xy"]]
-    ys = [p[1] for p in e["xy"]]
-    points = ax.scatter(xs, ys, c=e["labels"], cmap="tab10", s=6, vmin=0, vmax=9)
-    points.set_gid(f"embedding:{sd.series.label}")
-    ax.legend(*points.legend_elements(), fontsize=6, title="label", title_fontsize=6,
-              loc="best", markerscale=0.7)  # fmt: skip
-    ax.set_xlabel("t-SNE 1 (arbitrary units)")
-    ax.set_ylabel("t-SNE 2 (arbitrary units)")
-    ax.text(0.02, 0.02, f"{sd.series.label}: DBI {e['dbi']:.2f}, n={e['n']}",
-            transform=ax.transAxes, fontsize=7)  # fmt: skip
-
-
-def write(fig, out_dir: Path, stem: str, formats=FIGURE_FORMATS) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=110, format=fmt)
-        paths.append(path)
-    return paths
-
-
 def select(figure: str) -> list[FigureSpec]:
     """`all`, one id, or a paper name (all its figures)."""
     return select_specs("figure", figure, figures(), ("curves",))
@@ -374,7 +249,7 @@ def listing(db: sqlite_utils.Database | None) -> list[tuple[str, str, int, int]]
     if db is None:
         db = sqlite_utils.Database(memory=True)
         migrate(db)
-    store = Store(db)
+    store = StoredRuns(db)
     out = []
     for spec in figures().values():
         results = figure_results(store, spec)
@@ -474,10 +349,10 @@ def _minimal_curve(db, runs, label: str, norm: str) -> dict[str, Any]:
     found = sorted(m for ok, m in rows if ok and m is not None)
     limit = float(top.eps) if math.isfinite(top.eps) else (found[-1] if found else 0.0)
     correct = sum(1 for ok, _ in rows if ok)
-    xs = sorted({0.0, *[m for m in found if m <= limit * (1 + EPS_TOL)], limit})
+    xs = sorted({0.0, *[m for m in found if within(m, limit)], limit})
     curve = []
     for x in xs:
-        broken = sum(1 for m in found if m <= x * (1 + EPS_TOL))
+        broken = sum(1 for m in found if within(m, x))
         curve.append((x, correct - broken, n))
     return {"minimal": curve, "run": top.id}
 
@@ -500,4 +375,4 @@ def _worst_by_eps(db, part) -> list[Point]:
     return out
 
 
-__all__ = ["FIGURE_FORMATS", "build", "curves", "draw", "evaluate", "select", "write"]
+__all__ = ["FIGURE_FORMATS", "build", "curves", "points", "select"]

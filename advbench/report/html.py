@@ -16,6 +16,7 @@ import shlex
 
 import sqlite_utils
 
+from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import PAPERS, FigureSpec, TableSpec
 
@@ -152,7 +153,7 @@ def _provenance(db, run_ids: set[str], ident: str, models: set[str] = frozenset(
 
 
 def _table_html(spec: TableSpec, results, db) -> str:
-    df = tab.pivot(results)
+    df = views.pivot(results)
     empty = {(r.row, r.column) for r in results if r.status == "empty"}
     rows = ["<table><thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in df.columns)
             + "</tr></thead><tbody>"]  # fmt: skip
@@ -164,7 +165,7 @@ def _table_html(spec: TableSpec, results, db) -> str:
             cells.append(f"<td{cls}>{_e(v)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append("</tbody></table>")
-    caption = "".join(f"<div>{_e(line)}</div>" for line in tab.caption(spec, results, db))
+    caption = "".join(f"<div>{_e(line)}</div>" for line in views.caption(spec, results, db))
     run_ids = {rid for r in results for rid in r.runs}
     models = {r.model for r in results if r.model and r.status != "empty"}
     return (f"<section id='{_anchor(spec.id)}'><h3>{_e(spec.id)}: {_e(spec.title)}</h3>"
@@ -179,9 +180,9 @@ def _png(fig) -> str:
 
 
 def _figure_html(fd, db, ident: str) -> str:
-    from advbench.report import figures as figs
+    from advbench.report import drawing
 
-    data = _png(figs.draw(fd))
+    data = _png(drawing.draw(fd))
     run_ids = {rid for p in fd.panels for s in p.series for pt in s.points
                for rid in pt.result.runs}  # fmt: skip
     models = {pt.result.model for p in fd.panels for s in p.series for pt in s.points
@@ -226,10 +227,10 @@ def page(
 ) -> str:
     from advbench.report import figures as figs
 
-    store = tab.Store(db)
+    store = tab.StoredRuns(db)
     sections: dict[str, list[tuple[str, str, str]]] = {p: [] for p in PAPERS}
     for spec in table_specs:
-        results = tab.evaluate(db, spec, store)
+        results = tab.cells(db, spec, store)
         filled = sum(r.status != "empty" for r in results)
         sections[spec.paper].append((spec.id, f"{spec.title} ({filled}/{len(results)} cells)",
                                      _table_html(spec, results, db)))  # fmt: skip

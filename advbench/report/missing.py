@@ -16,12 +16,12 @@ import sqlite_utils
 
 from advbench import plans, suites
 from advbench.report.papers import AT_POINTS, AT_RUN, DATA, Cell, FigureSpec, TableSpec
-from advbench.report.tables import Store, data_for, evaluate
+from advbench.report.tables import StoredRuns, cells, data_for
 from advbench.steps import Step
 
 
 @dataclass
-class Plan:
+class Todo:
     builds: list[Step] = field(default_factory=list)
     # one `attack --attack` command per (model, attack, targeting, source, suite it stands
     # for): its ε gathered into one --eps list
@@ -100,16 +100,16 @@ def _cmd(*words) -> Step:
     return Step.parse([str(w) for w in words if w is not None])
 
 
-def plan(
+def todo(
     db: sqlite_utils.Database | None,
     specs: list[TableSpec | FigureSpec],
     scale: str,
     *,
     data_dir: Path | None = None,
     db_path: Path | None = None,
-) -> Plan:
+) -> Todo:
 
-    p = Plan()
+    p = Todo()
     common: list[str] = []
     if data_dir is not None:
         common += ["--data-dir", str(data_dir)]
@@ -120,7 +120,7 @@ def plan(
 
         db = sqlite_utils.Database(memory=True)
         migrate(db)
-    store = Store(db)
+    store = StoredRuns(db)
     on_disk: dict[str, str | None] = {}
 
     def dataset(data: str) -> str | None:
@@ -163,7 +163,7 @@ def plan(
 
             results = figure_results(store, spec)
         else:
-            results = evaluate(db, spec, store)
+            results = cells(db, spec, store)
         for res in results:
             if res.status != "empty":
                 continue
@@ -190,7 +190,7 @@ def plan(
     return p
 
 
-def _fill_commands(p: Plan, spec, cell: Cell, name, scale, suite_n, common, model_name, ran):
+def _fill_commands(p: Todo, spec, cell: Cell, name, scale, suite_n, common, model_name, ran):
     if cell.metric in ("clean", "setting"):
         return  # stored with the model
     if cell.metric in AT_POINTS:

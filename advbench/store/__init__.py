@@ -27,6 +27,30 @@ CHANGED = "s.adv_pred != s.clean_pred and not coalesce(s.init_failed, 0)"
 SAMPLE_COUNTS = f"""count(s.run_id) - coalesce(sum(s.init_failed), 0) as n,
        coalesce(sum({ROBUST}), 0) as robust,
        coalesce(sum(s.init_failed), 0) as init_failed"""
+# Every run with its counts: what the report's summary and its tables read.
+RUNS = f"""
+select r.id, r.model, r.attack, r.label, r.norm, r.suite, r.eps, r.targeted, r.config,
+       coalesce(r.threat, 'white-box') as threat, r.source_model, r.source_rule, r.gradient,
+       r.seed, r.scale, r.status, r.started_at, r.finished_at, r.n as planned, r.n_samples,
+       r.only_correct, {SAMPLE_COUNTS}
+from runs r left join samples s on s.run_id = r.id
+group by r.id
+"""
+
+
+def is_robust(sample: dict) -> bool:
+    """ROBUST for one sample row read into Python (the checklist's per-instance checks)."""
+    return (sample["clean_pred"] == sample["label"] and sample["adv_pred"] == sample["label"]
+            and not sample.get("init_failed"))  # fmt: skip
+
+
+def recency(status, finished_at, started_at) -> tuple:
+    """Which of several runs of one cell is shown: sorted by this, the last wins. The
+    newest complete run; a partial one (running, or interrupted) only where none is
+    complete, the newest started."""
+    done = status == "complete"
+    when = finished_at if done else started_at
+    return done, when if isinstance(when, str) else ""
 
 
 def default_db_path() -> Path:

@@ -304,6 +304,10 @@ def _shortcut_chains(db: sqlite_utils.Database) -> None:
     db["samples"].add_column("carried_from", str)
 
 
+# The views a store migrated to the newest schema has (a later migration that changes one
+# adds its own frozen SQL and points this at it).
+CURRENT_VIEWS = _VIEWS_0007
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
     ("0002_sample_input_norm", _sample_input_norm),

@@ -48,7 +48,7 @@ METRICS = (
     *PERCENT,
     "rho_adv",  # DeepFool ρ̂_adv (jakubovitz): mean d_i/‖x_i‖₂ over correct, found
     "rho",  # empirical robustness (zantedeschi's code): mean ‖δ‖/‖x‖, the attack's norm
-    # measurements, named as `advbench measure` names them (advbench.measures.METRICS)
+    # measurements, named as `advbench measure` names them (advbench.measurements.METRICS)
     "train-distance",
     "loss-sensitivity",
     "jacobian",  # mean ‖J(x)‖_F at clean test points

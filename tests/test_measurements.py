@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from advbench.measures import davies_bouldin, jacobian_fro, loss_sensitivity, nearest_distance
+from advbench.measurements import davies_bouldin, jacobian_fro, loss_sensitivity, nearest_distance
 
 
 def _linear(seed=0):

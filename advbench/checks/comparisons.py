@@ -1,0 +1,170 @@
+"""Checks that compare attacks with each other (Carlini et al. 2019 §5): accuracy falls
+with ε, unbounded attacks succeed, iterative beats one-step, white-box beats transfer
+and decision-based, more effort does not lower accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+
+from advbench.checks.base import (
+    ITERATIVE,
+    ONE_STEP,
+    OTHERS,
+    SOURCES,
+    Run,
+    Verdict,
+    _broken_only_by,
+    _by_label,
+    _cmd,
+    _more,
+    _more_effort,
+    _pct,
+    _plain,
+    _restart_curve,
+    _same_budget,
+    _unbounded,
+    _verdict,
+    _worst,
+)
+from advbench.metrics import wilson_interval
+
+
+def check_monotone(model: str, runs: list[Run]) -> Verdict:
+    """Accuracy does not rise with ε, per white-box attack: a rise beyond both intervals
+    fails, any rise of more than one instance warns. A minimal attack's budgets are one
+    search judged at every ε (the shortcut), monotone by construction: not evidence."""
+    rises, judged, shortcut = [], 0, set()
+    for label, series in _by_label([r for r in runs if r.white_box]).items():
+        series = sorted((r for r in series if math.isfinite(r.eps)), key=lambda r: r.eps)
+        if len(series) < 2:
+            continue
+        if series[0].kind == "minimal":
+            shortcut.add(label)
+            continue
+        judged += 1
+        for a, b in zip(series, series[1:], strict=False):
+            if b.robust / b.n > a.robust / a.n and (b.robust - a.robust) > 1:
+                lo_b = wilson_interval(b.robust, b.n)[0]
+                hi_a = wilson_interval(a.robust, a.n)[1]
+                rises.append((label, a, b, lo_b > hi_a))
+    note = f"; minimal (one search, monotone by construction): {', '.join(sorted(shortcut))}" \
+        if shortcut else ""  # fmt: skip
+    if not judged:
+        return Verdict("monotone", "skip", "no budget attack stored at two ε or more" + note,
+                       _cmd("attack", "--model", model, "--attack", "pgd-linf", "--eps",
+                            "0.05,0.1,0.2,0.3"), SOURCES["monotone"])  # fmt: skip
+    if not rises:
+        return Verdict("monotone", "pass", f"{judged} attacks non-increasing in ε" + note,
+                       source=SOURCES["monotone"])  # fmt: skip
+    worst = rises[0]
+    text = "; ".join(f"{lab}: {a.acc:.1%} at ε={a.eps:g} → {b.acc:.1%} at ε={b.eps:g}"
+                     for lab, a, b, _ in rises)  # fmt: skip
+    status = "fail" if any(sig for *_, sig in rises) else "warn"
+    lab, a, b, _ = worst
+    settle = _cmd("attack", "--model", model, "--attack", b.attack, "--eps", f"{b.eps:g}",
+                  *_more(b.params), "--force")  # fmt: skip
+    return Verdict("monotone", status, "accuracy rises: " + text + note, settle,
+                   SOURCES["monotone"])  # fmt: skip
+
+
+def check_unbounded(model: str, runs: list[Run]) -> Verdict:
+    """An unbounded attack (ε = ∞, or L∞ / L0 ε ≥ 1 on [0, 1] inputs) reaches ~0 %."""
+    unb = [r for r in runs if r.white_box and not r.targeted and _unbounded(r)]
+    settle = _cmd(
+        "attack", "--model", model, "--attack", "pgd-linf", "--eps", "1", "--param", "steps=100"
+    )
+    if not unb:
+        return Verdict("unbounded", "warn", "no unbounded attack stored", settle,
+                       SOURCES["unbounded"])  # fmt: skip
+    best = min(unb, key=lambda r: r.acc)
+    text = f"{best.label} ε={best.eps:g}: accuracy {_pct(best.robust, best.n)}"
+    return _verdict("unbounded", best.acc, best.robust, text, settle, warn=0.01, fail=0.05)
+
+
+def check_iterative(model: str, runs: list[Run]) -> Verdict:
+    """Per instance: an iterative attack breaks whatever a one-step attack breaks at the
+    same ε (white-box, untargeted, the same instances)."""
+    missed, total, pairs = 0, 0, []
+    for one in (r for r in runs if r.attack in ONE_STEP and _plain(r)):
+        for it in (r for r in runs if r.attack in ITERATIVE and _plain(r) and _same_budget(r, one)):
+            k, n = _broken_only_by(one, [it])
+            missed, total = missed + k, total + n
+            pairs.append((k, f"{one.label}/{it.label} ε={it.eps:g}: {k}", it.eps))
+    if not pairs:
+        return Verdict("iterative", "skip", "no one-step and iterative attack at one ε",
+                       _cmd("attack", "--model", model, "--attack", "fgsm", "--eps", "0.1")
+                       + " (and pgd-linf at the same ε)", SOURCES["iterative"])  # fmt: skip
+    text = (f"instances a one-step attack broke and the iterative one did not: "
+            f"{_pct(missed, total)} ({_worst(pairs)})")  # fmt: skip
+    it = next(r for r in runs if r.attack in ITERATIVE and _plain(r))
+    settle = _cmd("attack", "--model", model, "--attack", it.attack, "--eps", f"{it.eps:g}",
+                  *_more(it.params), "--force")  # fmt: skip
+    return _verdict("iterative", missed / total if total else 0.0, missed, text, settle,
+                    warn=0.02, fail=0.05)  # fmt: skip
+
+
+def check_white_box(model: str, runs: list[Run]) -> Verdict:
+    """Per instance: white-box gradient attacks break whatever transfer, decision-based or
+    random-noise attacks break at the same ε and norm."""
+    missed, total, parts = 0, 0, []
+    white = [r for r in runs if _plain(r) and r.attack not in OTHERS]
+    for other in runs:
+        if other.targeted or other.kind == "minimal" and not math.isfinite(other.eps):
+            continue
+        if other.white_box and other.attack not in OTHERS:
+            continue
+        peers = [w for w in white if _same_budget(w, other)]
+        if not peers:
+            continue
+        k, n = _broken_only_by(other, peers)
+        missed, total = missed + k, total + n
+        parts.append((k, f"{other.label} ε={other.eps:g}: {k}", other.eps))
+    if not parts:
+        return Verdict("white-box", "skip", "no transfer, decision-based or noise run beside a "
+                       "white-box one at the same ε", "", SOURCES["white-box"])  # fmt: skip
+    text = (f"instances another attack broke and no white-box attack did: {_pct(missed, total)}"
+            f" ({_worst(parts)})")  # fmt: skip
+    worst = max(parts, key=lambda p: p[0])[2]
+    settle = (_cmd("attack", "--model", model, "--attack", "bpda-pgd", "--eps", f"{worst:g}")
+              + " (an adaptive attack through the non-differentiable step; with none, "
+              "apgd --param loss=dlr)")  # fmt: skip
+    return _verdict("white-box", missed / total if total else 0.0, missed, text, settle,
+                    warn=0.02, fail=0.05)  # fmt: skip
+
+
+def check_effort(model: str, runs: list[Run]) -> Verdict:
+    """More steps or restarts do not lower accuracy beyond the interval of the weaker run
+    (pairs of runs that differ only in effort, and each restart of a restarted run)."""
+    drops, pairs = [], 0
+    for weak in runs:
+        for strong in runs:
+            if strong is weak or not _more_effort(weak, strong):
+                continue
+            pairs += 1
+            lo = wilson_interval(weak.robust, weak.n)[0]
+            if strong.acc < lo:
+                drops.append(f"{weak.label} → {strong.label} ε={weak.eps:g}: "
+                             f"{weak.acc:.1%} → {strong.acc:.1%}")  # fmt: skip
+    for r in runs:
+        curve = _restart_curve(r)
+        if curve:
+            pairs += 1
+            lo = wilson_interval(curve[0], r.n)[0]
+            if curve[-1] / r.n < lo:
+                drops.append(f"{r.label} ε={r.eps:g}: first restart {curve[0] / r.n:.1%} → "
+                             f"{len(curve)} restarts {curve[-1] / r.n:.1%}")  # fmt: skip
+    strongest = max((r for r in runs if r.white_box and "steps" in r.params),
+                    key=lambda r: r.params["steps"], default=None)  # fmt: skip
+    settle = (_cmd("attack", "--model", model, "--attack", strongest.attack, "--eps",
+                   f"{strongest.eps:g}", *_more(strongest.params))
+              if strongest else "")  # fmt: skip
+    if not pairs:
+        return Verdict("effort", "warn", "no run repeated with more steps or restarts", settle,
+                       SOURCES["effort"])  # fmt: skip
+    if drops:
+        return Verdict("effort", "fail", "more effort lowered accuracy beyond the interval "
+                       "(the weaker attack had not converged): " + "; ".join(drops[:4]), settle,
+                       SOURCES["effort"])  # fmt: skip
+    return Verdict("effort", "pass", f"more effort stayed within the interval ({pairs} compared)",
+                   source=SOURCES["effort"])  # fmt: skip
