@@ -38,21 +38,13 @@ import math
 
 import torch
 
+from advbench.criteria import margin
 from advbench.metrics import distance
 
 TRACE_POINTS = 16
 NOISE_RADIUS = 1 / 1020  # a quarter of one 8-bit level
 NOISE_DRAWS = 4
 _KEEP = 512  # passes kept in memory before thinning to every other one
-
-
-def margin(out: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """< 0 where the output is adversarial (misclassified, or the target's)."""
-    out = out.detach().float()
-    cls = y if target is None else target
-    own = out.gather(1, cls.view(-1, 1)).squeeze(1)
-    other = out.scatter(1, cls.view(-1, 1), -math.inf).amax(1)
-    return own - other if target is None else other - own
 
 
 class Observer:

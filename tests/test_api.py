@@ -44,6 +44,15 @@ def test_a_notebook_module_gets_the_clis_numbers_for_the_same_weights(tmp_path, 
     assert list(frame["eps"]) == [0.05, 0.1] and list(frame["n"]) == [40, 40]
     assert frame["accuracy"].iloc[0] > frame["accuracy"].iloc[1] > 0  # a trained model
     assert (frame["ci_low"] <= frame["accuracy"]).all()
+    # in percent too, under the names the tables and the datasette views use
+    assert list(frame["accuracy_pct"]) == [100 * a for a in frame["accuracy"]]
+    assert list(frame["ci_high_pct"]) == [100 * h for h in frame["ci_high"]]
+    from advbench.store import open_db as _open
+
+    view = {r["run_id"]: r for r in _open(db).query("select * from run_accuracy")}
+    for row in frame.itertuples():
+        assert round(row.ci_low_pct, 2) == view[row.run_id]["ci_low_pct"]
+        assert round(row.accuracy_pct, 2) == view[row.run_id]["robust_accuracy_pct"]
     # the same weights through the CLI: imported with their factory, attacked by name
     save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
     res = runner.invoke(app, ["import", "--name", "cli", "--dataset", "digits", "--factory",

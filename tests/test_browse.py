@@ -108,3 +108,43 @@ def test_browse_refuses_a_missing_store_and_a_folder_for_metadata(tmp_path, runn
         assert (attacked.parent / "models" / "std.json").read_bytes() == before
     res = runner.invoke(app, ["browse", "--db", str(attacked), "--port", "99999"])
     assert res.exit_code == 2 and "--port 99999 must be in [1, 65535]" in res.stderr
+
+
+def test_the_readmes_browse_command_serves_the_views_from_an_unactivated_venv(attacked):
+    """`.venv/bin/advbench browse` as the README writes it, with the venv's bin not on
+    PATH: datasette runs from advbench's own interpreter and serves a view over HTTP."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).parent / "advbench"
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"  # no datasette on PATH, as in an unactivated venv
+    server = subprocess.Popen([str(script), "browse", "--db", str(attacked), "--port",
+                               str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/a/run_accuracy.json?_shape=array"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as res:
+                    rows = json.loads(res.read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()[-2000:]
+                time.sleep(0.5)
+        else:
+            raise AssertionError("datasette did not answer in 60 s")
+        assert len(rows) == 5 and {"robust_accuracy_pct", "ci_low_pct"} <= set(rows[0])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)

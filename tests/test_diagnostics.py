@@ -13,7 +13,8 @@ import torch
 from torch.nn import functional as F
 
 from advbench import data
-from advbench.diagnostics import NOISE_DRAWS, margin, stability
+from advbench.criteria import margin
+from advbench.diagnostics import NOISE_DRAWS, stability
 from advbench.engine import run_jobs, select_samples
 from advbench.env import record_environment
 from advbench.jobs import make_job
@@ -136,3 +137,18 @@ def test_margin_sign_for_targeted_attacks():
     assert margin(out, y, None).tolist() == [1.0, -3.0]  # right by 1; wrong by 3
     target = torch.tensor([1, 1])
     assert margin(out, y, target).tolist() == [1.0, -2.0]  # not the target yet; reached
+
+
+def test_the_criterion_and_its_margin_agree():
+    """`criteria.adversarial` (what the engine records as success) and `criteria.margin`
+    (the checklist's trace) say the same thing of every instance, targeted or not."""
+    from advbench.criteria import adversarial
+
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(200, 10, generator=g)
+    y = torch.randint(0, 10, (200,), generator=g)
+    target = (y + torch.randint(1, 10, (200,), generator=g)) % 10
+    pred = out.argmax(1)
+    for t in (None, target):
+        assert torch.equal(adversarial(pred, y, t), margin(out, y, t) < 0)
+    assert adversarial(pred, y).any() and not adversarial(pred, y).all()

@@ -37,7 +37,9 @@ class Evaluation:
 
     def frame(self):
         """One row per run: model, attack row, threat, ε, n, robust count, robust accuracy
-        with its 95 % Wilson interval, status, seconds, run id."""
+        with its 95 % Wilson interval as fractions (`accuracy`, `ci_low`, `ci_high`) and in
+        percent as every table shows them (`accuracy_pct`, `ci_low_pct`, `ci_high_pct`, the
+        datasette views' names), status, seconds, run id."""
         import pandas as pd
 
         rows = []
@@ -49,7 +51,9 @@ class Evaluation:
                     "model_checksum": r.row["checksum"], "attack": s.attack,
                     "label": s.label or s.attack, "threat": s.threat, "targeted": s.targeted,
                     "eps": s.eps, "n": s.n, "robust": s.robust, "accuracy": s.accuracy,
-                    "ci_low": lo, "ci_high": hi, "init_failed": s.init_failed,
+                    "ci_low": lo, "ci_high": hi, "accuracy_pct": 100 * s.accuracy,
+                    "ci_low_pct": 100 * lo, "ci_high_pct": 100 * hi,
+                    "init_failed": s.init_failed,
                     "status": s.status, "wall_s": s.wall_s, "seed": r.seed, "scale": r.scale,
                     "run_id": s.id,
                 })  # fmt: skip

@@ -155,9 +155,10 @@ def browse(*, db=None, port: int = 8001, write_metadata=None) -> Path | int:
     """`advbench browse`: serve the store in datasette with its views and every column
     described (returns datasette's exit code), or with `write_metadata` only write that
     metadata JSON (returns its path). Needs the browse extra for serving."""
+    import importlib.util
     import json
-    import shutil
     import subprocess
+    import sys
     import tempfile
 
     from advbench.browse import metadata
@@ -184,11 +185,14 @@ def browse(*, db=None, port: int = 8001, write_metadata=None) -> Path | int:
             raise BadInput(f"--write-metadata {target} is part of the store; write it elsewhere")
         target.write_text(doc + "\n")
         return target
-    exe = shutil.which("datasette")
-    if exe is None:
-        raise BadInput("datasette is not installed; run: pip install -e '.[browse]'")
+    # datasette from this interpreter's own environment: an unactivated venv
+    # (`.venv/bin/advbench browse`) has no `datasette` on PATH, yet holds it
+    if importlib.util.find_spec("datasette") is None:
+        raise BadInput("datasette is not installed in this environment; run: pip install -e "
+                       "'.[browse]'")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         meta = Path(folder) / "metadata.json"
         meta.write_text(doc)
-        served = subprocess.run([exe, str(path), "--metadata", str(meta), "--port", str(port)])
+        served = subprocess.run([sys.executable, "-m", "datasette", str(path), "--metadata",
+                                 str(meta), "--port", str(port)])  # fmt: skip
     return served.returncode

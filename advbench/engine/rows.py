@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from advbench.attacks import Crafted
+from advbench.criteria import adversarial
 from advbench.diagnostics import stability
 from advbench.metrics import perturbation_norms
 
@@ -31,8 +32,8 @@ class Batch:
     start_idx: torch.Tensor | None = None  # test index of each instance's start image
 
     def hit(self, pred: torch.Tensor) -> torch.Tensor:
-        """Attack success: misclassified (untargeted) or classified as the target."""
-        return pred != self.y if self.target is None else pred == self.target
+        """Attack success (criteria.adversarial): misclassified, or classified as the target."""
+        return adversarial(pred, self.y, self.target)
 
     def subset(self, keep: list[int]) -> Batch:
         """The instances at indexes `keep` of this batch."""

@@ -300,7 +300,7 @@ def _sample_input_linf(db: sqlite_utils.Database) -> None:
 
 def _shortcut_chains(db: sqlite_utils.Database) -> None:
     # A budget attack's run over several ε may take an instance broken at the next smaller
-    # ε as broken (engine._carried): the run whose attack crafted its example, else NULL.
+    # ε as broken (engine/identity.carried): the run whose attack crafted its example, else NULL.
     db["samples"].add_column("carried_from", str)
 
 
