@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-FORMATS = ("table", "csv", "json")
+from advbench import formats
+
+FORMATS = formats.LISTING
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from advbench import formats
 from advbench.api._common import (
     PAPERS,
     _db,
@@ -129,8 +130,9 @@ def page(paper: str, *, format: str = "markdown", output, data_dir=None, db=None
     names = reproduce.papers(paper) if paper != "all" else []
     if len(names) != 1:
         raise BadInput(f"--paper takes one paper: {', '.join(PAPERS)}")
-    if format not in ("markdown", "html"):
-        raise BadInput(f"--format {format} is not a page format; valid choices: markdown, html")
+    if format not in formats.PAGE:
+        raise BadInput(f"--format {format} is not a page format; valid choices: "
+                       f"{', '.join(formats.PAGE)}")  # fmt: skip
     if output is None:
         raise BadInput("--paper writes a page with its figures: give --output DIR")
     database = _db(db, create=False)

@@ -14,23 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advbench import formats
 from advbench.api._common import _db
 from advbench.api.report import check_output_dir, checks, figures, summary, tables
 from advbench.errors import BadInput
 
-# Each mode's formats; "table" is the terminal's (rich) rendering, and for figures it
-# means every figure format.
-FORMATS: dict[str, tuple[str, ...]] = {
-    "claims": ("table", "markdown"),
-    "paper": ("markdown", "html"),
-    "checks": ("table", "markdown", "csv", "json"),
-    "html": ("html",),
-    "figures": ("table", "png", "svg"),
-    "list": ("table", "markdown", "csv", "latex", "json"),
-    "missing": ("table", "markdown", "csv", "latex", "json"),
-    "tables": ("table", "markdown", "csv", "latex", "json"),
-    "summary": ("table", "markdown", "csv"),
-}
+FORMATS = formats.BY_MODE  # each mode's formats (advbench/formats.py)
 _SUFFIX = {"table": "md", "markdown": "md", "latex": "tex"}
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advbench import formats
 from advbench.api._common import (
     _db,
     _no_bar,
@@ -57,8 +58,8 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
 
     check_scale(scale)
     check_executor(executor)
-    if page not in ("markdown", "html"):
-        raise BadInput(f"unknown --page {page!r}; valid choices: markdown, html")
+    if page not in formats.PAGE:
+        raise BadInput(f"unknown --page {page!r}; valid choices: {', '.join(formats.PAGE)}")
     names = rep.papers(paper)  # an unknown paper is refused before anything is written
     if output is not None:
         output = Path(output)

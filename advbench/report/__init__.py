@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlite_utils
 
+from advbench import formats
 from advbench.errors import BadInput
 from advbench.metrics import wilson_interval
 from advbench.store import ROBUST, RUNS, recency
 
-FORMATS = ("table", "markdown", "csv")
+FORMATS = formats.SUMMARY
 MISSING = "not run"
 
 _RUNS_SQL = f"""

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from advbench import formats
 from advbench.errors import BadInput, unknown
 from advbench.metrics import wilson_interval, within
 from advbench.report.papers import (
@@ -39,7 +40,7 @@ from advbench.report.papers import (
 from advbench.report.table_views import provenance
 from advbench.report.tables import Result, StoredRuns, data_for, fill
 
-FIGURE_FORMATS = ("png", "svg")
+FIGURE_FORMATS = formats.FIGURES
 DATA_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
               "imagenet": "ImageNet"}  # fmt: skip
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
+from advbench import formats
 from advbench.metrics import mean_interval, wilson_interval
 from advbench.report import rho_adv_values, worst_case
 from advbench.report.papers import (
@@ -27,7 +28,7 @@ from advbench.report.papers import (
 from advbench.report.stored import StoredRuns, data_for
 from advbench.store import CHANGED
 
-FORMATS = ("table", "markdown", "csv", "latex", "json")
+FORMATS = formats.TABLES
 
 
 @dataclass
