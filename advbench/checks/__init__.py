@@ -80,7 +80,7 @@ def gather(db: sqlite_utils.Database, model: str) -> list[Run]:
         db.query(
             "select r.*, coalesce(r.threat, 'white-box') as threat_ from runs r "
             "where r.model = ? and json_extract(r.config, '$.cascade_from') is null "
-            "order by r.id",
+            "order by r.rowid",  # insertion order: ties keep it (store.recency sorts stably)
             [model],
         )
     )
