@@ -68,6 +68,11 @@ class Step:
     def __post_init__(self) -> None:
         if self.kind not in GRAMMAR:
             raise unknown("step kind", self.kind, GRAMMAR)
+        listed = ("list", "params")  # one name where a list goes: a list of one
+        object.__setattr__(self, "args", {
+            k: [v] if GRAMMAR[self.kind].get(k) in listed and isinstance(v, str) else v
+            for k, v in self.args.items()
+        })  # fmt: skip
         bad = [k for k in self.args if k not in GRAMMAR[self.kind]]
         if bad:
             raise BadInput(f"{self.kind} step: unknown argument(s) {', '.join(bad)}; valid: "
@@ -136,12 +141,12 @@ def parse(kind: str, words: list[str]) -> dict[str, Any]:
         i += 2
         if how in ("list", "params"):
             args.setdefault(key, []).append(value)
-        elif how == "eps":
-            args[key] = [float(v) for v in value.split(",")]
-        elif how == "int":
-            args[key] = int(value)
-        elif how == "float":
-            args[key] = float(value)
+        elif how in ("eps", "int", "float"):
+            try:
+                args[key] = ([float(v) for v in value.split(",")] if how == "eps"
+                             else int(value) if how == "int" else float(value))  # fmt: skip
+            except ValueError:
+                raise BadInput(f"{kind} {flag} {value!r} is not a number") from None
         elif how == "path":
             args[key] = Path(value)
         else:

@@ -71,6 +71,10 @@ def test_unknown_arguments_and_flags_are_refused():
         Step("fly", {})
     with pytest.raises(BadInput, match="unknown harden option '--epocs'"):
         parse("harden", ["--epocs", "3"])
+    with pytest.raises(BadInput, match="train --epochs 'x' is not a number"):
+        parse("train", ["--epochs", "x"])
+    # one name where a list goes is a list of one (not one flag per character)
+    assert Step("attack", {"model": "std"}).text == "advbench attack --model std"
 
 
 def test_a_rendered_step_runs_through_the_cli_to_the_same_stored_results(tmp_path, runner):

@@ -181,9 +181,9 @@ def register_module(db, module, *, dataset: str, name: str | None = None):
     spec = ModelSpec("import", dataset, tuple(ds.shape), ds.classes, source=source)
     config = {"kind": "import", "source": source, "weights_sha256": weights}
     cfg_hash = config_hash(config)
-    existing = existing(database, name, cfg_hash, force=False)
-    if existing:
-        return net, existing
+    stored = existing(database, name, cfg_hash, force=False)
+    if stored:
+        return net, stored
     from advbench.importing import store
 
     row = store(database, net, spec, config, cfg_hash, name, test)

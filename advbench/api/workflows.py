@@ -49,7 +49,8 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
     total)` is a context manager giving a callable to mark a step done (the CLI's outer
     bar); `on_done(result)` hears of each paper as its page is written. Each step runs
     through `run_step` in this process; `on_step(step, outcome)` hears what it returned
-    (`progress` and `say` are passed to it). With `dry_run` nothing is run or written."""
+    (an attack step: each model's result as it completes; `progress` and `say` are passed
+    to it). With `dry_run` nothing is run or written."""
     import time
 
     from advbench import reproduce as rep
@@ -92,9 +93,15 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
         with bar(f"{name} ({scale}): steps", len(plan_.steps)) as step_done:
             for i, step in enumerate(plan_.steps, 1):
                 (echo or (lambda text: None))(rep.announce(plan_, i))
-                outcome = run_step(step.command, db=database, progress=progress, say=say)
-                if on_step is not None:
-                    on_step(step.command, outcome)
+                command = step.command
+                if command.kind == "attack" and on_step is not None:
+                    # as its command prints it: each model's runs as that model completes
+                    run_step(command, db=database, progress=progress, say=say,
+                             on_model=lambda result, c=command: on_step(c, result))  # fmt: skip
+                else:
+                    outcome = run_step(command, db=database, progress=progress, say=say)
+                    if on_step is not None:
+                        on_step(command, outcome)
                 result.steps_run += 1
                 step_done()
         result.seconds = time.monotonic() - t0
@@ -136,10 +143,11 @@ def demo(
 
 
 def run_step(step, *, db=None, progress: Callable | None = None,
-             say: Callable[[str], None] | None = None):  # fmt: skip
+             say: Callable[[str], None] | None = None, on_model=None):  # fmt: skip
     """Do what a plan step (advbench.steps.Step) asks, as its command line would: `train`,
-    `harden`, `measure` or `attack` (`evaluate`), into the store the step names (`db`
-    overrides it). Returns what that function returns."""
+    `harden`, `measure` or `attack` (`evaluate`, which calls `on_model` with each model's
+    result as it completes), into the store the step names (`db` overrides it). Returns
+    what that function returns."""
     args = dict(step.args)
     if db is not None:
         args["db"] = db
@@ -148,7 +156,8 @@ def run_step(step, *, db=None, progress: Callable | None = None,
     if step.kind == "harden":
         return harden(args.pop("model", None), **args, progress=progress, say=say)
     if step.kind == "attack":
-        return evaluate(args.pop("model", None), **args, progress=progress, say=say)
+        return evaluate(args.pop("model", None), **args, progress=progress, say=say,
+                        on_model=on_model)  # fmt: skip
     return measure(args.pop("models"), **args)
 
 

@@ -123,9 +123,8 @@ def print_step(step, outcome) -> None:
         print_model(outcome)
     elif step.kind == "harden":
         print_hardened(outcome, step.args["defense"])
-    elif step.kind == "attack":
-        for result in outcome.results:
-            print_model_result(result)
+    elif step.kind == "attack":  # one model's result (api.ModelResult), as it completes
+        print_model_result(outcome)
     else:
         print_measured(step.args["models"], step.args["metric"], outcome)
 

@@ -48,9 +48,10 @@ def _idx_loader(name: str, tv_name: str, folder: str):
         prefix = "train" if split == "train" else "t10k"
         raw = [root / folder / "raw" / f"{prefix}-{k}-idx{d}-ubyte"
                for k, d in (("images", 3), ("labels", 1))]  # fmt: skip
-        if not download and not all(f.exists() for f in raw):
-            # torchvision's own check, made before torch is imported (`report --list`
-            # asks which data sets are on disk)
+        legacy = root / folder / "processed" / ("training.pt" if split == "train" else "test.pt")
+        if not download and not all(f.exists() for f in raw) and not legacy.exists():
+            # torchvision's own check (its IDX files, or its older processed/*.pt), made
+            # before torch is imported: `report --list` asks which data sets are on disk
             raise _missing(name, root, root / folder / "raw", files)
         import torch
         import torchvision.datasets as tvd

@@ -48,11 +48,11 @@ def run_results(db: sqlite_utils.Database, models: list[str] | None = None) -> p
     df["ci_low"] = [c[0] for c in ci]
     df["ci_high"] = [c[1] for c in ci]
     # Where a cell was run more than once (another n, seed or scale), show the newest
-    # complete run (store.recency). The
-    # threat model (white-box / transfer source / targeting / gradient) is part of the cell's
-    # key through its label, so a transfer run never stands in for a white-box one. A run
-    # with no sample rows yet is dropped; one whose every instance failed to start is kept
-    # (n = 0: its cell says so) so an older run of the cell never stands in for it.
+    # complete run (store.recency). The threat model (white-box / transfer source /
+    # targeting / gradient) is part of the cell's key through its label, so a transfer run
+    # never stands in for a white-box one. A run with no sample rows yet is dropped; one
+    # whose every instance failed to start is kept (n = 0: its cell says so) so an older
+    # run of the cell never stands in for it.
     df = df[(df["n"] > 0) | (df["init_failed"] > 0)]
     keys = [recency(*r) for r in zip(df["status"], df["finished_at"], df["started_at"],
                                       strict=True)]  # fmt: skip

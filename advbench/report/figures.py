@@ -26,7 +26,7 @@ import sqlite_utils
 
 from advbench import formats
 from advbench.errors import BadInput, unknown
-from advbench.metrics import wilson_interval, within
+from advbench.metrics import EPS_TOL, wilson_interval, within
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -167,7 +167,7 @@ def _restarts(store: StoredRuns, sd: SeriesData) -> dict[str, Any]:
     acc = []
     for i in range(k):
         robust = sum(
-            ok and (t[i] is None or not within(t[i], eps)) for ok, t in traces
+            ok and (t[i] is None or t[i] > eps * (1 + EPS_TOL)) for ok, t in traces  # NaN: broken
         )  # fmt: skip
         acc.append((i + 1, robust, len(traces)))
     return {"restarts": acc, "run": run_id}

@@ -267,7 +267,7 @@ def _browse_views(db: sqlite_utils.Database) -> None:
     # and its accuracy, and each model's lineage. No table changes.
     for name, sql in _VIEWS_0007.items():
         db.execute(f"drop view if exists {name}")
-        db.execute(f"create view {name} as {sql}")
+        db.execute(f"create view {name} as {sql.strip()}")  # as create_views wrote it
 
 
 def _crafted_cache(db: sqlite_utils.Database) -> None:
