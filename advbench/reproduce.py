@@ -200,10 +200,17 @@ def wall_time(db: sqlite_utils.Database, models: list[str], *, afresh: bool = Fa
     return float(train or 0) + runs
 
 
-def default_output(db_path: Path | None, paper: str) -> Path:
+# The scale of the reference pages committed under results/PAPER/.
+REFERENCE_SCALE = "cpu"
+
+
+def default_output(db_path: Path | None, paper: str, scale: str = REFERENCE_SCALE) -> Path:
+    """Where a paper's page goes beside the store: PAPER/ at the reference scale, SCALE/PAPER/
+    at any other, so a quick smoke run never overwrites a committed cpu page."""
     from advbench.store import default_db_path
 
-    return (db_path or default_db_path()).parent / paper
+    folder = (db_path or default_db_path()).parent
+    return folder / paper if scale == REFERENCE_SCALE else folder / scale / paper
 
 
 __all__ = ["Plan", "PlannedStep", "announce", "plan", "papers", "wall_time"]

@@ -63,14 +63,16 @@ def test_bad_input(tmp_path, runner):
         res = runner.invoke(app, ["reproduce", *args, "--db", str(tmp_path / "b.db")])
         assert res.exit_code == 2 and needle in res.output, res.output
         assert not (tmp_path / "b.db").exists()
-    (tmp_path / "pesso").write_text("not a folder")  # the default page folder
+    (tmp_path / "smoke").write_text("not a folder")  # holds the default smoke page folder
     res = runner.invoke(app, ["reproduce", "pesso", "--db", str(tmp_path / "b.db")])
-    assert res.exit_code == 2 and "is a file" in res.output
+    assert res.exit_code == 2 and "is a file or inside one" in res.output
     assert not (tmp_path / "b.db").exists()
 
 
 def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     db = tmp_path / "r.db"
+    (tmp_path / "pesso").mkdir()  # as in a checkout: the reference page beside the store
+    (tmp_path / "pesso" / "README.md").write_text("the committed cpu page\n")
     res = runner.invoke(app, ["reproduce", "pesso", "--scale", "smoke", "--db", str(db)])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
@@ -86,10 +88,12 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     mnist = next(p for p in fig3.panels if p.panel.data == "mnist")
     filled = {pt.x for s in mnist.series for pt in s.points if pt.result.status != "empty"}
     assert filled == {0.0, 0.1}
-    page = (tmp_path / "pesso" / "README.md").read_text()
+    # a smoke page goes to smoke/PAPER/: the committed cpu page (PAPER/README.md) is untouched
+    assert (tmp_path / "pesso" / "README.md").read_text() == "the committed cpu page\n"
+    page = (tmp_path / "smoke" / "pesso" / "README.md").read_text()
     assert "### pesso:1" in page and "![pesso:fig3](figures/pesso_fig3.png)" in page
     assert "## Evaluation checklist" in page and "advbench reproduce pesso --scale smoke" in page
-    assert (tmp_path / "pesso" / "figures" / "pesso_fig2.png").stat().st_size > 10_000
+    assert (tmp_path / "smoke" / "pesso" / "figures" / "pesso_fig2.png").stat().st_size > 10_000
     runs = store.execute("select count(*) from runs").fetchone()[0]
     again = runner.invoke(app, ["reproduce", "pesso", "--scale", "smoke", "--db", str(db)])
     assert again.exit_code == 0 and "0 steps" in again.output
@@ -122,4 +126,14 @@ def test_a_failing_step_stops_the_run_with_its_exit_code(tmp_path, runner, monke
     text = " ".join(res.output.split())
     assert "[fidel 1/2] advbench attack --model ghost" in text
     assert "[fidel 2/2]" not in text  # the second step never started
-    assert open_db(db)["models"].count == 0 and not (tmp_path / "fidel").exists()
+    assert open_db(db)["models"].count == 0 and not (tmp_path / "smoke").exists()
+
+
+def test_only_the_reference_scale_writes_beside_the_store(tmp_path):
+    """results/PAPER/ holds the committed cpu pages; every other scale has its own folder."""
+    from advbench.reproduce import default_output
+
+    db = tmp_path / "advbench.db"
+    assert default_output(db, "fidel", "cpu") == tmp_path / "fidel"
+    assert default_output(db, "fidel", "smoke") == tmp_path / "smoke" / "fidel"
+    assert default_output(db, "fidel", "full") == tmp_path / "full" / "fidel"

@@ -66,14 +66,16 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
         output = Path(output)
         if len(names) > 1:
             raise BadInput("--output names one paper's folder; with `all` each page goes to "
-                           "PAPER/ beside the database")  # fmt: skip
+                           "PAPER/ beside the database (SCALE/PAPER/ at scales other than "
+                           "cpu)")  # fmt: skip
         if any(p.exists() and not p.is_dir() for p in (output, *output.parents)):
             raise BadInput(f"--output {output}: a part of the path is a file, not a directory")
     db_path = _store_path(db)  # the steps are command lines: they name the store's file
     for name in names:  # before any work: a page folder that is a file is refused
-        target = output or rep.default_output(db_path, name)
-        if target.exists() and not target.is_dir():
-            raise BadInput(f"{target} (the page's folder) is a file; give --output DIR")
+        target = output or rep.default_output(db_path, name, scale)
+        if any(p.exists() and not p.is_dir() for p in (target, *target.parents)):
+            raise BadInput(f"{target} (the page's folder) is a file or inside one; give "
+                           "--output DIR")  # fmt: skip
     database = _store_if_any(db) if dry_run else _db(db)
     bar = steps_bar or _no_bar
     done: list[Reproduced] = []
@@ -105,7 +107,7 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
                 result.steps_run += 1
                 step_done()
         result.seconds = time.monotonic() - t0
-        target = output or rep.default_output(db_path, name)
+        target = output or rep.default_output(db_path, name, scale)
         target.mkdir(parents=True, exist_ok=True)
         result.page = paper_page(_db(db), name, page, target, data_dir=data_dir, scale=scale,
                                  skipped=plan_.skipped)  # fmt: skip

@@ -70,7 +70,11 @@ def reproduce(
     ] = "markdown",
     output: Annotated[
         Path | None,
-        typer.Option(help="Folder of the paper's page \\[default: PAPER/ beside the database]."),
+        typer.Option(
+            help="Folder of the paper's page \\[default: PAPER/ beside the database at the "
+            "cpu scale of the committed pages, SCALE/PAPER/ at another, so a smoke run never "
+            "overwrites a reference page]."
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
