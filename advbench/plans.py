@@ -27,6 +27,8 @@ from typing import Any
 
 from advbench.errors import BadInput, unknown
 
+# The five papers, in the order their pages and listings show them (a plan file each).
+PAPERS = ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso")
 PLANS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "plans"
 _KEYS = {"paper", "suite", "description", "epochs", "models", "external", "claims"}
 _MODEL_KEYS = {"harden", "train", "scale", "only", "why"}

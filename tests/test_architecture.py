@@ -134,3 +134,16 @@ def test_reading_a_store_imports_no_torch(db_copy, args):
          for i, adv in enumerate((1, 2))], pk=("run_id", "position"))  # fmt: skip
     db.close()
     assert _no_torch(args, db_copy) == []
+
+
+def test_starting_the_cli_imports_nothing_heavy():
+    """`advbench -h` and every command's parsing start with typer and rich alone: pandas
+    (half a second), numpy, sqlite-utils and torch load when a command needs them."""
+    code = (
+        "import sys, advbench.cli; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'torch', 'pandas', 'numpy', 'sqlite_utils', 'matplotlib', 'foolbox', 'art'}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]", res.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advbench.errors import BadInput
-from advbench.report.papers import PAPERS  # noqa: F401 (api.PAPERS: the papers, by name)
+from advbench.plans import PAPERS  # noqa: F401 (api.PAPERS; not report's: no pandas here)
 
 NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PAPERS = ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso")
+from advbench.plans import PAPERS  # the papers, by name
+
 PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "published"
 PAPER_FILES = {
     "fidel": "000_c1bb6d1026aca1ee.txt",
