@@ -60,6 +60,8 @@ def test_help_texts_survive_rich_markup():
 
 def test_a_default_hint_shows_in_help(runner):
     res = runner.invoke(app, ["reproduce", "-h"], env={"COLUMNS": "200"})
-    assert "[default: PAPER/ beside the database]" in res.output
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "[default: PAPER/ beside the database at the cpu scale" in text
+    assert "so a smoke run never overwrites a reference page]" in text
     res = runner.invoke(app, ["browse", "-h"], env={"COLUMNS": "200"})
     assert "pip install -e '.[browse]'" in " ".join(res.output.split())
