@@ -35,6 +35,7 @@ select r.id, r.model, r.attack, r.label, r.norm, r.suite, r.eps, r.targeted, r.c
        r.only_correct, {SAMPLE_COUNTS}
 from runs r left join samples s on s.run_id = r.id
 group by r.id
+order by r.rowid
 """
 
 
@@ -47,7 +48,8 @@ def is_robust(sample: dict) -> bool:
 def recency(status, finished_at, started_at) -> tuple:
     """Which of several runs of one cell is shown: sorted by this, the last wins. The
     newest complete run; a partial one (running, or interrupted) only where none is
-    complete, the newest started."""
+    complete, the newest started. Runs read in insertion order (`RUNS`, the checklist's
+    query) and sorted stably break a tie of the same second the same way everywhere."""
     done = status == "complete"
     when = finished_at if done else started_at
     return done, when if isinstance(when, str) else ""
