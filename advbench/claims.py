@@ -1,13 +1,22 @@
-"""A paper's claims, tested on stored runs.
+"""A paper's claims, decided on paired evidence from the stored runs.
 
-Each claim is data in `benchmarks/plans/PAPER.json` (`claims`): a sentence and two table
-cells a and b with the direction the paper reports (a > b or a < b). Both are evaluated as
-the table evaluates them (value, n, 95 % interval); the verdict:
-- held: the measured difference has the paper's sign and the intervals do not overlap;
-- not held: the intervals do not overlap, the other way;
-- not testable at this scale: they overlap. The n that would separate a difference of the
-  measured size is estimated by scaling the intervals' half-widths as 1/√n.
-A cell without data (its data set absent, its runs not made) is "not run".
+Each claim is data in `benchmarks/plans/PAPER.json` (`claims`): a sentence, two table cells
+a and b and the direction the paper reports (a > b or a < b), with an optional caveat
+(`note`) and, where the measured unit is not the paper's, why (`not_comparable`). Both
+cells are measured on the same seeded instances, so the claim is judged on the pairs
+(`advbench.paired`): exact McNemar for accuracies, the mean paired difference with a
+bootstrap interval and a sign-flip p for per-sample metrics, per image on targeted rows,
+on the instances both cells hold. p is Holm-adjusted across the paper's claims.
+
+The verdict has two parts:
+- **direction**: held (adjusted p < 0.05, the paper's way), contradicted (the other way),
+  undecided (with the pairs that would give 80 % power at the measured effect); "degenerate"
+  where the attack broke no instance on either model (it measured neither), "not run"
+  where a cell has no data;
+- **size**: the measured effect's 95 % interval against the published effect (a − b in the
+  paper's table): consistent with published, smaller than published (the interval lies on
+  zero's side of it), larger, or not comparable (units differ; the claim says why).
+Cells without per-sample rows (clean accuracy) fall back to their two intervals, and say so.
 """
 
 from __future__ import annotations
@@ -17,10 +26,14 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from advbench import plans
+from advbench import paired, plans
+from advbench.paired import Paired
+from advbench.report import evidence
 from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import tables as all_tables
+
+DIRECTIONS = ("held", "contradicted", "undecided", "degenerate", "not run")
 
 
 @dataclass
@@ -30,40 +43,56 @@ class Claim:
     a: tab.Result | None
     b: tab.Result | None
     expect: str
-    verdict: str
-    detail: str
+    direction: str
+    size: str
+    detail: str  # how it was decided: the test, pairs, p, power
+    test: Paired | None = None
+    p_adjusted: float | None = None
+    published: float | None = None  # the paper's a − b
+    note: str = ""  # the plan's caveat
+
+    @property
+    def verdict(self) -> str:
+        """Both parts in one phrase ('held; smaller than published')."""
+        if self.direction in ("not run", "degenerate") or not self.size:
+            return self.direction
+        return f"{self.direction}; {self.size}"
+
+    def effect(self) -> str:
+        """'+5.0 [-1.2, +11.3]' (a − b and its paired 95 % interval)."""
+        t = self.test
+        if t is None or math.isnan(t.effect):
+            return "—"
+        return f"{_num(t.effect)} [{_num(t.low)}, {_num(t.high)}]"
 
 
-def verdict(a: tab.Result, b: tab.Result, expect: str) -> tuple[str, str]:
-    """(verdict, why) for a claim that a `expect` b ('>' or '<')."""
-    if a.measured is None or b.measured is None or a.status == "empty" or b.status == "empty":
-        why = a.why if a.status == "empty" else b.why
-        return "not run", why
-    diff = a.measured - b.measured
-    if a.ci_low is None or b.ci_low is None:
-        return "not testable at this scale", "no interval for one of the cells"
-    if expect == "<":
-        apart_right = a.ci_high < b.ci_low
-        apart_wrong = a.ci_low > b.ci_high
-    else:
-        apart_right = a.ci_low > b.ci_high
-        apart_wrong = a.ci_high < b.ci_low
-    if apart_right:
-        return "held", "intervals apart, the paper's way"
-    if apart_wrong:
-        return "not held", "intervals apart, the other way"
-    half = (a.ci_high - a.ci_low) / 2 + (b.ci_high - b.ci_low) / 2
-    if diff == 0 or not a.n or not b.n:
-        return "not testable at this scale", "no difference measured"
-    need = math.ceil(max(a.n, b.n) * (half / abs(diff)) ** 2)
-    if need > 100 * max(a.n, b.n):
-        return "not testable at this scale", (
-            f"intervals overlap; the measured difference ({diff:+.3g}) is far inside them"
-        )
-    return "not testable at this scale", (
-        f"intervals overlap; about n = {need:,} per cell would separate a difference of "
-        f"{abs(diff):.3g}"
+def _num(x: float) -> str:
+    if x == 0:
+        return "0"
+    return f"{x:+.1f}" if abs(x) >= 1 else f"{x:+.3g}"
+
+
+def decide(a: evidence.Evidence, b: evidence.Evidence) -> tuple[Paired, bool]:
+    """The paired test of a − b and whether it is degenerate (an accuracy the attack broke
+    on no shared instance of either model)."""
+    test = paired.pair(a.values, b.values, binary=a.binary and b.binary)
+    shared = [k for k in a.values if k in b.values]
+    degenerate = a.binary and b.binary and bool(shared) and not any(
+        a.broken.get(k) or b.broken.get(k) for k in shared
     )
+    return test, degenerate
+
+
+def unpaired(a: tab.Result, b: tab.Result, expect: str) -> tuple[str, str]:
+    """Direction from two intervals where a cell has no per-sample rows."""
+    if a.ci_low is None or b.ci_low is None:
+        return "undecided", "no per-sample rows and no interval for one of the cells"
+    hi, lo = (a, b) if expect == ">" else (b, a)
+    if hi.ci_low > lo.ci_high:
+        return "held", "unpaired: the two 95 % intervals are apart, the paper's way"
+    if hi.ci_high < lo.ci_low:
+        return "contradicted", "unpaired: the two 95 % intervals are apart, the other way"
+    return "undecided", "unpaired: the two 95 % intervals overlap (no per-sample rows to pair)"
 
 
 def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
@@ -80,19 +109,96 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     out = []
     for c in plans.load(paper).get("claims", []):
         a, b = cell(c["a"]), cell(c["b"])
-        v, why = verdict(a, b, c["expect"])
-        out.append(Claim(paper, c["claim"], a, b, c["expect"], v, why))
+        out.append(_judge_one(store, paper, c, a, b))
+    adjusted = paired.holm([x.test.p if x.test and x.direction != "degenerate" else None
+                            for x in out])  # fmt: skip
+    for claim, p in zip(out, adjusted, strict=True):
+        claim.p_adjusted = p
+        _finish(claim)
     return out
+
+
+def _judge_one(store, paper: str, c: dict, a, b) -> Claim:
+    claim = Claim(paper, c["claim"], a, b, c["expect"], "not run", "", "", note=c.get("note", ""))
+    if a is None or b is None or a.status == "empty" or b.status == "empty":
+        empty = a if (a is None or a.status == "empty") else b
+        claim.detail = empty.why if empty is not None else "cell not in the table"
+        return claim
+    if isinstance(a.published, float) and isinstance(b.published, float):
+        claim.published = a.published - b.published
+    ea, eb = evidence.of(store, a), evidence.of(store, b)
+    if ea is None or eb is None or ea.binary != eb.binary:
+        claim.direction, claim.detail = unpaired(a, b, c["expect"])
+        claim.size = _size(claim, None, c)
+        return claim
+    test, degenerate = decide(ea, eb)
+    claim.test = test
+    if test.n == 0:
+        claim.direction = "undecided"
+        claim.detail = "the two cells share no instance (different samples or seeds)"
+        return claim
+    if degenerate:
+        claim.direction = "degenerate"
+        claim.detail = (f"the attack broke nothing on either model ({test.n} shared "
+                        "instances): it measured neither")  # fmt: skip
+        return claim
+    claim.direction = "undecided"  # until the family's adjusted p is known (`_finish`)
+    claim.size = _size(claim, test, c)
+    return claim
+
+
+def _size(claim: Claim, test: Paired | None, c: dict) -> str:
+    if c.get("not_comparable"):
+        return "not comparable"
+    if test is None or claim.published is None:
+        return "no published effect" if claim.published is None else "not sized (unpaired)"
+    return paired.size(test.low, test.high, claim.published)
+
+
+def _finish(claim: Claim) -> None:
+    """Direction from the adjusted p, and the line saying how it was decided."""
+    t = claim.test
+    if t is None or claim.direction in ("degenerate", "not run") or t.n == 0:
+        return
+    claim.direction = paired.direction(t.effect, claim.p_adjusted, claim.expect)
+    parts = [f"{t.test}: a − b = {claim.effect()}", t.pairs(),
+             f"p {paired.fmt_p(t.p)}, Holm {paired.fmt_p(claim.p_adjusted)}"]  # fmt: skip
+    if claim.published is not None:
+        parts.append(f"paper {_num(claim.published)}")
+    if claim.direction == "undecided":
+        need = t.need()
+        parts.append(f"about {need:,} pairs would give 80 % power at this effect" if need
+                     else "no difference measured")  # fmt: skip
+    seeds = sorted({r.seed for r in (claim.a, claim.b) if r is not None and r.seed is not None})
+    if seeds:
+        parts.append("seed " + ", ".join(str(s) for s in seeds))
+    if t.note:
+        parts.append(t.note)
+    claim.detail = "; ".join(parts)
 
 
 def show(r: tab.Result) -> str:
     return f"{r.row} / {r.column}: {views.cell_text(r)}"
 
 
-def markdown(claims: list[Claim]) -> str:
-    lines = ["| paper | claim | verdict | measured (a; b) | why |", "|---|---|---|---|---|"]
+def counts(claims: list[Claim]) -> dict[str, int]:
+    """How many claims each direction (and, among them, each size) has."""
+    out: dict[str, int] = {}
     for c in claims:
-        measured = f"{show(c.a)}; {show(c.b)}"
-        cells = [c.paper, c.claim, f"**{c.verdict}**", measured, c.detail]
+        out[c.direction] = out.get(c.direction, 0) + 1
+        if c.size and c.direction not in ("not run", "degenerate"):
+            out[c.size] = out.get(c.size, 0) + 1
+    return out
+
+
+def markdown(claims: list[Claim]) -> str:
+    lines = ["| paper | claim | direction | size | a − b [95 %] (paper) | measured (a; b) | how |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in claims:
+        measured = f"{show(c.a)}; {show(c.b)}" if c.a and c.b else "—"
+        published = f" ({_num(c.published)})" if c.published is not None else ""
+        how = c.detail + (f". Note: {c.note}" if c.note else "")
+        cells = [c.paper, c.claim, f"**{c.direction}**", c.size or "—",
+                 c.effect() + published, measured, how]  # fmt: skip
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -10,11 +10,13 @@ SUMMARY = ("table", "markdown", "csv")  # advbench report
 TABLES = ("table", "markdown", "csv", "latex", "json")  # report --table
 FIGURES = ("png", "svg")  # report --figure (files)
 CHECKS = ("table", "markdown", "csv", "json")  # report --checks
+COMPARE = ("table", "markdown", "csv", "json")  # report --compare A B
 PAGE = ("markdown", "html")  # report --paper, reproduce --page
 
 # `advbench report`'s modes; for figures "table" means every figure format.
 BY_MODE: dict[str, tuple[str, ...]] = {
     "claims": ("table", "markdown"),
+    "compare": COMPARE,
     "paper": PAGE,
     "checks": CHECKS,
     "html": ("html",),
@@ -25,4 +27,4 @@ BY_MODE: dict[str, tuple[str, ...]] = {
     "summary": SUMMARY,
 }
 
-__all__ = ["BY_MODE", "CHECKS", "FIGURES", "LISTING", "PAGE", "SUMMARY", "TABLES"]
+__all__ = ["BY_MODE", "CHECKS", "COMPARE", "FIGURES", "LISTING", "PAGE", "SUMMARY", "TABLES"]

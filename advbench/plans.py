@@ -31,6 +31,9 @@ from advbench.errors import BadInput, unknown
 PAPERS = ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso")
 PLANS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "plans"
 _KEYS = {"paper", "suite", "description", "epochs", "models", "external", "claims"}
+# a claim: its sentence, cells a and b, the paper's direction; a caveat shown with its
+# verdict (note) and, where the measured unit is not the paper's, why (not_comparable)
+_CLAIM_KEYS = {"claim", "a", "b", "expect", "note", "not_comparable"}
 _MODEL_KEYS = {"harden", "train", "scale", "only", "why"}
 SCALES = ("smoke", "cpu", "full")
 
@@ -83,10 +86,12 @@ def validate(doc: Any, where: str) -> dict[str, Any]:
         cells = isinstance(claim, dict) and all(
             isinstance(claim.get(k), list) and len(claim[k]) == 3 for k in ("a", "b")
         )
-        ok = cells and set(claim) == {"claim", "a", "b", "expect"} and claim["expect"] in "<>"
-        if not ok:
+        keys = set(claim) if isinstance(claim, dict) else set()
+        ok = cells and {"claim", "a", "b", "expect"} <= keys <= _CLAIM_KEYS
+        if not ok or claim["expect"] not in ("<", ">"):
             raise BadInput(f"plan {where}: claims[{i}] needs claim, a and b ([table, row, "
-                           "column]) and expect ('>' or '<')")  # fmt: skip
+                           "column]) and expect ('>' or '<'); note and not_comparable "
+                           "(why the published effect's unit differs) are optional")  # fmt: skip
     return doc
 
 

@@ -40,13 +40,23 @@ def table(table: str, *, db=None):
 
 
 def claims(paper: str, *, db=None) -> list:
-    """A paper's claims (its plan's) judged on the stored cells: held / not held / not
-    testable at this scale / not run (advbench.claims)."""
+    """A paper's claims (its plan's) decided on the paired per-sample evidence of the
+    stored cells: direction (held / contradicted / undecided / degenerate / not run) and
+    size against the published effect (advbench.claims)."""
     from advbench import claims as cl
     from advbench import reproduce
 
     database = _db(db, create=False)
     return [c for name in reproduce.papers(paper) for c in cl.judge(database, name)]
+
+
+def compare(a: str, b: str, *, db=None):
+    """Model `a` against model `b` on every attack row and ε both were attacked at, on the
+    instances both runs hold: a − b with its paired 95 % interval, exact McNemar p and
+    Holm-adjusted p (advbench.report.compare.Comparison; `.frame()` for a DataFrame)."""
+    from advbench.report.compare import compare as paired_compare
+
+    return paired_compare(_db(db, create=False), a, b)
 
 
 def _names(models: str | Sequence[str] | None) -> list[str] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from advbench import formats
 from advbench.api._common import _db
-from advbench.api.report import check_output_dir, checks, figures, summary, tables
+from advbench.api.report import check_output_dir, checks, compare, figures, summary, tables
 from advbench.errors import BadInput
 
 FORMATS = formats.BY_MODE  # each mode's formats (advbench/formats.py)
@@ -25,7 +25,7 @@ _SUFFIX = {"table": "md", "markdown": "md", "latex": "tex"}
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """`advbench report`'s options. One mode is chosen, in this order: --claims, --paper,
+    """`advbench report`'s options. One mode is chosen, in this order: --claims, --compare, --paper,
     --checks, --format html, --figure (without --missing), --list, --missing, --table ID,
     else the summary."""
 
@@ -33,6 +33,7 @@ class ReportRequest:
     figure: str | None = None
     paper: str | None = None
     claims: str | None = None
+    compare: tuple[str, str] | None = None
     checks: str | None = None
     list: bool = False
     missing: bool = False
@@ -46,7 +47,8 @@ class ReportRequest:
 
     @property
     def mode(self) -> str:
-        chosen = [("claims", self.claims is not None), ("paper", self.paper is not None),
+        chosen = [("claims", self.claims is not None), ("compare", self.compare is not None),
+                  ("paper", self.paper is not None),
                   ("checks", self.checks is not None), ("html", self.format == "html"),
                   ("figures", self.figure is not None and not self.missing),
                   ("list", self.list), ("missing", self.missing),
@@ -56,7 +58,8 @@ class ReportRequest:
     def checked(self) -> ReportRequest:
         """The request, or BadInput naming an option the chosen mode would ignore or a
         format it cannot write."""
-        flags = [("--claims", self.claims is not None), ("--paper", self.paper is not None),
+        flags = [("--claims", self.claims is not None), ("--compare", self.compare is not None),
+                 ("--paper", self.paper is not None),
                  ("--checks", self.checks is not None), ("--missing", self.missing),
                  ("--figure", self.figure is not None),
                  ("--table", self.table not in (None, "summary"))]  # fmt: skip
@@ -84,7 +87,8 @@ class ReportRequest:
         if mode == "paper":
             raise BadInput(f"--format {self.format} is not a page format; valid choices: "
                            f"{', '.join(valid)}")  # fmt: skip
-        what = {"checks": "a checklist format", "figures": "a figure format"}.get(mode)
+        what = {"checks": "a checklist format", "figures": "a figure format",
+                "compare": "a comparison format"}.get(mode)
         if what is not None:
             shown_valid = [f for f in valid if f != "table"] if mode == "figures" else valid
             raise BadInput(f"--format {self.format} is not {what}; valid choices: "
@@ -215,6 +219,31 @@ def report_checks(request: ReportRequest) -> Output:
     return Output(written=[_write(request.output, f"checks_{model}", fmt, text)])
 
 
+def report_compare(request: ReportRequest) -> Output:
+    """`report --compare A B`: A − B on shared instances, row by row (a view for the
+    terminal; markdown, csv or json printed or written as compare_A_B.EXT)."""
+    from advbench.report import compare as cmp
+
+    if request.output is not None:
+        check_output_dir(request.output, request.db)
+    a, b = request.compare
+    found = compare(a, b, db=request.db)
+    fmt = request.format
+    if fmt == "table" and request.output is None:
+        return Output(view=found)
+    if fmt == "json":
+        doc = {"a": a, "b": b, "caption": found.caption(), "unshared": found.unshared,
+               "rows": json.loads(found.frame().to_json(orient="records"))}  # fmt: skip
+        text = json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+    elif fmt == "csv":
+        text = found.frame().to_csv(index=False)
+    else:
+        text = cmp.markdown(found)
+    if request.output is None:
+        return Output(text=text)
+    return Output(written=[_write(request.output, f"compare_{a}_{b}", fmt, text)])
+
+
 def report_figures(request: ReportRequest) -> Iterator[tuple[Any, list[Path]]]:
     """`report --figure`: each figure's data and the PNG/SVG files written for it, one at
     a time as each is drawn. Ids, models and the folder are checked before the first."""
@@ -248,5 +277,6 @@ def report_figures(request: ReportRequest) -> Iterator[tuple[Any, list[Path]]]:
 
 __all__ = [
     "FORMATS", "ChecksView", "Output", "ReportRequest", "TableView", "report_checks",
+    "report_compare",
     "report_figures", "report_summary", "report_tables",
 ]  # fmt: skip

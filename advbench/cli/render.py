@@ -204,12 +204,30 @@ def claims_markdown(found) -> str:
 def print_claims(found) -> None:
     from advbench.claims import show
 
-    t = Table(title="Claims tested on the stored runs", show_lines=True)
-    for col in ("paper", "claim", "verdict", "measured a; b", "why"):
+    t = Table(title="Claims decided on paired evidence (a − b on the instances both cells "
+              "hold; p Holm-adjusted per paper)", show_lines=True)  # fmt: skip
+    for col in ("paper", "claim", "direction; size", "measured a; b", "how"):
         t.add_column(col, overflow="fold")
     for c in found:
-        t.add_row(c.paper, c.claim, c.verdict, f"{show(c.a)};\n{show(c.b)}", c.detail)
+        measured = f"{show(c.a)};\n{show(c.b)}" if c.a and c.b else "—"
+        how = c.detail + (f". Note: {c.note}" if c.note else "")
+        t.add_row(c.paper, c.claim, c.verdict, measured, how)
     out.print(t)
+
+
+def print_comparison(found) -> None:
+    """`report --compare A B` in the terminal: one row per attack and ε."""
+    from advbench.report.compare import HEADER, cells
+
+    t = Table(title=found.caption(), title_justify="left")
+    for h in HEADER:
+        t.add_column(h, overflow="fold", justify="left" if h == "attack" else "right")
+    for row in cells(found):
+        t.add_row(*row)
+    out.print(t)
+    if found.unshared:
+        out.print("Rows both ran on no common instance: " + "; ".join(found.unshared),
+                  highlight=False)  # fmt: skip
 
 
 def print_missing(todo, scale: str) -> None:

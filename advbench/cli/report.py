@@ -16,6 +16,7 @@ from advbench.cli.render import (
     claims_markdown,
     print_checks,
     print_claims,
+    print_comparison,
     print_figure,
     print_listing,
     print_missing,
@@ -63,9 +64,21 @@ def report(
         str | None,
         typer.Option(
             "--claims",
-            help="Test a paper's claims (benchmarks/plans/PAPER.json, or all) on the stored "
-            "runs: held / not held / not testable at this scale, with the numbers. "
-            "--format markdown for a table.",
+            help="Decide a paper's claims (benchmarks/plans/PAPER.json, or all) on the "
+            "paired per-sample evidence of the stored runs: direction (held / contradicted / "
+            "undecided, Holm-adjusted) and size against the published effect, with the "
+            "numbers. --format markdown for a table.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="Compare two stored models on every attack row and ε both were attacked "
+            "at, on the instances both runs hold: A − B with its paired 95 % interval, exact "
+            "McNemar p and Holm-adjusted p. --format markdown|csv|json.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -141,7 +154,8 @@ def report(
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
     request = api.ReportRequest(
-        table=table, figure=figure, paper=paper, claims=claims, checks=checks, list=list_,
+        table=table, figure=figure, paper=paper, claims=claims, compare=compare,
+        checks=checks, list=list_,
         missing=missing, scale=scale, models=tuple(model or ()), format=format_,
         output=output, verbose=verbose, data_dir=data_dir, db=db,
     ).checked()  # fmt: skip
@@ -156,6 +170,14 @@ def _report_claims(request) -> None:
         sys.stdout.write(claims_markdown(found))
     else:
         print_claims(found)
+
+
+def _report_compare(request) -> None:
+    """`report --compare A B`: the paired difference of two models, row by row."""
+    done = api.report_compare(request)
+    if done.view is not None:
+        print_comparison(done.view)
+    print_output(done)
 
 
 def _report_page(request) -> None:
@@ -221,7 +243,7 @@ def _report_figures(request) -> None:
 
 
 MODES = {
-    "claims": _report_claims, "paper": _report_page, "checks": _report_checks,
+    "claims": _report_claims, "compare": _report_compare, "paper": _report_page, "checks": _report_checks,
     "html": _report_html, "figures": _report_figures, "list": _report_list,
     "missing": _report_missing, "tables": _report_tables, "summary": _report_summary,
 }  # fmt: skip
