@@ -89,3 +89,36 @@ def test_every_plan_claim_names_cells_of_the_transcription():
             assert tuple(c["a"]) in cells and tuple(c["b"]) in cells, (paper, c["claim"])
     with pytest.raises(BadInput, match=r"claims\[0\] needs"):
         plans.validate({"claims": [{"claim": "x", "a": ["1", "r"], "b": [], "expect": ">"}]}, "t")
+
+
+def test_jakubovitz_table_3_reads_the_models_its_numbers_came_from():
+    """The paper's Table 3 Input Gradient (23.43) and Cross-Lipschitz (29.03) ρ_adv are
+    Table 2's "regular" training rows; its Jacobian row (34.24) the post-processing one."""
+    from advbench.report.papers import published, tables
+
+    spec = tables()["jakubovitz:3"]
+    table2 = {p.row: p.value for p in published("jakubovitz")
+              if p.table == "2" and p.column == "ρ_adv"}  # fmt: skip
+    table3 = {p.row: p.value for p in published("jakubovitz")
+              if p.table == "3" and p.column == "ρ_adv"}  # fmt: skip
+    for row, role in (("Input Gradient regularization", "ig-regular"),
+                      ("Cross-Lipschitz regularization", "cl-regular"),
+                      ("Jacobian regularization", "jac")):  # fmt: skip
+        assert spec.cell(row, "ρ_adv").role == role
+        twin = next(r for r in table2 if r.startswith(row) and
+                    ("regular" if role.endswith("regular") else "post") in r.split(",")[-1])
+        assert table3[row] == table2[twin]
+    assert "regular" in spec.note
+
+
+def test_zantedeschi_table_1_has_one_claim_per_architecture_and_like_with_like():
+    found = plans.load("zantedeschi")["claims"]
+    own = [c for c in found if c["a"][0] == "1"]
+    assert sorted(c["a"][1] for c in own) == sorted(c["a"][2] for c in own)  # diagonals
+    assert {c["a"][1] for c in own} == {"CNN + RELU", "CNN + BRELU", "ResNet + RELU",
+                                        "ResNet + BRELU"}  # fmt: skip
+    assert all(c["b"][2] == c["a"][2] and c["b"][1] != c["a"][1] for c in own)
+    rho = next(c for c in found if c["a"][2] == "Robustness" and c["b"][1] == "CNN"
+               and c["expect"] == ">")  # fmt: skip
+    dist = next(c for c in found if c["a"][2] == "Training set distance")
+    assert dist["a"][1] == rho["a"][1] == "GDA + RELU"
