@@ -106,6 +106,28 @@ def test_effort():
     assert v.status == "fail" and "first restart 75.0% → 3 restarts 20.0%" in v.numbers
 
 
+def test_effort_and_monotone_decide_on_the_paired_instances():
+    """The demo's Jacobian model: restarts broke 2 of 200 instances the first restart left
+    (1.0 % → 0.0 %): exact McNemar p = 2 × 0.5² = 0.5, not evidence of non-convergence.
+    50 → 43 of 100 with all 7 movers one way: the intervals overlap ([40.4, 59.6] and
+    [33.7, 52.8]) but p = 2 × 0.5⁷ = 0.0156 on the same instances: it fails."""
+    rows = [sample(i, robust=False, trace=json.dumps([int(i >= 2), 1])) for i in range(200)]
+    restarted = run("r", "pgd-linf", 0.3, [], rows=rows, params={"restarts": 2})
+    v = checks.check_effort("m", [restarted])
+    assert v.status == "pass"
+    assert "2 instances broken by a later restart only (McNemar p 0.50)" in v.numbers
+    base = run("a", "pgd-linf", 0.1, range(50), n=100, params={"steps": 10})
+    lower = run("b", "pgd-linf", 0.1, range(43), n=100, params={"steps": 20})
+    v = checks.check_effort("m", [base, lower])
+    assert v.status == "fail"
+    assert "7 instances robust under the weaker only, 0 under the stronger only of 100 " \
+        "(McNemar p 0.016)" in v.numbers  # fmt: skip
+    # the same counts as a rise in ε fail the monotone check on the same instances
+    v = checks.check_monotone("m", [run("a", "pgd-linf", 0.1, range(43), n=100),
+                                    run("b", "pgd-linf", 0.2, range(50), n=100)])  # fmt: skip
+    assert v.status == "fail" and "(McNemar p 0.016)" in v.numbers
+
+
 def test_silent_success():
     rows = [sample(i, robust=i < 10, best_norm=0.05 if i >= 10 else None) for i in range(20)]
     assert checks.check_silent("m", [run("p", "pgd-linf", 0.1, [], rows=rows)]).status == "pass"

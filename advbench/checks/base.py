@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from advbench import paired
 from advbench.store import is_robust
 
 WARN_SHARE, FAIL_SHARE = 0.05, 0.20  # default: share of instances that warns, that fails
@@ -154,6 +155,25 @@ def _broken_only_by(other: Run, peers: list[Run]) -> tuple[int, int]:
         n += 1
         k += (not is_robust(s)) and all(pr[key(s)] for pr in peer_robust)
     return k, n
+
+
+ALPHA = 0.05  # a paired difference decides a comparison check at this two-sided p
+
+
+def _paired(a: Run, b: Run) -> paired.Paired:
+    """Run a against run b on the instances both started (exact McNemar; per image on
+    targeted rows): f instances robust under a only, g under b only."""
+
+    def robust(run: Run) -> dict:
+        return {(s["idx"], s["target"]): int(is_robust(s)) for s in run.rows}
+
+    return paired.pair(robust(a), robust(b), binary=True)
+
+
+def _moved(t: paired.Paired, a: str, b: str) -> str:
+    """'3 instances robust under A only, 17 under B only (McNemar p 0.003)'."""
+    return (f"{t.f} instances robust under {a} only, {t.g} under {b} only of {t.n} "
+            f"(McNemar p {paired.fmt_p(t.p)})")  # fmt: skip
 
 
 def _more_effort(weak: Run, strong: Run) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from advbench.checks.base import (
+    ALPHA,
     ITERATIVE,
     ONE_STEP,
     OTHERS,
@@ -19,6 +20,8 @@ from advbench.checks.base import (
     _cmd,
     _more,
     _more_effort,
+    _moved,
+    _paired,
     _pct,
     _plain,
     _restart_curve,
@@ -27,13 +30,14 @@ from advbench.checks.base import (
     _verdict,
     _worst,
 )
-from advbench.metrics import wilson_interval
+from advbench.paired import fmt_p
 
 
 def check_monotone(model: str, runs: list[Run]) -> Verdict:
-    """Accuracy does not rise with ε, per white-box attack: a rise beyond both intervals
-    fails, any rise of more than one instance warns. A minimal attack's budgets are one
-    search judged at every ε (the shortcut), monotone by construction: not evidence."""
+    """Accuracy does not rise with ε, per white-box attack, judged on the instances both
+    budgets attacked: a rise with a paired (exact McNemar) p < 0.05 fails, any other rise of
+    more than one instance warns. A minimal attack's budgets are one search judged at every
+    ε (the shortcut), monotone by construction: not evidence."""
     rises, judged, shortcut = [], 0, set()
     for label, series in _by_label([r for r in runs if r.white_box]).items():
         series = sorted((r for r in series if math.isfinite(r.eps)), key=lambda r: r.eps)
@@ -45,9 +49,8 @@ def check_monotone(model: str, runs: list[Run]) -> Verdict:
         judged += 1
         for a, b in zip(series, series[1:], strict=False):
             if b.robust / b.n > a.robust / a.n and (b.robust - a.robust) > 1:
-                lo_b = wilson_interval(b.robust, b.n)[0]
-                hi_a = wilson_interval(a.robust, a.n)[1]
-                rises.append((label, a, b, lo_b > hi_a))
+                t = _paired(b, a)  # f: robust at the larger ε only
+                rises.append((label, a, b, t, t.p < ALPHA and t.f > t.g))
     note = f"; minimal (one search, monotone by construction): {', '.join(sorted(shortcut))}" \
         if shortcut else ""  # fmt: skip
     if not judged:
@@ -58,10 +61,11 @@ def check_monotone(model: str, runs: list[Run]) -> Verdict:
         return Verdict("monotone", "pass", f"{judged} attacks non-increasing in ε" + note,
                        source=SOURCES["monotone"])  # fmt: skip
     worst = rises[0]
-    text = "; ".join(f"{lab}: {a.acc:.1%} at ε={a.eps:g} → {b.acc:.1%} at ε={b.eps:g}"
-                     for lab, a, b, _ in rises)  # fmt: skip
+    text = "; ".join(f"{lab}: {a.acc:.1%} at ε={a.eps:g} → {b.acc:.1%} at ε={b.eps:g}, "
+                     f"{t.f} instances robust at the larger ε only, {t.g} at the smaller only "
+                     f"(McNemar p {fmt_p(t.p)})" for lab, a, b, t, _ in rises)  # fmt: skip
     status = "fail" if any(sig for *_, sig in rises) else "warn"
-    lab, a, b, _ = worst
+    lab, a, b, _, _ = worst
     settle = _cmd("attack", "--model", model, "--attack", b.attack, "--eps", f"{b.eps:g}",
                   *_more(b.params), "--force")  # fmt: skip
     return Verdict("monotone", status, "accuracy rises: " + text + note, settle,
@@ -90,7 +94,9 @@ def check_iterative(model: str, runs: list[Run]) -> Verdict:
         for it in (r for r in runs if r.attack in ITERATIVE and _plain(r) and _same_budget(r, one)):
             k, n = _broken_only_by(one, [it])
             missed, total = missed + k, total + n
-            pairs.append((k, f"{one.label}/{it.label} ε={it.eps:g}: {k}", it.eps))
+            t = _paired(it, one)  # g: robust under the iterative attack only
+            pairs.append((k, f"{one.label}/{it.label} ε={it.eps:g}: {k}, the iterative "
+                          f"alone {t.g} (McNemar p {fmt_p(t.p)})", it.eps))  # fmt: skip
     if not pairs:
         return Verdict("iterative", "skip", "no one-step and iterative attack at one ε",
                        _cmd("attack", "--model", model, "--attack", "fgsm", "--eps", "0.1")
@@ -134,26 +140,38 @@ def check_white_box(model: str, runs: list[Run]) -> Verdict:
 
 
 def check_effort(model: str, runs: list[Run]) -> Verdict:
-    """More steps or restarts do not lower accuracy beyond the interval of the weaker run
-    (pairs of runs that differ only in effort, and each restart of a restarted run)."""
-    drops, pairs = [], 0
+    """More steps or restarts do not lower accuracy, judged on the same instances: pairs of
+    runs that differ only in effort, and a restarted run's first restart against all of
+    them. A drop with an exact McNemar p < 0.05 fails (the weaker attack had not
+    converged); a smaller one passes with how many instances moved and its p."""
+    drops, moved, pairs = [], [], 0
     for weak in runs:
         for strong in runs:
             if strong is weak or not _more_effort(weak, strong):
                 continue
             pairs += 1
-            lo = wilson_interval(weak.robust, weak.n)[0]
-            if strong.acc < lo:
-                drops.append(f"{weak.label} → {strong.label} ε={weak.eps:g}: "
-                             f"{weak.acc:.1%} → {strong.acc:.1%}")  # fmt: skip
+            t = _paired(weak, strong)  # f: robust under the weaker only
+            line = (f"{weak.label} → {strong.label} ε={weak.eps:g}: {weak.acc:.1%} → "
+                    f"{strong.acc:.1%}, {_moved(t, 'the weaker', 'the stronger')}")  # fmt: skip
+            if t.p < ALPHA and t.f > t.g:
+                drops.append(line)
+            elif t.f:
+                moved.append(line)
     for r in runs:
         curve = _restart_curve(r)
         if curve:
             pairs += 1
-            lo = wilson_interval(curve[0], r.n)[0]
-            if curve[-1] / r.n < lo:
-                drops.append(f"{r.label} ε={r.eps:g}: first restart {curve[0] / r.n:.1%} → "
-                             f"{len(curve)} restarts {curve[-1] / r.n:.1%}")  # fmt: skip
+            # a restart only ever breaks more: every moved instance was robust after the
+            # first restart and broken after all, so g = 0 and p = 2 × 0.5^f
+            f = curve[0] - curve[-1]
+            p = min(1.0, 2 * 0.5**f) if f else 1.0
+            line = (f"{r.label} ε={r.eps:g}: first restart {curve[0] / r.n:.1%} → "
+                    f"{len(curve)} restarts {curve[-1] / r.n:.1%}, {f} instances broken by "
+                    f"a later restart only (McNemar p {fmt_p(p)})")  # fmt: skip
+            if p < ALPHA:
+                drops.append(line)
+            elif f:
+                moved.append(line)
     strongest = max((r for r in runs if r.white_box and "steps" in r.params),
                     key=lambda r: r.params["steps"], default=None)  # fmt: skip
     settle = (_cmd("attack", "--model", model, "--attack", strongest.attack, "--eps",
@@ -163,8 +181,10 @@ def check_effort(model: str, runs: list[Run]) -> Verdict:
         return Verdict("effort", "warn", "no run repeated with more steps or restarts", settle,
                        SOURCES["effort"])  # fmt: skip
     if drops:
-        return Verdict("effort", "fail", "more effort lowered accuracy beyond the interval "
+        return Verdict("effort", "fail", "more effort lowered accuracy on the same instances "
                        "(the weaker attack had not converged): " + "; ".join(drops[:4]), settle,
                        SOURCES["effort"])  # fmt: skip
-    return Verdict("effort", "pass", f"more effort stayed within the interval ({pairs} compared)",
+    extra = f"; not significant: {'; '.join(moved[:3])}" if moved else ""
+    return Verdict("effort", "pass", f"more effort lowered no accuracy significantly ({pairs} "
+                   f"compared on their shared instances){extra}",
                    source=SOURCES["effort"])  # fmt: skip
