@@ -10,7 +10,9 @@ columns explain themselves. The views are part of the schema (migration
   model and attack row;
 - `sample_worst_case`: per test sample, model, norm and ε, whether any untargeted attack
   stored broke it (the per-sample best attack of AutoAttack and carlini-eval), and which;
-- `worst_case_accuracy`: robust accuracy under that per-sample worst case;
+- `worst_case_accuracy`: robust accuracy under that per-sample worst case, counted over the
+  instances every complete untargeted run of the group attacked (migration 0011; the
+  report's `worst_case` counts the same way);
 - `model_lineage`: each model's chain of parents back to the model it was trained as.
 """
 
@@ -223,7 +225,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "seed": "seed of the runs compared",
         "n": "test samples",
         "robust": "samples robust under every attack",
-        "fewest_attacks_per_sample": "attacks behind the least-attacked sample",
+        "fewest_attacks_per_sample": "attacks behind each counted sample: every complete "
+        "untargeted run of the group",
         "robust_accuracy_pct": "robust accuracy (%) under the per-sample worst case",
         "ci_low_pct": _CI + ": low",
         "ci_high_pct": _CI + ": high",

@@ -72,6 +72,23 @@ def test_views_give_the_reports_numbers(attacked):
     assert lineage["std"]["root"] == "std"
 
 
+def test_the_view_and_the_report_count_the_worst_case_over_the_same_instances(attacked):
+    """An attack run on fewer instances (as HopSkipJump on a prefix): the view counts an
+    instance only where every run of its group attacked it, as `report.worst_case` does."""
+    from advbench.report import worst_case
+
+    db = open_db(attacked)
+    model, _, row = load_model(db, "std")
+    run_jobs(db, model, row, [make_job("bim", [0.1], {"steps": 3})], n=5, seed=0,
+             batch_size=12, env_id=record_environment(db, "cpu"))  # fmt: skip
+    at = [r["id"] for r in db["runs"].rows if r["model"] == "std" and r["eps"] == 0.1]
+    assert len(at) == 3
+    robust, n = worst_case(db, at)
+    view = next(db.query("select * from worst_case_accuracy where model = 'std' and eps = 0.1"))
+    assert (view["n"], view["robust"]) == (n, robust) == (5, robust)
+    assert view["fewest_attacks_per_sample"] == 3
+
+
 def test_datasette_serves_the_views_with_their_descriptions(attacked, runner, tmp_path):
     from datasette.app import Datasette
 

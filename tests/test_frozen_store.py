@@ -98,7 +98,7 @@ def _schema(db) -> list[tuple]:
 
 def test_the_migrated_old_store_has_the_fresh_stores_schema(old, tmp_path):
     """Every migration, frozen with its own SQL, brings a 0.1.0 store to the schema a new
-    store gets: same tables, columns, indexes and views (migrations 0004-0010 ran on it)."""
+    store gets: same tables, columns, indexes and views (migrations 0004-0011 ran on it)."""
     fresh = open_db(tmp_path / "fresh.db")
     assert _schema(old) == _schema(fresh)
     applied = [r[0] for r in old.execute("select name from _migrations order by name")]

@@ -304,9 +304,37 @@ def _shortcut_chains(db: sqlite_utils.Database) -> None:
     db["samples"].add_column("carried_from", str)
 
 
+# migration 0011's view, frozen: the worst case counts an instance only where every run it
+# is taken over attacked (and started) it, as the report's `worst_case` does; 0007's
+# counted an instance attacked by any of them, so an attack run on fewer instances mixed
+# samples judged by fewer attacks into one accuracy.
+_VIEWS_0011 = {
+    "worst_case_accuracy": """select w.model, w.norm, w.eps, w.seed, count(*) as n, sum(w.robust_under_all) as robust,
+       min(w.attacks) as fewest_attacks_per_sample,
+       round(100.0 * sum(w.robust_under_all) / count(*), 2) as robust_accuracy_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * sum(w.robust_under_all) / count(*)) + 3.8415999999999997/(2.0*count(*))) / (1 + 3.8415999999999997/count(*)) - 1.96 * sqrt((1.0 * sum(w.robust_under_all) / count(*)) * (1 - (1.0 * sum(w.robust_under_all) / count(*))) / count(*) + 3.8415999999999997/(4.0*count(*)*count(*))) / (1 + 3.8415999999999997/count(*)))), 2) as ci_low_pct,
+       round(100 * max(0.0, min(1.0, ((1.0 * sum(w.robust_under_all) / count(*)) + 3.8415999999999997/(2.0*count(*))) / (1 + 3.8415999999999997/count(*)) + 1.96 * sqrt((1.0 * sum(w.robust_under_all) / count(*)) * (1 - (1.0 * sum(w.robust_under_all) / count(*))) / count(*) + 3.8415999999999997/(4.0*count(*)*count(*))) / (1 + 3.8415999999999997/count(*)))), 2) as ci_high_pct
+  from sample_worst_case w
+  join (select model, norm, eps, seed, count(*) as runs from runs
+         where status = 'complete' and targeted is null
+         group by model, norm, eps, seed) g
+    on g.model = w.model and g.norm is w.norm and g.eps is w.eps and g.seed is w.seed
+ where w.attacks = g.runs
+ group by w.model, w.norm, w.eps, w.seed""",
+}
+
+
+def _worst_case_in_all(db: sqlite_utils.Database) -> None:
+    # One definition of the per-sample worst case (issue 32): the view now counts the
+    # instances every complete untargeted run of its group attacked. No table changes.
+    for name, sql in _VIEWS_0011.items():
+        db.execute(f"drop view if exists {name}")
+        db.execute(f"create view {name} as {sql.strip()}")
+
+
 # The views a store migrated to the newest schema has (a later migration that changes one
 # adds its own frozen SQL and points this at it).
-CURRENT_VIEWS = _VIEWS_0007
+CURRENT_VIEWS = {**_VIEWS_0007, **_VIEWS_0011}
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial),
@@ -319,4 +347,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0008_crafted_cache", _crafted_cache),
     ("0009_sample_input_linf", _sample_input_linf),
     ("0010_shortcut_chains", _shortcut_chains),
+    ("0011_worst_case_in_all", _worst_case_in_all),
 ]
