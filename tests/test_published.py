@@ -68,7 +68,7 @@ HAND = [
     ("jakubovitz:3", "Cross-Lipschitz regularization & Adversarial Training", "ρ_adv", 0.3238),
     ("jakubovitz:4", "Jacobian regularization & Adversarial Training", "ρ_adv", 0.0603),
     ("pesso:1", "MNIST ε = 0.3 Ours", "Best attack", 90.4),
-    ("pesso:1", "CIFAR10 ε = 0.031 Madry et al.", "PGD", 45.8),
+    ("pesso:1", "CIFAR10 ε = 0.031 Carmon et al.", "PGD", 62.7),  # the base pNML wraps (004:187)
     ("pesso:1", "ImageNet ε = 4/255 Ours", "FGSM", 49.0),
     ("pesso:4", "2 iterations, step 0.015", "Accuracy", 66.89),
 ]
@@ -96,3 +96,19 @@ def test_blank_and_dash_cells_have_no_published_value():
     assert cells[("MNIST ε = 0.3 Standard", "Adaptive")].value == ""
     _, _, cells = layout(tables()["jakubovitz:3"])
     assert cells[("No defense", "Test accuracy")].value == ""
+
+
+def test_pesso_cifar_base_sits_beside_the_model_pnml_wraps():
+    """On CIFAR-10 pNML wraps Carmon et al.'s model (004:187): the measured base is printed
+    beside that row (and Fig. 2a's paper point is its 62.7), Madry et al.'s is a reference."""
+    from advbench.report.papers import figures
+
+    spec = tables()["pesso:1"]
+    rows, _, cells = layout(spec)
+    assert "CIFAR10 ε = 0.031 Carmon et al." in rows
+    assert "CIFAR10 ε = 0.031 Madry et al." not in rows
+    assert spec.cell("CIFAR10 ε = 0.031 Carmon et al.", "PGD").role == "madry"
+    assert cells[("CIFAR10 ε = 0.031 Carmon et al.", "Best attack")].value == "62.7"
+    panel = next(p for p in figures()["pesso:fig2"].panels if p.data == "cifar10")
+    base = next(s for s in panel.series if s.role == "madry")
+    assert [row for _, _, row, _ in base.paper] == ["CIFAR10 ε = 0.031 Carmon et al."]

@@ -2,7 +2,11 @@
 
 Reading of the layout: Table 1's first column names the data set and ε only on a group's
 first row; each row here carries it ("MNIST ε = 0.3 Ours"). Rows of other methods (Qin et
-al., Carmon et al., Wong et al.) are published figures kept as references. "Best attack" is
+al., Wong et al.) are published figures kept as references. The measured base (the
+adversarially trained model "Ours" wraps) sits beside the row of the model the paper wrapped:
+"Madry et al." on MNIST, "Carmon et al." on CIFAR-10 (004:187: pNML is built on Carmon et
+al.'s RST_adv WRN-28-10, so a user supplies that model as the cifar10 base, the plan's
+`external` entry, to match the paper); CIFAR-10's "Madry et al." row is a reference. "Best attack" is
 the per-sample worst case over the row's stored FGSM, PGD, Adaptive and HSJA runs at that ε
 (`report.worst_case`, as AutoAttack reports it), counted over the instances all of them
 attacked. "-" in the paper (an attack it did not run) is a blank published value; the
@@ -27,7 +31,9 @@ ARCH = {"mnist": "madry-mnist", "cifar10": "wrn-28-10", "imagenet": "resnet50"}
 GROUPS = {"MNIST ε = 0.3": ("mnist", 0.3), "CIFAR10 ε = 0.031": ("cifar10", 0.031),
           "ImageNet ε = 8/255": ("imagenet", 0.0314),
           "ImageNet ε = 4/255": ("imagenet", 0.0157)}  # fmt: skip
-METHODS = {"Standard": "standard", "Madry et al.": "madry", "Ours": "ours"}
+METHODS = {"Standard": "standard", "Madry et al.": "madry", "Carmon et al.": "madry",
+           "Ours": "ours"}  # fmt: skip
+BASE_ROW = {"mnist": "Madry et al.", "cifar10": "Carmon et al."}  # the model "Ours" wraps
 ATTACKS = ("FGSM", "PGD", "Adaptive", "HSJA")
 # Table 4: refinement iterations and step (CIFAR-10): 1 × 0.03 and 2 × 0.015 refine by 0.03 in
 # total, 4 × 0.01 by 0.04 (the paper's steps; not λ split evenly).
@@ -99,7 +105,7 @@ def _fig2_panels() -> tuple[Panel, ...]:
     panels = []
     for data in ("cifar10", "imagenet", "mnist"):
         series = []
-        for name, role in (("Madry et al.", "madry"), ("Ours", "ours")):
+        for name, role in ((BASE_ROW.get(data, "Madry et al."), "madry"), ("Ours", "ours")):
             paper = tuple(
                 (GROUPS[g][1], "1", f"{g} {name}", "Best attack")
                 for g in TABLE_EPS[data]
