@@ -181,14 +181,22 @@ def show(r: tab.Result) -> str:
     return f"{r.row} / {r.column}: {views.cell_text(r)}"
 
 
-def counts(claims: list[Claim]) -> dict[str, int]:
-    """How many claims each direction (and, among them, each size) has."""
-    out: dict[str, int] = {}
+def counts(claims: list[Claim]) -> tuple[dict[str, int], dict[str, int]]:
+    """How many claims each direction has, and each size among those sized."""
+    direction: dict[str, int] = {}
+    size: dict[str, int] = {}
     for c in claims:
-        out[c.direction] = out.get(c.direction, 0) + 1
+        direction[c.direction] = direction.get(c.direction, 0) + 1
         if c.size and c.direction not in ("not run", "degenerate"):
-            out[c.size] = out.get(c.size, 0) + 1
-    return out
+            size[c.size] = size.get(c.size, 0) + 1
+    return direction, size
+
+
+def tally(claims: list[Claim]) -> str:
+    """'direction: 3 held, 5 undecided; size: 5 consistent with published, ...'."""
+    direction, size = counts(claims)
+    text = "direction: " + ", ".join(f"{v} {k}" for k, v in direction.items())
+    return text + ("; size: " + ", ".join(f"{v} {k}" for k, v in size.items()) if size else "")
 
 
 def markdown(claims: list[Claim]) -> str:

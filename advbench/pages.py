@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from advbench import checks as chk
+from advbench import claims
 from advbench import reproduce
 from advbench.progress import fmt_time
 from advbench.report import drawing, html
@@ -83,6 +84,14 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
     out = [f"# {title}", "", *[f"- {line}" for line in preamble], "", "## Tables", ""]
     for spec in table_specs:
         out.append(views.render(spec, tab.cells(db, spec, store), "markdown", db))
+    found = claims.judge(db, paper)
+    if found:
+        tally = claims.tally(found)
+        out += ["## Claims", "", f"The paper's claims (its plan, `benchmarks/plans/{paper}.json`) "
+                "decided on the paired per-sample evidence of the cells above: a − b on the "
+                "instances both hold, its 95 % interval, exact McNemar or a sign-flip p, "
+                f"Holm-adjusted over the paper's claims ({tally}).", "",
+                claims.markdown(found)]  # fmt: skip
     out += ["## Figures", ""]
     for spec in figure_specs:
         fd = figs.build(db, spec, store, data_dir)

@@ -213,6 +213,9 @@ def print_claims(found) -> None:
         how = c.detail + (f". Note: {c.note}" if c.note else "")
         t.add_row(c.paper, c.claim, c.verdict, measured, how)
     out.print(t)
+    from advbench.claims import tally
+
+    out.print(tally(found), highlight=False)
 
 
 def print_comparison(found) -> None:
