@@ -50,6 +50,8 @@ class Claim:
     p_adjusted: float | None = None
     published: float | None = None  # the paper's a − b
     note: str = ""  # the plan's caveat
+    control: tab.Result | None = None  # the same-budget control a is judged against
+    baseline: Paired | None = None  # with a control: the paper's own comparison, a − b
 
     @property
     def verdict(self) -> str:
@@ -109,7 +111,8 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     out = []
     for c in plans.load(paper).get("claims", []):
         a, b = cell(c["a"]), cell(c["b"])
-        out.append(_judge_one(store, paper, c, a, b))
+        control = cell(c["control"]) if c.get("control") else None
+        out.append(_judge_one(store, paper, c, a, b, control))
     adjusted = paired.holm([x.test.p if x.test and x.direction != "degenerate" else None
                             for x in out])  # fmt: skip
     for claim, p in zip(out, adjusted, strict=True):
@@ -118,7 +121,26 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     return out
 
 
-def _judge_one(store, paper: str, c: dict, a, b) -> Claim:
+def _judge_one(store, paper: str, c: dict, a, b, control=None) -> Claim:
+    """The claim judged against its control where the plan names one and it is stored
+    (the paper's own comparison, a − b, kept beside it), else against b."""
+    claim = _judge_pair(store, paper, c, a, b)
+    if control is None:
+        return claim
+    if control.status == "empty":
+        claim.note = "; ".join(x for x in (claim.note, f"its same-budget control is not "
+                               f"stored ({control.why}): judged against the paper's "
+                               "comparison") if x)  # fmt: skip
+        return claim
+    judged = _judge_pair(store, paper, c, a, control)
+    judged.b, judged.control, judged.baseline = b, control, claim.test
+    judged.published = claim.published
+    if judged.test is not None and judged.direction not in ("degenerate", "not run"):
+        judged.size = _size(judged, judged.test, c)
+    return judged
+
+
+def _judge_pair(store, paper: str, c: dict, a, b) -> Claim:
     claim = Claim(paper, c["claim"], a, b, c["expect"], "not run", "", "", note=c.get("note", ""))
     if a is None or b is None or a.status == "empty" or b.status == "empty":
         empty = a if (a is None or a.status == "empty") else b
@@ -161,7 +183,8 @@ def _finish(claim: Claim) -> None:
     if t is None or claim.direction in ("degenerate", "not run") or t.n == 0:
         return
     claim.direction = paired.direction(t.effect, claim.p_adjusted, claim.expect)
-    parts = [f"{t.test}: a − b = {claim.effect()}", t.pairs(),
+    other = "its same-budget control" if claim.control is not None else "b"
+    parts = [f"{t.test}: a − {other} = {claim.effect()}", t.pairs(),
              f"p {paired.fmt_p(t.p)}, Holm {paired.fmt_p(claim.p_adjusted)}"]  # fmt: skip
     if claim.published is not None:
         parts.append(f"paper {_num(claim.published)}")
@@ -174,6 +197,10 @@ def _finish(claim: Claim) -> None:
         parts.append("seed " + ", ".join(str(s) for s in seeds))
     if t.note:
         parts.append(t.note)
+    base = claim.baseline
+    if base is not None and not math.isnan(base.effect):
+        parts.append(f"the paper's comparison (a − b, b = {claim.b.row}): {_num(base.effect)} "
+                     f"[{_num(base.low)}, {_num(base.high)}], p {paired.fmt_p(base.p)}")
     claim.detail = "; ".join(parts)
 
 
@@ -204,9 +231,91 @@ def markdown(claims: list[Claim]) -> str:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in claims:
         measured = f"{show(c.a)}; {show(c.b)}" if c.a and c.b else "—"
+        if c.control is not None:
+            measured += f"; control {show(c.control)}"
         published = f" ({_num(c.published)})" if c.published is not None else ""
         how = c.detail + (f". Note: {c.note}" if c.note else "")
         cells = [c.paper, c.claim, f"**{c.direction}**", c.size or "—",
                  c.effect() + published, measured, how]  # fmt: skip
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Acting:
+    """One defense against its same-budget control on one quantity (a controls table's
+    row pair and column): does the defense move what it penalises, beyond what the same
+    fine-tuning without its term does?"""
+
+    table: str
+    defense: str
+    quantity: str
+    a: tab.Result
+    control: tab.Result
+    test: Paired | None
+    p_adjusted: float | None = None
+    why: str = ""
+
+    @property
+    def verdict(self) -> str:
+        t = self.test
+        if t is None or t.n == 0 or math.isnan(t.effect):
+            return "not run" if self.why else "undecided"
+        if self.p_adjusted is None or self.p_adjusted >= 0.05 or not t.effect:
+            return "no difference shown"
+        return "lower than its control" if t.effect < 0 else "higher than its control"
+
+
+def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
+    """Every defense of the paper's controls tables (rows "X" and "X: control (λ = 0)")
+    against its control, column by column, paired; p Holm-adjusted over the table."""
+    from advbench.report.papers import CONTROL_MARK
+
+    store = tab.StoredRuns(db)
+    out: list[Acting] = []
+    for spec in all_tables().values():
+        if spec.paper != paper or not spec.rows:
+            continue
+        cells = {(r.row, r.column): r for r in tab.cells(db, spec, store)}
+        for row in spec.rows:
+            if CONTROL_MARK in row:
+                continue
+            for col in spec.columns:
+                a, ctl = cells[(row, col)], cells.get((row + CONTROL_MARK, col))
+                if ctl is None:
+                    continue
+                out.append(_acting(store, spec.id, row, col, a, ctl))
+        adjusted = paired.holm([x.test.p if x.test and x.table == spec.id else None
+                                for x in out])  # fmt: skip
+        for x, p in zip(out, adjusted, strict=True):
+            if x.table == spec.id:
+                x.p_adjusted = p
+    return out
+
+
+def _acting(store, table: str, row: str, col: str, a, ctl) -> Acting:
+    empty = next((r for r in (a, ctl) if r.status == "empty"), None)
+    if empty is not None:
+        return Acting(table, row, col, a, ctl, None, why=empty.why or "not run")
+    ea, ec = evidence.of(store, a), evidence.of(store, ctl)
+    if ea is None or ec is None or ea.binary != ec.binary:
+        return Acting(table, row, col, a, ctl, None, why="no per-sample rows to pair")
+    test, _ = decide(ea, ec)
+    return Acting(table, row, col, a, ctl, test)
+
+
+def controls_markdown(found: list[Acting]) -> str:
+    lines = ["| defense | quantity | defense; control | defense − control [95 %] | pairs | p "
+             "| Holm p | verdict |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for x in found:
+        t = x.test
+        shown = "; ".join(views.cell_text(r).replace(" · paper —", "") for r in (x.a, x.control))
+        if t is None or t.n == 0:
+            cells = [x.defense, x.quantity, shown, "—", "—", "—", "—", x.why or x.verdict]
+        else:
+            cells = [x.defense, x.quantity, shown,
+                     f"{_num(t.effect)} [{_num(t.low)}, {_num(t.high)}]", t.pairs(),
+                     paired.fmt_p(t.p), paired.fmt_p(x.p_adjusted), f"**{x.verdict}**"]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+

@@ -92,6 +92,14 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
                 "instances both hold, its 95 % interval, exact McNemar or a sign-flip p, "
                 f"Holm-adjusted over the paper's claims ({tally}).", "",
                 claims.markdown(found)]  # fmt: skip
+    acting = claims.controls(db, paper)
+    if acting:
+        out += ["## Defenses against their same-budget controls", "",
+                "Each fine-tuned defense against the same fine-tuning with its weight set to 0 "
+                "(parent, recipe, seed, data order, optimiser and steps alike), on the same "
+                "instances: does it move what it penalises beyond what continued training "
+                "alone does? p Holm-adjusted over the table.", "",
+                claims.controls_markdown(acting)]  # fmt: skip
     out += ["## Figures", ""]
     for spec in figure_specs:
         fd = figs.build(db, spec, store, data_dir)

@@ -32,8 +32,9 @@ PAPERS = ("fidel", "zantedeschi", "madnet", "jakubovitz", "pesso")
 PLANS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "plans"
 _KEYS = {"paper", "suite", "description", "epochs", "models", "external", "claims"}
 # a claim: its sentence, cells a and b, the paper's direction; a caveat shown with its
-# verdict (note) and, where the measured unit is not the paper's, why (not_comparable)
-_CLAIM_KEYS = {"claim", "a", "b", "expect", "note", "not_comparable"}
+# verdict (note), where the measured unit is not the paper's, why (not_comparable), and the
+# cell of a's same-budget control it is judged against (control, [table, row, column])
+_CLAIM_KEYS = {"claim", "a", "b", "expect", "note", "not_comparable", "control"}
 _MODEL_KEYS = {"harden", "train", "scale", "only", "why"}
 SCALES = ("smoke", "cpu", "full")
 
@@ -88,10 +89,13 @@ def validate(doc: Any, where: str) -> dict[str, Any]:
         )
         keys = set(claim) if isinstance(claim, dict) else set()
         ok = cells and {"claim", "a", "b", "expect"} <= keys <= _CLAIM_KEYS
+        if ok and "control" in claim:
+            ok = isinstance(claim["control"], list) and len(claim["control"]) == 3
         if not ok or claim["expect"] not in ("<", ">"):
             raise BadInput(f"plan {where}: claims[{i}] needs claim, a and b ([table, row, "
-                           "column]) and expect ('>' or '<'); note and not_comparable "
-                           "(why the published effect's unit differs) are optional")  # fmt: skip
+                           "column]) and expect ('>' or '<'); note, not_comparable (why the "
+                           "published effect's unit differs) and control ([table, row, column] "
+                           "of a's same-budget control) are optional")  # fmt: skip
     return doc
 
 

@@ -83,10 +83,16 @@ def test_mean_interval_by_hand():
 def test_every_plan_claim_names_cells_of_the_transcription():
     from advbench.report.papers import PAPERS, published
 
+    from advbench.report.papers import tables
+
     for paper in PAPERS:
         cells = {(p.table, p.row, p.column) for p in published(paper) if p.kind == "cell"}
+        ours = {(s.number, r, c) for s in tables().values() if s.paper == paper and s.rows
+                for r in s.rows for c in s.columns}  # fmt: skip
         for c in plans.load(paper).get("claims", []):
             assert tuple(c["a"]) in cells and tuple(c["b"]) in cells, (paper, c["claim"])
+            if "control" in c:  # a control cell is one of our controls tables'
+                assert tuple(c["control"]) in ours, (paper, c["claim"])
     with pytest.raises(BadInput, match=r"claims\[0\] needs"):
         plans.validate({"claims": [{"claim": "x", "a": ["1", "r"], "b": [], "expect": ">"}]}, "t")
 

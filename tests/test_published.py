@@ -81,7 +81,8 @@ def test_transcribed_cell_equals_the_paper(table, row, column, value):
 
 
 def test_every_table_is_sampled_and_laid_out_as_the_paper():
-    assert {t for t, *_ in HAND} == set(tables())
+    # every table of a paper (tables of ours, such as controls, lay themselves out)
+    assert {t for t, *_ in HAND} == {k for k, s in tables().items() if not s.rows}
     rows, cols, _ = layout(tables()["fidel:III"])
     assert rows[:4] == ["Untargeted CW-L2", "Untargeted CW-L2-HC", "Untargeted CW-L2-Strong",
                         "Untargeted PGD-L2"]  # fmt: skip

@@ -210,6 +210,8 @@ def print_claims(found) -> None:
         t.add_column(col, overflow="fold")
     for c in found:
         measured = f"{show(c.a)};\n{show(c.b)}" if c.a and c.b else "—"
+        if c.control is not None:
+            measured += f";\ncontrol {show(c.control)}"
         how = c.detail + (f". Note: {c.note}" if c.note else "")
         t.add_row(c.paper, c.claim, c.verdict, measured, how)
     out.print(t)

@@ -19,7 +19,7 @@ import importlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ class Role:
     activation: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    # defense-parameter predicates that must not all hold: a role with a same-budget
+    # control (`with_control`) never takes the control's model (its weight 0) as its own
+    unless: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, row: dict[str, Any], data: str) -> bool:
         if row["arch"] != self.arch or row["dataset"] not in DATA[data]:
@@ -91,7 +94,26 @@ class Role:
             if config.get(key) != want:
                 return False
         flat = _flatten(json.loads(row["defense_config"] or "{}"))
+        if self.unless and all(_same(flat.get(k), v) for k, v in self.unless.items()):
+            return False
         return all(_same(flat.get(k), v) for k, v in self.params.items())
+
+
+CONTROL = "-control"  # a control role's key: its defense's role key + this
+CONTROL_MARK = ": control (λ = 0)"  # a controls table's control row: its defense's row + this
+
+
+def with_control(role: Role, weight: str = "lambda") -> tuple[Role, Role]:
+    """A fine-tuned defense's role and its same-budget control: the same parent, recipe,
+    seed, data order, optimiser and steps with the defense's term off (`weight` = 0), so a
+    claim "X raises Y" is judged against what the same fine-tuning does without X's term
+    (continued training alone moves ρ, ‖J‖F, the logit scale and accuracy). The role
+    itself no longer takes a model whose weight is 0."""
+    off = {weight: 0.0}
+    control = Role(role.key + CONTROL, role.arch, role.defense, parent=role.parent,
+                   activation=role.activation, config=dict(role.config),
+                   params={**role.params, **off})  # fmt: skip
+    return replace(role, unless=off), control
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -139,6 +161,10 @@ class TableSpec:
     cell: Callable[[str, str], Cell | None]
     note: str = ""  # how the paper's layout was read (headers reconstructed, choices)
     kind: str = "table"
+    # a table of ours (controls, evidence) has its layout here; a paper's comes from its
+    # transcription (`layout`), with the published values
+    rows: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
     @property
     def paper(self) -> str:
@@ -181,6 +207,8 @@ def published(paper: str) -> tuple[Published, ...]:
 def layout(spec: TableSpec) -> tuple[list[str], list[str], dict[tuple[str, str], Published]]:
     """Rows, columns (in the paper's order) and published cells of a table; reference
     cells (other methods' published figures) are not part of the layout."""
+    if spec.rows:  # a table of ours: no published values
+        return list(spec.rows), list(spec.columns), {}
     rows: list[str] = []
     cols: list[str] = []
     cells = {}

@@ -1,0 +1,83 @@
+"""Same-budget controls (issue 33, item 1): a fine-tuned defense's control is its own
+fine-tuning with the weight at 0, found by its own role and never taken for the defense's;
+a claim that names a control is decided against it, the paper's comparison kept beside."""
+
+import json
+
+import pytest
+
+from advbench import claims, plans
+from advbench.report.evidence import Evidence
+from advbench.report.papers import CONTROL_MARK, Role, tables, with_control
+from advbench.report.tables import Result
+
+
+def model(defense_config: dict) -> dict:
+    return {"arch": "tf-mnist", "dataset": "mnist-5k", "defense": "jacobian", "activation": "relu",
+            "config": json.dumps({"kind": "harden", "recipe": "jakubovitz"}),
+            "defense_config": json.dumps(defense_config)}  # fmt: skip
+
+
+def test_a_control_is_found_by_its_own_role_only():
+    role = Role("jac", "tf-mnist", "jacobian", parent="none", config={"recipe": "jakubovitz"})
+    jac, control = with_control(role)
+    defended, off = model({"lambda": 0.1, "exact": True}), model({"lambda": 0.0, "exact": True})
+    assert role.matches(off, "mnist")  # without a control, a λ = 0 model would fill the cell
+    assert jac.matches(defended, "mnist") and not jac.matches(off, "mnist")
+    assert control.matches(off, "mnist") and not control.matches(defended, "mnist")
+    assert control.key == "jac-control" and control.parent == "none"
+    # what reproduce runs to make it: the defense's own recipe with the weight off
+    spec = tables()["jakubovitz:controls"]
+    role = spec.roles[("mnist", "jac-control")]
+    args = plans.recipe("jakubovitz", role, "mnist", "cpu")
+    assert args[:2] == ["--defense", "jacobian"] and "lambda=0" in args
+    assert args[args.index("--recipe") + 1] == "jakubovitz" and "--from-scratch" not in args
+
+
+def test_the_controls_table_pairs_each_defense_with_its_control():
+    spec = tables()["jakubovitz:controls"]
+    for row in spec.rows:
+        name = row.removesuffix(CONTROL_MARK)
+        cell = spec.cell(row, "ρ_adv")
+        assert cell.role.endswith("-control") == row.endswith(CONTROL_MARK)
+        assert cell.role.removesuffix("-control") == spec.cell(name, "ρ_adv").role
+
+
+def binary(robust):
+    keys = [(i, None) for i in range(len(robust))]
+    return Evidence(dict(zip(keys, robust, strict=True)), True,
+                    {k: 1 - r for k, r in zip(keys, robust, strict=True)})  # fmt: skip
+
+
+def cell(row, published=None):
+    r = Result("t", row, "c", "accuracy", measured=0.0, status="complete", published=published,
+               n=100, model="m", seed=0)  # fmt: skip
+    return r
+
+
+def test_a_claim_with_a_control_is_decided_against_it(monkeypatch):
+    """a beats the parent b by 20 of 100 instances (p < 0.001) but its control by 2 (p =
+    0.5): continued training, not the defense's term, made the difference."""
+    a, b, ctl = cell("defense", 60.0), cell("parent", 40.0), cell("control")
+    evidence = {id(a): binary([1] * 60 + [0] * 40), id(b): binary([1] * 40 + [0] * 60),
+                id(ctl): binary([1] * 58 + [0] * 42)}  # fmt: skip
+    monkeypatch.setattr(claims.evidence, "of", lambda store, r: evidence[id(r)])
+    c = claims._judge_one(None, "p", {"claim": "x", "expect": ">"}, a, b, ctl)
+    assert c.control is ctl and c.b is b
+    assert (c.test.f, c.test.g) == (2, 0) and (c.baseline.f, c.baseline.g) == (20, 0)
+    c.p_adjusted = c.test.p
+    claims._finish(c)
+    assert c.direction == "undecided"
+    assert "a − its same-budget control = +2.0" in c.detail
+    assert "the paper's comparison (a − b, b = parent): +20.0" in c.detail
+    assert c.size == "smaller than published"  # +2 [..] against the paper's +20
+    # a control not stored: judged against b, and the line says so
+    empty = Result("t", "control", "c", "accuracy", status="empty", why="no model of role x")
+    c = claims._judge_one(None, "p", {"claim": "x", "expect": ">"}, a, b, empty)
+    assert c.control is None and c.test.f == 20 and "control is not stored" in c.note
+
+
+def test_a_plan_control_must_name_a_cell():
+    with pytest.raises(Exception, match="control"):
+        plans.validate({"claims": [{"claim": "x", "a": ["1", "r", "c"], "b": ["1", "s", "c"],
+                                    "expect": ">", "control": ["controls"]}]}, "t")  # fmt: skip
