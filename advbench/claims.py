@@ -31,6 +31,7 @@ from advbench.paired import Paired
 from advbench.report import evidence
 from advbench.report import table_views as views
 from advbench.report import tables as tab
+from advbench.report.papers import CONTROL_MARK, seed_row
 from advbench.report.papers import tables as all_tables
 
 DIRECTIONS = ("held", "contradicted", "undecided", "degenerate", "not run")
@@ -52,6 +53,7 @@ class Claim:
     note: str = ""  # the plan's caveat
     control: tab.Result | None = None  # the same-budget control a is judged against
     baseline: Paired | None = None  # with a control: the paper's own comparison, a − b
+    seeds: list[Paired] | None = None  # with seed replicates: each seed's paired test
 
     @property
     def verdict(self) -> str:
@@ -112,7 +114,7 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     for c in plans.load(paper).get("claims", []):
         a, b = cell(c["a"]), cell(c["b"])
         control = cell(c["control"]) if c.get("control") else None
-        out.append(_judge_one(store, paper, c, a, b, control))
+        out.append(_judge_one(store, paper, c, a, b, control, _replicas(c, cell)))
     adjusted = paired.holm([x.test.p if x.test and x.direction != "degenerate" else None
                             for x in out])  # fmt: skip
     for claim, p in zip(out, adjusted, strict=True):
@@ -121,9 +123,26 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
     return out
 
 
-def _judge_one(store, paper: str, c: dict, a, b, control=None) -> Claim:
+def _replicas(c: dict, cell) -> list[tuple]:
+    """(defense, control) cells of the control's seed replicates, seed 1 on: the rows
+    "X (seed N)" and "X: control (λ = 0) (seed N)" of the control's table."""
+    if not c.get("control"):
+        return []
+    table, row, column = c["control"]
+    defense = row.removesuffix(CONTROL_MARK)
+    out, seed = [], 1
+    while True:
+        x, y = cell([table, seed_row(defense, seed), column]), cell([table, seed_row(row, seed), column])
+        if x is None or y is None:
+            return out
+        out.append((x, y))
+        seed += 1
+
+
+def _judge_one(store, paper: str, c: dict, a, b, control=None, replicas=()) -> Claim:
     """The claim judged against its control where the plan names one and it is stored
-    (the paper's own comparison, a − b, kept beside it), else against b."""
+    (the paper's own comparison, a − b, kept beside it), else against b; with seed
+    replicates of the defense and its control, on the per-seed paired effects."""
     claim = _judge_pair(store, paper, c, a, b)
     if control is None:
         return claim
@@ -136,6 +155,14 @@ def _judge_one(store, paper: str, c: dict, a, b, control=None) -> Claim:
     judged.b, judged.control, judged.baseline = b, control, claim.test
     judged.published = claim.published
     if judged.test is not None and judged.direction not in ("degenerate", "not run"):
+        per = [judged.test]
+        for x, y in replicas:
+            one = _judge_pair(store, paper, c, x, y).test
+            if one is not None and one.n and not math.isnan(one.effect):
+                per.append(one)
+        if len(per) > 1:
+            judged.seeds = per
+            judged.test = paired.over_seeds([t.effect for t in per], per[0].test)
         judged.size = _size(judged, judged.test, c)
     return judged
 
@@ -190,13 +217,19 @@ def _finish(claim: Claim) -> None:
         parts.append(f"paper {_num(claim.published)}")
     if claim.direction == "undecided":
         need = t.need()
-        parts.append(f"about {need:,} pairs would give 80 % power at this effect" if need
+        unit = "seeds" if claim.seeds else "pairs"
+        parts.append(f"about {need:,} {unit} would give 80 % power at this effect" if need
                      else "no difference measured")  # fmt: skip
     seeds = sorted({r.seed for r in (claim.a, claim.b) if r is not None and r.seed is not None})
     if seeds:
         parts.append("seed " + ", ".join(str(s) for s in seeds))
     if t.note:
         parts.append(t.note)
+    if claim.seeds:
+        way = sum((t.effect > 0) == (claim.expect == ">") and t.effect != 0 for t in claim.seeds)
+        parts[1] = (f"{way} of {len(claim.seeds)} seeds the paper's way; per seed: " +
+                    ", ".join(f"{_num(t.effect)} (p {paired.fmt_p(t.p)})" for t in claim.seeds)
+                    + f"; seed 0: {claim.seeds[0].pairs()}")  # fmt: skip
     base = claim.baseline
     if base is not None and not math.isnan(base.effect):
         parts.append(f"the paper's comparison (a − b, b = {claim.b.row}): {_num(base.effect)} "
@@ -278,13 +311,28 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
             continue
         cells = {(r.row, r.column): r for r in tab.cells(db, spec, store)}
         for row in spec.rows:
-            if CONTROL_MARK in row:
+            if CONTROL_MARK in row or " (seed " in row:
                 continue
             for col in spec.columns:
                 a, ctl = cells[(row, col)], cells.get((row + CONTROL_MARK, col))
-                if ctl is None:
+                if ctl is None or a.metric == "clean":  # clean accuracy: no per-sample rows
                     continue
-                out.append(_acting(store, spec.id, row, col, a, ctl))
+                first = _acting(store, spec.id, row, col, a, ctl)
+                out.append(first)
+                per = [first]
+                seed = 1
+                while (seed_row(row, seed), col) in cells:
+                    x = cells[(seed_row(row, seed), col)]
+                    y = cells[(seed_row(row + CONTROL_MARK, seed), col)]
+                    per.append(_acting(store, spec.id, seed_row(row, seed), col, x, y))
+                    seed += 1
+                done = [x.test for x in per if x.test is not None and x.test.n]
+                if len(per) > 1:
+                    out += per[1:]
+                    if len(done) > 1:
+                        mean = paired.over_seeds([t.effect for t in done], done[0].test)
+                        out.append(Acting(spec.id, f"{row} (mean over {len(done)} seeds)",
+                                          col, a, ctl, mean))  # fmt: skip
         adjusted = paired.holm([x.test.p if x.test and x.table == spec.id else None
                                 for x in out])  # fmt: skip
         for x, p in zip(out, adjusted, strict=True):
@@ -310,6 +358,8 @@ def controls_markdown(found: list[Acting]) -> str:
     for x in found:
         t = x.test
         shown = "; ".join(views.cell_text(r).replace(" · paper —", "") for r in (x.a, x.control))
+        if "(mean over" in x.defense:
+            shown = "seed 0's above; each seed's pair below it"
         if t is None or t.n == 0:
             cells = [x.defense, x.quantity, shown, "—", "—", "—", "—", x.why or x.verdict]
         else:

@@ -211,6 +211,23 @@ def _with(p: Paired, **changes) -> Paired:
     return replace(p, **changes)
 
 
+def over_seeds(effects: Sequence[float], unit_test: str = "paired") -> Paired:
+    """Per-seed effects (each a paired a − b of one training seed) summarised over seeds:
+    their mean with a t-interval and a one-sample t-test p over the K seeds, so training
+    randomness, not only the test instances', is in the interval."""
+    e = np.asarray(effects, dtype=float)
+    k = len(e)
+    mean = float(e.mean()) if k else float("nan")
+    if k < 2:
+        return Paired(f"mean over {k} seed", k, mean, mean, mean, float("nan"))
+    sd = float(e.std(ddof=1))
+    half = float(stats.t.ppf(0.975, k - 1)) * sd / math.sqrt(k)
+    p = 1.0 if sd == 0 and mean == 0 else (
+        0.0 if sd == 0 else float(stats.ttest_1samp(e, 0.0).pvalue))  # fmt: skip
+    return Paired(f"mean over {k} seeds of the {unit_test} effect (t-interval)", k, mean,
+                  mean - half, mean + half, p, sd=sd)  # fmt: skip
+
+
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjusted p-values (None and NaN stay None, not counted)."""
     index = [i for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]

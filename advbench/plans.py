@@ -123,6 +123,8 @@ def recipe(paper: str, role, data: str, scale: str) -> list[str]:
     --epochs and the common options)."""
     entry_ = entry(paper, role.key)
     extra = entry_.get("scale", {}).get(data, {}).get(scale, [])
+    if getattr(role, "seed", None):  # a seed replicate (report.papers.with_seeds)
+        extra = [*extra, "--seed", str(role.seed)]
     if role.parent is None:
         args = entry_.get("train")
         if args is None:

@@ -81,3 +81,46 @@ def test_a_plan_control_must_name_a_cell():
     with pytest.raises(Exception, match="control"):
         plans.validate({"claims": [{"claim": "x", "a": ["1", "r", "c"], "b": ["1", "s", "c"],
                                     "expect": ">", "control": ["controls"]}]}, "t")  # fmt: skip
+
+
+def test_seed_replicates_are_roles_of_their_own():
+    from advbench.report.papers import with_seeds
+
+    base = Role("jac", "tf-mnist", "jacobian", parent="none", config={"recipe": "jakubovitz"})
+    roles = with_seeds(base, 3)
+    assert [r.key for r in roles] == ["jac", "jac-s1", "jac-s2"]
+    at = {s: {**model({"lambda": 0.1}), "seed": s} for s in range(3)}
+    for r in roles:  # each takes its own seed's model only: replicates never replace seed 0
+        assert [s for s, m in at.items() if r.matches(m, "mnist")] == [r.seed]
+    args = plans.recipe("jakubovitz", roles[2], "mnist", "cpu")
+    assert args[args.index("--seed") + 1] == "2"
+    assert "--seed" not in plans.recipe("jakubovitz", roles[0], "mnist", "cpu")
+
+
+def test_over_seeds_by_hand():
+    """Per-seed effects 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303: interval 2 ± 2.484;
+    t = 2 / (1/√3) = 3.464 on 2 degrees of freedom: p = 0.0742."""
+    from advbench import paired
+
+    t = paired.over_seeds([1.0, 2.0, 3.0])
+    assert (t.n, t.effect) == (3, pytest.approx(2.0))
+    assert (t.low, t.high) == (pytest.approx(2 - 2.4841, abs=1e-3), pytest.approx(2 + 2.4841, abs=1e-3))
+    assert t.p == pytest.approx(0.0742, abs=1e-3)
+
+
+def test_a_claim_over_seed_replicates(monkeypatch):
+    """Seed 0: defense − control +2 of 100; seeds 1 and 2: +4 and +6: mean +4 over 3 seeds,
+    all 3 the paper's way; the line gives each seed's effect."""
+    a, b, ctl = cell("defense", 60.0), cell("parent", 40.0), cell("control")
+    reps = [(cell("defense s1"), cell("control s1")), (cell("defense s2"), cell("control s2"))]
+    ev = {id(a): binary([1] * 60 + [0] * 40), id(b): binary([1] * 40 + [0] * 60),
+          id(ctl): binary([1] * 58 + [0] * 42),
+          id(reps[0][0]): binary([1] * 62 + [0] * 38), id(reps[0][1]): binary([1] * 58 + [0] * 42),
+          id(reps[1][0]): binary([1] * 64 + [0] * 36), id(reps[1][1]): binary([1] * 58 + [0] * 42)}
+    monkeypatch.setattr(claims.evidence, "of", lambda store, r: ev[id(r)])
+    c = claims._judge_one(None, "p", {"claim": "x", "expect": ">"}, a, b, ctl, reps)
+    assert [round(t.effect) for t in c.seeds] == [2, 4, 6]
+    assert c.test.n == 3 and c.test.effect == pytest.approx(4.0)
+    c.p_adjusted = c.test.p
+    claims._finish(c)
+    assert "3 of 3 seeds the paper's way; per seed: +2.0" in c.detail

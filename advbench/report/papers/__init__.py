@@ -79,9 +79,14 @@ class Role:
     # defense-parameter predicates that must not all hold: a role with a same-budget
     # control (`with_control`) never takes the control's model (its weight 0) as its own
     unless: dict[str, Any] = field(default_factory=dict)
+    # a role replicated over training seeds (`with_seeds`) takes only its seed's model, so
+    # replicates never stand in for each other; None: the role's one model, whatever seed
+    seed: int | None = None
 
     def matches(self, row: dict[str, Any], data: str) -> bool:
         if row["arch"] != self.arch or row["dataset"] not in DATA[data]:
+            return False
+        if self.seed is not None and (row.get("seed") or 0) != self.seed:
             return False
         if (row["defense"] or None) not in ({self.defense, *self.aliases}):
             return False
@@ -114,6 +119,23 @@ def with_control(role: Role, weight: str = "lambda") -> tuple[Role, Role]:
                    activation=role.activation, config=dict(role.config),
                    params={**role.params, **off})  # fmt: skip
     return replace(role, unless=off), control
+
+
+def seed_key(key: str, seed: int) -> str:
+    """A seed replicate's role key ("jac" at seed 2: "jac-s2"; seed 0 is the role itself)."""
+    return key if not seed else f"{key}-s{seed}"
+
+
+def seed_row(row: str, seed: int) -> str:
+    """A seed replicate's row in a table of ours ("Jacobian regularization (seed 2)")."""
+    return row if not seed else f"{row} (seed {seed})"
+
+
+def with_seeds(role: Role, seeds: int) -> list[Role]:
+    """A role trained at `seeds` training seeds (0, 1, ...): seed 0 is the role itself, the
+    others `KEY-sN`, each from the same parent with `--seed N` (its data order and
+    initialisation of what is trained), so a claim can be judged per seed."""
+    return [replace(role, key=seed_key(role.key, s), seed=s) for s in range(seeds)]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

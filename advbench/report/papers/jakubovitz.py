@@ -18,6 +18,8 @@ of features it may change fixed at the suite's budget.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from advbench.report.papers import (
     CONTROL,
     CONTROL_MARK,
@@ -27,13 +29,19 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    seed_key,
+    seed_row,
     with_control,
+    with_seeds,
 )
 
 ARCH = {"mnist": "tf-mnist", "cifar10": "cnn4-cifar"}
 # DeepFool unbounded (its minimal examples as found): x_pert of Table 1 is the perturbed
 # input, not the clean one a bounded row puts back where DeepFool needed more.
 DEEPFOOL_MAX = {"mnist": float("inf"), "cifar10": float("inf")}
+
+
+SEEDS = 3  # fine-tuning seeds of the Jacobian regulariser and its control (issue 33)
 
 
 def _roles(data: str) -> dict[tuple[str, str], Role]:
@@ -49,9 +57,13 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     ig, ig_control = with_control(role("ig", "input-gradient", post))
     cl, cl_control = with_control(role("cl", "cross-lipschitz", post))
     jac, jac_control = with_control(role("jac", "jacobian", post))
+    # the Jacobian regulariser (the paper's method) and its control at SEEDS training seeds
+    replicas = [*with_seeds(jac, SEEDS)[1:], *with_seeds(jac_control, SEEDS)[1:]]
+    jac, jac_control = replace(jac, seed=0), replace(jac_control, seed=0)
     return {
         (data, r.key): r
         for r in (
+            *replicas,
             Role("none", arch),
             role("at", "fgsm-at", post),
             ig,
@@ -120,13 +132,21 @@ def _table_1(row: str, col: str) -> Cell:
 # fine-tuned alike. Not a table of the paper: no published values.
 CONTROLLED = {"Jacobian regularization": "jac", "Input Gradient regularization": "ig",
               "Cross-Lipschitz regularization": "cl"}  # fmt: skip
-CONTROL_ROWS = tuple(r for name in CONTROLLED for r in (name, name + CONTROL_MARK))
+CONTROL_ROWS = (
+    *(r for name in CONTROLLED for r in (name, name + CONTROL_MARK)),
+    *(seed_row(r, s) for s in range(1, SEEDS)
+      for r in ("Jacobian regularization", "Jacobian regularization" + CONTROL_MARK)),
+)  # fmt: skip
 CONTROL_COLUMNS = ("Test accuracy", "ρ_adv", "mean ‖J(x)‖F", "mean ‖∇x CE‖₂")
 
 
 def _controls(row: str, col: str) -> Cell:
-    name, _, control = row.partition(CONTROL_MARK)
-    role = CONTROLLED[name] + (CONTROL if row.endswith(CONTROL_MARK) else "")
+    seed = 0
+    if row.endswith(")") and " (seed " in row:
+        row, _, tail = row.rpartition(" (seed ")
+        seed = int(tail[:-1])
+    name = row.removesuffix(CONTROL_MARK)
+    role = seed_key(CONTROLLED[name] + (CONTROL if row.endswith(CONTROL_MARK) else ""), seed)
     if col == "Test accuracy":
         return Cell("clean", role, "mnist")
     if col == "ρ_adv":
