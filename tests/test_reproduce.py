@@ -137,6 +137,18 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     assert "### pesso:1" in page and "![pesso:fig3](figures/pesso_fig3.png)" in page
     assert "## Evaluation checklist" in page and "advbench reproduce pesso --scale smoke" in page
     assert (tmp_path / "smoke" / "pesso" / "figures" / "pesso_fig2.png").stat().st_size > 10_000
+    # the evidence beside the page regenerates the claims and tables as the store does
+    evidence = tmp_path / "smoke" / "pesso" / "evidence.db"
+    assert evidence.stat().st_size < sum(p.stat().st_size for p in tmp_path.glob("r.db*"))
+    for args in (["--claims", "pesso", "--format", "markdown"],
+                 ["--table", "pesso", "--format", "csv"]):  # fmt: skip
+        whole = runner.invoke(app, ["report", *args, "--db", str(db)])
+        compact = runner.invoke(app, ["report", *args, "--db", str(evidence)])
+        assert compact.exit_code == 0 and compact.stdout == whole.stdout and whole.stdout
+    small = open_db(evidence, create=False)
+    assert small.execute("select count(*) from crafted").fetchone()[0] == 0
+    assert small.execute("select count(*) from samples where loss_trace is not null"
+                         ).fetchone()[0] == 0  # fmt: skip
     runs = store.execute("select count(*) from runs").fetchone()[0]
     again = runner.invoke(app, ["reproduce", "pesso", "--scale", "smoke", "--db", str(db)])
     assert again.exit_code == 0 and "0 steps" in again.output

@@ -23,13 +23,16 @@ from advbench.errors import BadInput
 @dataclass
 class Reproduced:
     """What `reproduce` did for one paper: its plan (steps, what was skipped and stored),
-    the steps run, their seconds and the page written (None for a dry run)."""
+    the steps run, their seconds, the page written (None for a dry run) and the evidence
+    store beside it (`store.export.evidence`: what its tables and claims were computed
+    from, without weights or example tensors)."""
 
     paper: str
     plan: Any  # advbench.reproduce.Plan
     steps_run: int = 0
     seconds: float = 0.0
     page: Path | None = None
+    evidence: Path | None = None
 
 
 def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
@@ -55,7 +58,8 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
 
     from advbench import reproduce as rep
     from advbench.executors import check as check_executor
-    from advbench.pages import paper_page
+    from advbench.pages import paper_models, paper_page
+    from advbench.store import export
 
     check_scale(scale)
     check_executor(executor)
@@ -111,6 +115,9 @@ def reproduce(paper: str, *, scale: str = "smoke", dry_run: bool = False,
         target.mkdir(parents=True, exist_ok=True)
         result.page = paper_page(_db(db), name, page, target, data_dir=data_dir, scale=scale,
                                  skipped=plan_.skipped)  # fmt: skip
+        models = paper_models(database, name)
+        if models:
+            result.evidence = export.evidence(database, target / "evidence.db", models)
         if on_done is not None:
             on_done(result)
     return done

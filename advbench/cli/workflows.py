@@ -101,8 +101,9 @@ def reproduce(
         echo=lambda t: out.print(t, style="bold cyan", markup=False, highlight=False),
         steps_bar=lambda title, total: outer(err, title, total),
         on_done=lambda r: out.print(
-            f"{r.paper}: {r.steps_run} steps in {fmt_time(r.seconds)}; page {r.page}",
-            highlight=False),
+            f"{r.paper}: {r.steps_run} steps in {fmt_time(r.seconds)}; page {r.page}"
+            + (f"; evidence {r.evidence} ({r.evidence.stat().st_size / 1e6:.1f} MB)"
+               if r.evidence else ""), highlight=False),
         on_step=print_step, progress=progress, say=say,
     )  # fmt: skip
 
