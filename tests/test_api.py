@@ -169,7 +169,9 @@ def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
             assert calls == {"ReportRequest"}, calls
             modes = {n.id for n in ast.walk(trees["report.py"])
                      if isinstance(n, ast.Name) and n.id.startswith("_report_")}  # fmt: skip
-            assert len(modes) == 9, modes
+            from advbench.api import FORMATS
+
+            assert len(modes) == len(FORMATS) == 10, modes  # one helper per report mode
             for mode in modes:
                 assert len(_api_calls(funcs[mode]) - HELPERS) == 1, (mode, _api_calls(funcs[mode]))
         else:
