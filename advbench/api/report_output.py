@@ -72,10 +72,11 @@ class ReportRequest:
                 f"--model picks models for the summary and --figure curves; it "
                 f"does not apply to {shown} (--checks MODEL takes one model)"
             )
-        if self.verbose and (shown != "--table" or self.format != "table"):
-            raise BadInput("--verbose lists the runs behind each cell of a paper table in "
-                           f"the terminal (--table ID, --format table); it does not apply to "
-                           f"{shown}" + ("" if shown != "--table" else
+        if self.verbose and (shown not in ("--table", "the summary") or self.format != "table"):
+            raise BadInput("--verbose lists the runs behind each cell of a paper table, or "
+                           "widens the summary to one table per attack, in the terminal "
+                           "(--format table); it does not apply to "
+                           f"{shown}" + ("" if shown not in ("--table", "the summary") else
                                          f" with --format {self.format}"))  # fmt: skip
         if self.output is not None and shown in ("--claims", "--missing"):
             raise BadInput(f"--output does not apply to {shown}: it prints to the terminal "
@@ -169,6 +170,12 @@ def report_summary(request: ReportRequest) -> Output:
     models = list(request.models) or None
     frame = summary(models, db=database)  # an unknown --model is refused before any write
     if request.format == "table" and request.output is None:
+        if not request.verbose:  # one compact table where it fits (up to 4 models)
+            from advbench.report.compact import compact
+
+            view = compact(database, models)
+            if view is not None:
+                return Output(view=view)
         return Output(view=rep.summary_view(database, models))
     if request.format == "csv":
         cols = ["model", "defense", "arch", "dataset", "attack", "norm", "eps", "n", "robust",

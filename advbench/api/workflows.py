@@ -148,7 +148,18 @@ def demo(
             run_step(step, db=database, progress=progress)
             step_done()
     out.print("[bold]4/4[/] report")
-    rep.print_summary(out, rep.summary_view(database, [plan.STANDARD, plan.HARDENED]))
+    from advbench import checks as chk
+    from advbench.report.compact import compact, print_compact
+
+    models = [plan.STANDARD, plan.HARDENED]
+    print_compact(out, compact(database, models))
+    for model in models:  # one checklist line per model
+        verdicts = chk.run(database, model, chk.gather(database, model))
+        tally = ", ".join(f"{sum(v.status == s for v in verdicts)} {s}"
+                          for s in ("pass", "warn", "fail", "skip"))  # fmt: skip
+        flagged = [v.check for v in verdicts if v.status in ("warn", "fail")]
+        out.print(f"checklist {model}: {tally}" + (f" ({', '.join(flagged)})" if flagged else "")
+                  + f"; `advbench report --checks {model}`", highlight=False, markup=False)
 
 
 def run_step(step, *, db=None, progress: Callable | None = None,

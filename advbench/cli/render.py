@@ -181,9 +181,14 @@ def print_table(view, verbose: bool = False) -> None:
 
 
 def print_summary(view) -> None:
+    """The compact summary (report.compact) where it fits, else one table per attack."""
     from advbench.report import print_summary as rich_summary
+    from advbench.report.compact import Compact, print_compact
 
-    rich_summary(out, view)
+    if isinstance(view, Compact):
+        print_compact(out, view)
+    else:
+        rich_summary(out, view)
 
 
 def print_checks(view) -> None:
