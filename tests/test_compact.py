@@ -62,3 +62,12 @@ def test_one_table_in_80_columns_with_worst_case_and_comparison(db_copy, runner)
     assert res.exit_code == 0 and "worst case" in res.stdout and "A = " in res.stdout
     wide = runner.invoke(app, ["report", "--verbose", "--db", str(db_copy)])
     assert wide.exit_code == 0 and "A = " not in wide.stdout and "clean" in wide.stdout
+    # an attack run on fewer instances (as HopSkipJump) is left out of the worst case,
+    # which keeps its n, and the caption names it
+    model, _, row = load_model(db, "std")
+    run_jobs(db, model, row, [make_job("bim", [0.1], {"steps": 3})], n=5, seed=0,
+             batch_size=24, env_id=env)  # fmt: skip
+    again = compact(db)
+    worst = {(a, e): c for _, a, e, c in again.rows}[("worst case", "0.1")]
+    assert worst == rows[("worst case", "0.1")] and "left out: bim" in again.caption
+
