@@ -59,7 +59,8 @@ class Paired:
 
     def pairs(self) -> str:
         """'n = 200 pairs (f / g = 3 / 17)' as claim lines print it."""
-        unit = "images" if "images" in self.test else "pairs"
+        unit = ("seeds" if self.test.startswith("mean over") else
+                "images" if "images" in self.test else "pairs")  # fmt: skip
         text = f"n = {self.n} {unit}"
         if self.f is not None:
             text += f" (a only / b only: {self.f} / {self.g})"
