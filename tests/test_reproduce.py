@@ -140,11 +140,13 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     # the evidence beside the page regenerates the claims and tables as the store does
     evidence = tmp_path / "smoke" / "pesso" / "evidence.db"
     assert evidence.stat().st_size < sum(p.stat().st_size for p in tmp_path.glob("r.db*"))
+    committed = evidence.read_bytes()  # reading it (it is committed) leaves it as it was
     for args in (["--claims", "pesso", "--format", "markdown"],
                  ["--table", "pesso", "--format", "csv"]):  # fmt: skip
         whole = runner.invoke(app, ["report", *args, "--db", str(db)])
         compact = runner.invoke(app, ["report", *args, "--db", str(evidence)])
         assert compact.exit_code == 0 and compact.stdout == whole.stdout and whole.stdout
+    assert evidence.read_bytes() == committed
     small = open_db(evidence, create=False)
     assert small.execute("select count(*) from crafted").fetchone()[0] == 0
     assert small.execute("select count(*) from samples where loss_trace is not null"

@@ -54,6 +54,8 @@ def evidence(db: sqlite_utils.Database, path: Path, models: list[str]) -> Path:
                     "union select env_id from models union select env_id from measurements)")
         out.conn.commit()
         out.execute("vacuum")
+        # the journal mode `open_db` sets: reading the file later leaves its bytes as they are
+        out.execute("pragma journal_mode = wal")
     finally:
         out.close()
     tmp.replace(path)
