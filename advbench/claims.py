@@ -79,7 +79,8 @@ def _num(x: float) -> str:
 def decide(a: evidence.Evidence, b: evidence.Evidence) -> tuple[Paired, bool]:
     """The paired test of a − b and whether it is degenerate (an accuracy the attack broke
     on no shared instance of either model)."""
-    test = paired.pair(a.values, b.values, binary=a.binary and b.binary)
+    test = paired.pair(a.values, b.values, binary=a.binary and b.binary,
+                       ceiling_a=a.ceiling, ceiling_b=b.ceiling)  # fmt: skip
     shared = [k for k in a.values if k in b.values]
     degenerate = a.binary and b.binary and bool(shared) and not any(
         a.broken.get(k) or b.broken.get(k) for k in shared
@@ -144,6 +145,11 @@ def _judge_one(store, paper: str, c: dict, a, b, control=None, replicas=()) -> C
     (the paper's own comparison, a − b, kept beside it), else against b; with seed
     replicates of the defense and its control, on the per-seed paired effects."""
     claim = _judge_pair(store, paper, c, a, b)
+    if control is None and c.get("control"):
+        claim.note = "; ".join(x for x in (claim.note, f"its control {c['control']} is no "
+                               "cell of its table: judged against the paper's comparison")
+                               if x)  # fmt: skip
+        return claim
     if control is None:
         return claim
     if control.status == "empty":
@@ -154,16 +160,21 @@ def _judge_one(store, paper: str, c: dict, a, b, control=None, replicas=()) -> C
     judged = _judge_pair(store, paper, c, a, control)
     judged.b, judged.control, judged.baseline = b, control, claim.test
     judged.published = claim.published
-    if judged.test is not None and judged.direction not in ("degenerate", "not run"):
+    usable = judged.test is not None and judged.test.n and not math.isnan(judged.test.effect)
+    if usable and judged.direction not in ("degenerate", "not run"):
         per = [judged.test]
         for x, y in replicas:
-            one = _judge_pair(store, paper, c, x, y).test
-            if one is not None and one.n and not math.isnan(one.effect):
-                per.append(one)
+            one = _judge_pair(store, paper, c, x, y)
+            t = one.test
+            if t is not None and t.n and not math.isnan(t.effect) \
+                    and one.direction != "degenerate":  # fmt: skip
+                per.append(t)
         if len(per) > 1:
             judged.seeds = per
             judged.test = paired.over_seeds([t.effect for t in per], per[0].test)
-        judged.size = _size(judged, judged.test, c)
+        # the size is the paper's comparison's (a − b against the published a − b): like
+        # with like, where the control's verdict gives the direction
+        judged.size = _size(judged, claim.test, c) if claim.test is not None else claim.size
     return judged
 
 
@@ -323,9 +334,10 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
                 seed = 1
                 while (seed_row(row, seed), col) in cells:
                     x = cells[(seed_row(row, seed), col)]
-                    y = cells[(seed_row(row + CONTROL_MARK, seed), col)]
-                    per.append(_acting(store, spec.id, seed_row(row, seed), col, x, y))
+                    y = cells.get((seed_row(row + CONTROL_MARK, seed), col))
                     seed += 1
+                    if y is not None:
+                        per.append(_acting(store, spec.id, seed_row(row, seed - 1), col, x, y))
                 done = [x.test for x in per if x.test is not None and x.test.n]
                 if len(per) > 1:
                     out += per[1:]

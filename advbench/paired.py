@@ -11,10 +11,13 @@ intervals (whose overlap is roughly a test at p ≈ 0.006 that ignores the pairi
   never collapses to [0, 0] where f = g = 0, as a bootstrap does, and covers close to 95 %
   at n = 100–200 (tests/test_paired.py simulates it).
 - Per-sample metrics (ρ, minimal norms, ‖J‖F, loss sensitivity, distances): the mean paired
-  difference, a seeded percentile bootstrap 95 % interval and a two-sided sign-flip
-  permutation p on the same statistic (exact below 17 pairs). An instance the attack never
-  broke has no minimal perturbation: it is censored at the largest value either side
-  reached (a lower bound of its own), counted, never dropped.
+  difference, a seeded percentile bootstrap 95 % interval (a t-interval below 10 pairs,
+  where a bootstrap is too narrow) and a two-sided sign-flip permutation p on the same
+  statistic (exact below 17 pairs). An instance the attack did not break has no minimal
+  perturbation: it is censored at its attack's largest budget (the value it would have at
+  least), or, for an attack without a finite budget, at the largest value either side
+  reached; counted, never dropped. The paired mean then includes censored instances the
+  cell's own mean (over broken instances, as the papers average) leaves out.
 - Several instances per test image (targeted rows, one per target): the pairs are the
   images, each side's value the mean over the image's instances.
 - Holm's step-down correction across one family (a paper's claims, a comparison's rows).
@@ -39,6 +42,7 @@ BOOTSTRAP = 4000  # resamples of the mean difference's interval
 PERMUTATIONS = 20000  # sign flips of the permutation p (Monte Carlo above EXACT pairs)
 EXACT = 16  # at most this many pairs: every sign flip enumerated
 SEED = 0  # the bootstrap's and the permutation's generator: the same rows, the same numbers
+SMALL = 10  # fewer pairs: a t-interval instead of the percentile bootstrap
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class Paired:
                 return None
             need = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - delta**2, 0.0))) ** 2
             return math.ceil(need / delta**2)
-        if not self.effect or not self.sd:
+        if not self.effect or not self.sd or not math.isfinite(self.effect / self.sd):
             return None
         return math.ceil(((za + zb) * self.sd / abs(self.effect)) ** 2)
 
@@ -135,9 +139,12 @@ def mean_difference(a: Sequence[float], b: Sequence[float], *, test: str = "") -
     mean = float(d.mean())
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
     rng = np.random.default_rng(SEED)
-    if n > 1:
+    if n >= SMALL:
         means = d[rng.integers(0, n, size=(BOOTSTRAP, n))].mean(axis=1)
         low, high = (float(x) for x in np.quantile(means, [0.025, 0.975]))
+    elif n > 1:  # a bootstrap of a few pairs is too narrow: the t-interval
+        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        low, high = mean - half, mean + half
     else:
         low = high = mean
     return Paired(name, n, mean, low, high, sign_flip_p(d, rng), sd=sd)
@@ -164,14 +171,17 @@ Key = Hashable
 
 
 def pair(
-    a: Mapping[Key, float | None], b: Mapping[Key, float | None], *, binary: bool
-) -> Paired:
+    a: Mapping[Key, float | None], b: Mapping[Key, float | None], *, binary: bool,
+    ceiling_a: Mapping[Key, float] | None = None, ceiling_b: Mapping[Key, float] | None = None,
+) -> Paired:  # fmt: skip
     """Pair two cells' per-instance values on the instances both hold and test a − b.
 
     Keys are (image, target) for targeted rows (target not None), else anything hashable.
-    A value None is censored: the instance was not broken, so its minimal value is at
-    least the largest value observed on either side, and it takes that value. Accuracies
-    (`binary`, values 1/0) go to McNemar unless there are several instances per image."""
+    A value None is censored: the attack did not break the instance within its largest
+    budget, so its minimal value is at least that budget's (`ceiling_*`, in the metric's
+    unit); it takes that value, or, for an attack without a finite budget, the largest
+    value observed on either side. Accuracies (`binary`, values 1/0) go to McNemar unless
+    there are several instances per image."""
     keys = [k for k in a if k in b]
     if binary:
         if _grouped(keys):
@@ -180,8 +190,12 @@ def pair(
     seen = [v for k in keys for v in (a[k], b[k]) if v is not None]
     top = max(seen) if seen else 0.0
     censored = sum((a[k] is None) + (b[k] is None) for k in keys)
-    fa = {k: top if a[k] is None else a[k] for k in keys}
-    fb = {k: top if b[k] is None else b[k] for k in keys}
+
+    def filled(values, ceiling):
+        ceiling = ceiling or {}
+        return {k: (ceiling.get(k, top) if values[k] is None else values[k]) for k in keys}
+
+    fa, fb = filled(a, ceiling_a), filled(b, ceiling_b)
     if _grouped(keys):
         out = _by_image(keys, fa, fb, binary=False)
     else:
@@ -223,8 +237,8 @@ def over_seeds(effects: Sequence[float], unit_test: str = "paired") -> Paired:
         return Paired(f"mean over {k} seed", k, mean, mean, mean, float("nan"))
     sd = float(e.std(ddof=1))
     half = float(stats.t.ppf(0.975, k - 1)) * sd / math.sqrt(k)
-    p = 1.0 if sd == 0 and mean == 0 else (
-        0.0 if sd == 0 else float(stats.ttest_1samp(e, 0.0).pvalue))  # fmt: skip
+    # identical effects on every seed leave no spread to test against: no p (undecided)
+    p = float(stats.ttest_1samp(e, 0.0).pvalue) if sd > 0 else float("nan")
     return Paired(f"mean over {k} seeds of the {unit_test} effect (t-interval)", k, mean,
                   mean - half, mean + half, p, sd=sd)  # fmt: skip
 

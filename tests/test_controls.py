@@ -70,7 +70,8 @@ def test_a_claim_with_a_control_is_decided_against_it(monkeypatch):
     assert c.direction == "undecided"
     assert "a − its same-budget control = +2.0" in c.detail
     assert "the paper's comparison (a − b, b = parent): +20.0" in c.detail
-    assert c.size == "smaller than published"  # +2 [..] against the paper's +20
+    # the size is the paper's comparison's, like with like: a − b = +20 against its +20
+    assert c.size == "consistent with published"
     # a control not stored: judged against b, and the line says so
     empty = Result("t", "control", "c", "accuracy", status="empty", why="no model of role x")
     c = claims._judge_one(None, "p", {"claim": "x", "expect": ">"}, a, b, empty)
@@ -124,3 +125,29 @@ def test_a_claim_over_seed_replicates(monkeypatch):
     c.p_adjusted = c.test.p
     claims._finish(c)
     assert "3 of 3 seeds the paper's way; per seed: +2.0" in c.detail
+
+
+def test_a_control_not_in_its_table_is_said_and_seed_zero_without_pairs_is_no_crash(monkeypatch):
+    a, b = cell("defense", 60.0), cell("parent", 40.0)
+    ev = {id(a): binary([1] * 60 + [0] * 40), id(b): binary([1] * 40 + [0] * 60)}
+    monkeypatch.setattr(claims.evidence, "of", lambda store, r: ev[id(r)])
+    c = claims._judge_one(None, "p", {"claim": "x", "expect": ">", "control": ["t", "r", "c"]},
+                          a, b, None)  # fmt: skip
+    assert "no cell of its table" in c.note and c.test.f == 20
+    # a control sharing no instance with a (n = 0) and replicates: no average over seeds
+    ctl = cell("control")
+    reps = [(cell("d1"), cell("c1")), (cell("d2"), cell("c2"))]
+    ev[id(ctl)] = Evidence({(999, None): 1}, True, {(999, None): 0})
+    for x, y in reps:
+        ev[id(x)], ev[id(y)] = binary([1] * 60 + [0] * 40), binary([1] * 58 + [0] * 42)
+    c = claims._judge_one(None, "p", {"claim": "x", "expect": ">"}, a, b, ctl, reps)
+    assert c.seeds is None and c.test.n == 0
+    claims._finish(c)  # no crash: says the cells share no instance
+    assert "share no instance" in c.detail
+
+
+def test_identical_effects_on_every_seed_have_no_p():
+    from advbench import paired
+
+    t = paired.over_seeds([2.0, 2.0, 2.0])
+    assert t.effect == 2.0 and t.p != t.p and t.need() is None  # NaN: undecided

@@ -76,6 +76,18 @@ def test_censored_metric_pairs_by_hand():
     assert t.p == pytest.approx(0.25)
 
 
+def test_censored_at_the_largest_budget_where_the_attack_had_one():
+    """The same data, the attack's largest budget known for instance 2 (ρ 1.0 there):
+    differences 0.1, 0.7, 0.2, mean 1/3; a t-interval at 3 pairs (too few to bootstrap)."""
+    a = {(1, None): 0.2, (2, None): None, (3, None): 0.4}
+    b = {(1, None): 0.1, (2, None): 0.3, (3, None): 0.2}
+    t = paired.pair(a, b, binary=False, ceiling_a={(2, None): 1.0})
+    assert t.effect == pytest.approx(1 / 3) and t.censored == 1
+    d = [0.1, 0.7, 0.2]
+    half = stats.t.ppf(0.975, 2) * np.std(d, ddof=1) / math.sqrt(3)
+    assert (t.low, t.high) == (pytest.approx(1 / 3 - half), pytest.approx(1 / 3 + half))
+
+
 def test_sign_flip_p_agrees_with_scipy_permutation_test():
     rng = np.random.default_rng(3)
     a = rng.normal(0.30, 0.05, 60)

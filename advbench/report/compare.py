@@ -51,8 +51,9 @@ class Comparison:
         ns = f"n = {n[0]}" if len(n) == 1 else f"n = {n[0]}–{n[-1]}"
         return (f"A = {self.a}, B = {self.b}: robust accuracy on the instances both were attacked "
                 f"on ({ns} pairs per row, seed {', '.join(map(str, seeds)) or '—'}); 95 % "
-                f"interval of the paired difference (Newcombe), exact McNemar p, Holm-adjusted "
-                f"over the {len(self.rows)} rows")  # fmt: skip
+                f"interval of the paired difference (Newcombe), exact McNemar p (targeted rows: "
+                f"per test image, bootstrap interval and sign-flip p), Holm-adjusted over the "
+                f"{len(self.rows)} rows")  # fmt: skip
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([{
@@ -93,8 +94,7 @@ def compare(db: sqlite_utils.Database, a: str, b: str) -> Comparison:
             continue
         test = paired.pair({k: v[0] for k, v in ea.items()}, {k: v[0] for k, v in eb.items()},
                            binary=True)  # fmt: skip
-        acc_a = 100 * sum(ea[k][0] for k in shared) / len(shared)
-        acc_b = 100 * sum(eb[k][0] for k in shared) / len(shared)
+        acc_a, acc_b = _accuracy(ea, shared), _accuracy(eb, shared)
         seed = int(ra.seed) if ra.seed == rb.seed and ra.seed is not None else None
         rows.append(Row(attack, ra.norm, eps, acc_a, acc_b, test, ra.id, rb.id, seed))
     if not rows:
@@ -104,6 +104,17 @@ def compare(db: sqlite_utils.Database, a: str, b: str) -> Comparison:
     for row, p in zip(rows, paired.holm([r.test.p for r in rows]), strict=True):
         row.p_adjusted = p
     return Comparison(a, b, rows, unshared)
+
+
+def _accuracy(found: dict, keys: list) -> float:
+    """% robust on `keys`; on targeted rows the mean over test images of each image's share
+    (as the paired test weighs them), so A − B equals the effect shown."""
+    if any(k[1] is not None for k in keys):
+        images: dict = {}
+        for k in keys:
+            images.setdefault(k[0], []).append(found[k][0])
+        return 100 * sum(sum(v) / len(v) for v in images.values()) / len(images)
+    return 100 * sum(found[k][0] for k in keys) / len(keys)
 
 
 def _eps(value) -> float:

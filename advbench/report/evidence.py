@@ -20,6 +20,7 @@ class Evidence:
     binary: bool  # an accuracy (McNemar) rather than a per-sample metric
     broken: dict = field(default_factory=dict)  # accuracies: key -> 1 where the attack broke it
     what: str = ""  # which runs or measurement it was read from
+    ceiling: dict = field(default_factory=dict)  # censored key -> its largest budget's value
 
 
 def of(store: StoredRuns, res) -> Evidence | None:
@@ -32,10 +33,11 @@ def of(store: StoredRuns, res) -> Evidence | None:
         found = outcomes.robust(db, list(runs))
         return Evidence({k: r for k, (r, _) in found.items()}, True,
                         {k: b for k, (_, b) in found.items()}, f"runs {', '.join(runs)}")  # fmt: skip
-    if res.metric == "rho_adv" and res.runs:
-        return Evidence(outcomes.rho_adv(db, res.runs[0]), False, what=f"run {res.runs[0]}")
-    if res.metric == "rho" and res.runs:
-        return Evidence(outcomes.rho_changed(db, res.runs[0]), False, what=f"run {res.runs[0]}")
+    if res.metric in ("rho_adv", "rho") and res.runs:
+        run = res.runs[0]
+        read = outcomes.rho_adv if res.metric == "rho_adv" else outcomes.rho_changed
+        return Evidence(read(db, run), False, what=f"run {run}",
+                        ceiling=outcomes.ceilings(db, run, res.metric))  # fmt: skip
     model = next((m for m in store.models
                   if (m["name"], m["checksum"]) == (res.model, res.checksum)), None)  # fmt: skip
     if model is None or res.metric in ("clean", "setting", "davies-bouldin"):

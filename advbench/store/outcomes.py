@@ -54,14 +54,34 @@ def rho_adv(db: sqlite_utils.Database, run_id: str) -> dict[Key, float | None]:
 def rho_changed(db: sqlite_utils.Database, run_id: str) -> dict[Key, float | None]:
     """‖δ‖ / ‖x‖ in the run's norm per instance whose prediction the attack changed
     (`report.tables.rho_changed_values`); None (censored) on the others it attacked."""
-    norm = db.execute("select norm from runs where id = ?", [run_id]).fetchone()
-    ratio = "s.linf / s.x_linf" if norm and norm[0] == "linf" else "s.l2 / s.x_l2"
+    ratio, x = _ratio(db, run_id)
     rows = db.execute(
         f"select s.idx, s.target, case when {CHANGED} then {ratio} end from samples s "
-        "where s.run_id = ? and not coalesce(s.init_failed, 0)",
+        f"where s.run_id = ? and not coalesce(s.init_failed, 0) and {x} > 0",
         [run_id],
     )
     return {(int(i), _t(t)): v for i, t, v in rows}
+
+
+def ceilings(db: sqlite_utils.Database, run_id: str, kind: str) -> dict[Key, float]:
+    """Per instance, the largest budget the run searched, in the unit of `kind`'s values
+    (rho: ε / ‖x‖ in the run's norm; rho_adv: ε / ‖x‖₂): what an instance it did not break
+    is censored at. Empty for a run without a finite budget (DeepFool unbounded)."""
+    eps = db.execute("select eps from runs where id = ?", [run_id]).fetchone()
+    if not eps or eps[0] is None or eps[0] != eps[0] or eps[0] == float("inf"):
+        return {}
+    x = _ratio(db, run_id)[1] if kind == "rho" else "s.x_l2"
+    rows = db.execute(f"select s.idx, s.target, ? / {x} from samples s where s.run_id = ? "
+                      f"and {x} > 0", [eps[0], run_id])  # fmt: skip
+    return {(int(i), _t(t)): v for i, t, v in rows}
+
+
+def _ratio(db: sqlite_utils.Database, run_id: str) -> tuple[str, str]:
+    """(‖δ‖ / ‖x‖, ‖x‖) in the run's norm, as SQL (L2 for an attack without one)."""
+    norm = db.execute("select norm from runs where id = ?", [run_id]).fetchone()
+    if norm and norm[0] == "linf":
+        return "s.linf / s.x_linf", "s.x_linf"
+    return "s.l2 / s.x_l2", "s.x_l2"
 
 
 def measured(db: sqlite_utils.Database, measurement: dict) -> dict | None:
