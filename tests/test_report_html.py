@@ -101,3 +101,26 @@ def test_html_page_is_self_contained_and_complete(store, tmp_path, runner):
 def test_html_needs_an_output_directory(store, runner):
     res = runner.invoke(app, ["report", "--db", str(store), "--format", "html"])
     assert res.exit_code == 2 and "--output DIR" in res.output
+
+
+def test_the_default_page_is_about_the_store_in_hand(store, tmp_path, runner):
+    """No --table or --figure: the page opens with the store's own models (summary cells,
+    curves, provenance), shows only the papers whose suite it ran (zantedeschi here), names
+    the others in one line with the command that fills them, and stays under 1 MB."""
+    out = tmp_path / "page"
+    res = runner.invoke(app, ["report", "--db", str(store), "--format", "html", "--output",
+                              str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    text = (out / "report.html").read_text()
+    assert len(text.encode()) < 1_000_000
+    page = Page()
+    page.feed(text)
+    body = "".join(page.text)
+    assert body.index("Your models") < body.index("zantedeschi:1")
+    assert "your-models" in page.ids and "#your-models" in page.links
+    # the summary's cell of the FGSM ε 0.1 run: 4 of 10 robust with its Wilson bounds
+    assert "40.0 [17–69]" in page.cells
+    assert "curves: accuracy against ε" in body and len(page.imgs) >= 2
+    assert "Papers whose suite this store has not run: fidel, madnet, jakubovitz, pesso" in body
+    assert "fidel:III" not in body and "madnet:1" not in body
+    assert "advbench attack --model cnn --suite zantedeschi" in body  # provenance

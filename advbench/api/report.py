@@ -177,8 +177,27 @@ def html_report(
     figures = figs.select(figure or "all") if figure != "curves" else []
     database = _db(db, create=False)
     check_output_dir(output, db)
-    text = html.page(database, tables, figures, data_dir=data_dir,
-                     progress=progress or (lambda ident: None))  # fmt: skip
+    preamble, lead = [], ""
+    if table in (None, "summary") and figure is None:
+        # the page about the store in hand: its models first; a paper's tables and
+        # figures only where the store holds a run of that paper's suite
+        ran = {r[0] for r in database.execute("select distinct suite from runs "
+                                              "where suite is not null")}  # fmt: skip
+        kept = {spec.paper for spec in tables if spec.suite in ran}
+        left = [p for p in PAPERS if p not in kept]
+        tables = [spec for spec in tables if spec.paper in kept]
+        figures = [spec for spec in figures if spec.paper in kept]
+        if left:
+            preamble.append(f"Papers whose suite this store has not run: {', '.join(left)} "
+                            "(`advbench report --missing --table PAPER` prints the commands "
+                            "that fill their tables; `--table all` puts them all on the page).")
+        attacked = [r[0] for r in database.execute(
+            "select distinct r.model from runs r join models m on m.name = r.model "
+            "order by m.created_at")]  # fmt: skip
+        if attacked:
+            lead = html.models_section(database, attacked)
+    text = html.page(database, tables, figures, data_dir=data_dir, preamble=preamble,
+                     lead=lead, progress=progress or (lambda ident: None))  # fmt: skip
     path = Path(output) / "report.html"
     path.write_text(text)
     return path, len(tables), len(figures)

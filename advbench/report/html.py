@@ -214,6 +214,51 @@ def _checks_html(db, model: str) -> str:
             "</tbody></table></section>")  # fmt: skip
 
 
+def models_section(db: sqlite_utils.Database, models: list[str]) -> str:
+    """The page's first section, about the store in hand: the compact summary of its
+    attacked models (up to 4: `report.compact`), their accuracy-against-ε curves,
+    optimality, the paired comparison of each pair, and the provenance of their runs. Their
+    checklists follow in the checklist section."""
+    import pandas as pd
+
+    from advbench.report import figures as figs
+    from advbench.report import run_results
+    from advbench.report.compact import MOST, compact
+    from advbench.report.optimality import CAPTION, optimality_table, render_rows
+
+    shown = models[:MOST]
+    view = compact(db, shown)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ("norm", "attack", "ε",
+                                                  *[letter for letter, _ in view.models]))
+    rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in (norm, attack, eps, *cells))
+                   + "</tr>" for norm, attack, eps, cells in view.rows)  # fmt: skip
+    legend = "; ".join(f"{letter} = {name}" for letter, name in view.models)
+    more = (f" The store holds {len(models)} attacked models; this section shows the first "
+            f"{MOST} (`advbench report --model M ...` picks others)." if len(models) > MOST
+            else "")  # fmt: skip
+    out = [f"<section id='your-models'><h2>Your models</h2><p class='caption'>{_e(legend)}."
+           f"{_e(more)}</p><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+           f"<p class='caption'>{_e(view.caption)}</p>"]  # fmt: skip
+    if view.comparisons:
+        out.append("<h3>Paired comparisons</h3><ul>" + "".join(
+            f"<li>{_e(line)}</li>" for line in view.comparisons) + "</ul>")  # fmt: skip
+    fd = figs.curves(db, shown)
+    out.append(_figure_html(fd, db, "curves").replace("<section", "<div", 1)
+               .replace("</section>", "</div>"))  # fmt: skip
+    opt = optimality_table(db, shown)
+    if not opt.empty:
+        frame: pd.DataFrame = render_rows(opt)
+        cols = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+        body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>"
+                       for r in frame.itertuples(index=False))  # fmt: skip
+        out.append(f"<h3>Minimal attacks: optimality</h3><table><thead><tr>{cols}</tr></thead>"
+                   f"<tbody>{body}</tbody></table><p class='caption'>{_e(CAPTION)}</p>")
+    ids = set(run_results(db, shown)["id"])
+    out.append(_provenance(db, ids, "your-models", set(shown)))
+    out.append("</section>")
+    return "".join(out)
+
+
 def page(
     db: sqlite_utils.Database,
     table_specs: list[TableSpec],
@@ -224,7 +269,10 @@ def page(
     models: list[str] | None = None,
     title: str = "advbench report",
     preamble: list[str] = (),
+    lead: str = "",
 ) -> str:
+    """The page: `lead` (the section about the store's own models) first, then each
+    paper's tables and figures, then the checklist of every attacked model."""
     from advbench.report import figures as figs
 
     store = tab.StoredRuns(db)
@@ -251,6 +299,8 @@ def page(
         attacked = [m for m in attacked if m in models]
     checks = [(m, _checks_html(db, m)) for m in attacked]
     nav = ["<nav><h2>Contents</h2>"]
+    if lead:
+        nav.append("<ul><li><a href='#your-models'>Your models</a></li></ul>")
     for paper, items in sections.items():
         if items:
             nav.append(f"<h4>{_e(paper)}</h4><ul>" + "".join(
@@ -260,7 +310,7 @@ def page(
         links = "".join(f"<li><a href='#checks-{_e(m)}'>{_e(m)}</a></li>" for m, _ in checks)
         nav.append(f"<h4>Evaluation checklist</h4><ul>{links}</ul>")
     nav.append("</nav>")
-    body = []
+    body = [lead] if lead else []
     for paper, items in sections.items():
         if items:
             body.append(f"<h2 id='paper-{_e(paper)}'>{_e(paper)}</h2>")
