@@ -163,6 +163,14 @@ def report(
     MODES[request.mode](request)
 
 
+def _show(done, printer) -> None:
+    """A mode's output (api.Output): its view through `printer`, else its text or the
+    files it wrote."""
+    if done.view is not None:
+        printer(done.view)
+    print_output(done)
+
+
 def _report_claims(request) -> None:
     """`report --claims PAPER`: each claim's verdict with its numbers."""
     found = api.claims(request.claims, db=request.db)
@@ -174,10 +182,7 @@ def _report_claims(request) -> None:
 
 def _report_compare(request) -> None:
     """`report --compare A B`: the paired difference of two models, row by row."""
-    done = api.report_compare(request)
-    if done.view is not None:
-        print_comparison(done.view)
-    print_output(done)
+    _show(api.report_compare(request), print_comparison)
 
 
 def _report_page(request) -> None:
@@ -221,18 +226,12 @@ def _report_tables(request) -> None:
 
 def _report_summary(request) -> None:
     """`report` alone: the summary pivot of the stored runs."""
-    done = api.report_summary(request)
-    if done.view is not None:
-        print_summary(done.view)
-    print_output(done)
+    _show(api.report_summary(request), print_summary)
 
 
 def _report_checks(request) -> None:
     """`report --checks MODEL`: the checklist's verdicts, with their numbers."""
-    done = api.report_checks(request)
-    if done.view is not None:
-        print_checks(done.view)
-    print_output(done)
+    _show(api.report_checks(request), print_checks)
 
 
 def _report_figures(request) -> None:
