@@ -65,7 +65,7 @@ class Claim:
     def effect(self) -> str:
         """'+5.0 [-1.2, +11.3]' (a − b and its paired 95 % interval)."""
         t = self.test
-        if t is None or math.isnan(t.effect):
+        if t is None or math.isnan(t.effect) or self.direction == "degenerate":
             return "—"
         return f"{_num(t.effect)} [{_num(t.low)}, {_num(t.high)}]"
 
