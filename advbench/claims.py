@@ -133,7 +133,8 @@ def _replicas(c: dict, cell) -> list[tuple]:
     defense = row.removesuffix(CONTROL_MARK)
     out, seed = [], 1
     while True:
-        x, y = cell([table, seed_row(defense, seed), column]), cell([table, seed_row(row, seed), column])
+        x = cell([table, seed_row(defense, seed), column])
+        y = cell([table, seed_row(row, seed), column])
         if x is None or y is None:
             return out
         out.append((x, y))
@@ -313,8 +314,6 @@ class Acting:
 def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
     """Every defense of the paper's controls tables (rows "X" and "X: control (λ = 0)")
     against its control, column by column, paired; p Holm-adjusted over the table."""
-    from advbench.report.papers import CONTROL_MARK
-
     store = tab.StoredRuns(db)
     out: list[Acting] = []
     for spec in all_tables().values():

@@ -11,8 +11,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from advbench import checks as chk
-from advbench import claims
-from advbench import reproduce
+from advbench import claims, reproduce
 from advbench.progress import fmt_time
 from advbench.report import drawing, html
 from advbench.report import figures as figs

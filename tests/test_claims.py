@@ -81,9 +81,7 @@ def test_mean_interval_by_hand():
 
 
 def test_every_plan_claim_names_cells_of_the_transcription():
-    from advbench.report.papers import PAPERS, published
-
-    from advbench.report.papers import tables
+    from advbench.report.papers import PAPERS, published, tables
 
     for paper in PAPERS:
         cells = {(p.table, p.row, p.column) for p in published(paper) if p.kind == "cell"}

@@ -44,7 +44,8 @@ def test_one_table_in_80_columns_with_worst_case_and_comparison(db_copy, runner)
                                          [name])]  # fmt: skip
         robust, n = worst_case(db, ids)
         lo, hi = wilson_interval(robust, n)
-        assert rows[("worst case", "0.1")][i] == f"{100 * robust / n:.1f} [{100 * lo:.0f}–{100 * hi:.0f}]"
+        want = f"{100 * robust / n:.1f} [{100 * lo:.0f}–{100 * hi:.0f}]"
+        assert rows[("worst case", "0.1")][i] == want
     assert ("worst case", "0.3") not in rows  # one attack there: no worst case to take
     assert "n = 24 test samples per cell" in view.caption
     assert len(view.comparisons) == 1 and view.comparisons[0].startswith("A − B: ")

@@ -130,7 +130,6 @@ def demo(
     carlini-eval on both and print the report to `out` (a rich Console; default stdout).
     Stored steps are skipped, so an interrupted demo continues where it stopped."""
     from advbench import demo as plan
-    from advbench import report as rep
     from advbench.env import resolve_device
 
     plan.check_demo_scale(scale)

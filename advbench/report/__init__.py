@@ -81,16 +81,11 @@ def rho_adv(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
 
 
 def rho_adv_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
-    """The dᵢ / ‖xᵢ‖₂ that ρ̂_adv averages (see `rho_adv`)."""
-    return [
-        r[0]
-        for r in db.execute(
-            "select s.min_norm / s.x_l2 from samples s where s.run_id = ? "
-            "and s.min_norm is not null and s.clean_pred = s.label and s.x_l2 > 0 "
-            "and not coalesce(s.init_failed, 0)",
-            [run_id],
-        )
-    ]
+    """The dᵢ / ‖xᵢ‖₂ that ρ̂_adv averages (see `rho_adv`): the found ones of
+    `store.outcomes.rho_adv` (the paired claims read the same rows, censored ones too)."""
+    from advbench.store import outcomes
+
+    return [v for v in outcomes.rho_adv(db, run_id).values() if v is not None]
 
 
 def worst_case(db: sqlite_utils.Database, run_ids: list[str]) -> tuple[int, int]:

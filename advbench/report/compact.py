@@ -67,7 +67,7 @@ def compact(db: sqlite_utils.Database, models: list[str] | None = None) -> Compa
     fewer: set[str] = set()
     runs = runs.assign(norm_order=[NORMS.index(x) if x in NORMS else len(NORMS)
                                    for x in runs["norm"]])  # fmt: skip
-    for norm, group in runs.sort_values(["norm_order", "attack", "eps"]).groupby(
+    for _, group in runs.sort_values(["norm_order", "attack", "eps"]).groupby(
             "norm_order", sort=True):  # fmt: skip
         label_norm = group["norm"].iloc[0] or "—"
         for (attack, eps), part in group.groupby(["attack", "eps"], sort=False):

@@ -32,7 +32,8 @@ def of(store: StoredRuns, res) -> Evidence | None:
         runs = res.runs if res.metric == "best" else res.runs[:1]
         found = outcomes.robust(db, list(runs))
         return Evidence({k: r for k, (r, _) in found.items()}, True,
-                        {k: b for k, (_, b) in found.items()}, f"runs {', '.join(runs)}")  # fmt: skip
+                        {k: b for k, (_, b) in found.items()},
+                        f"runs {', '.join(runs)}")  # fmt: skip
     if res.metric in ("rho_adv", "rho") and res.runs:
         run = res.runs[0]
         read = outcomes.rho_adv if res.metric == "rho_adv" else outcomes.rho_changed

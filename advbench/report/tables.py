@@ -26,7 +26,6 @@ from advbench.report.papers import (
     tables,
 )
 from advbench.report.stored import StoredRuns, data_for
-from advbench.store import CHANGED
 
 FORMATS = formats.TABLES
 
@@ -208,12 +207,12 @@ def rho_changed(db: sqlite_utils.Database, run_id: str) -> tuple[float, int]:
 
 
 def rho_changed_values(db: sqlite_utils.Database, run_id: str) -> list[float]:
-    norm = db.execute("select norm from runs where id = ?", [run_id]).fetchone()
-    # ‖δ‖ / ‖x‖ in the run's norm; L2 for an attack without one (L0: the authors' code
-    # took ART's default ord, 2, where an attack has no `ord`)
-    ratio = "s.linf / s.x_linf" if norm and norm[0] == "linf" else "s.l2 / s.x_l2"
-    query = f"select {ratio} from samples s where s.run_id = ? and {CHANGED}"
-    return [r[0] for r in db.execute(query, [run_id]) if r[0] is not None]
+    """‖δ‖ / ‖x‖ in the run's norm (L2 for an attack without one: the authors' code took
+    ART's default ord, 2, where an attack has no `ord`) over the changed predictions: the
+    uncensored values of `store.outcomes.rho_changed`."""
+    from advbench.store import outcomes
+
+    return [v for v in outcomes.rho_changed(db, run_id).values() if v is not None]
 
 
 def _mean_ci(res: Result, values) -> None:

@@ -6,7 +6,8 @@ al., Wong et al.) are published figures kept as references. The measured base (t
 adversarially trained model "Ours" wraps) sits beside the row of the model the paper wrapped:
 "Madry et al." on MNIST, "Carmon et al." on CIFAR-10 (004:187: pNML is built on Carmon et
 al.'s RST_adv WRN-28-10, so a user supplies that model as the cifar10 base, the plan's
-`external` entry, to match the paper); CIFAR-10's "Madry et al." row is a reference. "Best attack" is
+`external` entry, to match the paper); CIFAR-10's "Madry et al." row is a reference.
+"Best attack" is
 the per-sample worst case over the row's stored FGSM, PGD, Adaptive and HSJA runs at that ε
 (`report.worst_case`, as AutoAttack reports it), counted over the instances all of them
 attacked. "-" in the paper (an attack it did not run) is a blank published value; the

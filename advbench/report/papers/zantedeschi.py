@@ -9,7 +9,8 @@ accuracy is that under minimal FGSM at its largest budget (ε = 1: the search st
 robustness ρ is the authors' empirical robustness (mean ‖δ‖/‖x‖ in the attack's own norm,
 ‖·‖∞ for FGSM, over the inputs whose prediction the attack changed: `tables.rho_changed`)
 and the training-set distance is the mean squared nearest-neighbour L2 distance of those
-adversarial inputs to the training set divided by ‖x‖₂ (`measurements`, train-distance). Tables 4 and 5 (black-box,
+adversarial inputs to the training set divided by ‖x‖₂ (`measurements`, train-distance).
+Tables 4 and 5 (black-box,
 crafted on the undefended ResNet) give FGSM at ε = 0.1 (the text's value); Random+FGSM is
 read at the same ε; DeepFool and C&W are unbounded (their minimal examples as found) and
 JSMA at ε = 1 (unbounded on [0, 1] inputs).
