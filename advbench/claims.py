@@ -31,7 +31,7 @@ from advbench.paired import Paired
 from advbench.report import evidence
 from advbench.report import table_views as views
 from advbench.report import tables as tab
-from advbench.report.papers import CONTROL_MARK, seed_row
+from advbench.report.papers import CONTROL_TAG, defense_row, seed_row
 from advbench.report.papers import tables as all_tables
 
 DIRECTIONS = ("held", "contradicted", "undecided", "degenerate", "not run")
@@ -82,8 +82,11 @@ def decide(a: evidence.Evidence, b: evidence.Evidence) -> tuple[Paired, bool]:
     test = paired.pair(a.values, b.values, binary=a.binary and b.binary,
                        ceiling_a=a.ceiling, ceiling_b=b.ceiling)  # fmt: skip
     shared = [k for k in a.values if k in b.values]
-    degenerate = a.binary and b.binary and bool(shared) and not any(
-        a.broken.get(k) or b.broken.get(k) for k in shared
+    degenerate = (
+        a.binary
+        and b.binary
+        and bool(shared)
+        and not any(a.broken.get(k) or b.broken.get(k) for k in shared)
     )
     return test, degenerate
 
@@ -126,11 +129,11 @@ def judge(db: sqlite_utils.Database, paper: str) -> list[Claim]:
 
 def _replicas(c: dict, cell) -> list[tuple]:
     """(defense, control) cells of the control's seed replicates, seed 1 on: the rows
-    "X (seed N)" and "X: control (λ = 0) (seed N)" of the control's table."""
+    "X (seed N)" and "X: control (...) (seed N)" of the control's table."""
     if not c.get("control"):
         return []
     table, row, column = c["control"]
-    defense = row.removesuffix(CONTROL_MARK)
+    defense = defense_row(row)
     out, seed = [], 1
     while True:
         x = cell([table, seed_row(defense, seed), column])
@@ -244,8 +247,10 @@ def _finish(claim: Claim) -> None:
                     + f"; seed 0: {claim.seeds[0].pairs()}")  # fmt: skip
     base = claim.baseline
     if base is not None and not math.isnan(base.effect):
-        parts.append(f"the paper's comparison (a − b, b = {claim.b.row}): {_num(base.effect)} "
-                     f"[{_num(base.low)}, {_num(base.high)}], p {paired.fmt_p(base.p)}")
+        parts.append(
+            f"the paper's comparison (a − b, b = {claim.b.row}): {_num(base.effect)} "
+            f"[{_num(base.low)}, {_num(base.high)}], p {paired.fmt_p(base.p)}"
+        )
     claim.detail = "; ".join(parts)
 
 
@@ -300,19 +305,24 @@ class Acting:
     test: Paired | None
     p_adjusted: float | None = None
     why: str = ""
+    # the test a verdict rests on: the one pair, or the mean over seeds where the defense
+    # has seed replicates (each seed's own pair is shown beside it, not Holm-counted)
+    primary: bool = True
 
     @property
     def verdict(self) -> str:
         t = self.test
         if t is None or t.n == 0 or math.isnan(t.effect):
             return "not run" if self.why else "undecided"
-        if self.p_adjusted is None or self.p_adjusted >= 0.05 or not t.effect:
-            return "no difference shown"
-        return "lower than its control" if t.effect < 0 else "higher than its control"
+        p = self.p_adjusted if self.primary else t.p
+        way = "lower than its control" if t.effect < 0 else "higher than its control"
+        if p is None or math.isnan(p) or p >= 0.05 or not t.effect:
+            way = "no difference shown"
+        return way if self.primary else f"this seed: {way}"
 
 
 def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
-    """Every defense of the paper's controls tables (rows "X" and "X: control (λ = 0)")
+    """Every defense of the paper's controls tables (rows "X" and "X: control (...)")
     against its control, column by column, paired; p Holm-adjusted over the table."""
     store = tab.StoredRuns(db)
     out: list[Acting] = []
@@ -321,10 +331,10 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
             continue
         cells = {(r.row, r.column): r for r in tab.cells(db, spec, store)}
         for row in spec.rows:
-            if CONTROL_MARK in row or " (seed " in row:
+            if CONTROL_TAG in row or " (seed " in row:
                 continue
-            for col in spec.columns:
-                a, ctl = cells[(row, col)], cells.get((row + CONTROL_MARK, col))
+            for col in spec.objective.get(row, spec.columns):
+                a, ctl = cells[(row, col)], cells.get((row + spec.control_mark, col))
                 if ctl is None or a.metric == "clean":  # clean accuracy: no per-sample rows
                     continue
                 first = _acting(store, spec.id, row, col, a, ctl)
@@ -333,7 +343,7 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
                 seed = 1
                 while (seed_row(row, seed), col) in cells:
                     x = cells[(seed_row(row, seed), col)]
-                    y = cells.get((seed_row(row + CONTROL_MARK, seed), col))
+                    y = cells.get((seed_row(row + spec.control_mark, seed), col))
                     seed += 1
                     if y is not None:
                         per.append(_acting(store, spec.id, seed_row(row, seed - 1), col, x, y))
@@ -341,11 +351,17 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
                 if len(per) > 1:
                     out += per[1:]
                     if len(done) > 1:
+                        for x in per:
+                            x.primary = False
                         mean = paired.over_seeds([t.effect for t in done], done[0].test)
-                        out.append(Acting(spec.id, f"{row} (mean over {len(done)} seeds)",
-                                          col, a, ctl, mean))  # fmt: skip
-        adjusted = paired.holm([x.test.p if x.test and x.table == spec.id else None
-                                for x in out])  # fmt: skip
+                        way = sum(
+                            1 for t in done if t.effect and (t.effect < 0) == (mean.effect < 0)
+                        )
+                        out.append(Acting(spec.id, f"{row} (mean over {len(done)} seeds, "
+                                          f"{way} of {len(done)} the mean's way)", col, a, ctl,
+                                          mean))  # fmt: skip
+        adjusted = paired.holm([x.test.p if x.test and x.table == spec.id and x.primary
+                                else None for x in out])  # fmt: skip
         for x, p in zip(out, adjusted, strict=True):
             if x.table == spec.id:
                 x.p_adjusted = p
@@ -379,4 +395,3 @@ def controls_markdown(found: list[Acting]) -> str:
                      paired.fmt_p(t.p), paired.fmt_p(x.p_adjusted), f"**{x.verdict}**"]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
-

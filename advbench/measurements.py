@@ -15,6 +15,14 @@
   298682aa5: `euclidean_dist` is squared, then divided by ‖x‖₂; plain L2 gave 5.99 where
   the paper has 3.90 for the CNN, this gives ≈ 3.9). Neighbours are searched in chunks, so
   memory stays bounded on full MNIST.
+- `ns-sensitivity` (fidel Algorithm 1): NsLoss's own term per test point, the mean over N
+  random perturbations on the L2 sphere of radius NsEps of Σ_L mean_j |A_j(x + d) − A_j(x)|
+  / NsEps over every activation layer and the logits (`defenses.nsloss`, whose batch mean
+  this is), at the data family's NsLoss setting (MNIST: NsEps 1, N 5; CIFAR: 3, 10) for
+  every model alike, the perturbations drawn from the measurement's seed.
+- `embedding-jacobian` (madnet §3, λ_Jacob): ‖∂e(x)/∂x‖_F of the penultimate-layer embedding
+  at clean test points, exact (one backward pass per embedding dimension): the Jacobian term
+  of MAD's loss, per sample.
 - `davies-bouldin` (madnet): scikit-learn's Davies–Bouldin index of the penultimate-layer
   embeddings of test points, grouped by true label (lower: tighter, better separated).
 """
@@ -37,8 +45,11 @@ METRICS = {
     "jacobian-adv": "mean ‖J(x)‖_F at a run's stored adversarial examples (jakubovitz Table 1)",
     "train-distance": "mean min ‖x_adv − x_train‖₂² / ‖x‖₂ of a run's adversarial "
     "examples (zantedeschi Table 2)",
+    "ns-sensitivity": "NsLoss's sensitivity term at clean test points (fidel Alg. 1)",
+    "embedding-jacobian": "‖∂e(x)/∂x‖_F of the embedding at clean test points (madnet)",
     "davies-bouldin": "Davies–Bouldin index of test embeddings by label (madnet)",
 }
+AT_POINTS = ("loss-sensitivity", "jacobian", "ns-sensitivity", "embedding-jacobian")
 AT_RUN = ("jacobian-adv", "train-distance")  # taken at a run's kept examples
 
 
@@ -50,12 +61,12 @@ def loss_sensitivity(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return grad.flatten(1).norm(dim=1).detach()
 
 
-def jacobian_fro(model, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample ‖∂z(x_i)/∂x_i‖_F, exact: one backward pass per class. Samples do not
-    interact in an eval-mode model, so the gradient of Σ_i z_k(x_i) holds row k of each
-    sample's Jacobian."""
+def jacobian_fro(model, x: torch.Tensor, embedding: bool = False) -> torch.Tensor:
+    """Per-sample ‖∂z(x_i)/∂x_i‖_F of the logits (of the embedding with `embedding`), exact:
+    one backward pass per output. Samples do not interact in an eval-mode model, so the
+    gradient of Σ_i z_k(x_i) holds row k of each sample's Jacobian."""
     x = x.detach().clone().requires_grad_(True)
-    logits = model(x)
+    logits = (model.embed(x) if embedding else model(x)).flatten(1)
     total = torch.zeros(len(x), device=x.device)
     for k in range(logits.shape[1]):
         (g,) = torch.autograd.grad(logits[:, k].sum(), x, retain_graph=True)
@@ -75,6 +86,28 @@ def nearest_distance(points: torch.Tensor, reference, chunk: int = 2048) -> torc
         d = torch.cdist(flat, ref.flatten(1).double().to(flat.device))
         best = torch.minimum(best, d.min(dim=1).values.cpu())
     return best
+
+
+# NsLoss's setting per data family (fidel Table I), the same for every model measured
+NS_SETTING = {"mnist": (1.0, 5), "cifar": (3.0, 10), "imagenet": (3.0, 10)}
+
+
+def ns_sensitivity(model, x: torch.Tensor, eps: float, samples: int, seed: int) -> torch.Tensor:
+    """Per-sample NsLoss term: mean over `samples` perturbations d (‖d‖₂ = eps, drawn from
+    `seed`) of Σ_L mean_j |A_j(x + d) − A_j(x)| / eps, layers L the activations and logits."""
+    from advbench.defenses.training import unit_l2
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        out0, acts0 = model.forward_with_activations(x)
+        base = [*acts0, out0]
+        total = torch.zeros(len(x), dtype=torch.float64)
+        for _ in range(samples):
+            d = eps * unit_l2(torch.randn(x.shape, generator=gen)).to(x.device)
+            out, acts = model.forward_with_activations(x + d)
+            for a, a0 in zip([*acts, out], base, strict=True):
+                total += (a - a0).abs().flatten(1).mean(1).double().cpu()
+    return total / (samples * eps)
 
 
 def davies_bouldin(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
@@ -113,9 +146,12 @@ def measure(
     run_row = check(db, model_name, metric, n, run)
     model, _, row = load_model(db, model_name, device)
     model = model.to(device).eval()
-    if metric == "davies-bouldin" and not hasattr(model, "embed"):
+    if metric in ("davies-bouldin", "embedding-jacobian") and not hasattr(model, "embed"):
         raise BadInput(f"model {model_name} has no embedding layer (an inference "
                        "wrapper); measure the model it wraps")  # fmt: skip
+    if metric == "ns-sensitivity" and not hasattr(model, "forward_with_activations"):
+        raise BadInput(f"model {model_name} ({row['arch']}) does not expose its activations; "
+                       "ns-sensitivity needs a model built from advbench's layers")  # fmt: skip
     cfg = {"model": model_name, "model_checksum": row["checksum"], "metric": metric,
            "n": n, "seed": seed, "run_id": run_row["id"] if run_row else None}  # fmt: skip
     if metric in REVISION:  # its definition changed: measurements before it are not reused
@@ -132,6 +168,17 @@ def measure(
             values = _batched(lambda a, b: loss_sensitivity(model, a, b), x, y)
         elif metric == "jacobian":
             values = _batched(lambda a: jacobian_fro(model, a), x)
+        elif metric == "embedding-jacobian":
+            values = _batched(lambda a: jacobian_fro(model, a, embedding=True), x)
+        elif metric == "ns-sensitivity":
+            eps, samples = NS_SETTING[datasets.family(row["dataset"])]
+            batches = [0]  # each batch its own draw, from the seed and the batch's place
+
+            def one(a):
+                batches[0] += 1
+                return ns_sensitivity(model, a, eps, samples, seed * 1_000_003 + batches[0])
+
+            values = _batched(one, x)
         else:
             with torch.no_grad():
                 emb = _batched(lambda a: model.embed(a).cpu(), x)

@@ -94,10 +94,12 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
     acting = claims.controls(db, paper)
     if acting:
         out += ["## Defenses against their same-budget controls", "",
-                "Each fine-tuned defense against the same fine-tuning with its weight set to 0 "
-                "(parent, recipe, seed, data order, optimiser and steps alike), on the same "
-                "instances: does it move what it penalises beyond what continued training "
-                "alone does? p Holm-adjusted over the table.", "",
+                "Each fine-tuned defense against the same fine-tuning with its term off "
+                "(its weight 0, no noisy copies, ε = 0: the controls table says which; "
+                "parent, recipe, seed, data order, optimiser and steps alike), on the same "
+                "instances: does it move what it penalises or targets beyond what continued "
+                "training alone does? Seed replicates each paired, then their mean with a "
+                "t-interval over seeds. p Holm-adjusted over the table.", "",
                 claims.controls_markdown(acting)]  # fmt: skip
     out += ["## Figures", ""]
     for spec in figure_specs:

@@ -236,6 +236,8 @@ def over_seeds(effects: Sequence[float], unit_test: str = "paired") -> Paired:
     if k < 2:
         return Paired(f"mean over {k} seed", k, mean, mean, mean, float("nan"))
     sd = float(e.std(ddof=1))
+    if sd <= 1e-9 * max(1.0, float(np.abs(e).max())):  # equal up to rounding: no spread
+        sd = 0.0
     half = float(stats.t.ppf(0.975, k - 1)) * sd / math.sqrt(k)
     # identical effects on every seed leave no spread to test against: no p (undecided)
     p = float(stats.ttest_1samp(e, 0.0).pvalue) if sd > 0 else float("nan")

@@ -104,13 +104,20 @@ def epochs(paper: str, scale: str) -> dict[str, int | None]:
 
 
 def entry(paper: str, key: str) -> dict[str, Any]:
-    """The plan's entry for a role: its own key, else the first pattern that matches it."""
+    """The plan's entry for a role: its own key, else the first pattern that matches it;
+    a seed replicate ("KEY-sN") or a same-budget control ("KEY-control") without its own
+    entry is made as KEY is (its scale's arguments), plus what sets it apart."""
+    import re
     from fnmatch import fnmatchcase
 
     models = load(paper).get("models", {})
     if key in models:
         return models[key]
-    return next((v for k, v in models.items() if fnmatchcase(key, k)), {})
+    found = next((v for k, v in models.items() if fnmatchcase(key, k)), None)
+    if found is not None:
+        return found
+    base = re.sub(r"(-control)?(-s\d+)?$", "", key)
+    return entry(paper, base) if base != key else {}
 
 
 def made_at(paper: str, key: str, scale: str) -> bool:
@@ -132,17 +139,35 @@ def recipe(paper: str, role, data: str, scale: str) -> list[str]:
             if role.activation not in (None, "relu"):
                 args += ["--activation", role.activation]
         return [*args, *extra]
+    params = []
+    for key, value in role.params.items():
+        params += ["--param", f"{key}={value:.6g}" if isinstance(value, float) else
+                   f"{key}={value}"]  # fmt: skip
     args = entry_.get("harden")
     if args is None:
         args = ["--defense", role.defense]
-        for key, value in role.params.items():
-            args += ["--param", f"{key}={value:.6g}" if isinstance(value, float) else
-                     f"{key}={value}"]  # fmt: skip
         if role.config.get("recipe"):
             args += ["--recipe", role.config["recipe"]]
         if role.config.get("from_scratch"):
             args.append("--from-scratch")
-    return [*args, *extra]
+    # what the role fixes comes last and wins over the plan's scale arguments: a control's
+    # 0 over the weight its defense is given at this scale
+    return _last_param_wins([*args, *extra, *params])
+
+
+def _last_param_wins(argv: list[str]) -> list[str]:
+    """`argv` with each `--param KEY=...` kept at its last occurrence only."""
+    last = {argv[i + 1].partition("=")[0]: i for i, a in enumerate(argv[:-1]) if a == "--param"}
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--param" and i + 1 < len(argv) and last[argv[i + 1].partition("=")[0]] != i:
+            skip = True
+            continue
+        out.append(a)
+    return out
 
 
 def external(paper: str) -> dict[str, str]:

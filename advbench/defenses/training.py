@@ -125,6 +125,8 @@ def pgd_at(*, eps: float, steps: int, step_size: float, ratio: float) -> Transfo
 
     def transform(model, b: Batch) -> Batch:
         x = b.x
+        if eps == 0:  # the 0-ball holds x alone: a control (issue 33) trains on x itself
+            return _adversarial(b, x.detach(), ratio)
         adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
         for _ in range(steps):
             adv = adv + step_size * _ce_grad_sign(model, adv, b.labels)
@@ -208,7 +210,11 @@ class ComposedLoss:
         # input samples"), so it sees one extra forward pass of the clean batch.
         adversarial = any(p.adversarial for p in parts)
         self.on_clean = {p.name for p in parts if p.clean_under_at and adversarial}
-        self.needs_grad = any(p.regulariser and p.name not in self.on_clean for p in parts)
+        # a regulariser weighted 0 (a same-budget control, issue 33) adds nothing to the loss
+        # or its gradient: it is not computed, so a control costs plain fine-tuning's time;
+        # the data order is its own generator's (`fit`), so skipping it changes no batch
+        self.active = [p for p in parts if p.regulariser is None or p.weight != 0]
+        self.needs_grad = any(p.regulariser and p.name not in self.on_clean for p in self.active)
 
     def bind(self, data, classes: int) -> None:
         """Give transforms that draw from the training split (madnet's partners) the split."""
@@ -232,7 +238,7 @@ class ComposedLoss:
         if self.on_clean:
             xc = x.detach().clone().requires_grad_(True)
             clean_logits = model(xc)
-        for p in self.parts:
+        for p in self.active:
             if p.regulariser is None:
                 continue
             if p.name in self.on_clean:  # the clean rows' own targets (soft if smoothed)

@@ -43,7 +43,8 @@ DATA = {
 }
 # The metric of a cell: what its number is and how it is shown.
 PERCENT = ("accuracy", "clean", "best")
-AT_POINTS = ("loss-sensitivity", "jacobian")  # measured at clean test points
+# measured at clean test points (advbench.measurements.AT_POINTS)
+AT_POINTS = ("loss-sensitivity", "jacobian", "ns-sensitivity", "embedding-jacobian")
 AT_RUN = ("train-distance", "jacobian-adv")  # measured at a run's kept examples
 METRICS = (
     *PERCENT,
@@ -53,6 +54,8 @@ METRICS = (
     "train-distance",
     "loss-sensitivity",
     "jacobian",  # mean ‖J(x)‖_F at clean test points
+    "ns-sensitivity",  # NsLoss's term at clean test points (fidel)
+    "embedding-jacobian",  # ‖∂e(x)/∂x‖_F of the embedding at clean test points (madnet)
     "jacobian-adv",  # mean ‖J(x)‖_F at the points of a stored run
     "setting",  # a training setting of the model (fidel Table I)
 )
@@ -106,15 +109,22 @@ class Role:
 
 CONTROL = "-control"  # a control role's key: its defense's role key + this
 CONTROL_MARK = ": control (λ = 0)"  # a controls table's control row: its defense's row + this
+CONTROL_TAG = ": control ("  # every control mark starts so (`TableSpec.control_mark`)
 
 
-def with_control(role: Role, weight: str = "lambda") -> tuple[Role, Role]:
+def defense_row(row: str) -> str:
+    """The defense's row of a controls table's control row (itself for any other row)."""
+    return row.split(CONTROL_TAG)[0]
+
+
+def with_control(role: Role, *weights: str) -> tuple[Role, Role]:
     """A fine-tuned defense's role and its same-budget control: the same parent, recipe,
-    seed, data order, optimiser and steps with the defense's term off (`weight` = 0), so a
-    claim "X raises Y" is judged against what the same fine-tuning does without X's term
+    seed, data order, optimiser and steps with the defense's term off (each of `weights`,
+    default `lambda`, set to 0: a regulariser's weight, GDA's noisy copies, PGD-AT's ε), so
+    a claim "X raises Y" is judged against what the same fine-tuning does without X's term
     (continued training alone moves ρ, ‖J‖F, the logit scale and accuracy). The role
-    itself no longer takes a model whose weight is 0."""
-    off = {weight: 0.0}
+    itself no longer takes a model whose weights are all 0."""
+    off = {w: 0.0 for w in weights or ("lambda",)}
     control = Role(role.key + CONTROL, role.arch, role.defense, parent=role.parent,
                    activation=role.activation, config=dict(role.config),
                    params={**role.params, **off})  # fmt: skip
@@ -187,6 +197,11 @@ class TableSpec:
     # transcription (`layout`), with the published values
     rows: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    # a controls table's control row is its defense's row + this (what is off, in words)
+    control_mark: str = CONTROL_MARK
+    # a controls table's defense (row) -> the columns it penalises or targets: the
+    # defense-evidence verdicts (`claims.controls`) are on these; the rest are outcomes
+    objective: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def paper(self) -> str:
@@ -195,6 +210,51 @@ class TableSpec:
     @property
     def number(self) -> str:
         return self.id.split(":")[1]
+
+
+def controls_table(
+    id: str,
+    title: str,
+    roles: dict[tuple[str, str], Role],
+    controlled: dict[str, str],
+    columns: dict[str, Callable[[str], Cell]],
+    *,
+    seeds: dict[str, int] | None = None,
+    mark: str = CONTROL_MARK,
+    note: str = "",
+    shared: dict[str, str] | None = None,
+    objective: dict[str, tuple[str, ...]] | None = None,
+) -> TableSpec:
+    """A table of ours (issue 33): each fine-tuned defense (row name -> role key, made with
+    `with_control`) beside its same-budget control, and, for the rows in `seeds`, their
+    seed replicates (`with_seeds`) in the same pairs. `columns` gives each column's cell for
+    a role key: the quantity the defense penalises or targets and the paper's outcomes.
+    `shared` names, per row, another defense whose control is this one's too (where every
+    defense with its term off is the same fine-tuning, one control model serves them).
+    `objective` names, per row, the columns it penalises or targets (default: all)."""
+    shared = shared or {}
+    if not mark.startswith(CONTROL_TAG):
+        raise ValueError(f"a control mark starts with {CONTROL_TAG!r}: {mark!r}")
+    seeds = seeds or {}
+    rows = [r for name in controlled for r in (name, name + mark)]
+    rows += [seed_row(r, s) for name, k in seeds.items() for s in range(1, k)
+             for r in (name, name + mark)]  # fmt: skip
+
+    def cell(row: str, col: str) -> Cell:
+        seed = 0
+        if row.endswith(")") and " (seed " in row:
+            row, _, tail = row.rpartition(" (seed ")
+            seed = int(tail[:-1])
+        name = defense_row(row)
+        key = controlled[name] if row == name else shared.get(name, controlled[name]) + CONTROL
+        return columns[col](seed_key(key, seed))
+
+    return TableSpec(id, title, id.split(":")[0], roles, cell, rows=tuple(rows),
+                     columns=tuple(columns), control_mark=mark,
+                     objective={n: tuple((objective or {}).get(n, columns)) for n in controlled},
+                     note=note or "Not a table of the paper: the evidence that each defense "
+                     "acts on what it penalises, against the same fine-tuning without its "
+                     "term (parent, recipe, seed, data order, optimiser, steps).")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from advbench.report.papers import (
-    CONTROL,
-    CONTROL_MARK,
     Cell,
     FigureSpec,
     Panel,
     Role,
     Series,
     TableSpec,
-    seed_key,
-    seed_row,
+    controls_table,
     with_control,
     with_seeds,
 )
@@ -132,26 +129,12 @@ def _table_1(row: str, col: str) -> Cell:
 # fine-tuned alike. Not a table of the paper: no published values.
 CONTROLLED = {"Jacobian regularization": "jac", "Input Gradient regularization": "ig",
               "Cross-Lipschitz regularization": "cl"}  # fmt: skip
-CONTROL_ROWS = (
-    *(r for name in CONTROLLED for r in (name, name + CONTROL_MARK)),
-    *(seed_row(r, s) for s in range(1, SEEDS)
-      for r in ("Jacobian regularization", "Jacobian regularization" + CONTROL_MARK)),
-)  # fmt: skip
-CONTROL_COLUMNS = ("Test accuracy", "ρ_adv", "mean ‖J(x)‖F", "mean ‖∇x CE‖₂")
-
-
-def _controls(row: str, col: str) -> Cell:
-    seed = 0
-    if row.endswith(")") and " (seed " in row:
-        row, _, tail = row.rpartition(" (seed ")
-        seed = int(tail[:-1])
-    name = row.removesuffix(CONTROL_MARK)
-    role = seed_key(CONTROLLED[name] + (CONTROL if row.endswith(CONTROL_MARK) else ""), seed)
-    if col == "Test accuracy":
-        return Cell("clean", role, "mnist")
-    if col == "ρ_adv":
-        return Cell("rho_adv", role, "mnist", _deepfool("mnist"))
-    return Cell("jacobian" if col.startswith("mean ‖J") else "loss-sensitivity", role, "mnist")
+CONTROL_COLUMNS = {
+    "Test accuracy": lambda role: Cell("clean", role, "mnist"),
+    "ρ_adv": lambda role: Cell("rho_adv", role, "mnist", _deepfool("mnist")),
+    "mean ‖J(x)‖F": lambda role: Cell("jacobian", role, "mnist"),
+    "mean ‖∇x CE‖₂": lambda role: Cell("loss-sensitivity", role, "mnist"),
+}
 
 
 TABLES = [
@@ -168,13 +151,16 @@ TABLES = [
               "regularization is the post-processing model."),
     TableSpec("jakubovitz:4", "CIFAR-10: clean accuracy (%) and DeepFool ρ̂_adv", "jakubovitz",
               ROLES, _rho_table("cifar10")),
-    TableSpec("jakubovitz:controls", "MNIST: each post-processing regulariser against its "
-              "same-budget control (the same fine-tuning with λ = 0)", "jakubovitz", ROLES,
-              _controls, rows=CONTROL_ROWS, columns=CONTROL_COLUMNS,
-              note="Not a table of the paper: the evidence that each defense acts on what it "
-              "penalises. A control is the defense's own fine-tuning (parent, recipe, seed, "
-              "data order, optimiser, steps) with its weight set to 0; the paper compares "
-              "with the parent instead (Tables 1-3)."),
+    controls_table("jakubovitz:controls", "MNIST: each post-processing regulariser against "
+                   "its same-budget control (the same fine-tuning with λ = 0)", ROLES,
+                   CONTROLLED, CONTROL_COLUMNS, seeds={"Jacobian regularization": SEEDS},
+                   objective={"Jacobian regularization": ("mean ‖J(x)‖F",),
+                              "Input Gradient regularization": ("mean ‖∇x CE‖₂",),
+                              "Cross-Lipschitz regularization": ("mean ‖J(x)‖F",)},
+                   note="Not a table of the paper: the evidence that each defense acts on "
+                   "what it penalises. A control is the defense's own fine-tuning (parent, "
+                   "recipe, seed, data order, optimiser, steps) with its weight set to 0; the "
+                   "paper compares with the parent instead (Tables 1-3)."),
 ]  # fmt: skip
 
 
