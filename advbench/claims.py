@@ -380,17 +380,18 @@ def _acting(store, table: str, row: str, col: str, a, ctl) -> Acting:
 
 
 def controls_markdown(found: list[Acting]) -> str:
-    lines = ["| defense | quantity | defense; control | defense − control [95 %] | pairs | p "
-             "| Holm p | verdict |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| paper | defense | quantity | defense; control | defense − control [95 %] | "
+             "pairs | p | Holm p | verdict |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for x in found:
         t = x.test
         shown = "; ".join(views.cell_text(r).replace(" · paper —", "") for r in (x.a, x.control))
         if "(mean over" in x.defense:
-            shown = "seed 0's above; each seed's pair below it"
+            shown = "each seed's pair in the rows above"
+        paper = x.table.split(":")[0]
         if t is None or t.n == 0:
-            cells = [x.defense, x.quantity, shown, "—", "—", "—", "—", x.why or x.verdict]
+            cells = [paper, x.defense, x.quantity, shown, "—", "—", "—", "—", x.why or x.verdict]
         else:
-            cells = [x.defense, x.quantity, shown,
+            cells = [paper, x.defense, x.quantity, shown,
                      f"{_num(t.effect)} [{_num(t.low)}, {_num(t.high)}]", t.pairs(),
                      paired.fmt_p(t.p), paired.fmt_p(x.p_adjusted), f"**{x.verdict}**"]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -16,6 +16,7 @@ PAGE = ("markdown", "html")  # report --paper, reproduce --page
 # `advbench report`'s modes; for figures "table" means every figure format.
 BY_MODE: dict[str, tuple[str, ...]] = {
     "claims": ("table", "markdown"),
+    "controls": ("table", "markdown"),
     "compare": COMPARE,
     "paper": PAGE,
     "checks": CHECKS,

@@ -115,8 +115,9 @@ def _no_torch(args: list[str], db: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["--table", "zantedeschi:2"], ["--claims", "zantedeschi"], ["--list"]],
-    ids=["summary", "table", "claims", "list"],
+    [[], ["--table", "zantedeschi:2"], ["--claims", "zantedeschi"], ["--list"],
+     ["--controls", "zantedeschi"]],
+    ids=["summary", "table", "claims", "list", "controls"],
 )
 def test_reading_a_store_imports_no_torch(db_copy, args):
     """`report` on a store with runs is a query and a table: torch (seconds to import)

@@ -145,6 +145,12 @@ def test_the_committed_claims_table_regenerates_from_the_committed_evidence(runn
         assert res.exit_code == 0, res.output
         rows = res.stdout.strip().splitlines()[2:]
         assert rows and all(row in readme for row in rows), evidence
+        # and the defense-evidence table (issue 33): each defense against its control
+        res = runner.invoke(app, ["report", "--controls", evidence.parent.name, "--db",
+                                  str(evidence), "--format", "markdown"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        rows = res.stdout.strip().splitlines()[2:]
+        assert all(row in readme for row in rows), evidence
         assert evidence.read_bytes() == before
         checked += 1
     assert checked >= 2  # zantedeschi and jakubovitz

@@ -153,3 +153,60 @@ def test_identical_effects_on_every_seed_have_no_p():
 
     t = paired.over_seeds([2.0, 2.0, 2.0])
     assert t.effect == 2.0 and t.p != t.p and t.need() is None  # NaN: undecided
+
+
+def _params(argv):
+    return {argv[i + 1].partition("=")[0]: argv[i + 1].partition("=")[2]
+            for i, a in enumerate(argv) if a == "--param"}  # fmt: skip
+
+
+@pytest.mark.parametrize("paper", ["fidel", "zantedeschi", "madnet", "jakubovitz", "pesso"])
+@pytest.mark.parametrize("scale", ["smoke", "cpu"])
+def test_every_papers_control_is_its_defenses_recipe_with_the_term_off(paper, scale):
+    """Each paper's controls table pairs every defense row with a control whose command is
+    the defense's own (defense, recipe, batch, scale arguments, seed) with only the
+    weights that switch its term off set to 0; seed replicates differ by --seed alone."""
+    from advbench.report.papers import defense_row
+
+    spec = tables()[f"{paper}:controls"]
+    assert spec.objective and all(set(c) <= set(spec.columns) for c in spec.objective.values())
+    col = spec.columns[-1]
+    for row in spec.rows:
+        if row == defense_row(row):
+            continue
+        ctl_role = spec.roles[("mnist", spec.cell(row, col).role)]
+        base = row.replace(spec.control_mark, "")
+        def_role = spec.roles[("mnist", spec.cell(base, col).role)]
+        ctl = plans.recipe(paper, ctl_role, "mnist", scale)
+        dfn = plans.recipe(paper, def_role, "mnist", scale)
+        off = {k: v for k, v in _params(ctl).items() if _params(dfn).get(k) != v}
+        assert off and all(float(v) == 0 for v in off.values()), (row, ctl, dfn)
+        strip = lambda a: [w for w in a if "=" not in w and w != "--param"]  # noqa: E731
+        if paper == "fidel" and "NsLoss" not in row:  # one control serves the three
+            assert ctl_role.key.startswith("nsloss-control")
+        else:
+            assert strip(ctl) == strip(dfn), (row, ctl, dfn)
+        assert ("--seed" in ctl) == (" (seed " in row)
+    # the role of a control never takes the defense's model, nor the reverse
+    for (data, key), role in spec.roles.items():
+        if key.endswith("-control") and data == "mnist":
+            assert role.params and all(v == 0 for v in role.params.values())
+
+
+def test_a_plan_entry_serves_its_controls_and_replicates_and_the_role_wins():
+    """pesso's madry entry (PGD steps per scale) makes madry-control and madry-s2 too; the
+    control's ε = 0 comes last and replaces nothing but ε; jakubovitz's scaled weight
+    (λ 0.0358 at batch 64) gives way to a control's λ = 0 (a repeated --param is refused)."""
+    assert plans.entry("pesso", "madry-control-s2") == plans.entry("pesso", "madry")
+    assert plans.entry("pesso", "standard-control") == {}
+    spec = tables()["pesso:controls"]
+    args = plans.recipe("pesso", spec.roles[("mnist", "madry-control-s2")], "mnist", "cpu")
+    assert _params(args) == {"eps": "0", "steps": "10", "step_size": "0.0375"}
+    assert args[args.index("--seed") + 1] == "2"
+    jak = tables()["jakubovitz:controls"]
+    jac = plans.recipe("jakubovitz", jak.roles[("mnist", "jac")], "mnist", "cpu")
+    ctl = plans.recipe("jakubovitz", jak.roles[("mnist", "jac-control")], "mnist", "cpu")
+    assert _params(jac) == {"lambda": "0.0358"} and _params(ctl) == {"lambda": "0"}
+    assert ctl.count("--param") == 1 and jac[jac.index("--batch-size") + 1] == "64"
+    argv = ["--param", "a=1", "--x", "--param", "b=2", "--param", "a=0"]
+    assert plans._last_param_wins(argv) == ["--x", "--param", "b=2", "--param", "a=0"]

@@ -159,3 +159,55 @@ def test_mad_pairs_same_class_share_is_about_q():
     torch.manual_seed(1)
     b = pairs(None, T.Batch(torch.zeros(4000, 1, 1, 3), y, torch.ones(4000), y, 4000))
     assert float(b.pairs.mean()) == pytest.approx(0.3, abs=0.03)
+
+
+def test_ns_sensitivity_per_sample_is_nsloss_on_that_sample_alone():
+    """The `ns-sensitivity` measurement of one test point equals the NsLoss regulariser
+    (fidel Alg. 1, `defenses.nsloss`) on a batch of that point alone, drawn from the same
+    seed: the measurement is the defense's own term, per sample."""
+    from advbench.measurements import ns_sensitivity
+
+    model, x = _tiny(seed=3).eval(), _x(n=3, seed=4)
+    for i in range(3):
+        got = ns_sensitivity(model, x[i : i + 1], 0.7, 4, seed=20 + i)
+        torch.manual_seed(20 + i)
+        want = ns.nsloss(eps=0.7, samples=4)(model, x[i : i + 1], None, None)
+        assert float(got[0]) == pytest.approx(float(want.detach()), rel=1e-6)
+    # the same seed gives the same draws: the value does not depend on the other samples
+    both = ns_sensitivity(model, x[:2], 0.7, 4, seed=5)
+    assert both.shape == (2,) and float(both.min()) > 0
+
+
+def test_embedding_jacobian_measurement_matches_autograd():
+    from advbench.measurements import jacobian_fro
+
+    model, x = _tiny(seed=5).eval(), _x(n=3, seed=6)
+    got = jacobian_fro(model, x, embedding=True)
+    for i in range(3):
+        j = torch.autograd.functional.jacobian(lambda v: model.embed(v.unsqueeze(0))[0], x[i])
+        assert float(got[i]) == pytest.approx(float(j.norm()), rel=1e-5)
+
+
+def test_a_zero_weight_regulariser_is_not_computed_and_changes_nothing():
+    """A same-budget control (weight 0) costs plain fine-tuning: its regulariser is never
+    called, and the loss and its gradient are plain cross-entropy's."""
+    calls = []
+
+    def reg(model, x, logits, target):
+        calls.append(1)
+        return logits.pow(2).sum()
+
+    model, x, y = _tiny(seed=7), _x(n=4, seed=8), torch.tensor([0, 1, 2, 1])
+    off = T.compose([T.Part("r", regulariser=reg, weight=0.0)])
+    plain = T.compose([])
+    a, b = off(model, x, y), plain(model, x, y)
+    assert not calls and set(a) == set(b) and torch.equal(a["ce"], b["ce"])
+    T.compose([T.Part("r", regulariser=reg, weight=0.5)])(model, x, y)
+    assert calls == [1]
+
+
+def test_pgd_training_at_eps_zero_trains_on_the_inputs_themselves():
+    model, x, y = _tiny(seed=9), _x(n=4, seed=10), torch.tensor([0, 1, 2, 1])
+    batch = T.Batch(x, y, torch.ones(4), y, 4)
+    out = T.pgd_at(eps=0.0, steps=5, step_size=0.1, ratio=1.0)(model, batch)
+    assert torch.equal(out.x, x) and torch.equal(out.target, y)

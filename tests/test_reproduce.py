@@ -128,6 +128,23 @@ def test_pesso_end_to_end_at_smoke(tmp_path, runner):
     for c in judged:
         if c.test is not None and c.direction != "degenerate" and not math.isnan(c.test.p):
             assert c.p_adjusted == pytest.approx(holm[c.test.p])
+    # the defense-evidence rows (issue 33): adversarial training against its ε = 0 control
+    # on its objective, PGD at ε 0.3, at 3 seeds: each seed's pair recomputed by hand
+    # (robust on the control only minus on the defense only, over n), the verdict on the
+    # mean over seeds with a t-interval, and Holm over the primary rows alone
+    acting = claims.controls(store, "pesso")
+    assert {x.quantity for x in acting} == {"PGD (ε = 0.3)"}
+    seeds = [x for x in acting if not x.primary]
+    (mean,) = [x for x in acting if x.primary]
+    assert len(seeds) == 3 and "mean over 3 seeds" in mean.defense
+    effects = []
+    for x in seeds:
+        f, g = _movers(store, x.a.runs, x.control.runs)
+        assert (x.test.f, x.test.g) == (f, g)
+        effects.append(100 * (f - g) / x.test.n)
+    assert mean.test.effect == pytest.approx(sum(effects) / 3)
+    assert mean.p_adjusted == (None if math.isnan(mean.test.p) else pytest.approx(mean.test.p))
+    assert all(x.p_adjusted is None for x in seeds)
     # the figure's smoke points: λ = 0 (the base) and the paper's λ, not the sweep
     fig3 = figs.build(store, all_figures()["pesso:fig3"])
     mnist = next(p for p in fig3.panels if p.panel.data == "mnist")

@@ -50,6 +50,17 @@ def claims(paper: str, *, db=None) -> list:
     return [c for name in reproduce.papers(paper) for c in cl.judge(database, name)]
 
 
+def controls(paper: str, *, db=None) -> list:
+    """Each fine-tuned defense of a paper's plan (or all) against its same-budget control on
+    what it penalises or targets, paired, over seeds where the plan trains them, Holm per
+    paper (advbench.claims.controls)."""
+    from advbench import claims as cl
+    from advbench import reproduce
+
+    database = _db(db, create=False)
+    return [x for name in reproduce.papers(paper) for x in cl.controls(database, name)]
+
+
 def compare(a: str, b: str, *, db=None):
     """Model `a` against model `b` on every attack row and ε both were attacked at, on the
     instances both runs hold: a − b with its paired 95 % interval, exact McNemar p and

@@ -25,7 +25,8 @@ _SUFFIX = {"table": "md", "markdown": "md", "latex": "tex"}
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """`advbench report`'s options. One mode is chosen, in this order: --claims, --compare, --paper,
+    """`advbench report`'s options. One mode is chosen, in this order: --claims, --controls,
+    --compare, --paper,
     --checks, --format html, --figure (without --missing), --list, --missing, --table ID,
     else the summary."""
 
@@ -33,6 +34,7 @@ class ReportRequest:
     figure: str | None = None
     paper: str | None = None
     claims: str | None = None
+    controls: str | None = None
     compare: tuple[str, str] | None = None
     checks: str | None = None
     list: bool = False
@@ -47,7 +49,8 @@ class ReportRequest:
 
     @property
     def mode(self) -> str:
-        chosen = [("claims", self.claims is not None), ("compare", self.compare is not None),
+        chosen = [("claims", self.claims is not None), ("controls", self.controls is not None),
+                  ("compare", self.compare is not None),
                   ("paper", self.paper is not None),
                   ("checks", self.checks is not None), ("html", self.format == "html"),
                   ("figures", self.figure is not None and not self.missing),
@@ -58,7 +61,8 @@ class ReportRequest:
     def checked(self) -> ReportRequest:
         """The request, or BadInput naming an option the chosen mode would ignore or a
         format it cannot write."""
-        flags = [("--claims", self.claims is not None), ("--compare", self.compare is not None),
+        flags = [("--claims", self.claims is not None), ("--controls", self.controls is not None),
+                 ("--compare", self.compare is not None),
                  ("--paper", self.paper is not None),
                  ("--checks", self.checks is not None), ("--missing", self.missing),
                  ("--figure", self.figure is not None),
@@ -78,18 +82,21 @@ class ReportRequest:
                            "(--format table); it does not apply to "
                            f"{shown}" + ("" if shown not in ("--table", "the summary") else
                                          f" with --format {self.format}"))  # fmt: skip
-        if self.output is not None and shown in ("--claims", "--missing"):
+        if self.output is not None and shown in ("--claims", "--controls", "--missing"):
             raise BadInput(f"--output does not apply to {shown}: it prints to the terminal "
                            "(redirect it to a file)")  # fmt: skip
         mode = self.mode
         valid = FORMATS[mode]
-        if mode in ("claims", "html") or self.format in valid:
+        if mode in ("claims", "controls", "html") or self.format in valid:
             return self  # --claims takes any other format as its table (as it always has)
         if mode == "paper":
             raise BadInput(f"--format {self.format} is not a page format; valid choices: "
                            f"{', '.join(valid)}")  # fmt: skip
-        what = {"checks": "a checklist format", "figures": "a figure format",
-                "compare": "a comparison format"}.get(mode)
+        what = {
+            "checks": "a checklist format",
+            "figures": "a figure format",
+            "compare": "a comparison format",
+        }.get(mode)
         if what is not None:
             shown_valid = [f for f in valid if f != "table"] if mode == "figures" else valid
             raise BadInput(f"--format {self.format} is not {what}; valid choices: "

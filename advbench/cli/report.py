@@ -71,6 +71,17 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    controls: Annotated[
+        str | None,
+        typer.Option(
+            "--controls",
+            help="Each fine-tuned defense of a paper's plan (or all) against its same-budget "
+            "control (the same fine-tuning with its term off) on the quantity it penalises "
+            "or targets: paired per sample, the mean over training seeds with a t-interval "
+            "where the plan trains them, Holm per paper. --format markdown for a table.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     compare: Annotated[
         tuple[str, str] | None,
         typer.Option(
@@ -154,7 +165,8 @@ def report(
 ) -> None:
     """Print robustness tables regenerated from the stored per-sample results."""
     request = api.ReportRequest(
-        table=table, figure=figure, paper=paper, claims=claims, compare=compare,
+        table=table, figure=figure, paper=paper, claims=claims, controls=controls,
+        compare=compare,
         checks=checks, list=list_,
         missing=missing, scale=scale, models=tuple(model or ()), format=format_,
         output=output, verbose=verbose, data_dir=data_dir, db=db,
@@ -178,6 +190,14 @@ def _report_claims(request) -> None:
         sys.stdout.write(claims_markdown(found))
     else:
         print_claims(found)
+
+
+def _report_controls(request) -> None:
+    """`report --controls PAPER`: each defense against its control, on its objective."""
+    from advbench.claims import controls_markdown
+
+    found = api.controls(request.controls, db=request.db)
+    sys.stdout.write(controls_markdown(found))
 
 
 def _report_compare(request) -> None:
@@ -242,7 +262,7 @@ def _report_figures(request) -> None:
 
 
 MODES = {
-    "claims": _report_claims, "compare": _report_compare, "paper": _report_page,
+    "claims": _report_claims, "controls": _report_controls, "compare": _report_compare, "paper": _report_page,
     "checks": _report_checks,
     "html": _report_html, "figures": _report_figures, "list": _report_list,
     "missing": _report_missing, "tables": _report_tables, "summary": _report_summary,
