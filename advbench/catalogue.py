@@ -107,6 +107,43 @@ def existing(db, name: str, cfg_hash: str, force: bool) -> dict[str, Any] | None
     )
 
 
+def commit_model(db, name: str, cfg_hash: str, force: bool, write, make_row):
+    """Store a model so that who wins a name is decided when it is written (issue 31): its
+    files are written under a private name (`write(stem)` returns the checksum), then one
+    write transaction checks the name again (free, or stored with this configuration, or
+    `force`), moves the files into place and records `make_row(checksum)`. Two processes
+    that made different models under one name: the first to commit is stored, the other is
+    refused with `existing`'s one line and leaves no file; with the same configuration both
+    get the one stored model. Returns (row, created)."""
+    import os
+    import uuid
+
+    from advbench.models.checkpoint import beside
+    from advbench.store import transaction
+
+    folder = db_dir(db) / "models"
+    incoming = folder / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    stem = incoming / f"{name}-{uuid.uuid4().hex[:12]}"
+    try:
+        checksum = write(stem)
+        with transaction(db):
+            stored = existing(db, name, cfg_hash, force)
+            if stored:
+                return stored, False
+            row = make_row(checksum)
+            for suffix in (".safetensors", ".json"):
+                if beside(stem, suffix).exists():
+                    os.replace(beside(stem, suffix), beside(folder / name, suffix))
+                else:  # a wrapper (JSON only) replacing a trained model's weights
+                    beside(folder / name, suffix).unlink(missing_ok=True)
+            db["models"].upsert(row, pk="name")
+        return row, True
+    finally:
+        for suffix in (".safetensors", ".json", ".safetensors.tmp", ".json.tmp"):
+            beside(stem, suffix).unlink(missing_ok=True)
+
+
 def model_record(
     name, checksum, spec, config, cfg_hash, parent, defense, defense_config, accuracy,
     seed, history, env_id, t0,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from advbench import data as datasets
-from advbench.catalogue import StoredModel, existing, model_record, validate_name
+from advbench.catalogue import StoredModel, commit_model, existing, model_record, validate_name
 from advbench.config import config_hash, sha256_file
 from advbench.env import record_environment
 from advbench.errors import BadInput
@@ -26,7 +26,6 @@ from advbench.models.imported import (
     check_factory,
     read_safetensors,
 )
-from advbench.store import db_dir
 
 
 def import_model(
@@ -140,19 +139,20 @@ def import_model(
     stored = existing(db, name, cfg_hash, force)
     if stored:
         return StoredModel(stored, created=False)
-    return StoredModel(store(db, model, spec, config, cfg_hash, name, test), created=True)
+    return StoredModel(store(db, model, spec, config, cfg_hash, name, test, force), created=True)
 
 
-def store(db, model, spec, config: dict, cfg_hash: str, name: str, test) -> dict:
+def store(db, model, spec, config: dict, cfg_hash: str, name: str, test, force=False) -> dict:
     """Record a module brought from outside (imported, or in memory through the API) like a
     trained model: its checkpoint, checksum and clean accuracy on `test`; returns its row."""
     env_id = record_environment(db, "cpu")
     t0 = time.monotonic()
     accuracy = clean_accuracy(model, test)
-    checksum = save_checkpoint(model, spec, db_dir(db) / "models" / name,
-                               {"name": name, "config": config, "parent": None,
-                                "defense": None, "defense_config": None})  # fmt: skip
-    row = model_record(name, checksum, spec, config, cfg_hash, None, None, None, accuracy, 0,
-                       [], env_id, t0)  # fmt: skip
-    db["models"].upsert(row, pk="name")
+    meta = {"name": name, "config": config, "parent": None, "defense": None,
+            "defense_config": None}  # fmt: skip
+    row, _ = commit_model(
+        db, name, cfg_hash, force, lambda stem: save_checkpoint(model, spec, stem, meta),
+        lambda checksum: model_record(name, checksum, spec, config, cfg_hash, None, None, None,
+                                      accuracy, 0, [], env_id, t0),
+    )  # fmt: skip
     return row

@@ -13,6 +13,7 @@ from advbench import data as datasets
 from advbench import defenses
 from advbench.catalogue import (
     StoredModel,
+    commit_model,
     existing,
     load_model,
     model_record,
@@ -109,25 +110,17 @@ def _fit_and_store(
     history = fit(model, train, fit_cfg, loss_fn=loss_fn, resume=resume, progress=progress)
     acc, n = clean_accuracy(model, test)
     config = {**config, **(record or {})}  # what is stored: the request and how it was met
-    checksum = save_checkpoint(
-        model.cpu(),
-        spec,
-        folder / name,
-        {
-            "name": name,
-            "config": config,
-            "parent": parent,
-            "defense": defense,
-            "defense_config": defense_config,
-        },
-    )
-    row = model_record(
-        name, checksum, spec, config, cfg_hash, parent, defense,
-        defense_config, (acc, n), fit_cfg.seed, history, env_id, t0,
+    meta = {"name": name, "config": config, "parent": parent, "defense": defense,
+            "defense_config": defense_config}  # fmt: skip
+    row, created = commit_model(
+        db, name, cfg_hash, force,
+        lambda stem: save_checkpoint(model.cpu(), spec, stem, meta),
+        lambda checksum: model_record(name, checksum, spec, config, cfg_hash, parent, defense,
+                                      defense_config, (acc, n), fit_cfg.seed, history,
+                                      env_id, t0),
     )  # fmt: skip
-    db["models"].upsert(row, pk="name")
     resume.clear()
-    return StoredModel(row, created=True)
+    return StoredModel(row, created=created)
 
 
 def train_model(
@@ -342,26 +335,16 @@ def wrap_model(
     wrapped = defenses.wrapper_for(defense, resolved)(base).eval()
     test = datasets.load(spec.dataset, "test", data_dir=data_dir, download=download)
     acc, n = clean_accuracy(wrapped, test)
-    checksum = save_wrapper(
-        db_dir(db) / "models" / name,
-        {
-            "name": name,
-            "wrapper": True,
-            "defense": defense,
-            "params": defenses.identity(defense, resolved),
-            "parent": parent,
-            "parent_sha256": parent_row["checksum"],
-            "spec": spec.to_dict(),
-            "config": config,
-        },
-    )
+    doc = {"name": name, "wrapper": True, "defense": defense,
+           "params": defenses.identity(defense, resolved), "parent": parent,
+           "parent_sha256": parent_row["checksum"], "spec": spec.to_dict(), "config": config}
     env_id = record_environment(db, device)
-    row = model_record(
-        name, checksum, spec, config, cfg_hash, parent, defense, resolved, (acc, n),
-        parent_row["seed"], [], env_id, t0,
+    row, created = commit_model(
+        db, name, cfg_hash, force, lambda stem: save_wrapper(stem, doc),
+        lambda checksum: model_record(name, checksum, spec, config, cfg_hash, parent, defense,
+                                      resolved, (acc, n), parent_row["seed"], [], env_id, t0),
     )  # fmt: skip
-    db["models"].upsert(row, pk="name")
-    return StoredModel(row, created=True)
+    return StoredModel(row, created=created)
 
 
 def proxy_name(target: str, arch: str) -> str:

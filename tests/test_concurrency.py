@@ -1,6 +1,7 @@
 """Four copies of a command on one store at once (issue 13): all exit 0, one stored result,
 no lost or duplicated row, the same rows as one process alone."""
 
+import json
 import os
 import re
 import shutil
@@ -64,3 +65,63 @@ def test_four_different_commands_at_once(db_copy):
     total, distinct = counts.fetchone()
     assert total == distinct == 4 * 40
     assert db["measurements"].count == 1
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                  and ".partial" not in p.parts)  # fmt: skip
+
+
+def _race(db, commands):
+    """Run the commands at once, each in its own process; (exit code, stdout, stderr) each."""
+    procs = [_start(c, db) for c in commands]
+    return [(p.wait(timeout=300), *p.communicate()) for p in procs]
+
+
+def test_two_trainings_of_one_name_with_different_seeds_one_is_stored_the_other_refused(
+    db_copy,
+):
+    """Issue 31: both used to exit 0 and print "stored"; only one survived. The name is now
+    decided when the model is written: exactly one is stored, the other is refused in the
+    existing one line (exit 2), and no file of the refused one is left behind."""
+    train = ["train", "--dataset", "digits", "--arch", "madry-mnist", "--epochs", "1",
+             "--name", "twin", "--device", "cpu"]  # fmt: skip
+    results = _race(db_copy, [[*train, "--seed", "0"], [*train, "--seed", "5"]])
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 2], results
+    (_, _, refused), = [r for r in results if r[0] == 2]
+    assert "model 'twin' is already stored with a different configuration" in refused
+    assert "Traceback" not in refused  # the progress line, then the one-line refusal
+    assert refused.strip().splitlines()[-1].startswith("Error: model 'twin' is already")
+    db = open_db(db_copy)
+    (row,) = db["models"].rows_where("name = 'twin'")
+    (winner,) = [out for rc, out, _ in results if rc == 0]
+    assert row["checksum"][:12] in " ".join(winner.split())  # the stored one is the one told
+    folder = db_copy.parent / "models"
+    assert [f for f in _files(folder) if "twin" in f] == ["twin.json", "twin.safetensors"]
+    assert not any((folder / ".incoming").iterdir())
+
+
+def test_two_identical_hardenings_at_once_both_get_the_one_stored_model(db_copy):
+    harden = ["harden", "--model", "std", "--defense", "jacobian", "--param", "lambda=0.3",
+              "--epochs", "1", "--name", "hj", "--device", "cpu"]  # fmt: skip
+    results = _race(db_copy, [harden, harden])
+    assert [rc for rc, _, _ in results] == [0, 0], results
+    db = open_db(db_copy)
+    (row,) = db["models"].rows_where("name = 'hj'")
+    assert all(row["checksum"][:12] in " ".join(out.split()) for _, out, _ in results)
+    assert not any((db_copy.parent / "models" / ".incoming").iterdir())
+
+
+def test_two_hardenings_of_one_name_with_different_weights_one_is_refused(db_copy):
+    harden = ["harden", "--model", "std", "--defense", "jacobian", "--epochs", "1", "--name",
+              "hj", "--device", "cpu"]  # fmt: skip
+    results = _race(db_copy, [[*harden, "--param", "lambda=0.01"],
+                              [*harden, "--param", "lambda=0.5"]])  # fmt: skip
+    assert sorted(rc for rc, _, _ in results) == [0, 2], results
+    db = open_db(db_copy)
+    (row,) = db["models"].rows_where("name = 'hj'")
+    (_, won, _), = [r for r in results if r[0] == 0]
+    lam = json.loads(row["defense_config"])["lambda"]
+    (sent,) = [c for c, r in zip(("0.01", "0.5"), results, strict=True) if r[0] == 0]
+    assert lam == float(sent) and row["checksum"][:12] in " ".join(won.split())

@@ -262,8 +262,8 @@ def _report_figures(request) -> None:
 
 
 MODES = {
-    "claims": _report_claims, "controls": _report_controls, "compare": _report_compare, "paper": _report_page,
-    "checks": _report_checks,
+    "claims": _report_claims, "controls": _report_controls, "compare": _report_compare,
+    "paper": _report_page, "checks": _report_checks,
     "html": _report_html, "figures": _report_figures, "list": _report_list,
     "missing": _report_missing, "tables": _report_tables, "summary": _report_summary,
 }  # fmt: skip

@@ -15,7 +15,7 @@ from advbench.errors import BadInput
 from advbench.models import ModelSpec, build_model
 
 
-def _beside(stem: Path, suffix: str) -> Path:
+def beside(stem: Path, suffix: str) -> Path:
     """`<stem><suffix>`; not Path.with_suffix, which would turn model `a.b` into `a.json`
     and overwrite model `a`'s files."""
     return stem.with_name(stem.name + suffix)
@@ -37,11 +37,11 @@ def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] |
 def save_checkpoint(model, spec: ModelSpec, stem: Path, meta: dict[str, Any]) -> str:
     """Write `<stem>.safetensors` and `<stem>.json`; return the weights' sha256."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    weights = _beside(stem, ".safetensors")
+    weights = beside(stem, ".safetensors")
     save_tensors(weights, model.state_dict())
     checksum = sha256_file(weights)
     doc = {"spec": spec.to_dict(), "sha256": checksum, **meta}
-    _atomic_write_bytes(_beside(stem, ".json"), json.dumps(doc, indent=2).encode())
+    _atomic_write_bytes(beside(stem, ".json"), json.dumps(doc, indent=2).encode())
     return checksum
 
 
@@ -58,7 +58,7 @@ def load_checkpoint(
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights, meta_path = _beside(stem, ".safetensors"), _beside(stem, ".json")
+    weights, meta_path = beside(stem, ".safetensors"), beside(stem, ".json")
     if not weights.exists() or not meta_path.exists():
         raise BadInput(f"checkpoint {stem} is missing (.safetensors and .json expected)")
     try:
@@ -102,14 +102,14 @@ def save_wrapper(stem: Path, doc: dict[str, Any]) -> str:
     its parameters and the parent checkpoint (with its sha256). Returns the JSON's sha256,
     which is the wrapper's checksum (it changes when the parent or a parameter does)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    _beside(stem, ".safetensors").unlink(missing_ok=True)  # a replaced model's weights
-    path = _beside(stem, ".json")
+    beside(stem, ".safetensors").unlink(missing_ok=True)  # a replaced model's weights
+    path = beside(stem, ".json")
     _atomic_write_bytes(path, json.dumps(doc, indent=2, sort_keys=True).encode())
     return sha256_file(path)
 
 
 def load_wrapper_doc(stem: Path, expected_sha256: str) -> dict[str, Any]:
-    path = _beside(stem, ".json")
+    path = beside(stem, ".json")
     if not path.exists():
         raise BadInput(f"wrapper description {path} is missing")
     checksum = sha256_file(path)
