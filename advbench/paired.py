@@ -87,7 +87,14 @@ class Paired:
             return math.ceil(need / delta**2)
         if not self.effect or not self.sd or not math.isfinite(self.effect / self.sd):
             return None
-        return math.ceil(((za + zb) * self.sd / abs(self.effect)) ** 2)
+        ratio = self.sd / abs(self.effect)
+        if "seeds" in self.test:  # a t-test over K seeds: its quantiles, not the normal's
+            k = 2
+            while k < 10_000 and k < ((stats.t.ppf(1 - alpha / 2, k - 1)
+                                       + stats.t.ppf(power, k - 1)) * ratio) ** 2:  # fmt: skip
+                k += 1
+            return k
+        return math.ceil(((za + zb) * ratio) ** 2)
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool], scale: float = 100.0) -> Paired:

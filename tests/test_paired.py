@@ -139,3 +139,12 @@ def test_power_statement_by_hand():
     za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
     need = (za * math.sqrt(0.07) + zb * math.sqrt(0.07 - 0.04**2)) ** 2 / 0.04**2
     assert t.need() == math.ceil(need)
+
+
+def test_seeds_needed_use_the_t_distribution_of_k_seeds():
+    """Effects +1.5, +2.0, +1.0 over 3 seeds: mean 1.5, sd 0.5. For 80 % power at 0.05 a
+    t-test over K seeds needs K ≥ ((t.975,K−1 + t.80,K−1) · sd / mean)²: K = 3 gives
+    ((4.303 + 1.061) / 3)² = 3.20 > 3, K = 4 gives ((3.182 + 0.978) / 3)² = 1.92 ≤ 4 (t
+    table values); the normal approximation would say 1 seed."""
+    t = paired.over_seeds([1.5, 2.0, 1.0])
+    assert t.need() == 4

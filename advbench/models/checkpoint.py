@@ -22,9 +22,20 @@ def beside(stem: Path, suffix: str) -> Path:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """`path` holds `data` or what it held before: never a partial file, and no partial
+    `.tmp` beside it when the write fails (a full disk)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # name the file the write was for (a bare write has no name)
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None):
