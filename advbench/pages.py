@@ -46,6 +46,15 @@ def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
         f"{fmt_time(wall_time(db, models, afresh=not allows_shortcuts(paper)))} (summed over "
         "steps, as stored)",
     ]
+    split = reproduce.time_split(db, models, afresh=not allows_shortcuts(paper))
+    if models and split["attacks"]:
+        top = sorted(split["attacks"].items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"Where the time goes: training {fmt_time(split['training'])}, attacks "
+            f"{fmt_time(sum(split['attacks'].values()))} (most: "
+            + ", ".join(f"{label} {fmt_time(t)}" for label, t in top) + "); same-budget "
+            f"controls and seed replicates {fmt_time(split['controls and seeds'])} of the total"
+        )
     if models:
         marks = ",".join("?" * len(models))
         envs = sorted({

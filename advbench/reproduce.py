@@ -11,6 +11,7 @@ written (`report --paper`).
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,30 +175,48 @@ def wall_time(db: sqlite_utils.Database, models: list[str], *, afresh: bool = Fa
     """Seconds the stored models and their current runs took (training plus attacks).
     `afresh` (a paper that attacks every ε afresh): runs that took a smaller ε's breaks
     (`shortcut_from`, made before that rule) are not part of what reproducing it takes."""
+    split = time_split(db, models, afresh=afresh)
+    return split["training"] + sum(split["attacks"].values())
+
+
+def _extra(model: str) -> bool:
+    """A same-budget control or a seed replicate of a plan (issue 33), by its role's name."""
+    return re.search(r"-control(-s\d+)?-|-s\d+-", model) is not None
+
+
+def time_split(db: sqlite_utils.Database, models: list[str], *, afresh: bool = False) -> dict:
+    """Where a reproduction's time goes: seconds of training, of attacks per suite row, and
+    the part of both spent on controls and seed replicates."""
+    out = {"training": 0.0, "attacks": {}, "controls and seeds": 0.0}
     if not models:
-        return 0.0
+        return out
     marks = ",".join("?" * len(models))
-    train = db.execute(f"select coalesce(sum(wall_s), 0) from models where name in ({marks})",
-                       models).fetchone()[0]  # fmt: skip
+    for name, wall in db.execute(f"select name, wall_s from models where name in ({marks})",
+                                 models):  # fmt: skip
+        out["training"] += float(wall or 0)
+        out["controls and seeds"] += float(wall or 0) if _extra(name) else 0.0
     # a minimal attack's one search is judged at every ε of its group, and each of those
     # runs records the whole search's time: count it once
     from advbench.suites import is_current
 
     rows = db.execute(
-        "select group_id, kind, wall_s, suite, label, scale, attack, config from runs "
-        f"where model in ({marks})",
+        "select group_id, kind, wall_s, model, label, suite, label, scale, attack, config "
+        f"from runs where model in ({marks})",
         models,
     ).fetchall()
     # runs of a suite row changed since (stale: on no page) are not the paper's time
     recipes: dict = {}
     groups: dict[tuple, list[float]] = {}
-    for group, kind, wall, *run in rows:
+    for group, kind, wall, model, label, *run in rows:
         if afresh and '"shortcut_from"' in (run[-1] or ""):
             continue
         if is_current(*run, recipes):
-            groups.setdefault((group, kind), []).append(float(wall or 0))
-    runs = sum(max(t) if kind == "minimal" else sum(t) for (_, kind), t in groups.items())
-    return float(train or 0) + runs
+            groups.setdefault((group, kind, model, label), []).append(float(wall or 0))
+    for (_, kind, model, label), t in groups.items():
+        took = max(t) if kind == "minimal" else sum(t)
+        out["attacks"][label] = out["attacks"].get(label, 0.0) + took
+        out["controls and seeds"] += took if _extra(model) else 0.0
+    return out
 
 
 # The scale of the reference pages committed under results/PAPER/.
