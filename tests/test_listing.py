@@ -92,3 +92,23 @@ def test_runs_grep_and_a_bad_format(db_copy, runner):
         "Error: unknown format 'xml'; valid choices: csv, json, table"
     ]
     assert db_copy.read_bytes() == before
+
+
+def test_models_show_the_paper_role_and_seed_of_controls_and_replicates(db_copy, runner):
+    """A plan's same-budget control and seed replicates are told apart in `advbench models`
+    (issue 33): the paper role each fills ("gda-control-s1") and its training seed. The
+    rows are copies of the store's model with the fields a zantedeschi plan stores."""
+    db = open_db(db_copy)
+    base = next(iter(db["models"].rows_where("name = 'std'")))
+    made = {"zgda": ({"copies": 10, "sigma": 0.3}, 0), "zctl1": ({"copies": 0, "sigma": 0.3}, 1)}
+    for name, (params, seed) in made.items():
+        db["models"].insert({**base, "name": name, "arch": "ibm-cnn", "dataset": "mnist-5k",
+                             "activation": "relu", "defense": "gda", "seed": seed,
+                             "defense_config": json.dumps(params),
+                             "config": json.dumps({"kind": "harden"})})  # fmt: skip
+    res = runner.invoke(app, ["models", "--db", str(db_copy), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    got = {r["name"]: (r["role"], r["seed"]) for r in json.loads(res.stdout)}
+    assert got["zgda"] == ("zantedeschi:gda", 0)
+    assert got["zctl1"] == ("zantedeschi:gda-control-s1", 1)
+    assert got["std"][0] is None  # a digits model fills no paper's role

@@ -268,10 +268,26 @@ def model_rows(db=None) -> list[dict[str, Any]]:
     from advbench.catalogue import clean_interval
 
     rows = []
+    roles = _paper_roles()
     for r in _db(db, create=False)["models"].rows_where(order_by="created_at"):
         lo, hi = clean_interval(r)
-        rows.append({**r, "ci_low": lo, "ci_high": hi})
+        role = ", ".join(f"{paper}:{key}" for paper, data, key, role in roles
+                         if role.matches(r, data))  # fmt: skip
+        rows.append({**r, "ci_low": lo, "ci_high": hi, "role": role or None})
     return rows
+
+
+def _paper_roles() -> list[tuple]:
+    """Every (paper, data, role key, Role) of the papers' tables and figures, once each: a
+    stored model's role says which cells it fills (a control "KEY-control", a seed
+    replicate "KEY-sN")."""
+    from advbench.report.papers import figures, tables
+
+    seen: dict[tuple, object] = {}
+    for spec in [*tables().values(), *figures().values()]:
+        for (data, key), role in spec.roles.items():
+            seen.setdefault((spec.paper, data, key), role)
+    return [(*k, v) for k, v in seen.items()]
 
 
 def models(db=None):

@@ -26,7 +26,8 @@ from advbench.cli.render import (
 @app.command()
 @handles_errors
 def models(db: DbOpt = None, format_: FormatOpt = "table", wide: WideOpt = False) -> None:
-    """List stored models with their parent, defense, checksum and clean accuracy."""
+    """List stored models with their parent, defense, the paper role they fill (a control:
+    ROLE-control; a seed replicate: ROLE-sN) and training seed, checksum and clean accuracy."""
     from advbench.listing import Column, check_format, render
 
     check_format(format_)
@@ -42,6 +43,8 @@ def models(db: DbOpt = None, format_: FormatOpt = "table", wide: WideOpt = False
         Column("dataset", "dataset", lambda r: r["dataset"]),
         Column("defense", "defense", lambda r: r["defense"] or "—"),
         Column("parent", "parent", lambda r: r["parent"] or "—", drop=2),
+        Column("role", "paper role", lambda r: r["role"] or "—", drop=6),
+        Column("seed", "seed", lambda r: str(r["seed"]), drop=6),
         Column("clean_accuracy", "clean acc %", acc),
         Column("ci_low", "ci_low", lambda r: f"{r['ci_low']:.4f}", drop=9),
         Column("ci_high", "ci_high", lambda r: f"{r['ci_high']:.4f}", drop=9),
