@@ -37,6 +37,22 @@ _KEYS = {"paper", "suite", "description", "epochs", "models", "external", "claim
 _CLAIM_KEYS = {"claim", "a", "b", "expect", "note", "not_comparable", "control"}
 _MODEL_KEYS = {"harden", "train", "scale", "only", "why"}
 SCALES = ("smoke", "cpu", "full")
+# The scale of the reference pages committed under results/PAPER/: its models are named
+# PAPER-ROLE-DATASET, every other scale's PAPER-ROLE-DATASET-SCALE (`model_name`)
+REFERENCE_SCALE = "cpu"
+
+
+def model_name(paper: str, key: str, dataset: str, scale: str) -> str:
+    """The name a plan gives the model of a role: its scale in the name, so a plan at one
+    scale never takes another scale's model for its own (a cpu table filled by a 1-epoch
+    smoke model would be a wrong number)."""
+    base = f"{paper}-{key}-{dataset}"
+    return base if scale == REFERENCE_SCALE else f"{base}-{scale}"
+
+
+def other_scale(name: str, paper: str, key: str, dataset: str, scale: str) -> bool:
+    """Whether `name` is what the plan names this role at a scale other than `scale`."""
+    return any(name == model_name(paper, key, dataset, s) for s in SCALES if s != scale)
 
 
 def available() -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlite_utils
 
 from advbench.errors import BadInput, unknown
+from advbench.plans import REFERENCE_SCALE  # the scale of the pages under results/PAPER/
 from advbench.progress import fmt_time
 from advbench.report.papers import DATA, PAPERS, figures, tables
 from advbench.steps import Step
@@ -217,10 +218,6 @@ def time_split(db: sqlite_utils.Database, models: list[str], *, afresh: bool = F
         out["attacks"][label] = out["attacks"].get(label, 0.0) + took
         out["controls and seeds"] += took if _extra(model) else 0.0
     return out
-
-
-# The scale of the reference pages committed under results/PAPER/.
-REFERENCE_SCALE = "cpu"
 
 
 def default_output(db_path: Path | None, paper: str, scale: str = REFERENCE_SCALE) -> Path:

@@ -84,11 +84,13 @@ def test_a_planned_suite_run_never_swallows_transfer_commands(tmp_path, runner):
     res = runner.invoke(app, ["report", "--missing", "--table", "zantedeschi", "--db",
                               str(tmp_path / "none.db")])  # fmt: skip
     lines = res.stdout.splitlines()
-    assert "advbench attack --model zantedeschi-cnn-mnist-5k --suite zantedeschi --scale smoke" \
-        in [" ".join(line.split()[:8]) for line in lines]  # fmt: skip
+    planned = [" ".join(line.split()[:8]) for line in lines]
+    assert ("advbench attack --model zantedeschi-cnn-mnist-5k-smoke --suite zantedeschi "
+            "--scale smoke") in planned  # fmt: skip
     for source in ("cnn-brelu", "resnet", "resnet-brelu"):
-        assert any("--model zantedeschi-cnn-mnist-5k --attack fgsm --eps 0.1 --source-model "
-                   f"zantedeschi-{source}-mnist-5k" in line for line in lines), source  # fmt: skip
+        assert any("--model zantedeschi-cnn-mnist-5k-smoke --attack fgsm --eps 0.1 "
+                   f"--source-model zantedeschi-{source}-mnist-5k-smoke" in line
+                   for line in lines), source  # fmt: skip
 
 
 def test_a_suite_run_is_planned_with_only_the_rows_its_empty_cells_need(tmp_path, runner):
@@ -120,3 +122,34 @@ def test_only_runs_the_suites_own_jobs_for_those_rows_and_refuses_unknown_labels
     with pytest.raises(BadInput, match="suite 'pesso' has no row labelled 'pgd'; valid "
                                        "choices: FGSM, PGD, Adaptive, HSJA"):  # fmt: skip
         suite_jobs(suite, "mnist-5k", "cpu", only=["pgd"])
+
+
+def test_a_plan_never_takes_another_scales_model_for_its_own(tmp_path, runner):
+    """Issue 29, item 4: plan models carry their scale in their name (the reference scale,
+    cpu, keeps PAPER-ROLE-DATASET). With a smoke plan's CNN stored, a cpu plan trains its
+    own; with the cpu one stored, a smoke plan trains its own; a model of the user's that
+    fills the role is taken at any scale."""
+    import json
+
+    from advbench.store import open_db
+
+    def planned(scale: str, stored: str | None) -> list[str]:
+        db_path = tmp_path / f"{scale}-{stored}.db"
+        db = open_db(db_path)
+        if stored:
+            db["models"].insert({"name": stored, "arch": "ibm-cnn", "dataset": "mnist-5k",
+                                 "activation": "relu", "defense": None, "seed": 0,
+                                 "checksum": "0" * 64, "config": json.dumps({"kind": "train"}),
+                                 "created_at": "2026-12-07T00:00:00"})  # fmt: skip
+        db.close()
+        res = runner.invoke(app, ["reproduce", "zantedeschi", "--scale", scale, "--dry-run",
+                                  "--db", str(db_path)])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.stdout.split())
+        return [part.split()[0] for part in text.split(" --name ")[1:]]  # every model made
+
+    assert "zantedeschi-cnn-mnist-5k" in planned("cpu", "zantedeschi-cnn-mnist-5k-smoke")
+    assert "zantedeschi-cnn-mnist-5k-smoke" in planned("smoke", "zantedeschi-cnn-mnist-5k")
+    assert "zantedeschi-cnn-mnist-5k" not in planned("cpu", "zantedeschi-cnn-mnist-5k")
+    mine = planned("cpu", "my-cnn")  # the user's ReLU CNN fills the role: not trained again
+    assert not any(name.startswith("zantedeschi-cnn-mnist-5k") for name in mine), mine

@@ -133,12 +133,15 @@ def todo(
         ident = (spec.paper, data, key)
         if ident in p.names:
             return p.names[ident]
-        stored = store.role_models(spec, data, key)
+        # a model the plan made at another scale is never this scale's (a user's own model
+        # that fills the role is, as is the plan's own at this scale)
+        stored = [m for m in store.role_models(spec, data, key)
+                  if not plans.other_scale(m["name"], spec.paper, key, m["dataset"], scale)]
         if stored:
             p.names[ident] = stored[0]["name"]
             return p.names[ident]
         role = spec.roles[(data, key)]
-        name = f"{spec.paper}-{key}-{dataset(data)}"
+        name = plans.model_name(spec.paper, key, dataset(data), scale)
         epochs = plans.epochs(spec.paper, scale)
         args = plans.recipe(spec.paper, role, data, scale)
         if role.parent is None:
