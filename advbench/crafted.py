@@ -34,6 +34,7 @@ from safetensors.torch import save as to_bytes
 
 from advbench.attacks import Crafted
 from advbench.config import config_hash
+from advbench.files import write_atomic
 from advbench.store import db_dir, now
 
 DIR = "crafted"
@@ -92,7 +93,7 @@ def save(
             torch.as_tensor(crafted.init_failed).detach().cpu().to(torch.uint8).contiguous()
         )
     data = to_bytes({name: t.clone() for name, t in tensors.items()})  # none may share memory
-    path.write_bytes(data)
+    write_atomic(path, data)  # a copy crafting the same examples at once renames its own
     return {
         "key": k,
         "path": str(rel),

@@ -12,6 +12,7 @@ import sqlite_utils
 
 from advbench import checks as chk
 from advbench import claims, reproduce
+from advbench.files import write_atomic
 from advbench.progress import fmt_time
 from advbench.report import drawing, html
 from advbench.report import figures as figs
@@ -83,8 +84,8 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
     title = f"{paper}: reproduction" + (f" at scale {shown}" if shown else "")
     if fmt == "html":
         path = out_dir / "report.html"
-        path.write_text(html.page(db, table_specs, figure_specs, data_dir=data_dir, models=models,
-                             title=title, preamble=preamble))  # fmt: skip
+        write_atomic(path, html.page(db, table_specs, figure_specs, data_dir=data_dir,
+                                     models=models, title=title, preamble=preamble))  # fmt: skip
         return path
     store = tab.StoredRuns(db)
     fig_dir = out_dir / "figures"
@@ -132,5 +133,5 @@ def paper_page(db, paper: str, fmt: str, out_dir, *, data_dir=None, scale=None, 
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
     path = out_dir / "README.md"
-    path.write_text("\n".join(out) + "\n")
+    write_atomic(path, "\n".join(out) + "\n")
     return path

@@ -110,3 +110,32 @@ def test_a_full_disk_during_an_attack_is_a_fault_not_a_damaged_store(small_disk,
     resumed = open_db(db).execute(ROWS).fetchall()
     assert resumed == open_db(alone / "a.db").execute(ROWS).fetchall()
     assert len(resumed) > kept
+
+
+def test_two_writers_of_one_page_leave_one_whole_page_and_no_temporary(tmp_path):
+    """Pages, figures, exports and crafted files are written whole or not at all
+    (`files.write_atomic`): while two processes rewrite one file with different contents,
+    a reader only ever sees one of the two, whole; a failed write leaves no temporary and
+    names the file it was for."""
+    import errno
+
+    from advbench.files import write_atomic
+
+    page = tmp_path / "README.md"
+    a, b = "a" * 2_000_000, "b" * 3_000_000
+    code = ("import sys; from advbench.files import write_atomic\n"
+            "for _ in range(30): write_atomic(sys.argv[1], sys.argv[2] * int(sys.argv[3]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(page), ch, str(k)])
+             for ch, k in (("a", 2_000_000), ("b", 3_000_000))]  # fmt: skip
+    seen = set()
+    while any(p.poll() is None for p in procs):
+        if page.exists():
+            text = page.read_text()
+            assert text in (a, b), len(text)
+            seen.add(text[0])
+    assert all(p.wait() == 0 for p in procs)
+    assert page.read_text() in (a, b) and seen
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    with pytest.raises(OSError) as exc:
+        write_atomic(tmp_path / "no" / "such" / "page.md", "x")
+    assert exc.value.errno == errno.ENOENT and exc.value.filename.endswith("page.md")

@@ -13,6 +13,7 @@ from advbench.api._common import (
     check_scale,
 )
 from advbench.errors import BadInput
+from advbench.files import write_atomic
 
 
 def tables(table: str, *, db=None) -> list:
@@ -210,7 +211,7 @@ def html_report(
     text = html.page(database, tables, figures, data_dir=data_dir, preamble=preamble,
                      lead=lead, progress=progress or (lambda ident: None))  # fmt: skip
     path = Path(output) / "report.html"
-    path.write_text(text)
+    write_atomic(path, text)
     return path, len(tables), len(figures)
 
 

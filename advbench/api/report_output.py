@@ -18,6 +18,7 @@ from advbench import formats
 from advbench.api._common import _db
 from advbench.api.report import check_output_dir, checks, compare, figures, summary, tables
 from advbench.errors import BadInput
+from advbench.files import write_atomic
 
 FORMATS = formats.BY_MODE  # each mode's formats (advbench/formats.py)
 _SUFFIX = {"table": "md", "markdown": "md", "latex": "tex"}
@@ -120,7 +121,7 @@ class Output:
 
 def _write(output: Path, stem: str, fmt: str, text: str) -> Path:
     path = Path(output) / f"{stem}.{_SUFFIX.get(fmt, fmt)}"
-    path.write_text(text)
+    write_atomic(path, text)
     return path
 
 

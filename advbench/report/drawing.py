@@ -4,10 +4,12 @@ SVG. The data (every point a table cell, the paper's points beside) is figures.p
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from pathlib import Path
 
+from advbench.files import write_atomic
 from advbench.metrics import wilson_interval
 from advbench.report.figures import FIGURE_FORMATS, FigureData, PanelData
 
@@ -127,7 +129,9 @@ def write(fig, out_dir: Path, stem: str, formats=FIGURE_FORMATS) -> list[Path]:
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=110, format=fmt)
+        buf = io.BytesIO()  # whole or not at all: another command may draw the same figure
+        fig.savefig(buf, dpi=110, format=fmt)
+        write_atomic(path, buf.getvalue())
         paths.append(path)
     return paths
 

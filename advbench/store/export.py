@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from advbench.errors import BadInput
+from advbench.files import temporary_beside
 
 
 def evidence(db: sqlite_utils.Database, path: Path, models: list[str]) -> Path:
@@ -23,8 +24,14 @@ def evidence(db: sqlite_utils.Database, path: Path, models: list[str]) -> Path:
     path = Path(path)
     if not models:
         raise BadInput("no stored model fills this paper's tables: nothing to export")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = temporary_beside(path)  # its own: another export of the same page may run at once
+    try:
+        return _evidence(db, path, tmp, models)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed export (a full disk) leaves nothing beside
+
+
+def _evidence(db: sqlite_utils.Database, path: Path, tmp: Path, models: list[str]) -> Path:
     db.execute("vacuum into ?", [str(tmp)])  # a consistent copy, even while another reads
     out = sqlite_utils.Database(tmp)
     try:
