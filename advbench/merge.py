@@ -141,6 +141,8 @@ def _merge_one(db, shard: Path, copy: Path, target_dir: Path, transaction) -> Me
                 "where run_id = main.runs.id)"
             ).rowcount
     except sqlite3.DatabaseError as exc:
+        if "disk is full" in str(exc):  # the store merged into is out of space: a fault,
+            raise  # not a bad shard (one line, exit 1, from the command's error handling)
         raise BadInput(f"shard {shard} cannot be merged ({exc})") from None
     finally:
         db.execute("detach database s")

@@ -139,3 +139,58 @@ def test_two_writers_of_one_page_leave_one_whole_page_and_no_temporary(tmp_path)
     with pytest.raises(OSError) as exc:
         write_atomic(tmp_path / "no" / "such" / "page.md", "x")
     assert exc.value.errno == errno.ENOENT and exc.value.filename.endswith("page.md")
+
+
+def _one_line_fault(res, needle="no space left"):
+    assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and needle in last, last
+    return last
+
+
+def _no_temporaries(folder: Path) -> None:
+    left = [p.name for p in folder.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert not left, left
+
+
+def test_a_full_disk_during_hardening_a_report_and_a_merge(small_disk, tmp_path):
+    """Issue 31's other writers on a full disk: each exits 1 with one line, leaves the store
+    intact and no temporary, and does its work once space is back."""
+    disk = small_disk
+    db = disk.path / "a.db"
+    assert _run(TRAIN, db).returncode == 0
+    harden = ["harden", "--model", "full", "--defense", "jacobian", "--param", "lambda=0.1",
+              "--epochs", "1", "--name", "hj", "--device", "cpu"]  # fmt: skip
+    disk.resize(disk.used() + 64 * 1024)
+    _one_line_fault(_run(harden, db))
+    _no_temporaries(disk.path)
+    assert not [p for p in (disk.path / "models").iterdir() if p.name.startswith("hj")]
+    disk.resize(64 * 1024 * 1024)
+    assert _run(harden, db).returncode == 0
+    attack = ["attack", "--model", "full", "--attack", "fgsm", "--eps", "0.1", "--n", "40",
+              "--device", "cpu"]  # fmt: skip
+    assert _run(attack, db).returncode == 0
+    # a report written to a folder on the full disk
+    out = disk.path / "page"
+    disk.resize(disk.used() + 16 * 1024)
+    _one_line_fault(_run(["report", "--format", "html", "--output", str(out)], db))
+    _no_temporaries(disk.path)
+    disk.resize(64 * 1024 * 1024)
+    assert _run(["report", "--format", "html", "--output", str(out)], db).returncode == 0
+    assert (out / "report.html").stat().st_size > 16 * 1024
+    # a merge into a store on the full disk: a shard made elsewhere
+    shard = tmp_path / "shard"
+    shutil.copytree(disk.path, shard, ignore=shutil.ignore_patterns("page"))
+    more = ["attack", "--model", "full", "--attack", "pgd-linf", "--eps", "0.05,0.1", "--n",
+            "200", "--param", "steps=3", "--device", "cpu"]  # fmt: skip
+    assert _run(more, shard / "a.db").returncode == 0
+    disk.resize(disk.used() + 32 * 1024)
+    _one_line_fault(_run(["merge", str(shard / "a.db")], db))
+    store = open_db(db)
+    assert store.execute("pragma integrity_check").fetchone()[0] == "ok"
+    store.close()
+    disk.resize(64 * 1024 * 1024)
+    assert _run(["merge", str(shard / "a.db")], db).returncode == 0
+    rows = "select run_id, position, adv_pred from samples order by 1, 2"
+    assert open_db(db).execute(rows).fetchall() == open_db(shard / "a.db").execute(rows).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import os
 import sqlite3
 from pathlib import Path
@@ -67,6 +68,15 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def _full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the disk under `folder` has less than `margin` bytes left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
 def _check_existing(path: Path) -> None:
     """Refuse a file that is not SQLite, or an SQLite file that advbench did not make, or a
     store advbench cannot write beside (WAL mode writes -wal and -shm files even to read)."""
@@ -87,6 +97,9 @@ def _check_existing(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
+        if _full(path.parent):  # SQLite cannot make its -shm/-wal files: not a bad store
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (SQLite: {exc})",
+                          str(path)) from None  # fmt: skip
         raise BadInput(f"--db {path} cannot be opened as an SQLite database ({exc})") from None
     if tables and "_migrations" not in tables:
         raise BadInput(
@@ -123,6 +136,9 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
         db.enable_wal()
         migrate(db)
     except sqlite3.OperationalError as exc:
+        if _full(path.parent):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (SQLite: {exc})",
+                          str(path)) from None  # fmt: skip
         raise BadInput(f"--db {path} cannot be opened ({exc})") from None
     return db
 
