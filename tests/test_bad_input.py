@@ -190,7 +190,7 @@ def test_a_read_only_store_is_one_line(snapshot, runner, db_copy, monkeypatch, w
     before = snapshot(db_copy.parent)
     for args in (["runs"], ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1"]):
         res = runner.invoke(app, [*args, "--db", str(db_copy)])
-        assert res.exit_code == 2, res.output
+        assert res.exit_code == 1, res.output  # a fault of the machine, not bad input
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and "read-only" in lines[0] and str(db_copy) in lines[0]
         assert (where == "folder") == (f"its folder {db_copy.parent}" in lines[0])
@@ -237,3 +237,17 @@ def test_usage_errors_of_the_console_script_are_one_line(tmp_path, args, words):
     assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
     assert all(w in lines[0] for w in words), lines[0]
     assert not (tmp_path / "a.db").exists()
+
+
+def test_a_checkpoint_gone_from_under_its_record_is_a_fault(snapshot, runner, db_copy):
+    """Issue 31: the models folder lost a file the store records: one line naming the
+    checkpoint and what to do, exit code 1 (the environment's fault, not the input's)."""
+    (db_copy.parent / "models" / "std.safetensors").unlink()
+    before = snapshot(db_copy.parent)
+    res = runner.invoke(app, ["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1",
+                              "--n", "10", "--db", str(db_copy)])  # fmt: skip
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "checkpoint" in lines[0] and "std" in lines[0], lines
+    assert "is missing" in lines[0] and "Traceback" not in res.output
+    assert snapshot(db_copy.parent) == before

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from advbench import __version__
-from advbench.errors import BadInput
+from advbench.errors import BadInput, Fault
 
 app = typer.Typer(
     help="Benchmark the adversarial robustness of image classifiers: "
@@ -92,6 +92,8 @@ def handles_errors(fn):
             return fn(*args, **kwargs)
         except BadInput as exc:
             fail(str(exc))
+        except Fault as exc:
+            fail(str(exc), code=1)
         except Terminated:
             err.print("Terminated (SIGTERM): finished batches are stored; run the same command "
                       "to resume.", soft_wrap=True)  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advbench.config import sha256_file
-from advbench.errors import BadInput
+from advbench.errors import BadInput, Fault
 from advbench.models import ModelSpec, build_model
 
 
@@ -71,7 +71,9 @@ def load_checkpoint(
 
     weights, meta_path = beside(stem, ".safetensors"), beside(stem, ".json")
     if not weights.exists() or not meta_path.exists():
-        raise BadInput(f"checkpoint {stem} is missing (.safetensors and .json expected)")
+        raise Fault(f"checkpoint {stem} is missing (.safetensors and .json expected): it was "
+                    "moved or deleted after it was recorded; restore the models folder beside "
+                    "the store, or train the model again with --force")  # fmt: skip
     try:
         meta = json.loads(meta_path.read_text())
         spec_doc = meta["spec"]
@@ -122,7 +124,8 @@ def save_wrapper(stem: Path, doc: dict[str, Any]) -> str:
 def load_wrapper_doc(stem: Path, expected_sha256: str) -> dict[str, Any]:
     path = beside(stem, ".json")
     if not path.exists():
-        raise BadInput(f"wrapper description {path} is missing")
+        raise Fault(f"wrapper description {path} is missing: it was moved or deleted after it "
+                    "was recorded; restore the models folder beside the store")
     checksum = sha256_file(path)
     if checksum != expected_sha256:
         raise BadInput(

@@ -12,7 +12,7 @@ from urllib.request import pathname2url
 
 import sqlite_utils
 
-from advbench.errors import BadInput
+from advbench.errors import BadInput, Fault
 from advbench.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("results") / "advbench.db"
@@ -82,7 +82,7 @@ def _check_existing(path: Path) -> None:
     store advbench cannot write beside (WAL mode writes -wal and -shm files even to read)."""
     for where in (path, path.parent):
         if not _writable(where):
-            raise BadInput(
+            raise Fault(
                 f"--db {path}: {'the file' if where == path else f'its folder {where}'} is "
                 "read-only, and advbench writes to its store and beside it even to read it "
                 "(SQLite WAL mode); copy the store to a writable folder"
