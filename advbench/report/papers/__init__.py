@@ -148,6 +148,18 @@ def with_seeds(role: Role, seeds: int) -> list[Role]:
     return [replace(role, key=seed_key(role.key, s), seed=s) for s in range(seeds)]
 
 
+def controlled(role: Role, seeds: int, *weights: str) -> list[Role]:
+    """A fine-tuned defense's role and its same-budget control (`with_control`), each at
+    training seeds 0 .. seeds − 1 (`with_seeds`): the roles a controls table pairs."""
+    defense, control = with_control(role, *weights)
+    return [
+        replace(defense, seed=0),
+        replace(control, seed=0),
+        *with_seeds(defense, seeds)[1:],
+        *with_seeds(control, seeds)[1:],
+    ]
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():

@@ -19,8 +19,6 @@ paper; its MNIST panels are ours (the data set on disk).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -28,9 +26,8 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    controlled,
     controls_table,
-    with_control,
-    with_seeds,
 )
 
 # What the tables' notes say about readings the paper leaves open (no code is public).
@@ -60,16 +57,12 @@ def _roles(fam: str) -> dict[tuple[str, str], Role]:
     # model, seed and data order, without the term), at SEEDS seeds. With its weight 0 each
     # of the three defenses is that same fine-tuning (the regulariser is not computed, and
     # every batch's randomness is drawn from its own seed), so the one control serves all.
-    nsloss, control = with_control(Role("nsloss", arch, "nsloss", parent="standard",
-                                        config=plain))  # fmt: skip
-    replicas = [*with_seeds(nsloss, SEEDS)[1:], *with_seeds(control, SEEDS)[1:]]
+    nsloss = controlled(Role("nsloss", arch, "nsloss", parent="standard", config=plain), SEEDS)
     roles = (
         Role("standard", arch),
         Role("jacobreg", arch, "jacobian", parent="standard", config=plain,
              unless={"lambda": 0.0}),
-        replace(nsloss, seed=0),
-        replace(control, seed=0),
-        *replicas,
+        *nsloss,
         Role("combined", arch, "nsloss+jacobian", aliases=("combined",), parent="standard",
              config=plain),
     )  # fmt: skip

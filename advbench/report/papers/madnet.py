@@ -19,7 +19,6 @@ disk). The picture is computed when the report is drawn (500 test images, seed 0
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from advbench.report.papers import (
     Cell,
@@ -28,9 +27,8 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    controlled,
     controls_table,
-    with_control,
-    with_seeds,
 )
 
 SEEDS = 3  # fine-tuning seeds of MAD and its control (issue 33)
@@ -40,10 +38,8 @@ MAD_TERMS = ("siamese", "rvl", "jacobian")
 
 
 def _roles(data: str) -> dict[tuple[str, str], Role]:
-    mad, control = with_control(Role("mad", "resnet56", "mad", parent="ce"), *MAD_TERMS)
-    replicas = [*with_seeds(mad, SEEDS)[1:], *with_seeds(control, SEEDS)[1:]]
-    roles = (Role("ce", "resnet56"), replace(mad, seed=0), replace(control, seed=0),
-             *replicas, Role("mad-at", "resnet56", "mad+pgd-at", parent="ce"))  # fmt: skip
+    mad = controlled(Role("mad", "resnet56", "mad", parent="ce"), SEEDS, *MAD_TERMS)
+    roles = (Role("ce", "resnet56"), *mad, Role("mad-at", "resnet56", "mad+pgd-at", parent="ce"))
     return {(data, r.key): r for r in roles}
 
 

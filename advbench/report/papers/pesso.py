@@ -26,8 +26,6 @@ iterations. The paper's Figs. 2–3 are CIFAR-10 and ImageNet; the MNIST panels 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -35,9 +33,8 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    controlled,
     controls_table,
-    with_control,
-    with_seeds,
 )
 
 ARCH = {"mnist": "madry-mnist", "cifar10": "wrn-28-10", "imagenet": "resnet50"}
@@ -70,13 +67,9 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     # standard model (epochs, optimiser, seed, data order) on the clean inputs (ε = 0: the
     # 0-ball holds x alone), at SEEDS seeds. pNML itself is an inference-time wrapper: its
     # control is its base, which Table 1's "Ours" against "Madry et al." already is.
-    madry, control = with_control(Role("madry", arch, "pgd-at", parent="standard"), "eps")
     roles = [
         Role("standard", arch),
-        replace(madry, seed=0),
-        replace(control, seed=0),
-        *with_seeds(madry, SEEDS)[1:],
-        *with_seeds(control, SEEDS)[1:],
+        *controlled(Role("madry", arch, "pgd-at", parent="standard"), SEEDS, "eps"),
         Role("ours", arch, "pnml", parent="madry", params={"iterations": 1, "lambda": lam}),
     ]
     for v in LAMBDAS[data]:

@@ -23,8 +23,6 @@ white-box and black-box (crafted on the undefended ResNet), for every defense, w
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -32,9 +30,8 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    controlled,
     controls_table,
-    with_control,
-    with_seeds,
 )
 
 SEEDS = 3  # fine-tuning seeds of GDA and its control (issue 33): its training is the cheapest
@@ -48,9 +45,7 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     # copies (copies = 0). With σ = 0 the 10 copies would equal their row, and the mean
     # cross-entropy over 11 equal rows is that row's: copies = 0 is the noise-free
     # fine-tuning, step for step, at a tenth of the cost.
-    gda, gda_control = with_control(on_cnn("gda", "gda"), "copies")
-    replicas = [*with_seeds(gda, SEEDS)[1:], *with_seeds(gda_control, SEEDS)[1:]]
-    gda, gda_control = replace(gda, seed=0), replace(gda_control, seed=0)
+    gda = controlled(on_cnn("gda", "gda"), SEEDS, "copies")
     return {
         (data, r.key): r
         for r in (
@@ -64,9 +59,7 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
             on_cnn("ls", "label-smoothing"),
             on_cnn("fgsm-at", "fgsm-at"),
             on_cnn("vat", "vat"),
-            gda,
-            gda_control,
-            *replicas,
+            *gda,
             on_cnn("gda-brelu", "gda+brelu", activation="brelu"),
         )
     }  # fmt: skip
@@ -104,8 +97,13 @@ def _table_2(row: str, col: str) -> Cell:
 
 def _black_box_cell(data: str, col: str, role: str) -> Cell:
     label, eps = BLACK_BOX[col]
-    return Cell("accuracy", role, data, {"suite": "zantedeschi", "label": label, "eps": eps},
-                requires=("resnet",))  # crafted on the undefended ResNet (arch:ibm-resnet)
+    return Cell(
+        "accuracy",
+        role,
+        data,
+        {"suite": "zantedeschi", "label": label, "eps": eps},
+        requires=("resnet",),
+    )  # crafted on the undefended ResNet (arch:ibm-resnet)
 
 
 def _black_box(data: str):
