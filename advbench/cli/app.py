@@ -50,7 +50,7 @@ _OS_FAULTS = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
-    errno.ENOENT: "it vanished while in use",
+    errno.ENOENT: "it is not there (moved or deleted while in use?)",
 }
 
 
