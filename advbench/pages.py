@@ -19,7 +19,7 @@ from advbench.report import figures as figs
 from advbench.report import table_views as views
 from advbench.report import tables as tab
 from advbench.report.papers import FigureSpec, TableSpec
-from advbench.reproduce import specs_of, wall_time
+from advbench.reproduce import specs_of
 from advbench.suites import allows_shortcuts
 
 
@@ -41,13 +41,13 @@ def paper_preamble(db, paper: str, scale: str | None, skipped=()) -> list[str]:
             f"select distinct scale from runs where model in ({marks}) and scale is not null",
             models)})  # fmt: skip
         scale = ",".join(scales) or None
+    split = reproduce.time_split(db, models, afresh=not allows_shortcuts(paper))  # read once
     lines = [
         f"Command: advbench reproduce {paper}" + (f" --scale {scale}" if scale else ""),
         f"{len(models)} models; wall time of their training and attacks: "
-        f"{fmt_time(wall_time(db, models, afresh=not allows_shortcuts(paper)))} (summed over "
+        f"{fmt_time(split['training'] + sum(split['attacks'].values()))} (summed over "
         "steps, as stored)",
     ]
-    split = reproduce.time_split(db, models, afresh=not allows_shortcuts(paper))
     if models and split["attacks"]:
         top = sorted(split["attacks"].items(), key=lambda kv: -kv[1])[:3]
         lines.append(

@@ -18,8 +18,6 @@ of features it may change fixed at the suite's budget.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advbench.report.papers import (
     Cell,
     FigureSpec,
@@ -27,9 +25,9 @@ from advbench.report.papers import (
     Role,
     Series,
     TableSpec,
+    controlled,
     controls_table,
     with_control,
-    with_seeds,
 )
 
 ARCH = {"mnist": "tf-mnist", "cifar10": "cnn4-cifar"}
@@ -53,14 +51,11 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
     # 3 epochs of fine-tuning from the same parent, seed and data order, minus the term
     ig, ig_control = with_control(role("ig", "input-gradient", post))
     cl, cl_control = with_control(role("cl", "cross-lipschitz", post))
-    jac, jac_control = with_control(role("jac", "jacobian", post))
     # the Jacobian regulariser (the paper's method) and its control at SEEDS training seeds
-    replicas = [*with_seeds(jac, SEEDS)[1:], *with_seeds(jac_control, SEEDS)[1:]]
-    jac, jac_control = replace(jac, seed=0), replace(jac_control, seed=0)
+    jac = controlled(role("jac", "jacobian", post), SEEDS)
     return {
         (data, r.key): r
         for r in (
-            *replicas,
             Role("none", arch),
             role("at", "fgsm-at", post),
             ig,
@@ -69,8 +64,7 @@ def _roles(data: str) -> dict[tuple[str, str], Role]:
             cl,
             cl_control,
             role("cl-regular", "cross-lipschitz", regular),
-            jac,
-            jac_control,
+            *jac,
             role("jac-regular", "jacobian", regular),
             role("ig-at", "input-gradient+fgsm-at", post),
             role("cl-at", "cross-lipschitz+fgsm-at", post),
