@@ -140,21 +140,6 @@ def _minimal(attack, linf_clip: float | None = None):
     return run
 
 
-def _fmn(cls, steps: int, max_stepsize: float, gamma: float):
-    """Fast Minimum-Norm (Pintor et al. 2021), foolbox's implementation: one search gives
-    each sample's smallest adversarial it found, so an accuracy-ε curve is one run judged
-    at every ε (like C&W's L2 curve), where PGD needs one run per ε."""
-    return _minimal(cls(steps=steps, max_stepsize=max_stepsize, gamma=gamma))
-
-
-def fmn_linf(*, steps: int, max_stepsize: float, gamma: float):
-    return _fmn(fb.attacks.LInfFMNAttack, steps, max_stepsize, gamma)
-
-
-def fmn_l2(*, steps: int, max_stepsize: float, gamma: float):
-    return _fmn(fb.attacks.L2FMNAttack, steps, max_stepsize, gamma)
-
-
 def _deepfool(cls, norm: str):
     def build(*, steps: int, candidates: int, overshoot: float, early_stop: bool = False):
         if early_stop:  # the same steps in our own loop, which drops finished rows
