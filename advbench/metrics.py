@@ -62,3 +62,25 @@ EPS_TOL = 1e-5
 def within(size, eps):
     """Whether a perturbation of `size` (a number or a tensor) is within budget `eps`."""
     return size <= eps * (1 + EPS_TOL)
+
+
+# The registry's fixed-reference attack (suite optimality-reference), and the optimality
+# against it under which a minimal attack is flagged (report and checklist; issue 30).
+REFERENCE_ATTACK = "reference-min"
+OPTIMALITY_WARN = 0.9
+
+
+def optimality(d: list[float], best: list[float]) -> float:
+    """AttackBench's optimality of distances `d` against the per-instance best `best`
+    (same instances, same order); NaN where no attack found anything to compare."""
+    finite = [b for b in best if math.isfinite(b)]
+    if not finite or len(d) != len(best):
+        return math.nan
+    top = max(finite)
+    n = len(best)
+    area = sum(min(v, top) for v in d) / n
+    best_area = sum(min(v, top) for v in best) / n
+    worst = sum(1 for b in best if b > 0) / n * top
+    if worst - best_area <= 0:
+        return math.nan
+    return 1.0 - (area - best_area) / (worst - best_area)

@@ -83,3 +83,41 @@ def test_an_attack_on_fewer_instances_is_compared_where_it_overlaps(db_copy):
         order = sorted(d)
         want = optimality([d[i] for i in order], [best[i] for i in order])
         assert table.loc[label, "optimality"] == pytest.approx(want, nan_ok=True)
+
+
+def test_a_fixed_reference_scores_each_attack_alone_and_a_lone_attack(db_copy):
+    """With the optimality-reference rows stored, each minimal attack is scored against
+    min(reference, itself) per instance: a second, better attack leaves the first one's
+    score as it was, and a norm with a single minimal attack gets a figure (issue 30).
+    The checklist's optimality item reads the same numbers and flags one under 0.9."""
+    from advbench.checks import gather
+    from advbench.checks.comparisons import check_optimality
+
+    db = open_db(db_copy)
+    model, _, row = load_model(db, "std")
+    env = record_environment(db, "cpu")
+
+    def run(attack, params, label):
+        job = make_job(attack, [1.0], params, label=label)
+        return run_jobs(db, model, row, [job], n=16, seed=0, batch_size=16, env_id=env)[0]
+
+    weak = run("fmn-l2", {"steps": 3, "start": "input"}, "FMN-weak")
+    table = optimality_table(db, ["std"])
+    assert table.empty  # one minimal attack and no reference: nothing to score against
+    ref = run("reference-min", {"norm": "l2", "steps": 40}, "Reference-L2")
+    alone = optimality_table(db, ["std"]).set_index("attack")
+    assert list(alone.index) == ["FMN-weak"] and alone.loc["FMN-weak", "against"] == "Reference-L2"
+    d, r = distances(db, weak.id), distances(db, ref.id)
+    order = sorted(d)
+    want = optimality([d[i] for i in order], [min(d[i], r[i]) for i in order])
+    assert alone.loc["FMN-weak", "optimality"] == pytest.approx(want)
+    run("deepfool-l2", {"steps": 20}, "DF")  # another attack does not move FMN-weak's score
+    both = optimality_table(db, ["std"]).set_index("attack")
+    assert both.loc["FMN-weak", "optimality"] == pytest.approx(want)
+    assert set(both.index) == {"FMN-weak", "DF"}
+    verdict = check_optimality("std", gather(db, "std"))
+    line = f"FMN-weak {want:.3f}"
+    assert line in verdict.numbers
+    assert verdict.status == ("warn" if want < 0.9 else "pass")
+    if want < 0.9:
+        assert verdict.settle.startswith("advbench attack --model std --attack fmn-l2")

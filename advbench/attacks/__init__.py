@@ -373,6 +373,21 @@ for _norm in ("linf", "l2"):
         "here, started from DeepFool): one search judged at every ε",
     )
 ATTACKS.register(
+    "reference-min",
+    _fb("reference_min"),
+    params=(
+        Param("norm", str, "l2", "l2 (foolbox's DDN) or linf (foolbox's L∞ FMN)",
+              choices=("l2", "linf")),  # fmt: skip
+        Param("steps", int, 1000),
+    ),
+    norm="l2|linf",
+    kind="minimal",
+    backend="foolbox",
+    targeted=False,
+    help="the optimality report's fixed reference: a high-budget minimal search from an "
+    "implementation the suites do not call (suite optimality-reference)",
+)
+ATTACKS.register(
     "deepfool-l2",
     _fb("deepfool_l2"),
     params=_DF,

@@ -140,6 +140,17 @@ def _minimal(attack, linf_clip: float | None = None):
     return run
 
 
+def reference_min(*, norm: str, steps: int):
+    """The fixed reference of the optimality report (issue 30): foolbox's DDN (L2; Rony et
+    al. 2019, decoupled direction and norm) or its L∞ FMN from the input (Pintor et al.
+    2021; foolbox's L∞ projection is right: on the digits model it gives advbench's FMN's
+    norms, tests/test_fmn.py), run once at a high budget. advbench's suites call neither,
+    so the reference is not one of the attacks it scores."""
+    if norm == "l2":
+        return _minimal(fb.attacks.DDNAttack(steps=steps))
+    return _minimal(fb.attacks.LInfFMNAttack(steps=steps))
+
+
 def _deepfool(cls, norm: str):
     def build(*, steps: int, candidates: int, overshoot: float, early_stop: bool = False):
         if early_stop:  # the same steps in our own loop, which drops finished rows

@@ -34,6 +34,7 @@ from advbench.checks.comparisons import (
     check_effort,
     check_iterative,
     check_monotone,
+    check_optimality,
     check_unbounded,
     check_white_box,
 )
@@ -59,12 +60,13 @@ CHECKS: dict[str, Callable[[str, list[Run]], Verdict]] = {
     "unstable": check_unstable,
     "outputs": check_outputs,
     "transfer": check_transfer,
+    "optimality": check_optimality,
 }
 
 
 _SAMPLE_COLS = ("position", "idx", "target", "label", "clean_pred", "adv_pred", "init_failed",
                 "trace", "best_norm", "loss_trace", "grad_zero", "grad_nonfinite", "grad_passes",
-                "grad_unavailable", "noise_flips", "output_kind", "source_success")  # fmt: skip
+                "grad_unavailable", "noise_flips", "output_kind", "source_success", "min_norm")  # fmt: skip
 
 
 def gather(db: sqlite_utils.Database, model: str) -> list[Run]:

@@ -40,6 +40,7 @@ SOURCES = {
     "unstable": "Pintor et al. 2022 unstable predictions",
     "outputs": "Carlini et al. 2019 §4.3: attack logits, not probabilities or hard labels",
     "transfer": "Pintor et al. 2022 transfer failure",
+    "optimality": "Cinà et al. 2024 (AttackBench) optimality against a fixed reference",
 }
 
 

@@ -243,7 +243,7 @@ def summary_view(db: sqlite_utils.Database, models: list[str] | None = None) -> 
 def print_summary(console, view: SummaryView) -> None:
     """Rich rendering for terminals: clean accuracy, then one table per attack, then the
     minimal attacks' optimality where a model has two of one norm."""
-    from advbench.report.optimality import CAPTION, render_rows
+    from advbench.report.optimality import CAPTION, render_rows, warnings
 
     for title, part in by_attack(view.frame):
         console.print(_rich(part, f"{title}: accuracy % [95 % CI] (n)", ("model", "defense")))
@@ -251,14 +251,18 @@ def print_summary(console, view: SummaryView) -> None:
     if not view.optimality.empty:
         console.print(_rich(render_rows(view.optimality), "minimal attacks: optimality "
                             "(AttackBench)", ("model", "attack"), CAPTION))  # fmt: skip
+        for line in warnings(view.optimality):
+            console.print(line, markup=False, highlight=False)
 
 
 def optimality_markdown(db: sqlite_utils.Database, models: list[str] | None = None) -> str:
     """The optimality table as a markdown section, or '' where no model has two minimal
     attacks of one norm."""
-    from advbench.report.optimality import CAPTION, optimality_table, render_rows
+    from advbench.report.optimality import CAPTION, optimality_table, render_rows, warnings
 
     opt = optimality_table(db, models)
     if opt.empty:
         return ""
-    return "\n## Minimal attacks: optimality\n\n" + render(render_rows(opt), "markdown", CAPTION)
+    notes = "".join(f"\n- {line}" for line in warnings(opt))
+    return ("\n## Minimal attacks: optimality\n\n" + render(render_rows(opt), "markdown", CAPTION)
+            + ("\n" + notes if notes else ""))

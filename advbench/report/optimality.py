@@ -19,6 +19,14 @@ is the per-instance best everywhere; 0: it does no better than not attacking, up
 
 AttackBench integrates with the trapezoid rule over the distinct distances; the exact area
 of the step curve is used here (the two differ by at most one step's width per distance).
+
+Against a fixed reference (issue 30; suite `optimality-reference`, attack `reference-min`: a
+high-budget search from an implementation the suites do not call, stored as its own rows):
+where one is stored for the model and norm, each attack is scored over the instances both
+attacked against d* = min(reference, the attack's own d), so improving one attack never
+lowers another's score, an attack that beats the reference on an instance is not penalised
+there, and a norm with a single minimal attack gets a real figure. Without one, the best
+over the listed attacks is the reference, as AttackBench does, and a norm needs two.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ import math
 import pandas as pd
 import sqlite_utils
 
+from advbench.metrics import OPTIMALITY_WARN, REFERENCE_ATTACK, optimality
+
 _RUNS = """
-select r.model, r.norm, coalesce(r.label, r.attack) as attack, r.group_id,
+select r.model, r.norm, coalesce(r.label, r.attack) as attack, r.attack as name, r.group_id,
        max(r.finished_at) as finished_at, min(r.id) as run_id
 from runs r join models m on m.name = r.model and m.checksum = r.model_checksum
 where r.kind = 'minimal' and coalesce(r.threat, 'white-box') = 'white-box'
@@ -57,51 +67,49 @@ def distances(db: sqlite_utils.Database, run_id: str) -> dict[int, float]:
     return out
 
 
-def optimality(d: list[float], best: list[float]) -> float:
-    """AttackBench's optimality of distances `d` against the per-instance best `best`
-    (same instances, same order); NaN where no attack found anything to compare."""
-    finite = [b for b in best if math.isfinite(b)]
-    if not finite or len(d) != len(best):
-        return math.nan
-    top = max(finite)
-    n = len(best)
-    area = sum(min(v, top) for v in d) / n
-    best_area = sum(min(v, top) for v in best) / n
-    worst = sum(1 for b in best if b > 0) / n * top
-    if worst - best_area <= 0:
-        return math.nan
-    return 1.0 - (area - best_area) / (worst - best_area)
 
 
 def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None) -> pd.DataFrame:
-    """One row per (model, norm, minimal attack) where a model's current weights have two
-    or more minimal attacks of that norm. Each attack is scored over the instances it
-    attacked (its n), against the per-instance best over every one of those attacks that
-    attacked that instance (HopSkipJump's smaller sample is compared where it overlaps);
-    with the share of the correctly classified it broke, and its median distance over
-    those (inf where it broke under half)."""
-    cols = ["model", "norm", "attack", "n", "optimality", "broken", "median"]
+    """One row per (model, norm, minimal attack): scored against the stored fixed reference
+    where there is one (`against` names it), else against the per-instance best over every
+    minimal attack of that model and norm that attacked the instance (HopSkipJump's smaller
+    sample is compared where it overlaps; `against` is "best of listed"; a norm needs two
+    attacks). With the share of the correctly classified it broke, and its median distance
+    over those (inf where it broke under half)."""
+    cols = ["model", "norm", "attack", "n", "optimality", "broken", "median", "against"]
     if "runs" not in db.table_names():
         return pd.DataFrame(columns=cols)
     latest: dict[tuple[str, str, str], str] = {}
+    refs: dict[tuple[str, str], tuple[str, str]] = {}
     for r in db.query(_RUNS):
         if models and r["model"] not in models:
             continue
-        latest[(r["model"], r["norm"], r["attack"])] = r["run_id"]  # the newest per label
+        if r["name"] == REFERENCE_ATTACK:
+            refs[(r["model"], r["norm"])] = (r["attack"], r["run_id"])  # the newest
+        else:
+            latest[(r["model"], r["norm"], r["attack"])] = r["run_id"]  # the newest per label
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for (model, norm, attack), run_id in latest.items():
         groups.setdefault((model, norm), {})[attack] = run_id
     rows = []
     for (model, norm), attacks in groups.items():
-        if len(attacks) < 2:
+        ref = refs.get((model, norm))
+        if ref is None and len(attacks) < 2:
             continue
         dist = {a: distances(db, run_id) for a, run_id in attacks.items()}
-        best: dict[int, float] = {}
-        for d in dist.values():
-            for i, v in d.items():
-                best[i] = min(v, best.get(i, math.inf))
+        if ref is not None:
+            fixed = distances(db, ref[1])
+            best_of = {a: {i: min(v, fixed[i]) for i, v in d.items() if i in fixed}
+                       for a, d in dist.items()}  # fmt: skip
+        else:
+            pooled: dict[int, float] = {}
+            for d in dist.values():
+                for i, v in d.items():
+                    pooled[i] = min(v, pooled.get(i, math.inf))
+            best_of = {a: {i: pooled[i] for i in d} for a, d in dist.items()}
         for attack in sorted(dist):
-            own = sorted(dist[attack])
+            best = best_of[attack]
+            own = sorted(best)
             d = [dist[attack][i] for i in own]
             correct = [i for i in own if best[i] > 0]
             found = sorted(dist[attack][i] for i in correct)
@@ -111,8 +119,30 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
                 "optimality": optimality(d, [best[i] for i in own]),
                 "broken": broken / len(correct) if correct else math.nan,
                 "median": found[(len(found) - 1) // 2] if found else math.nan,
+                "against": ref[0] if ref is not None else "best of listed",
             })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def warnings(df: pd.DataFrame) -> list[str]:
+    """One line per model whose optimality was not measured against a fixed reference, and
+    per attack under OPTIMALITY_WARN against one, each with the command that settles it."""
+    out = []
+    for model in dict.fromkeys(df["model"]):
+        rows = df[df["model"] == model]
+        loose = sorted(set(rows[rows["against"] == "best of listed"]["norm"]))
+        if loose:
+            out.append(f"{model}: no fixed reference for {', '.join(loose)} (scored against "
+                       "the best of the listed attacks); store one with `advbench attack "
+                       f"--model {model} --suite optimality-reference`")  # fmt: skip
+        for r in rows.itertuples():
+            if r.against != "best of listed" and r.optimality < OPTIMALITY_WARN:
+                out.append(f"warning: {r.attack} on {model} has optimality {r.optimality:.3f} "
+                           f"against {r.against} (< {OPTIMALITY_WARN}): its accuracy "
+                           "overstates robustness where it stops short; rerun it with more "
+                           "steps or another start (`advbench report --checks "
+                           f"{model}` gives the command)")  # fmt: skip
+    return out
 
 
 def render_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,8 +157,10 @@ def render_rows(df: pd.DataFrame) -> pd.DataFrame:
 CAPTION = (
     "Optimality of each minimal attack (AttackBench): 1 − (A − A*) / (c·M − A*), with A the "
     "area under its accuracy–ε curve up to M, the largest per-instance best distance, A* the "
-    "per-instance best over the attacks listed for that model and norm that attacked the "
-    "instance, c·M the area of an attack that breaks nothing; over the n instances the "
+    "per-instance best (against: the stored fixed reference, a high-budget search from "
+    "another implementation, or the attack itself where it did better; 'best of listed': "
+    "the best over the attacks listed for that model and norm that attacked the instance), "
+    "c·M the area of an attack that breaks nothing; over the n instances the "
     "attack attacked. broken: "
     "share of the correctly classified it found an adversarial for; median: its median "
     "distance over those (∞: under half)."
