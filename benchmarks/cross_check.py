@@ -192,6 +192,7 @@ def main(argv=None) -> str:
                     f"{'' if math.isnan(ratio) else f'{ratio:.3f}'} | "
                     f"{ours_passes:.0f} · {their_passes:.0f} | {OTHER[job.label]} |"
                 )
+                print(lines[-1], file=sys.stderr, flush=True)  # a long run shows its rows
         print(f"{job.label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     lines += ["", "advbench − other > 0: advbench leaves more instances robust (weaker). "
               "norm ratio: advbench's distance / the other's, on instances both broke "

@@ -36,6 +36,7 @@ FAST = {
     "deepfool-linf": {"steps": 20},
     "fmn-linf": {"steps": 10},
     "fmn-l2": {"steps": 10},
+    "reference-min": {"steps": 10},
     "fgsm-min": {"eps_step": 0.05},
     "hsj": {"max_iter": 3, "max_eval": 100, "init_eval": 10, "init_size": 20},
 }
@@ -81,7 +82,7 @@ def test_variants_cover_every_norm_and_targeting():
     ids = {_id(v) for v in VARIANTS}
     assert {"fgsm-l2", "fgsm-l2-targeted", "hsj-linf-targeted", "apgd-l2", "jsma-targeted"} <= ids
     assert "deepfool-l2-targeted" not in ids and "noise-targeted" not in ids
-    assert len(ids) == len(VARIANTS) == 41
+    assert len(ids) == len(VARIANTS) == 43
 
 
 def _rows(db, res):
