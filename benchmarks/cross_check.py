@@ -59,6 +59,12 @@ class Counted(torch.nn.Module):
         super().__init__()
         self.model, self.rows = model, 0
 
+    def __getattr__(self, name):  # input_shape, num_classes...: the model's own
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.model, name)
+
     def forward(self, x):
         self.rows += len(x)
         return self.model(x)
@@ -85,7 +91,7 @@ def other(label: str, params: dict, model, x, y, eps: float | None):
     if label.startswith("APGD"):
         from pyautoattack.autopgd_base import APGDAttack
 
-        attack = APGDAttack(model, n_iter=steps, norm="Linf", eps=eps, seed=0,
+        attack = APGDAttack(lambda v: model(v), n_iter=steps, norm="Linf", eps=eps, seed=0,
                             loss=params.get("loss", "ce"), n_restarts=params.get("restarts", 1),
                             device="cpu")  # fmt: skip
         return attack.perturb(x, y)

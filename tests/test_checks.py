@@ -216,6 +216,10 @@ def evaluated(tmp_path_factory, trained_db):
         res = runner.invoke(app, ["attack", "--model", model, "--suite", "carlini-eval",
                                   "--scale", "smoke", *extra, *db])  # fmt: skip
         assert res.exit_code == 0, res.output
+    for model in ("std", "at"):  # the optimality item's fixed reference
+        res = runner.invoke(app, ["attack", "--model", model, "--suite", "optimality-reference",
+                                  "--scale", "smoke", *db])  # fmt: skip
+        assert res.exit_code == 0, res.output
     verdicts = {}
     for model in ("std", "at", "fs", "hard", "npq"):
         res = runner.invoke(app, ["report", "--checks", model, "--format", "json", *db])
@@ -228,6 +232,14 @@ def evaluated(tmp_path_factory, trained_db):
 @pytest.mark.parametrize("model", ["std", "at"])
 def test_trained_models_pass_every_check(evaluated, model):
     for name, v in evaluated[model].items():
+        if name == "optimality":
+            # smoke-scale C&W (50 steps, 3 binary searches) stops short of the fixed
+            # reference (0.75 on std): the item warns, naming it, with a command to rerun
+            assert v["status"] in ("pass", "warn") and "against Reference-L2" in v["numbers"]
+            assert v["status"] == "pass" or (
+                "CW-L2" in v["numbers"] and v["settle"].startswith("advbench attack --model")
+            )
+            continue
         assert v["status"] == "pass", (model, name, v["numbers"])
         assert any(ch.isdigit() for ch in v["numbers"])  # the numbers behind it
 

@@ -10,6 +10,9 @@ Either may return a `Crafted` instead of a tensor to report more per sample: a t
 restarts, the queries a decision-based attack spent, or the samples it could not start on.
 An attack whose registry entry says `start="target-image"` also takes `start=`, one image
 per sample that the crafting model classifies as that sample's target (targeted runs).
+
+Over 500 lines: the registry below is one table, every attack with its typed parameters,
+defaults and revision, read top to bottom; split across modules it would no longer be.
 """
 
 from __future__ import annotations

@@ -205,16 +205,20 @@ def _distances(run: Run) -> dict[int, float]:
 
 
 def check_optimality(model: str, runs: list[Run]) -> Verdict:
-    """Each white-box untargeted minimal attack's optimality (AttackBench) against the
+    """Each white-box untargeted gradient-based minimal attack's optimality (AttackBench) against the
     stored fixed reference of its norm (suite optimality-reference), on the instances both
     attacked, the best per instance being the reference or the attack itself where it did
     better (report.optimality): under 0.9 warns, with the command that reruns it at twice
     the steps. Without a reference it says which command stores one."""
+    from advbench.attacks import ATTACKS
+
     minimal: dict[tuple[str, str], Run] = {}
     refs: dict[str, Run] = {}
     for r in runs:
         if r.kind != "minimal" or not r.white_box or r.targeted:
             continue
+        if ATTACKS.get(r.attack).meta.get("uses_gradient") is False:
+            continue  # decision-based (HopSkipJump): not expected near a gradient search
         if r.attack == REFERENCE_ATTACK:
             refs[r.norm] = r
         else:
