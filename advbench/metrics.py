@@ -70,6 +70,16 @@ REFERENCE_ATTACK = "reference-min"
 OPTIMALITY_WARN = 0.9
 
 
+def instance_distance(clean_pred, label, min_norm, failed) -> float:
+    """One instance's distance for optimality: 0 where the clean input is already
+    misclassified, inf where the attack found nothing (or could not start), else its norm."""
+    if clean_pred != label:
+        return 0.0
+    if min_norm is None or failed:
+        return math.inf
+    return float(min_norm)
+
+
 def optimality(d: list[float], best: list[float]) -> float:
     """AttackBench's optimality of distances `d` against the per-instance best `best`
     (same instances, same order); NaN where no attack found anything to compare."""

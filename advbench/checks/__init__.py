@@ -66,7 +66,8 @@ CHECKS: dict[str, Callable[[str, list[Run]], Verdict]] = {
 
 _SAMPLE_COLS = ("position", "idx", "target", "label", "clean_pred", "adv_pred", "init_failed",
                 "trace", "best_norm", "loss_trace", "grad_zero", "grad_nonfinite", "grad_passes",
-                "grad_unavailable", "noise_flips", "output_kind", "source_success", "min_norm")  # fmt: skip
+                "grad_unavailable", "noise_flips", "output_kind", "source_success",
+                "min_norm")  # fmt: skip
 
 
 def gather(db: sqlite_utils.Database, model: str) -> list[Run]:

@@ -30,7 +30,7 @@ from advbench.checks.base import (
     _verdict,
     _worst,
 )
-from advbench.metrics import OPTIMALITY_WARN, REFERENCE_ATTACK, optimality
+from advbench.metrics import OPTIMALITY_WARN, REFERENCE_ATTACK, instance_distance, optimality
 from advbench.paired import fmt_p
 
 
@@ -193,23 +193,16 @@ def check_effort(model: str, runs: list[Run]) -> Verdict:
 
 def _distances(run: Run) -> dict[int, float]:
     """Per test index: 0 (clean error), the minimal norm found, or inf (none found)."""
-    out = {}
-    for s in run.rows:
-        if s["clean_pred"] != s["label"]:
-            out[s["idx"]] = 0.0
-        elif s.get("min_norm") is None or s["init_failed"]:
-            out[s["idx"]] = math.inf
-        else:
-            out[s["idx"]] = float(s["min_norm"])
-    return out
+    return {s["idx"]: instance_distance(s["clean_pred"], s["label"], s.get("min_norm"),
+                                        s["init_failed"]) for s in run.rows}  # fmt: skip
 
 
 def check_optimality(model: str, runs: list[Run]) -> Verdict:
-    """Each white-box untargeted gradient-based minimal attack's optimality (AttackBench) against the
-    stored fixed reference of its norm (suite optimality-reference), on the instances both
-    attacked, the best per instance being the reference or the attack itself where it did
-    better (report.optimality): under 0.9 warns, with the command that reruns it at twice
-    the steps. Without a reference it says which command stores one."""
+    """Each white-box untargeted gradient-based minimal attack's optimality (AttackBench)
+    against the stored fixed reference of its norm (suite optimality-reference), on the
+    instances both attacked, the best per instance being the reference or the attack
+    itself where it did better (report.optimality): under 0.9 warns, with the command that
+    reruns it at twice the steps. Without a reference it says which command stores one."""
     from advbench.attacks import ATTACKS
 
     minimal: dict[tuple[str, str], Run] = {}

@@ -36,7 +36,7 @@ import math
 import pandas as pd
 import sqlite_utils
 
-from advbench.metrics import OPTIMALITY_WARN, REFERENCE_ATTACK, optimality
+from advbench.metrics import OPTIMALITY_WARN, REFERENCE_ATTACK, instance_distance, optimality
 
 _RUNS = """
 select r.model, r.norm, coalesce(r.label, r.attack) as attack, r.attack as name, r.group_id,
@@ -58,12 +58,7 @@ def distances(db: sqlite_utils.Database, run_id: str) -> dict[int, float]:
         "where run_id = ?",
         [run_id],
     ):
-        if clean != label:
-            out[idx] = 0.0
-        elif min_norm is None or failed:
-            out[idx] = math.inf
-        else:
-            out[idx] = float(min_norm)
+        out[idx] = instance_distance(clean, label, min_norm, failed)
     return out
 
 
