@@ -21,13 +21,18 @@ from torch.nn import functional as F
 from advbench.attacks import Crafted
 
 
-def _margin(logits, y, target, confidence: float):
-    """C&W's f6: how far the input is from being adversarial (0 once it is, with margin)."""
+def logit_gap(logits, y, target=None):
+    """z_y − max of the others (untargeted; ≤ 0 once misclassified), or max of the others −
+    z_target (targeted): minimising it moves towards the goal either way (C&W, FMN)."""
     cls = y if target is None else target
     real = logits.gather(1, cls[:, None])[:, 0]
     other = logits.masked_fill(F.one_hot(cls, logits.shape[1]).bool(), -math.inf).amax(1)
-    gap = real - other if target is None else other - real
-    return (gap + confidence).clamp(min=0)
+    return real - other if target is None else other - real
+
+
+def _margin(logits, y, target, confidence: float):
+    """C&W's f6: how far the input is from being adversarial (0 once it is, with margin)."""
+    return (logit_gap(logits, y, target) + confidence).clamp(min=0)
 
 
 def _is_adv(logits, y, target, confidence: float):

@@ -30,6 +30,9 @@ import math
 
 import torch
 
+from advbench.attacks.cw import logit_gap
+from advbench.attacks.own import _clip_l2
+
 DUAL = {"l2": 2.0, "linf": 1.0}
 # How far a row with no adversarial yet may go: ε = ‖δ‖ + REACH·|m| / ‖g‖_dual (the paper:
 # 1). Measured on the demo's standard MNIST model (197 instances, 50 steps, from x): in L2
@@ -43,24 +46,15 @@ REACH = {"l2": 2.0, "linf": 1.0}
 NORM = {"l2": 2.0, "linf": math.inf}
 
 
-def _margin(logits: torch.Tensor, cls: torch.Tensor, untargeted: bool) -> torch.Tensor:
-    """z_cls − max of the others (untargeted: ≤ 0 once misclassified); targeted: the
-    negative, so that minimising it moves towards the target either way."""
-    own = logits.gather(1, cls[:, None]).squeeze(1)
-    others = logits.scatter(1, cls[:, None], -math.inf).amax(1)
-    return own - others if untargeted else others - own
-
-
 def _project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
     shape = (-1,) + (1,) * (delta.dim() - 1)
     if norm == "linf":
         e = eps.view(shape)
         return torch.maximum(torch.minimum(delta, e), -e)
-    size = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return delta * (eps / size).clamp(max=1.0).view(shape)
+    return _clip_l2(delta, eps)
 
 
-def _boundary_start(model, x, start, cls, untargeted: bool, norm: str, steps: int):
+def _boundary_start(model, x, start, y, target, norm: str, steps: int):
     """The point of the segment x → start (an adversarial) nearest x that is still
     adversarial, by bisection on the segment's fraction (L∞: on the box's half-width)."""
     low = torch.zeros(len(x), device=x.device, dtype=x.dtype)
@@ -76,7 +70,7 @@ def _boundary_start(model, x, start, cls, untargeted: bool, norm: str, steps: in
     for _ in range(steps):
         mid = (low + high) / 2
         with torch.no_grad():
-            adv = _margin(model(point(mid)), cls, untargeted) < 0
+            adv = logit_gap(model(point(mid)), y, target) < 0
         low, high = torch.where(adv, low, mid), torch.where(adv, mid, high)
     return point(high) - x
 
@@ -100,7 +94,6 @@ def fmn_search(
     """(the smallest adversarial met per instance, x where none; its norm, inf where none).
     `start`: one adversarial per row (rows that are not are started from x)."""
     untargeted = target is None
-    cls = y if untargeted else target
     p, dual = NORM[norm], DUAL[norm]
     alpha_end = max_stepsize / 100 if min_stepsize is None else min_stepsize
     shape = (-1,) + (1,) * (x.dim() - 1)
@@ -108,9 +101,10 @@ def fmn_search(
     delta = torch.zeros_like(x)
     if start is not None:
         with torch.no_grad():
-            ok = _margin(model(start), cls, untargeted) < 0
+            ok = logit_gap(model(start), y, target) < 0
         if ok.any():
-            delta[ok] = _boundary_start(model, x[ok], start[ok], cls[ok], untargeted, norm,
+            aim = None if target is None else target[ok]
+            delta[ok] = _boundary_start(model, x[ok], start[ok], y[ok], aim, norm,
                                         binary_search_steps)  # fmt: skip
     eps = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
     worst = torch.maximum(x, 1 - x).flatten(1).norm(p=p, dim=1)
@@ -123,7 +117,7 @@ def fmn_search(
         g_k = min_gamma + (gamma - min_gamma) * cosine
         xa = (x + delta).requires_grad_(True)
         logits = model(xa)
-        margin = _margin(logits, cls, untargeted)
+        margin = logit_gap(logits, y, target)
         (grad,) = torch.autograd.grad(margin.sum(), xa)
         with torch.no_grad():
             pred = logits.argmax(1)
