@@ -15,7 +15,8 @@ true: a budget attack over several ε takes an instance broken at a smaller ε a
 the next instead of attacking it again; papers whose protocol attacks every ε afresh set
 false), judge (a minimal attack's example at each ε: `minimal`, counted where its norm is
 within ε, or `clip`, its perturbation clipped onto the ε-ball and judged, as foolbox 3's
-`epsilons` do), source (where a transfer row's
+`epsilons` do), why (free text: the measurement behind a row's parameters, for a reader
+of the file; it changes no job), source (where a transfer row's
 examples are crafted: `root`, `parent`, `base`, `model:NAME`, `arch:ARCH`, `proxy:ARCH` or
 `given`; see jobs.SOURCES). A row without `source` is white-box. `--source-model` and
 `--proxy` fill only the rows that ask for a model (`given`; `--source-model` also picks the
@@ -123,7 +124,7 @@ def validate_suite(doc: Any, name: str) -> dict[str, Any]:
 SUITE_KEYS = {"name", "description", "n", "seed", "only_correct", "shortcuts", "attacks",
               "cascade"}  # fmt: skip
 ROW_KEYS = {"attack", "label", "eps", "params", "family", "scale", "n", "targeted",
-            "store_examples", "source", "transfer", "shortcuts", "judge"}  # fmt: skip
+            "store_examples", "source", "transfer", "shortcuts", "judge", "why"}  # fmt: skip
 
 
 def _check_row(row: dict[str, Any], where: str, bad) -> None:
@@ -135,7 +136,7 @@ def _check_row(row: dict[str, Any], where: str, bad) -> None:
     extra = sorted(set(row) - ROW_KEYS)
     if extra:
         raise bad(f"{where} has an unknown key {extra[0]!r}; valid: {', '.join(sorted(ROW_KEYS))}")
-    for key in ("attack", "label", "source", "transfer"):
+    for key in ("attack", "label", "source", "transfer", "why"):
         if key in row and not isinstance(row[key], str):
             raise bad(f"{where}.{key} must be a string; got {row[key]!r}")
     for key in ("store_examples", "shortcuts"):

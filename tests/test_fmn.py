@@ -14,7 +14,7 @@ import foolbox as fb
 import pytest
 import torch
 
-from advbench.attacks import ATTACKS
+from advbench.attacks import ATTACKS, unpack
 from advbench.attacks.fmn import REACH, _project, fmn_search
 from advbench.catalogue import load_model
 from advbench.data import load
@@ -104,19 +104,15 @@ def test_fmn_linf_from_the_input_matches_foolboxs_implementation(digits):
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_fmn_is_no_further_than_autoattacks_fab(digits, norm):
-    """Per instance both break, the registry's FMN (DeepFool start, 50 steps, carlini-eval's
-    cpu budget) is within 5 % of FAB at 100 iterations and 3 restarts on ≥ 95 % of them."""
+def _fab(model, x, y, norm: str):
     from pyautoattack.fab_pt import FABAttack_PT
 
-    model, x, y = digits
-    torch.manual_seed(0)
-    attack = ATTACKS.get(f"fmn-{norm}")
-    ours = attack.factory(attack.resolve({"steps": 50}))(model, x, y)
     fab = FABAttack_PT(model, norm="L2" if norm == "l2" else "Linf", n_restarts=3, n_iter=100,
                        eps=1e3, seed=0, device="cpu")  # fmt: skip
-    theirs = fab.perturb(x, y)
+    return fab.perturb(x, y)
+
+
+def _no_further(model, x, y, ours, theirs, norm: str, tol: float):
     p = 2 if norm == "l2" else math.inf
     with torch.no_grad():
         ok_ours = model(ours).argmax(1) != y
@@ -125,4 +121,41 @@ def test_fmn_is_no_further_than_autoattacks_fab(digits, norm):
     assert both.float().mean() >= 0.9
     a = (ours - x).flatten(1).norm(p=p, dim=1)[both]
     b = (theirs - x).flatten(1).norm(p=p, dim=1)[both]
-    assert (a <= 1.05 * b).float().mean() >= 0.95
+    assert (a <= (1 + tol) * b).float().mean() >= 0.95
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_fmn_is_no_further_than_autoattacks_fab(digits, norm):
+    """Per instance both break, the registry's FMN (DeepFool start, 50 steps, carlini-eval's
+    cpu budget) is within 5 % of FAB at 100 iterations and 3 restarts on ≥ 95 % of them."""
+    model, x, y = digits
+    torch.manual_seed(0)
+    attack = ATTACKS.get(f"fmn-{norm}")
+    ours = attack.factory(attack.resolve({"steps": 50}))(model, x, y)
+    _no_further(model, x, y, ours, _fab(model, x, y, norm), norm, 0.05)
+
+
+def test_carlini_evals_cw_against_autoattacks_fab(digits):
+    """carlini-eval's C&W row at its cpu budget (read from the suite, so a change of its
+    parameters is judged here) against FAB-L2, per instance both break. C&W is a local
+    search and FAB (3 restarts) reaches classes C&W's does not, so even the paper's full
+    budget (1,000 steps x 9 searches) is within 5 % of FAB on only 74 % of these instances
+    (measured 2026-12-07; 1.46x at the 95th percentile). Measured at the cpu budget: 125 x 5
+    at Adam step 0.1, 76 % within 5 %, median ratio 0.997; the budget before issue 30 (100 x
+    5 at 0.05) 61 % and 1.017, which this test fails. Same algorithm, other implementation:
+    ART's CarliniL2Method at matched parameters (150 x 5) is weaker (ours 0.75x its norms at
+    the median, 68 s here)."""
+    from advbench.suites import load_suite, suite_jobs
+
+    jobs, _ = suite_jobs(load_suite("carlini-eval"), "digits", "cpu")
+    (job,) = [j for j in jobs if j.label == "CW-L2"]
+    model, x, y = digits
+    ours = unpack(ATTACKS.get("cw-l2").factory(job.params)(model, x, y)).adv
+    theirs = _fab(model, x, y, "l2")
+    with torch.no_grad():
+        both = (model(ours).argmax(1) != y) & (model(theirs).argmax(1) != y)
+    assert both.float().mean() >= 0.9
+    ratio = ((ours - x).flatten(1).norm(dim=1) / (theirs - x).flatten(1).norm(dim=1))[both]
+    assert (ratio <= 1.05).float().mean() >= 0.7
+    assert ratio.median() <= 1.005
+    assert ratio.quantile(0.95) <= 2.0

@@ -180,6 +180,8 @@ def test_an_l2_budget_above_one_is_still_valid(runner, db_copy):
          "attacks[0] (pgd-linf): parameter steps=1e+20 must be at most 1,000,000"),
         (_one(', "targeted": "every"'),
          "attacks[0].targeted 'every' is not one of: all-others, random"),
+        (_one(', "why": ["measured"]'),
+         "attacks[0].why must be a string"),
     ],
 )  # fmt: skip
 def test_malformed_suite_files_are_refused_before_the_store_is_touched(
