@@ -112,16 +112,14 @@ def _fab(model, x, y, norm: str):
     return fab.perturb(x, y)
 
 
-def _no_further(model, x, y, ours, theirs, norm: str, tol: float):
+def _ratios(model, x, y, ours, theirs, norm: str):
+    """Per instance both break (at least 90 % of them): our norm / the other's."""
     p = 2 if norm == "l2" else math.inf
     with torch.no_grad():
-        ok_ours = model(ours).argmax(1) != y
-        ok_theirs = model(theirs).argmax(1) != y
-    both = ok_ours & ok_theirs
+        both = (model(ours).argmax(1) != y) & (model(theirs).argmax(1) != y)
     assert both.float().mean() >= 0.9
-    a = (ours - x).flatten(1).norm(p=p, dim=1)[both]
-    b = (theirs - x).flatten(1).norm(p=p, dim=1)[both]
-    assert (a <= (1 + tol) * b).float().mean() >= 0.95
+    a = (ours - x).flatten(1).norm(p=p, dim=1)
+    return (a / (theirs - x).flatten(1).norm(p=p, dim=1))[both]
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
@@ -132,7 +130,8 @@ def test_fmn_is_no_further_than_autoattacks_fab(digits, norm):
     torch.manual_seed(0)
     attack = ATTACKS.get(f"fmn-{norm}")
     ours = attack.factory(attack.resolve({"steps": 50}))(model, x, y)
-    _no_further(model, x, y, ours, _fab(model, x, y, norm), norm, 0.05)
+    ratio = _ratios(model, x, y, ours, _fab(model, x, y, norm), norm)
+    assert (ratio <= 1.05).float().mean() >= 0.95
 
 
 def test_carlini_evals_cw_against_autoattacks_fab(digits):
@@ -151,11 +150,7 @@ def test_carlini_evals_cw_against_autoattacks_fab(digits):
     (job,) = [j for j in jobs if j.label == "CW-L2"]
     model, x, y = digits
     ours = unpack(ATTACKS.get("cw-l2").factory(job.params)(model, x, y)).adv
-    theirs = _fab(model, x, y, "l2")
-    with torch.no_grad():
-        both = (model(ours).argmax(1) != y) & (model(theirs).argmax(1) != y)
-    assert both.float().mean() >= 0.9
-    ratio = ((ours - x).flatten(1).norm(dim=1) / (theirs - x).flatten(1).norm(dim=1))[both]
+    ratio = _ratios(model, x, y, ours, _fab(model, x, y, "l2"), "l2")
     assert (ratio <= 1.05).float().mean() >= 0.7
     assert ratio.median() <= 1.005
     assert ratio.quantile(0.95) <= 2.0
