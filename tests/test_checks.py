@@ -191,6 +191,34 @@ def test_transfer_failure():
     assert v.status == "warn" and "15/20 (75.0%)" in v.numbers
 
 
+def test_optimality_settles_each_attack_the_way_that_can_move_it():
+    """Reference distances 1 (5 instances) and 2 (5), all correctly classified, so M = 2,
+    the best area (5 + 10) / 10 = 1.5 and an attack that breaks nothing has area 2. An
+    attack equal to the reference: 1 - (1.5 - 1.5) / (2 - 1.5) = 1. One at 2 everywhere
+    (best per instance: the reference): 1 - (2 - 1.5) / (2 - 1.5) = 0, a warning. C&W's
+    settles with twice its steps; DeepFool's, whose steps never bind, with FMN."""
+    def rows(d):
+        return [sample(i, robust=False, min_norm=d(i)) for i in range(10)]
+
+    def minimal(rid, attack, d):
+        return run(rid, attack, 1.0, [], n=10, norm="l2", kind="minimal",
+                   params={"steps": 100}, rows=rows(d))  # fmt: skip
+
+    def halves(i):
+        return 1.0 if i < 5 else 2.0
+
+    ref = minimal("r", "reference-min", halves)
+    v = checks.check_optimality("m", [ref, minimal("c", "cw-l2", halves)])
+    assert v.status == "pass" and "cw-l2 1.000 (n=10" in v.numbers
+    v = checks.check_optimality("m", [ref, minimal("c", "cw-l2", lambda i: 2.0)])
+    assert v.status == "warn" and "cw-l2 0.000 (n=10" in v.numbers
+    assert "--attack cw-l2" in v.settle and "steps=200" in v.settle
+    v = checks.check_optimality("m", [ref, minimal("d", "deepfool-l2", lambda i: 2.0)])
+    assert v.status == "warn" and "deepfool-l2 0.000 (n=10" in v.numbers
+    assert "stops at its first adversarial" in v.numbers
+    assert "--attack fmn-l2" in v.settle and "steps=" not in v.settle
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, trained_db):
     """carlini-eval (smoke) on the digits model, an adversarially trained child, and three

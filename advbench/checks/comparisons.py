@@ -202,7 +202,9 @@ def check_optimality(model: str, runs: list[Run]) -> Verdict:
     against the stored fixed reference of its norm (suite optimality-reference), on the
     instances both attacked, the best per instance being the reference or the attack
     itself where it did better (report.optimality): under 0.9 warns, with the command that
-    reruns it at twice the steps. Without a reference it says which command stores one."""
+    reruns it at twice the steps, or, for a search that stops at its first adversarial
+    (DeepFool: more steps do not move it), runs FMN of that norm. Without a reference it
+    says which command stores one."""
     from advbench.attacks import ATTACKS
 
     minimal: dict[tuple[str, str], Run] = {}
@@ -237,9 +239,13 @@ def check_optimality(model: str, runs: list[Run]) -> Verdict:
         line = f"{label} {value:.3f} (n={len(shared)}, against {refs[norm].label})"
         scored.append(line)
         if value < OPTIMALITY_WARN:
+            if ATTACKS.get(r.attack).meta.get("first_crossing"):  # DeepFool: steps never bind
+                line += f" (it stops at its first adversarial: FMN-{norm.upper()} settles it)"
+                again = ["--attack", f"fmn-{norm}"]
+            else:
+                again = ["--attack", r.attack, *_more(r.params)]
             low.append(line)
-            settle = settle or _cmd("attack", "--model", model, "--attack", r.attack, "--eps",
-                                    f"{r.eps:g}", *_more(r.params))  # fmt: skip
+            settle = settle or _cmd("attack", "--model", model, *again, "--eps", f"{r.eps:g}")
     if low:
         return Verdict("optimality", "warn", f"under {OPTIMALITY_WARN} against the fixed "
                        "reference (its accuracy overstates robustness where it stops short): "
