@@ -121,3 +121,34 @@ def test_a_fixed_reference_scores_each_attack_alone_and_a_lone_attack(db_copy):
     assert verdict.status == ("warn" if want < 0.9 else "pass")
     if want < 0.9:
         assert verdict.settle.startswith("advbench attack --model std --attack fmn-l2")
+
+
+def test_the_reports_warning_advises_what_can_move_each_attack():
+    """A low figure's warning names what settles it: DeepFool stops at its first
+    adversarial (more steps leave its distance as it is), so FMN of its norm; C&W reruns
+    with more steps. Figures at or above 0.9, and those without a fixed reference, warn
+    of nothing but the missing reference."""
+    import pandas as pd
+
+    from advbench.report.optimality import render_rows, warnings
+
+    rows = [
+        ("m", "l2", "DF", 0.88, "Reference-L2", "deepfool-l2"),
+        ("m", "linf", "DF-Linf", 0.80, "Reference-Linf", "deepfool-linf"),
+        ("m", "l2", "CW", 0.85, "Reference-L2", "cw-l2"),
+        ("m", "l2", "FMN", 0.95, "Reference-L2", "fmn-l2"),
+    ]
+    df = pd.DataFrame([{"model": m, "norm": n, "attack": a, "n": 10, "optimality": o,
+                        "broken": 1.0, "median": 1.0, "against": r, "name": name}
+                       for m, n, a, o, r, name in rows])  # fmt: skip
+    lines = warnings(df)
+    assert len(lines) == 3
+    df_l2, df_linf, cw = lines
+    assert "DF on m" in df_l2 and "more steps do not move it: run FMN-L2" in df_l2
+    assert "run FMN-LINF" in df_linf
+    assert "CW on m" in cw and "rerun it with more steps" in cw and "FMN" not in cw
+    assert "name" not in render_rows(df).columns
+    loose = df.assign(against="best of listed")
+    assert warnings(loose) == ["m: no fixed reference for l2, linf (scored against the best of "
+                               "the listed attacks); store one with `advbench attack --model m "
+                               "--suite optimality-reference`"]

@@ -71,10 +71,11 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
     sample is compared where it overlaps; `against` is "best of listed"; a norm needs two
     attacks). With the share of the correctly classified it broke, and its median distance
     over those (inf where it broke under half)."""
-    cols = ["model", "norm", "attack", "n", "optimality", "broken", "median", "against"]
+    cols = ["model", "norm", "attack", "n", "optimality", "broken", "median", "against", "name"]
     if "runs" not in db.table_names():
         return pd.DataFrame(columns=cols)
     latest: dict[tuple[str, str, str], str] = {}
+    names: dict[str, str] = {}  # label -> the registry's attack (the warning's advice)
     refs: dict[tuple[str, str], tuple[str, str]] = {}
     for r in db.query(_RUNS):
         if models and r["model"] not in models:
@@ -83,6 +84,7 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
             refs[(r["model"], r["norm"])] = (r["attack"], r["run_id"])  # the newest
         else:
             latest[(r["model"], r["norm"], r["attack"])] = r["run_id"]  # the newest per label
+            names[r["attack"]] = r["name"]
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for (model, norm, attack), run_id in latest.items():
         groups.setdefault((model, norm), {})[attack] = run_id
@@ -115,8 +117,21 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
                 "broken": broken / len(correct) if correct else math.nan,
                 "median": found[(len(found) - 1) // 2] if found else math.nan,
                 "against": ref[0] if ref is not None else "best of listed",
+                "name": names[attack],
             })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def _advice(row) -> str:
+    """How to settle a low figure: a search that stops at its first adversarial (DeepFool)
+    is not moved by more steps (measured, issue 30), so a minimal search of its norm that
+    keeps shrinking (FMN) tells how far it stopped short; any other reruns with more steps."""
+    from advbench.attacks import ATTACKS
+
+    if row.name in ATTACKS and ATTACKS.get(row.name).meta.get("first_crossing"):
+        return (f"it stops at its first adversarial, so more steps do not move it: run "
+                f"FMN-{row.norm.upper()} beside it")
+    return "rerun it with more steps or another start"
 
 
 def warnings(df: pd.DataFrame) -> list[str]:
@@ -134,15 +149,14 @@ def warnings(df: pd.DataFrame) -> list[str]:
             if r.against != "best of listed" and r.optimality < OPTIMALITY_WARN:
                 out.append(f"warning: {r.attack} on {model} has optimality {r.optimality:.3f} "
                            f"against {r.against} (< {OPTIMALITY_WARN}): its accuracy "
-                           "overstates robustness where it stops short; rerun it with more "
-                           "steps or another start (`advbench report --checks "
-                           f"{model}` gives the command)")  # fmt: skip
+                           f"overstates robustness where it stops short; {_advice(r)} "
+                           f"(`advbench report --checks {model}` gives the command)")  # fmt: skip
     return out
 
 
 def render_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The table as text cells for printing."""
-    out = df.copy()
+    """The table as text cells for printing (the registry name stays in the frame)."""
+    out = df.drop(columns=["name"])
     out["optimality"] = [f"{v:.3f}" if math.isfinite(v) else "n/a" for v in df["optimality"]]
     out["broken"] = [f"{v * 100:.1f} %" if math.isfinite(v) else "n/a" for v in df["broken"]]
     out["median"] = [f"{v:.3g}" if math.isfinite(v) else "∞" for v in df["median"]]
