@@ -120,7 +120,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "id": "measurement identity: hash of its configuration",
         "model": _MODEL,
         "model_checksum": "checksum of the model when measured",
-        "metric": "loss-sensitivity, jacobian, train-distance or davies-bouldin",
+        "metric": "loss-sensitivity, jacobian, jacobian-adv, train-distance, ns-sensitivity, "
+        "embedding-jacobian, noise-loss or davies-bouldin",
         "run_id": "run whose adversarial examples it was taken at (runs.id); empty: clean",
         "dataset": "data set",
         "split": "data split",

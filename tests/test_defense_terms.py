@@ -211,3 +211,36 @@ def test_pgd_training_at_eps_zero_trains_on_the_inputs_themselves():
     batch = T.Batch(x, y, torch.ones(4), y, 4)
     out = T.pgd_at(eps=0.0, steps=5, step_size=0.1, ratio=1.0)(model, batch)
     assert torch.equal(out.x, x) and torch.equal(out.target, y)
+
+
+def test_noise_loss_is_gdas_training_loss_on_its_noisy_copies():
+    """The `noise-loss` measurement of one test point equals the mean cross-entropy of the
+    noisy copies the `gda` transform adds to a batch of that point alone, drawn from the
+    same seed: the measurement is GDA's own objective (less its clean row), per sample."""
+    import torch.nn.functional as F
+
+    from advbench.measurements import noise_loss
+
+    model, x, y = _tiny(seed=11).eval(), _x(n=3, seed=12), torch.tensor([2, 0, 1])
+    for i in range(3):
+        got = noise_loss(model, x[i : i + 1], y[i : i + 1], 0.3, 4, seed=30 + i)
+        torch.manual_seed(30 + i)
+        b = T.gda(copies=4, sigma=0.3)(model, T.Batch(x[i : i + 1], y[i : i + 1],
+                                                      torch.ones(1), y[i : i + 1], 1))  # fmt: skip
+        assert len(b.x) == 5 and torch.equal(b.x[0], x[i])  # the row, then its 4 copies
+        with torch.no_grad():
+            want = F.cross_entropy(model(b.x[1:]), b.target[1:])
+        assert float(got[0]) == pytest.approx(float(want), rel=1e-6)
+    # noise raises the loss of a confident model: the measurement is not the clean loss
+    with torch.no_grad():
+        clean = F.cross_entropy(model(x), y, reduction="none").double()
+    assert not torch.allclose(noise_loss(model, x, y, 0.3, 4, seed=1), clean)
+
+
+def test_measure_help_names_every_metric(runner):
+    from advbench.cli import app
+    from advbench.measurements import METRICS
+
+    out = runner.invoke(app, ["measure", "--help"], terminal_width=200).output
+    flat = " ".join(out.split())
+    assert all(m in flat for m in METRICS), [m for m in METRICS if m not in flat]

@@ -88,3 +88,35 @@ def test_loss_sensitivity_agrees_with_arts_helper_given_a_summed_loss():
     assert art("sum") == pytest.approx(ours, rel=1e-5)
     # ART's helper on a mean-reduced loss divides every gradient by the number of inputs
     assert art("mean") == pytest.approx(ours / len(x), rel=1e-5)
+
+
+def test_measure_noise_loss_stores_each_test_points_gda_objective(runner, db_copy):
+    """`advbench measure --metric noise-loss` stores, per test point, the cross-entropy under
+    GDA's training noise (σ 0.3 on the MNIST family, 10 draws) from the measurement's seed:
+    recomputed here from the same inputs and draw, and above the clean loss on average."""
+    import json
+
+    import torch.nn.functional as F
+
+    from advbench import data as datasets
+    from advbench.catalogue import load_model
+    from advbench.cli import app
+    from advbench.engine import select_samples
+    from advbench.measurements import GDA_SETTING, noise_loss
+    from advbench.store import open_db
+
+    res = runner.invoke(app, ["measure", "--model", "std", "--metric", "noise-loss", "--n", "12",
+                              "--db", str(db_copy)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    db = open_db(db_copy)
+    row = next(db["measurements"].rows_where("metric = 'noise-loss'"))
+    model, _, mrow = load_model(db, "std")
+    test = datasets.load(mrow["dataset"], "test")
+    x, y = test.get(select_samples(test.labels, 12, row["seed"]))
+    sigma, copies = GDA_SETTING[datasets.family(mrow["dataset"])]
+    want = noise_loss(model.eval(), x, y, sigma, copies, row["seed"] * 1_000_003 + 1)
+    got = torch.tensor(json.loads(row["per_sample"]), dtype=torch.float64)
+    assert row["n"] == 12 and torch.allclose(got, want, atol=1e-6)
+    with torch.no_grad():
+        clean = F.cross_entropy(model(x), y, reduction="none")
+    assert float(got.mean()) > float(clean.mean())

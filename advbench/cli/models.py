@@ -333,7 +333,8 @@ def measure(
     metric: Annotated[
         str,
         typer.Option(
-            help="loss-sensitivity, jacobian, jacobian-adv, train-distance or davies-bouldin.",
+            help="loss-sensitivity, jacobian, jacobian-adv, train-distance, ns-sensitivity, "
+            "embedding-jacobian, noise-loss or davies-bouldin.",
             rich_help_panel=RUN,
         ),
     ],

@@ -44,7 +44,8 @@ DATA = {
 # The metric of a cell: what its number is and how it is shown.
 PERCENT = ("accuracy", "clean", "best")
 # measured at clean test points (advbench.measurements.AT_POINTS)
-AT_POINTS = ("loss-sensitivity", "jacobian", "ns-sensitivity", "embedding-jacobian")
+AT_POINTS = ("loss-sensitivity", "jacobian", "ns-sensitivity", "embedding-jacobian",
+             "noise-loss")
 AT_RUN = ("train-distance", "jacobian-adv")  # measured at a run's kept examples
 METRICS = (
     *PERCENT,
@@ -56,6 +57,7 @@ METRICS = (
     "jacobian",  # mean ‖J(x)‖_F at clean test points
     "ns-sensitivity",  # NsLoss's term at clean test points (fidel)
     "embedding-jacobian",  # ‖∂e(x)/∂x‖_F of the embedding at clean test points (madnet)
+    "noise-loss",  # cross-entropy under GDA's training noise at clean test points
     "jacobian-adv",  # mean ‖J(x)‖_F at the points of a stored run
     "setting",  # a training setting of the model (fidel Table I)
 )
