@@ -17,6 +17,7 @@ PAGE = ("markdown", "html")  # report --paper, reproduce --page
 BY_MODE: dict[str, tuple[str, ...]] = {
     "claims": ("table", "markdown"),
     "controls": ("table", "markdown"),
+    "budgets": ("table", "markdown"),
     "compare": COMPARE,
     "paper": PAGE,
     "checks": CHECKS,

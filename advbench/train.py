@@ -227,15 +227,13 @@ def harden_model(
             db, parent=parent, defense=defense, name=name, resolved=resolved, device=device,
             data_dir=data_dir, download=download, force=force,
         )  # fmt: skip
-    d = defenses.defaults_for(defense, from_scratch, fam, recipe)
-    if from_scratch and not {"epochs", "lr"} & set(d):  # "regular training": the parent's
-        own = json.loads(parent_row["config"])
-        d = {**{k: v for k, v in own.items() if k in _RECIPE}, **d}
-    epochs = d.get("epochs", 10) if epochs is None else epochs
-    batch_size = d.get("batch_size", 64) if batch_size is None else batch_size
-    optimizer = optimizer or d.get("optimizer", "adam")
-    lr = lr if lr is not None else d.get("lr", 1e-4)
-    weight_decay = weight_decay if weight_decay is not None else d.get("weight_decay", 0.0)
+    fit = fit_settings(defense, from_scratch=from_scratch, family=fam, recipe=recipe,
+                       parent_config=json.loads(parent_row["config"] or "{}"), epochs=epochs,
+                       batch_size=batch_size, optimizer=optimizer, lr=lr,
+                       weight_decay=weight_decay)  # fmt: skip
+    epochs, batch_size, optimizer, lr, weight_decay = (
+        fit[k] for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay")
+    )
     parent_spec = ModelSpec.from_dict(json.loads(parent_row["spec"]))
     spec = defenses.spec_for(defense, resolved, parent_spec)
     validate_train_args(spec.dataset, spec.arch, optimizer, spec.activation, epochs, batch_size, lr)
@@ -298,6 +296,36 @@ def harden_model(
 
 
 _RECIPE = ("epochs", "optimizer", "lr", "weight_decay")
+
+
+def fit_settings(
+    defense: str,
+    *,
+    from_scratch: bool,
+    family: str,
+    recipe: str | None,
+    parent_config: dict[str, Any],
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+) -> dict[str, Any]:
+    """A hardening's epochs, batch size, optimiser, learning rate and weight decay: each as
+    given, else the defense's paper setting for the data-set family (`defaults_for`), else,
+    for "regular training" from scratch where the paper gives no recipe, the parent's own
+    (its batch size excepted), else advbench's defaults (10 epochs, batch 64, Adam 1e-4).
+    `harden` and the budgets report's full-scale reading (report.budgets) share this rule."""
+    d = defenses.defaults_for(defense, from_scratch, family, recipe)
+    if from_scratch and not {"epochs", "lr"} & set(d):  # "regular training": the parent's
+        d = {**{k: v for k, v in parent_config.items() if k in _RECIPE}, **d}
+    return {
+        "epochs": d.get("epochs", 10) if epochs is None else epochs,
+        "batch_size": d.get("batch_size", 64) if batch_size is None else batch_size,
+        "optimizer": optimizer or d.get("optimizer", "adam"),
+        "lr": lr if lr is not None else d.get("lr", 1e-4),
+        "weight_decay": weight_decay if weight_decay is not None else d.get("weight_decay", 0.0),
+    }
 
 
 def wrap_model(

@@ -47,6 +47,7 @@ from advbench.api.models import (
     train,
 )
 from advbench.api.report import (
+    budgets,
     check_output_dir,
     checks,
     claims,
@@ -98,6 +99,7 @@ __all__ = [
     "ModelResult",
     "Reproduced",
     "browse",
+    "budgets",
     "check_output_dir",
     "check_scale",
     "checks",

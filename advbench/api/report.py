@@ -62,6 +62,17 @@ def controls(paper: str, *, db=None) -> list:
     return [x for name in reproduce.papers(paper) for x in cl.controls(database, name)]
 
 
+def budgets(paper: str, *, db=None) -> list:
+    """Each trained defense of a paper's plan (or all): the optimiser steps its stored
+    model took against the steps of the plan's full-scale reading, with its training wall
+    time (advbench.report.budgets.Budget)."""
+    from advbench import reproduce
+    from advbench.report.budgets import budgets as found
+
+    database = _db(db, create=False)
+    return [b for name in reproduce.papers(paper) for b in found(database, name)]
+
+
 def compare(a: str, b: str, *, db=None):
     """Model `a` against model `b` on every attack row and ε both were attacked at, on the
     instances both runs hold: a − b with its paired 95 % interval, exact McNemar p and

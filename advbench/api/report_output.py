@@ -27,7 +27,7 @@ _SUFFIX = {"table": "md", "markdown": "md", "latex": "tex"}
 @dataclass(frozen=True)
 class ReportRequest:
     """`advbench report`'s options. One mode is chosen, in this order: --claims, --controls,
-    --compare, --paper,
+    --budgets, --compare, --paper,
     --checks, --format html, --figure (without --missing), --list, --missing, --table ID,
     else the summary."""
 
@@ -36,6 +36,7 @@ class ReportRequest:
     paper: str | None = None
     claims: str | None = None
     controls: str | None = None
+    budgets: str | None = None
     compare: tuple[str, str] | None = None
     checks: str | None = None
     list: bool = False
@@ -51,6 +52,7 @@ class ReportRequest:
     @property
     def mode(self) -> str:
         chosen = [("claims", self.claims is not None), ("controls", self.controls is not None),
+                  ("budgets", self.budgets is not None),
                   ("compare", self.compare is not None),
                   ("paper", self.paper is not None),
                   ("checks", self.checks is not None), ("html", self.format == "html"),
@@ -63,6 +65,7 @@ class ReportRequest:
         """The request, or BadInput naming an option the chosen mode would ignore or a
         format it cannot write."""
         flags = [("--claims", self.claims is not None), ("--controls", self.controls is not None),
+                 ("--budgets", self.budgets is not None),
                  ("--compare", self.compare is not None),
                  ("--paper", self.paper is not None),
                  ("--checks", self.checks is not None), ("--missing", self.missing),
@@ -83,12 +86,13 @@ class ReportRequest:
                            "(--format table); it does not apply to "
                            f"{shown}" + ("" if shown not in ("--table", "the summary") else
                                          f" with --format {self.format}"))  # fmt: skip
-        if self.output is not None and shown in ("--claims", "--controls", "--missing"):
+        if self.output is not None and shown in ("--claims", "--controls", "--budgets",
+                                                 "--missing"):
             raise BadInput(f"--output does not apply to {shown}: it prints to the terminal "
                            "(redirect it to a file)")  # fmt: skip
         mode = self.mode
         valid = FORMATS[mode]
-        if mode in ("claims", "controls", "html") or self.format in valid:
+        if mode in ("claims", "controls", "budgets", "html") or self.format in valid:
             return self  # --claims takes any other format as its table (as it always has)
         if mode == "paper":
             raise BadInput(f"--format {self.format} is not a page format; valid choices: "

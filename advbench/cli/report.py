@@ -82,6 +82,16 @@ def report(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            "--budgets",
+            help="Each trained defense of a paper's plan (or all): the optimiser steps its "
+            "stored model took (epochs × ⌈training images / batch⌉) and its training wall "
+            "time, against the steps of the plan's full-scale reading. A markdown table.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     compare: Annotated[
         tuple[str, str] | None,
         typer.Option(
@@ -166,7 +176,7 @@ def report(
     """Print robustness tables regenerated from the stored per-sample results."""
     request = api.ReportRequest(
         table=table, figure=figure, paper=paper, claims=claims, controls=controls,
-        compare=compare,
+        budgets=budgets, compare=compare,
         checks=checks, list=list_,
         missing=missing, scale=scale, models=tuple(model or ()), format=format_,
         output=output, verbose=verbose, data_dir=data_dir, db=db,
@@ -198,6 +208,13 @@ def _report_controls(request) -> None:
 
     found = api.controls(request.controls, db=request.db)
     sys.stdout.write(controls_markdown(found))
+
+
+def _report_budgets(request) -> None:
+    """`report --budgets PAPER`: each trained defense's steps against the full reading."""
+    from advbench.report.budgets import markdown
+
+    sys.stdout.write(markdown(api.budgets(request.budgets, db=request.db)))
 
 
 def _report_compare(request) -> None:
@@ -262,7 +279,8 @@ def _report_figures(request) -> None:
 
 
 MODES = {
-    "claims": _report_claims, "controls": _report_controls, "compare": _report_compare,
+    "claims": _report_claims, "controls": _report_controls, "budgets": _report_budgets,
+    "compare": _report_compare,
     "paper": _report_page, "checks": _report_checks,
     "html": _report_html, "figures": _report_figures, "list": _report_list,
     "missing": _report_missing, "tables": _report_tables, "summary": _report_summary,
