@@ -96,9 +96,15 @@ def nearest_distance(points: torch.Tensor, reference, chunk: int = 2048) -> torc
 
 # NsLoss's setting per data family (fidel Table I), the same for every model measured
 NS_SETTING = {"mnist": (1.0, 5), "cifar": (3.0, 10), "imagenet": (3.0, 10)}
-# GDA's noise per data family (zantedeschi: σ 0.3 MNIST, 0.05 CIFAR; the `gda` defense's
-# defaults) and its copies per sample
-GDA_SETTING = {"mnist": (0.3, 10), "cifar": (0.05, 10), "imagenet": (0.05, 10)}
+
+
+def gda_setting(family: str) -> tuple[float, int]:
+    """GDA's noise σ and copies per sample on a data-set family, as the `gda` defense
+    resolves them (zantedeschi: σ 0.3 MNIST, 0.05 CIFAR; 10 copies)."""
+    from advbench.defenses import resolve
+
+    p = resolve("gda", {}, family)
+    return float(p["sigma"]), int(p["copies"])
 
 
 def noise_loss(model, x: torch.Tensor, y: torch.Tensor, sigma: float, copies: int,
@@ -203,7 +209,7 @@ def measure(
 
             values = _batched(one, x)
         elif metric == "noise-loss":
-            sigma, copies = GDA_SETTING[datasets.family(row["dataset"])]
+            sigma, copies = gda_setting(datasets.family(row["dataset"]))
             batches = [0]  # each batch its own draw, from the seed and the batch's place
 
             def noisy(a, b):

@@ -40,6 +40,9 @@ def test_jakubovitz_full_reading_is_the_papers_batch_of_500_for_10_epochs():
     roles = next(s.roles for s in tables().values() if s.paper == "jakubovitz")
     full = _full_reading("jakubovitz", roles, "mnist", "jac")
     assert (full["epochs"], full["batch_size"], full["optimizer"]) == (10, 500, "adam")
+    b = Budget("jakubovitz", "jac", "jacobian", "mnist-5k", 3, 64, 4_000, None, "mnist",
+               full["epochs"], full["batch_size"], 60_000)  # fmt: skip
+    assert b.full_steps == 1_200
     plan = json.loads((RESULTS.parent / "benchmarks/plans/jakubovitz.json").read_text())
     assert "1,200 steps" in plan["models"]["jac*"]["why"]
 
@@ -76,3 +79,30 @@ def test_budgets_of_a_committed_store_match_its_models_and_leave_it_as_it_was(ru
     assert _digest(db_path) == before
     bad = runner.invoke(app, ["report", "--budgets", "nope", "--db", str(db_path)])
     assert bad.exit_code == 2 and "unknown paper 'nope'" in bad.output
+
+
+@pytest.mark.parametrize("paper", ["fidel", "zantedeschi", "madnet", "jakubovitz", "pesso"])
+def test_full_reading_resolves_as_harden_did_for_every_stored_role(paper):
+    """The full reading's optimiser, learning rate and weight decay do not depend on the
+    scale, so for every role of the plan stored in a committed evidence store (train roles,
+    fine-tunings, "regular training" from scratch that takes its parent's recipe) they equal
+    what `train`/`harden` resolved and stored for the model: the reading follows the
+    commands' own rule."""
+    from advbench.report.stored import StoredRuns
+
+    db = open_db(RESULTS / paper / "evidence.db", create=False)
+    store, checked = StoredRuns(db), 0
+    for spec in tables().values():
+        if spec.paper != paper:
+            continue
+        for data, key in spec.roles:
+            found = store.role_models(spec, data, key)
+            cfg = json.loads(found[0]["config"] or "{}") if found else {}
+            if "lr" not in cfg:
+                continue  # not stored here (CIFAR), or a wrapper that trains nothing
+            full = _full_reading(paper, spec.roles, data, key)
+            want = (cfg["optimizer"], cfg["lr"], cfg.get("weight_decay", 0.0))
+            assert (full["optimizer"], full["lr"], full["weight_decay"]) == want, key
+            checked += 1
+        break  # every table of a paper shares its roles
+    assert checked >= 3

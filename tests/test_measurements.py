@@ -102,7 +102,7 @@ def test_measure_noise_loss_stores_each_test_points_gda_objective(runner, db_cop
     from advbench.catalogue import load_model
     from advbench.cli import app
     from advbench.engine import select_samples
-    from advbench.measurements import GDA_SETTING, noise_loss
+    from advbench.measurements import gda_setting, noise_loss
     from advbench.store import open_db
 
     res = runner.invoke(app, ["measure", "--model", "std", "--metric", "noise-loss", "--n", "12",
@@ -113,7 +113,9 @@ def test_measure_noise_loss_stores_each_test_points_gda_objective(runner, db_cop
     model, _, mrow = load_model(db, "std")
     test = datasets.load(mrow["dataset"], "test")
     x, y = test.get(select_samples(test.labels, 12, row["seed"]))
-    sigma, copies = GDA_SETTING[datasets.family(mrow["dataset"])]
+    sigma, copies = gda_setting(datasets.family(mrow["dataset"]))
+    assert (sigma, copies) == (0.3, 10)  # zantedeschi's MNIST setting
+    assert gda_setting("cifar")[0] == 0.05
     want = noise_loss(model.eval(), x, y, sigma, copies, row["seed"] * 1_000_003 + 1)
     got = torch.tensor(json.loads(row["per_sample"]), dtype=torch.float64)
     assert row["n"] == 12 and torch.allclose(got, want, atol=1e-6)

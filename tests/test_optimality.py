@@ -115,6 +115,7 @@ def test_a_fixed_reference_scores_each_attack_alone_and_a_lone_attack(db_copy):
     both = optimality_table(db, ["std"]).set_index("attack")
     assert both.loc["FMN-weak", "optimality"] == pytest.approx(want)
     assert set(both.index) == {"FMN-weak", "DF"}
+    assert dict(both["name"]) == {"FMN-weak": "fmn-l2", "DF": "deepfool-l2"}  # the advice's
     verdict = check_optimality("std", gather(db, "std"))
     line = f"FMN-weak {want:.3f}"
     assert line in verdict.numbers

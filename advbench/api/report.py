@@ -99,7 +99,8 @@ def summary(models: str | Sequence[str] | None = None, *, db=None):
 
 def optimality(models: str | Sequence[str] | None = None, *, db=None):
     """Each white-box minimal attack's AttackBench optimality per model and norm, against
-    the per-instance best of that model's minimal attacks (advbench.report.optimality)."""
+    the per-instance best of that model's minimal attacks (advbench.report.optimality);
+    `name` is each row's attack in the registry."""
     from advbench.report.optimality import optimality_table
 
     return optimality_table(_db(db, create=False), _names(models))

@@ -83,15 +83,24 @@ def _options(argv: list[str]) -> dict[str, str | bool]:
 
 def _full_reading(paper: str, roles: dict, data: str, key: str) -> dict:
     """The fit settings the plan's full-scale command for a role would train with."""
+    import inspect
+
+    from advbench.api.models import train
+
     role = roles[(data, key)]
     opts = _options(plans.recipe(paper, role, data, "full"))
+    # the plan's epochs come after the recipe's arguments on the command line, so they win
     epochs = plans.epochs(paper, "full")["train" if role.parent is None else "harden"]
-    if "--epochs" in opts:
+    if epochs is None and "--epochs" in opts:
         epochs = int(opts["--epochs"])
     batch = int(opts["--batch-size"]) if "--batch-size" in opts else None
-    if role.parent is None:  # `advbench train`'s defaults
-        return {"epochs": epochs or 10, "batch_size": batch or 64, "lr": 1e-4,
-                "optimizer": opts.get("--optimizer", "adam"), "weight_decay": 0.0}  # fmt: skip
+    if role.parent is None:  # `advbench train`: its own defaults where the plan sets none
+        given = {"epochs": epochs, "batch_size": batch, "optimizer": opts.get("--optimizer"),
+                 "lr": float(opts["--lr"]) if "--lr" in opts else None,
+                 "weight_decay": float(opts["--weight-decay"]) if "--weight-decay" in opts
+                 else None}  # fmt: skip
+        default = inspect.signature(train).parameters
+        return {k: default[k].default if v is None else v for k, v in given.items()}
     from advbench import data as datasets
     from advbench.train import fit_settings
 

@@ -75,7 +75,7 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
     if "runs" not in db.table_names():
         return pd.DataFrame(columns=cols)
     latest: dict[tuple[str, str, str], str] = {}
-    names: dict[str, str] = {}  # label -> the registry's attack (the warning's advice)
+    names: dict[tuple[str, str, str], str] = {}  # -> the registry's attack (the advice)
     refs: dict[tuple[str, str], tuple[str, str]] = {}
     for r in db.query(_RUNS):
         if models and r["model"] not in models:
@@ -84,7 +84,7 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
             refs[(r["model"], r["norm"])] = (r["attack"], r["run_id"])  # the newest
         else:
             latest[(r["model"], r["norm"], r["attack"])] = r["run_id"]  # the newest per label
-            names[r["attack"]] = r["name"]
+            names[(r["model"], r["norm"], r["attack"])] = r["name"]
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for (model, norm, attack), run_id in latest.items():
         groups.setdefault((model, norm), {})[attack] = run_id
@@ -117,7 +117,7 @@ def optimality_table(db: sqlite_utils.Database, models: list[str] | None = None)
                 "broken": broken / len(correct) if correct else math.nan,
                 "median": found[(len(found) - 1) // 2] if found else math.nan,
                 "against": ref[0] if ref is not None else "best of listed",
-                "name": names[attack],
+                "name": names[(model, norm, attack)],
             })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
