@@ -164,7 +164,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "numpy": "numpy version",
         "device": "device the work ran on",
         "git_commit": "advbench's git commit, where known",
-        "platform": "operating system and machine",
+        "platform": "operating system and machine, with the CPU model and the instruction "
+        "set torch's CPU kernels use (recorded since 2026-12-07)",
         "first_seen": "when this environment was first recorded (UTC)",
     },
     "_migrations": {

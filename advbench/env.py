@@ -46,6 +46,26 @@ def _git_commit() -> str | None:
         return None
 
 
+def _cpu() -> str:
+    """The host CPU's model and the instruction set torch's CPU kernels dispatch to (e.g.
+    "AMD EPYC, AVX2"): two machines with the same library versions train to different last
+    bits when these differ, so a result's provenance names them."""
+    name = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.partition(":")[2].strip() or name
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+    except (ImportError, AttributeError):
+        return name
+
+
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
@@ -77,7 +97,9 @@ def describe(device: str) -> dict[str, str | None]:
         **{key: _version(dist) for key, dist in _PACKAGES.items()},
         "device": device,
         "git_commit": _git_commit(),
-        "platform": f"{sys.platform}-{platform.machine()}",
+        # the CPU is part of the platform's text (no schema change): its kernels decide the
+        # last bits of what a run trains and computes
+        "platform": f"{sys.platform}-{platform.machine()} ({_cpu()})",
     }
     if device.startswith("cuda"):
         import torch

@@ -296,6 +296,9 @@ def harden_model(
 
 
 _RECIPE = ("epochs", "optimizer", "lr", "weight_decay")
+# `advbench train`'s own settings where none is given (api.models.train's defaults)
+TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
+                  "weight_decay": 0.0}  # fmt: skip
 
 
 def fit_settings(

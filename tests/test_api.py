@@ -171,7 +171,7 @@ def test_cli_parses_and_prints_and_calls_one_api_function_per_command():
                      if isinstance(n, ast.Name) and n.id.startswith("_report_")}  # fmt: skip
             from advbench.api import FORMATS
 
-            assert len(modes) == len(FORMATS) == 11, modes  # one helper per report mode
+            assert len(modes) == len(FORMATS) == 12, modes  # one helper per report mode
             for mode in modes:
                 assert len(_api_calls(funcs[mode]) - HELPERS) == 1, (mode, _api_calls(funcs[mode]))
         else:

@@ -106,3 +106,15 @@ def test_full_reading_resolves_as_harden_did_for_every_stored_role(paper):
             checked += 1
         break  # every table of a paper shares its roles
     assert checked >= 3
+
+
+def test_train_defaults_are_the_train_commands_own():
+    """The full reading of a trained (root) role takes `advbench train`'s defaults: the
+    constant the report reads equals the API function's signature (the CLI calls it)."""
+    import inspect
+
+    from advbench.api.models import train
+    from advbench.train import TRAIN_DEFAULTS
+
+    params = inspect.signature(train).parameters
+    assert {k: params[k].default for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS

@@ -83,9 +83,7 @@ def _options(argv: list[str]) -> dict[str, str | bool]:
 
 def _full_reading(paper: str, roles: dict, data: str, key: str) -> dict:
     """The fit settings the plan's full-scale command for a role would train with."""
-    import inspect
-
-    from advbench.api.models import train
+    from advbench.train import TRAIN_DEFAULTS
 
     role = roles[(data, key)]
     opts = _options(plans.recipe(paper, role, data, "full"))
@@ -99,8 +97,7 @@ def _full_reading(paper: str, roles: dict, data: str, key: str) -> dict:
                  "lr": float(opts["--lr"]) if "--lr" in opts else None,
                  "weight_decay": float(opts["--weight-decay"]) if "--weight-decay" in opts
                  else None}  # fmt: skip
-        default = inspect.signature(train).parameters
-        return {k: default[k].default if v is None else v for k, v in given.items()}
+        return {k: TRAIN_DEFAULTS[k] if v is None else v for k, v in given.items()}
     from advbench import data as datasets
     from advbench.train import fit_settings
 
