@@ -151,6 +151,19 @@ def _batched(fn, *tensors, batch: int = 100) -> torch.Tensor:
     )
 
 
+def _drawn(fn, seed: int, *tensors, batch: int = 100) -> torch.Tensor:
+    """`_batched` for a measurement that draws noise: each batch its own draw, seeded from
+    the measurement's seed and the batch's place (1, 2, ...), so a value does not depend on
+    the batch before it."""
+    place = [0]
+
+    def one(*parts):
+        place[0] += 1
+        return fn(*parts, seed * 1_000_003 + place[0])
+
+    return _batched(one, *tensors, batch=batch)
+
+
 def measure(
     db: sqlite_utils.Database,
     model_name: str,
@@ -201,22 +214,11 @@ def measure(
             values = _batched(lambda a: jacobian_fro(model, a, embedding=True), x)
         elif metric == "ns-sensitivity":
             eps, samples = NS_SETTING[datasets.family(row["dataset"])]
-            batches = [0]  # each batch its own draw, from the seed and the batch's place
-
-            def one(a):
-                batches[0] += 1
-                return ns_sensitivity(model, a, eps, samples, seed * 1_000_003 + batches[0])
-
-            values = _batched(one, x)
+            values = _drawn(lambda a, s: ns_sensitivity(model, a, eps, samples, s), seed, x)
         elif metric == "noise-loss":
             sigma, copies = gda_setting(datasets.family(row["dataset"]))
-            batches = [0]  # each batch its own draw, from the seed and the batch's place
-
-            def noisy(a, b):
-                batches[0] += 1
-                return noise_loss(model, a, b, sigma, copies, seed * 1_000_003 + batches[0])
-
-            values = _batched(noisy, x, y)
+            values = _drawn(lambda a, b, s: noise_loss(model, a, b, sigma, copies, s), seed,
+                            x, y)  # fmt: skip
         else:
             with torch.no_grad():
                 emb = _batched(lambda a: model.embed(a).cpu(), x)
