@@ -8,9 +8,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from advbench.store import open_db
-from advbench.train import harden_model, train_model
-
 # Under pytest-xdist (`-n 2`, the README's command) each worker takes one core; a plain
 # run takes both.
 # Weights trained with different thread counts differ in their last bits, so the children
@@ -52,39 +49,18 @@ def cifar_dir(tmp_path):
     return data
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
 @pytest.fixture(scope="session")
 def trained_db(tmp_path_factory):
-    """A database holding a digits model and a jacobian-hardened child (read-only use)."""
+    """A database holding a digits model and a jacobian-hardened child (read-only use).
+
+    Committed (`tests/fixtures/trained_store`, made by `tests/fixtures/make_fixtures.py`), not
+    trained here: weights trained on another CPU type differ in their last bits, which the
+    pinned attack outcomes see (58 pins failed on an AVX2 host; the script says more)."""
     folder = tmp_path_factory.mktemp("store")
-    db = open_db(folder / "a.db")
-    train_model(
-        db,
-        name="std",
-        dataset="digits",
-        arch="madry-mnist",
-        epochs=4,
-        batch_size=64,
-        optimizer="adam",
-        lr=1e-3,
-        weight_decay=0.0,
-        seed=0,
-        device="cpu",
-    )
-    harden_model(
-        db,
-        parent="std",
-        defense="jacobian",
-        name="jac",
-        params={"lambda": 0.5, "exact": True},
-        epochs=3,
-        batch_size=64,
-        optimizer="adam",
-        lr=1e-4,
-        weight_decay=0.0,
-        seed=0,
-        device="cpu",
-    )
-    db.close()
+    shutil.copytree(FIXTURES / "trained_store", folder, dirs_exist_ok=True)
     return folder / "a.db"
 
 
@@ -132,3 +108,71 @@ def _progress_mode_per_test():
 
     yield
     progress.set_mode("auto")
+
+
+# Per-sample pins (tests/test_attack_contract, tests/test_engine_pinned) on fixed weights still
+# run the attacks through the host's kernels. Measured with the kernels an AVX2 host takes
+# (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell on an AVX-512
+# host, 2026-12-07): every outcome and all but 1-2 rows of 3 of the 43 contract pins stayed
+# within NORM_TOL; those rows (L2 attacks at ε 3, the box-constrained C&W) moved their norms by
+# up to 2e-3 relative and l0 by one feature, a long optimisation amplifying a last-bit
+# difference. So a pin absorbs at most STRAY_ROWS such rows, and only within STRAY_TOL, with a
+# warning naming them; a changed step size or default moves every row and still fails.
+STRAY_ROWS = 2
+STRAY_TOL = {"rtol": 1e-2, "atol": 1e-4}
+STRAY_L0 = 2  # features
+
+
+def absorb_strays(obtained, expected, tolerances):
+    """`obtained` with at most STRAY_ROWS rows that differ from `expected` beyond
+    `tolerances` (columns -> rtol/atol), but within STRAY_TOL (l0: STRAY_L0) and with every
+    other column equal, replaced by the expected rows; unchanged when anything else differs
+    (so the regression check shows the whole difference). Returns (frame, absorbed rows)."""
+    import numpy as np
+
+    if list(obtained.columns) != list(expected.columns) or len(obtained) != len(expected):
+        return obtained, []
+    near = [c for c in tolerances if c in obtained.columns] + (["l0"] if "l0" in obtained else [])
+    exact = [c for c in obtained.columns if c not in near]
+    o, e = obtained.reset_index(drop=True), expected.reset_index(drop=True).astype(float)
+    if not np.array_equal(o[exact].to_numpy(), e[exact].to_numpy()):
+        return obtained, []
+    strict, loose = np.ones(len(o), bool), np.ones(len(o), bool)
+    for c in near:
+        a, b = o[c].to_numpy(float), e[c].to_numpy(float)
+        if c == "l0":
+            strict &= a == b
+            loose &= np.abs(a - b) <= STRAY_L0
+        else:
+            strict &= np.isclose(a, b, **tolerances[c])
+            loose &= np.isclose(a, b, **STRAY_TOL)
+    strays = np.flatnonzero(~strict)
+    if len(strays) > STRAY_ROWS or not loose.all():
+        return obtained, []
+    out = obtained.copy()
+    out.iloc[strays] = expected.iloc[strays].to_numpy()
+    return out, strays.tolist()
+
+
+@pytest.fixture
+def pin_rows(dataframe_regression, request):
+    """`pin_rows(frame, basename, tolerances)`: dataframe_regression's check, exact but for
+    `tolerances`, after absorbing host-kernel strays (`absorb_strays`; never under
+    --force-regen, which writes what this host computed)."""
+    import warnings
+
+    import pandas as pd
+
+    def check(frame, basename, tolerances):
+        path = Path(dataframe_regression.original_datadir) / f"{basename}.csv"
+        if path.exists() and not request.config.getoption("force_regen"):
+            frame, strays = absorb_strays(frame, pd.read_csv(path, index_col=0), tolerances)
+            if strays:
+                note = f"{basename}: rows {strays} within the stray tolerance only"
+                warnings.warn(note, stacklevel=2)
+        dataframe_regression.check(
+            frame, basename=basename, default_tolerance={"atol": 0, "rtol": 0},
+            tolerances=tolerances,
+        )  # fmt: skip
+
+    return check

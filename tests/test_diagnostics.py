@@ -21,12 +21,12 @@ from advbench.jobs import make_job
 from advbench.store import open_db
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_engine_pinned import _fit, _row  # noqa: E402
+from test_engine_pinned import _load, _row  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models():
-    return {"lr": _fit(1.0), "lr-src": _fit(0.1)}
+    return {"lr": _load("lr"), "lr-src": _load("lr-src")}
 
 
 def _run(tmp_path, models, job, model="lr"):
