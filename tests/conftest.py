@@ -59,9 +59,42 @@ def trained_db(tmp_path_factory):
     Committed (`tests/fixtures/trained_store`, made by `tests/fixtures/make_fixtures.py`), not
     trained here: weights trained on another CPU type differ in their last bits, which the
     pinned attack outcomes see (58 pins failed on an AVX2 host; the script says more)."""
+    from advbench.store import open_db
+
     folder = tmp_path_factory.mktemp("store")
     shutil.copytree(FIXTURES / "trained_store", folder, dirs_exist_ok=True)
+    # migrated here, once: a later schema migration must not first run inside a refused
+    # command that a test checks left the store's bytes as they were
+    open_db(folder / "a.db").close()
+    gc.collect()
     return folder / "a.db"
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A private copy of folder `name`, built by `build(folder)` once per test run: under
+    pytest-xdist the workers share the run's base temp folder, so the first builds under a
+    lock and the others copy its result (an expensive session fixture otherwise trains once
+    per worker: 25 s of the suite's CPU for tests/test_suites.py's store)."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    if shared.name.startswith("popen-gw"):  # an xdist worker's folder in the run's folder
+        shared = shared.parent
+    built = shared / f"{name}-built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built / ".done").exists():
+            if built.exists():
+                shutil.rmtree(built)  # a worker that died mid-build
+            built.mkdir()
+            build(built)
+            gc.collect()  # a connection left in a cycle would checkpoint during a copy
+            if any(built.rglob("*-wal")) or any(built.rglob("*-shm")):
+                raise RuntimeError(f"{built}: a store is still open after its build")
+            (built / ".done").touch()
+    mine = tmp_path_factory.mktemp(name)
+    shutil.copytree(built, mine, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done"))
+    return mine
 
 
 @pytest.fixture
@@ -110,65 +143,81 @@ def _progress_mode_per_test():
     progress.set_mode("auto")
 
 
-# Per-sample pins (tests/test_attack_contract, tests/test_engine_pinned) on fixed weights still
-# run the attacks through the host's kernels. Measured with the kernels an AVX2 host takes
-# (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell on an AVX-512
-# host, 2026-12-07): every outcome and all but 1-2 rows of 3 of the 43 contract pins stayed
-# within NORM_TOL; those rows (L2 attacks at ε 3, the box-constrained C&W) moved their norms by
-# up to 2e-3 relative and l0 by one feature, a long optimisation amplifying a last-bit
-# difference. So a pin absorbs at most STRAY_ROWS such rows, and only within STRAY_TOL, with a
-# warning naming them; a changed step size or default moves every row and still fails.
-STRAY_ROWS = 2
-STRAY_TOL = {"rtol": 1e-2, "atol": 1e-4}
-STRAY_L0 = 2  # features
+# The contract pins (tests/test_attack_contract) attack fixed weights, but through the host's
+# kernels. Measured with the kernels an AVX2 host takes (ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell on an AVX-512 host, 2026-12-07): every
+# outcome, and every row but 1 or 2 in each of 3 of the 43 pins, stayed within NORM_TOL; those
+# rows (PGD-L2 and APGD-L2 targeted at ε 3, the box-constrained C&W) moved their norms by up
+# to 2.1e-3 relative and l0 by one feature, a long optimisation amplifying a last-bit
+# difference. So a contract pin absorbs at most STRAY_ROWS such rows (one of headroom), within
+# STRAY_TOL, with a warning giving both values; a changed step size or default moves every
+# row and still fails. The engine pins (a linear model; under mutation testing) stay strict.
+STRAY_ROWS = 3
+STRAY_TOL = {"rtol": 5e-3, "atol": 1e-5}
+STRAY_L0 = 1  # features
 
 
 def absorb_strays(obtained, expected, tolerances):
     """`obtained` with at most STRAY_ROWS rows that differ from `expected` beyond
     `tolerances` (columns -> rtol/atol), but within STRAY_TOL (l0: STRAY_L0) and with every
     other column equal, replaced by the expected rows; unchanged when anything else differs
-    (so the regression check shows the whole difference). Returns (frame, absorbed rows)."""
+    (so the regression check shows the whole difference). Returns (frame, absorbed rows,
+    one line per absorbed value: column, row, obtained, expected)."""
     import numpy as np
 
-    if list(obtained.columns) != list(expected.columns) or len(obtained) != len(expected):
-        return obtained, []
+    same_shape = list(obtained.columns) == list(expected.columns) and len(obtained) == len(
+        expected
+    )
+    if not same_shape:
+        return obtained, [], []
     near = [c for c in tolerances if c in obtained.columns] + (["l0"] if "l0" in obtained else [])
     exact = [c for c in obtained.columns if c not in near]
-    o, e = obtained.reset_index(drop=True), expected.reset_index(drop=True).astype(float)
-    if not np.array_equal(o[exact].to_numpy(), e[exact].to_numpy()):
-        return obtained, []
+    o, e = obtained.reset_index(drop=True), expected.reset_index(drop=True)
+    try:
+        if not np.array_equal(o[exact].to_numpy(float), e[exact].to_numpy(float)):
+            return obtained, [], []
+    except (TypeError, ValueError):  # a non-numeric column: leave it to the regression check
+        return obtained, [], []
     strict, loose = np.ones(len(o), bool), np.ones(len(o), bool)
+    moved = []
     for c in near:
         a, b = o[c].to_numpy(float), e[c].to_numpy(float)
         if c == "l0":
-            strict &= a == b
-            loose &= np.abs(a - b) <= STRAY_L0
+            ok, near_ok = a == b, np.abs(a - b) <= STRAY_L0
         else:
-            strict &= np.isclose(a, b, **tolerances[c])
-            loose &= np.isclose(a, b, **STRAY_TOL)
+            ok, near_ok = np.isclose(a, b, **tolerances[c]), np.isclose(a, b, **STRAY_TOL)
+        strict &= ok
+        loose &= near_ok
+        moved += [f"{c}[{i}] {float(a[i])!r} (pinned {float(b[i])!r})"
+                  for i in np.flatnonzero(~ok)]  # fmt: skip
     strays = np.flatnonzero(~strict)
     if len(strays) > STRAY_ROWS or not loose.all():
-        return obtained, []
+        return obtained, [], []
     out = obtained.copy()
     out.iloc[strays] = expected.iloc[strays].to_numpy()
-    return out, strays.tolist()
+    return out, strays.tolist(), moved
 
 
 @pytest.fixture
 def pin_rows(dataframe_regression, request):
-    """`pin_rows(frame, basename, tolerances)`: dataframe_regression's check, exact but for
-    `tolerances`, after absorbing host-kernel strays (`absorb_strays`; never under
-    --force-regen, which writes what this host computed)."""
+    """`pin_rows(frame, basename, tolerances, strays=False)`: dataframe_regression's check,
+    exact but for `tolerances`; with `strays`, after absorbing host-kernel strays
+    (`absorb_strays`), never when regenerating (--force-regen, --regen-all), which writes
+    what this host computed."""
     import warnings
 
     import pandas as pd
 
-    def check(frame, basename, tolerances):
+    def check(frame, basename, tolerances, strays=False):
         path = Path(dataframe_regression.original_datadir) / f"{basename}.csv"
-        if path.exists() and not request.config.getoption("force_regen"):
-            frame, strays = absorb_strays(frame, pd.read_csv(path, index_col=0), tolerances)
-            if strays:
-                note = f"{basename}: rows {strays} within the stray tolerance only"
+        regen = request.config.getoption("force_regen") or request.config.getoption(
+            "regen_all"
+        )
+        if strays and path.exists() and not regen:
+            pinned = pd.read_csv(path, index_col=0)  # exact round trip (pandas 3)
+            frame, rows, moved = absorb_strays(frame, pinned, tolerances)
+            if rows:
+                note = f"{basename}: within the stray tolerance only: {'; '.join(moved)}"
                 warnings.warn(note, stacklevel=2)
         dataframe_regression.check(
             frame, basename=basename, default_tolerance={"atol": 0, "rtol": 0},

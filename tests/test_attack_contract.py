@@ -8,10 +8,11 @@ moves them. Regenerate only on purpose, with the documented command
 
     .venv/bin/python -m pytest tests/test_attack_contract.py --force-regen
 
-and say so in the CHANGELOG. Outcomes (predictions, success, counts) are compared exactly;
-norms to a relative 1e-4 (see `NORM_TOL`; HopSkipJump 1e-3, `DECISION_TOL`), but for at most
-two rows another CPU's kernels move further (`conftest.absorb_strays`). The model is
-committed (`tests/fixtures/trained_store`), so every host attacks the same weights.
+and say so in the CHANGELOG. Outcomes (predictions, success, query counts) are compared
+exactly; norms to a relative 1e-4 (see `NORM_TOL`; HopSkipJump 1e-3, `DECISION_TOL`) and l0
+exactly, but for at most three rows that another CPU's kernels move further (norms within
+5e-3, l0 by one feature: `conftest.absorb_strays`, with a warning). The model is committed
+(`tests/fixtures/trained_store`), so every host attacks the same weights.
 """
 
 import pytest
@@ -165,7 +166,7 @@ def test_attack_contract(db_copy, variant, pin_rows):
         assert len({db["runs"].get(s.id)["group_id"] for s in res}) == 1
     tol = DECISION_TOL if name == "hsj" else NORM_TOL
     norms = {c: tol for c in ("l2", "linf", "min_norm")}
-    pin_rows(_rows(db, res), _id(variant), norms)
+    pin_rows(_rows(db, res), _id(variant), norms, strays=True)
 
 
 def test_attack_defaults_are_pinned(data_regression):

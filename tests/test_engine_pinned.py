@@ -44,8 +44,8 @@ class Softmax(torch.nn.Module):
 
 def _load(name: str) -> Softmax:
     """A committed softmax regression (`tests/fixtures/softmax_digits.safetensors`, fitted by
-    `tests/fixtures/make_fixtures.py`): refitted here, lbfgs through another CPU's OpenBLAS
-    ends elsewhere and moves the pins (16 failed on an AVX2 host)."""
+    `tests/fixtures/make_fixtures.py`). If refitted here, lbfgs through another CPU's
+    OpenBLAS would end elsewhere and move the pins (16 failed on an AVX2 host)."""
     from safetensors.torch import load_file
 
     tensors = load_file(str(SOFTMAX))
