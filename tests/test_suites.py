@@ -2,6 +2,7 @@
 scale smoke on mnist-5k through the CLI (the issue's acceptance check)."""
 
 import pytest
+from conftest import built_once
 
 from advbench.catalogue import load_model
 from advbench.cli import app
@@ -73,10 +74,8 @@ def test_cw_row_labels_map_to_the_papers_parameters():
     assert {(j.params["steps"], j.n) for j in cpu if j.attack == "cw-l2-box"} == {(1000, 30)}
 
 
-@pytest.fixture(scope="session")
-def mnist_db(tmp_path_factory):
-    db_path = tmp_path_factory.mktemp("mnist") / "m.db"
-    db = open_db(db_path)
+def _train_mnist_store(folder):
+    db = open_db(folder / "m.db")
     common = dict(batch_size=128, weight_decay=0.0, seed=0, device="cpu")
     train_model(
         db, name="base", dataset="mnist-5k", arch="madry-mnist", epochs=2,
@@ -91,7 +90,12 @@ def mnist_db(tmp_path_factory):
         optimizer="adam", lr=1e-3, **common,
     )  # fmt: skip
     db.close()
-    return db_path
+
+
+@pytest.fixture(scope="session")
+def mnist_db(tmp_path_factory):
+    """Trained once per test run (`conftest.built_once`); each worker attacks its own copy."""
+    return built_once(tmp_path_factory, "mnist", _train_mnist_store) / "m.db"
 
 
 @pytest.mark.parametrize("name", ["carlini-eval", *PAPERS])
