@@ -45,10 +45,12 @@ COLUMNS: dict[str, dict[str, str]] = {
         "clean_n": "test samples behind clean_accuracy",
         "seed": "training seed",
         "path": "checkpoint path, relative to the database's folder",
-        "history": "JSON: per-epoch loss terms and accuracy",
+        "history": "JSON: per epoch, the loss terms, accuracy, samples/s and seconds (the "
+                   "epoch's optimiser-loop time, summed over a resumed training's sessions)",
         "env_id": "software and hardware it was made with (environments.id)",
         "created_at": "when it was stored (UTC, ISO 8601)",
-        "wall_s": "training time (seconds)",
+        "wall_s": "time of the process that stored it (seconds; a resumed training's last "
+                  "session: history's seconds hold every session's)",
     },
     "runs": {
         "id": "run identity: hash of its full configuration (config)",

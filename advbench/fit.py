@@ -226,6 +226,10 @@ def fit(
                 epoch=state.epoch + 1,
                 accuracy=state.correct / state.seen,
                 samples_per_s=state.seen / max(state.elapsed, 1e-9),
+                # the epoch's optimiser-loop time, summed over the sessions an interrupted
+                # training took (the state saves it), so a resumed model's training time is
+                # the sum over its history, not its last session's (models.wall_s)
+                seconds=state.elapsed,
             )
             state.history.append(row)
             state.epoch, state.batch, state.sums, state.seen, state.correct = (

@@ -191,11 +191,14 @@ def time_split(db: sqlite_utils.Database, models: list[str], *, afresh: bool = F
     out = {"training": 0.0, "attacks": {}, "controls and seeds": 0.0}
     if not models:
         return out
+    from advbench.report.budgets import training_time  # across a resumed training's sessions
+
     marks = ",".join("?" * len(models))
-    for name, wall in db.execute(f"select name, wall_s from models where name in ({marks})",
-                                 models):  # fmt: skip
-        out["training"] += float(wall or 0)
-        out["controls and seeds"] += float(wall or 0) if _extra(name) else 0.0
+    for row in db.query(f"select name, wall_s, history from models where name in ({marks})",
+                        models):  # fmt: skip
+        wall = float(training_time(row) or 0)
+        out["training"] += wall
+        out["controls and seeds"] += wall if _extra(row["name"]) else 0.0
     # a minimal attack's one search is judged at every ε of its group, and each of those
     # runs records the whole search's time: count it once
     from advbench.suites import is_current

@@ -193,8 +193,16 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, where):
     assert resumed["checksum"] == ref["checksum"]
 
     def losses(row):  # every term and accuracy per epoch (not the timings)
-        return [{k: v for k, v in e.items() if k != "samples_per_s"} for e in
+        return [{k: v for k, v in e.items() if k not in ("samples_per_s", "seconds")} for e in
                 json.loads(row["history"])]  # fmt: skip
 
     assert losses(resumed) == losses(ref)
+    # the training time counts the killed session too: its epoch ran on the child's fake
+    # clock (11 s a call, so well over 100 s), where the resumed process took seconds
+    from advbench.report.budgets import training_time
+
+    epochs = json.loads(resumed["history"])
+    assert epochs[0]["seconds"] > 100 > resumed["wall_s"]
+    assert training_time(resumed) == pytest.approx(sum(e["seconds"] for e in epochs))
+    assert training_time(ref) == ref["wall_s"]  # uninterrupted: the process's time stands
     assert not list(folder.glob("*"))  # cleared when done

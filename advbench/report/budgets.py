@@ -1,6 +1,7 @@
 """Each trained defense's budget at the stored scale against the full-scale reading (issue
 33, item 3): the optimiser steps its stored model took (epochs × ⌈training images / batch⌉,
-from the model's own stored configuration, and the wall time its training took), beside the
+from the model's own stored configuration, and the wall time its training took, across the
+sessions of an interrupted training: `training_time`), beside the
 steps the paper's plan takes at full scale on the full training set (the plan's full-scale
 epochs and arguments, else the defense's paper setting: `train.fit_settings`, the rule
 `harden` itself applies). A defense trained for a small share of its full reading's steps
@@ -110,6 +111,19 @@ def _full_reading(paper: str, roles: dict, data: str, key: str) -> dict:
                         epochs=epochs, batch_size=batch)  # fmt: skip
 
 
+def training_time(model: dict) -> float | None:
+    """Seconds a stored model's training took: its process's time (`wall_s`), or the sum of
+    its epochs' optimiser-loop times where larger. A training interrupted and resumed stores
+    only its last session's process time; each epoch's loop time is kept across sessions
+    (`fit`'s history, `seconds`; models trained before it have none, so `wall_s` stands)."""
+    wall = model.get("wall_s")
+    epochs = json.loads(model.get("history") or "[]")
+    if epochs and all("seconds" in e for e in epochs):
+        loop = sum(float(e["seconds"]) for e in epochs)
+        return loop if wall is None else max(float(wall), loop)
+    return wall
+
+
 def budgets(db: sqlite_utils.Database, paper: str) -> list[Budget]:
     """One row per stored seed-0 model of a role of the paper's plan that trains a defense."""
     from advbench.defenses import kind
@@ -137,7 +151,7 @@ def budgets(db: sqlite_utils.Database, paper: str) -> list[Budget]:
             full = _full_reading(paper, spec.roles, data, key)
             out.append(Budget(
                 paper, key, role.defense, model["dataset"], int(cfg["epochs"]),
-                int(cfg["batch_size"]), TRAIN_IMAGES.get(model["dataset"]), model["wall_s"],
+                int(cfg["batch_size"]), TRAIN_IMAGES.get(model["dataset"]), training_time(model),
                 full_data, int(full["epochs"]), int(full["batch_size"]),
                 TRAIN_IMAGES.get(full_data),
             ))  # fmt: skip
