@@ -175,7 +175,7 @@ def _judge_one(store, paper: str, c: dict, a, b, control=None, replicas=()) -> C
                 per.append(t)
         if len(per) > 1:
             judged.seeds = per
-            judged.test = paired.over_seeds([t.effect for t in per], per[0].test)
+            judged.test = paired.over_seeds([t.effect for t in per], per[0].test, per)
         # the size is the paper's comparison's (a − b against the published a − b): like
         # with like, where the control's verdict gives the direction
         judged.size = _size(judged, claim.test, c) if claim.test is not None else claim.size
@@ -353,7 +353,7 @@ def controls(db: sqlite_utils.Database, paper: str) -> list[Acting]:
                     if len(done) > 1:
                         for x in per:
                             x.primary = False
-                        mean = paired.over_seeds([t.effect for t in done], done[0].test)
+                        mean = paired.over_seeds([t.effect for t in done], done[0].test, done)
                         way = sum(
                             1 for t in done if t.effect and (t.effect < 0) == (mean.effect < 0)
                         )

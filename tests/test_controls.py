@@ -210,3 +210,24 @@ def test_a_plan_entry_serves_its_controls_and_replicates_and_the_role_wins():
     assert ctl.count("--param") == 1 and jac[jac.index("--batch-size") + 1] == "64"
     argv = ["--param", "a=1", "--x", "--param", "b=2", "--param", "a=0"]
     assert plans._last_param_wins(argv) == ["--x", "--param", "b=2", "--param", "a=0"]
+
+
+def test_seeds_that_agree_exactly_are_judged_on_their_own_tests():
+    """Three seeds at +35.4 each (madnet's FGSM claim, 2026-12-07), each seed's McNemar p
+    below 0.001: the t-test has no spread to measure, so the verdict takes the largest of the
+    seeds' p (each must reject, the same way) and the hull of their intervals."""
+    from advbench import paired
+
+    seeds = [paired.Paired("McNemar (exact)", 99, 35.35, 25.1, 44.9, 2e-9, 37, 2),
+             paired.Paired("McNemar (exact)", 99, 35.35, 26.0, 45.5, 4e-10, 36, 1),
+             paired.Paired("McNemar (exact)", 99, 35.35, 24.8, 44.0, 3e-9, 38, 3)]  # fmt: skip
+    t = paired.over_seeds([s.effect for s in seeds], "McNemar (exact)", seeds)
+    assert (t.effect, t.p, t.low, t.high) == (35.35, 3e-9, 24.8, 45.5)
+    assert paired.direction(t.effect, t.p, ">") == "held" and "agree exactly" in t.test
+    # a seed that does not reject on its own carries its p into the verdict
+    weak = [*seeds[:2], paired.Paired("McNemar (exact)", 99, 35.35, -1.0, 60.0, 0.2)]
+    assert paired.over_seeds([35.35] * 3, "McNemar (exact)", weak).p == 0.2
+    # no effect on any seed: still no test
+    zero = [paired.Paired("McNemar (exact)", 99, 0.0, -2.0, 2.0, 1.0)] * 3
+    nan = paired.over_seeds([0.0] * 3, "McNemar (exact)", zero).p
+    assert nan != nan
