@@ -165,10 +165,7 @@ def absorb_strays(obtained, expected, tolerances):
     one line per absorbed value: column, row, obtained, expected)."""
     import numpy as np
 
-    same_shape = list(obtained.columns) == list(expected.columns) and len(obtained) == len(
-        expected
-    )
-    if not same_shape:
+    if list(obtained.columns) != list(expected.columns) or obtained.shape != expected.shape:
         return obtained, [], []
     near = [c for c in tolerances if c in obtained.columns] + (["l0"] if "l0" in obtained else [])
     exact = [c for c in obtained.columns if c not in near]
