@@ -109,9 +109,12 @@ def describe(device: str) -> dict[str, str | None]:
 
 
 def record_environment(db: sqlite_utils.Database, device: str) -> str:
-    """Store this environment once (keyed by its content hash) and return its id."""
+    """Store this environment once (keyed by its content hash) and return its id.
+
+    One atomic INSERT OR IGNORE, not a check then an insert: copies of a command started
+    together on one store each find the row absent and race to insert it (CI, 2026-12-07).
+    """
     env = describe(device)
     env_id = config_hash(env)
-    if not db["environments"].count_where("id = ?", [env_id]):
-        db["environments"].insert({"id": env_id, **env, "first_seen": now()})
+    db["environments"].insert({"id": env_id, **env, "first_seen": now()}, pk="id", ignore=True)
     return env_id

@@ -33,3 +33,38 @@ def test_another_cpu_is_another_environment(tmp_path, monkeypatch):
     assert second != first
     rows = {r["id"]: r["platform"] for r in db["environments"].rows}
     assert rows[second].endswith("(Other CPU, AVX512)") and len(rows) == 2
+
+
+def _record_after(barrier, path, out):
+    db = open_db(path)
+    barrier.wait()
+    out.put(record_environment(db, "cpu"))
+
+
+def test_copies_started_together_store_one_environment(tmp_path):
+    """CI, 2026-12-07: four `attack` copies on a store made on another host each found this
+    host's environment absent and raced to insert it; three died on a UNIQUE constraint."""
+    import multiprocessing
+
+    path = tmp_path / "a.db"
+    open_db(path)  # migrated once, before the copies start
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_record_after, args=(barrier, path, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    ids = {out.get(timeout=5) for _ in procs}
+    assert len(ids) == 1
+    assert open_db(path)["environments"].count == 1
+
+
+def test_a_stored_environment_keeps_when_it_was_first_seen(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    env_id = record_environment(db, "cpu")
+    db.execute("update environments set first_seen = '2020-01-01' where id = ?", [env_id])
+    db.conn.commit()
+    assert record_environment(db, "cpu") == env_id
+    assert db["environments"].get(env_id)["first_seen"] == "2020-01-01"
