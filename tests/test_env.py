@@ -68,3 +68,26 @@ def test_a_stored_environment_keeps_when_it_was_first_seen(tmp_path):
     db.conn.commit()
     assert record_environment(db, "cpu") == env_id
     assert db["environments"].get(env_id)["first_seen"] == "2020-01-01"
+
+
+def test_a_broken_constraint_is_one_line_naming_a_defect_not_a_damaged_store(capsys):
+    """The CI run's line read "the database cannot be read ...; restore it from a copy":
+    wrong advice for a store that was intact. A constraint error is advbench's defect."""
+    import sqlite3
+
+    import typer
+
+    from advbench.cli.app import handles_errors
+
+    @handles_errors
+    def command():
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: environments.id")
+
+    try:
+        command()
+    except typer.Exit as exc:
+        code = exc.exit_code
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "UNIQUE constraint failed: environments.id" in err and "defect of advbench" in err
+    assert "restore it from a copy" not in err and "Traceback" not in err

@@ -106,6 +106,10 @@ def handles_errors(fn):
             line = environment_fault(exc)
             if line is not None:
                 fail(line, code=1)
+            if isinstance(exc, sqlite3.IntegrityError):  # our write broke a constraint
+                fail(f"a write broke one of the store's constraints ({exc}); the failing "
+                     "write was not stored. This is a defect of advbench: please report it "
+                     "with the command", code=1)  # fmt: skip
             if isinstance(exc, sqlite3.DatabaseError):  # a damaged store found mid-command
                 fail(f"the database cannot be read ({exc}); restore it from a copy or give "
                      "another --db")  # fmt: skip
