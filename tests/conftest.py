@@ -17,6 +17,14 @@ torch.set_num_threads(THREADS)
 os.environ["ADVBENCH_TEST_THREADS"] = str(THREADS)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The host's CPU and torch's kernel instruction set at the end of every run, `-q` and
+    CI's log included: the pinned rows' last bits and the suite's time depend on them."""
+    from advbench.env import describe
+
+    terminalreporter.write_line(f"advbench host: {describe('cpu')['platform']}")
+
+
 def write_cifar_batch(path, n, seed=0, label_key="labels"):
     """A CIFAR python batch of `n` random images, as the CIFAR tarballs hold them
     (CIFAR-100's labels are under "fine_labels")."""
