@@ -37,15 +37,15 @@ def _columns(db, schema: str, table: str) -> list[str]:
 
 
 def _migrated_copy(shard: Path, folder: Path) -> Path:
-    from advbench.store import open_db
+    from advbench.store import copy_store, open_db
 
     if not shard.is_file():
         raise BadInput(f"shard {shard} is not a file")
     copy = folder / "shard.db"
-    shutil.copyfile(shard, copy)
-    for suffix in ("-wal", "-shm"):  # a shard still open elsewhere: its log comes too
-        if Path(f"{shard}{suffix}").exists():
-            shutil.copyfile(f"{shard}{suffix}", f"{copy}{suffix}")
+    try:
+        copy_store(shard, copy)  # a shard still open elsewhere: its log comes too
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"shard {shard} cannot be opened as an SQLite database ({exc})") from None
     try:
         open_db(copy, create=False).close()
     except BadInput as exc:

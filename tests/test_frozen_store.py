@@ -10,8 +10,12 @@ every other old run is still found by today's request. Pins:
 `tests/test_frozen_store/*.yml` (regenerate with `--force-regen`, with a CHANGELOG line).
 """
 
+import hashlib
 import json
 import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,8 @@ from advbench.config import config_hash
 from advbench.engine import Instances, run_rows
 from advbench.jobs import make_job
 from advbench.report import run_results, summary_table
-from advbench.store import open_db
+from advbench.store import db_dir, open_db
+from advbench.store.migrations import MIGRATIONS
 
 FROZEN = Path(__file__).parent / "fixtures" / "store_0003.db"
 
@@ -105,3 +110,31 @@ def test_the_migrated_old_store_has_the_fresh_stores_schema(old, tmp_path):
     assert applied == [r[0] for r in fresh.execute("select name from _migrations order by name")]
     assert {"run_accuracy", "worst_case_accuracy", "model_lineage"} <= set(old.view_names())
     assert "crafted" in old.table_names()
+
+
+def test_reading_an_old_store_never_rewrites_it(tmp_path):
+    """The report commands only read: an old store (committed evidence, a colleague's file)
+    is read from a migrated copy and stays byte for byte as it was, while the same summary
+    as the migrated store's is printed. A writing command still migrates it in place."""
+    path = tmp_path / "old.db"
+    shutil.copy(FROZEN, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    cmd = [sys.executable, "-m", "advbench", "report", "--db", str(path), "--format", "csv"]
+    read = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0, read.stderr
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    migrated = tmp_path / "migrated.db"
+    shutil.copy(FROZEN, migrated)
+    open_db(migrated).close()
+    again = subprocess.run([*cmd[:-4], "--db", str(migrated), "--format", "csv"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0 and again.stdout == read.stdout
+    assert len(read.stdout.splitlines()) > 30  # one row per stored run, not an empty table
+    copy = open_db(path, create=False, readonly=True)
+    old = sorted(r[0] for r in copy.execute("select name from _migrations"))
+    assert old == sorted(name for name, _ in MIGRATIONS)  # the copy read is migrated
+    assert db_dir(copy) == tmp_path  # its checkpoints are looked for beside the store read
+    con = sqlite3.connect(path)
+    assert len(con.execute("select name from _migrations").fetchall()) == 3  # the file: 0003
+    con.close()

@@ -12,23 +12,26 @@ from advbench.plans import PAPERS  # noqa: F401 (api.PAPERS; not report's: no pa
 NO_MODEL = "no trained model stored yet; run `advbench train` (or `advbench demo`) first"
 
 
-def _db(db, create: bool = True):
-    """An open store from a path, an open store, or None (the default)."""
+def _db(db, create: bool = True, readonly: bool = False):
+    """An open store from a path, an open store, or None (the default). readonly: a command
+    that only reads (the report's), which never migrates the store in place."""
     import sqlite_utils
 
     from advbench.store import open_db
 
     if isinstance(db, sqlite_utils.Database):
         return db
-    return open_db(Path(db) if db is not None else None, create=create)
+    return open_db(Path(db) if db is not None else None, create=create, readonly=readonly)
 
 
 def _store_path(db) -> Path | None:
     """The file of a store given as a path, an open store or None (the default: None)."""
     import sqlite_utils
 
+    from advbench.store import db_file
+
     if isinstance(db, sqlite_utils.Database):
-        return Path(db.execute("pragma database_list").fetchone()[2])
+        return Path(db_file(db))
     return Path(db) if db is not None else None
 
 
@@ -39,12 +42,12 @@ def store_path(db=None) -> Path:
     return _store_path(db) or default_db_path()
 
 
-def _store_if_any(db):
+def _store_if_any(db, readonly: bool = False):
     """The store if its file exists (or it is open), else None: for reading what is there."""
     from advbench.store import default_db_path
 
     exists = (_store_path(db) or default_db_path()).exists()
-    return _db(db, create=False) if exists else None
+    return _db(db, create=False, readonly=readonly) if exists else None
 
 
 def _no_bar(title: str, total: int):

@@ -147,7 +147,7 @@ def report_tables(request: ReportRequest) -> Output:
     tab.select(request.table)  # an unknown id is refused before anything is read or made
     if request.output is not None:
         check_output_dir(request.output, request.db)
-    database = _db(request.db, create=False)
+    database = _db(request.db, create=False, readonly=True)
     evaluated = tables(request.table, db=database)
     fmt, out = request.format, Output()
     if request.output is None and fmt in ("csv", "json") and len(evaluated) > 1:
@@ -176,7 +176,7 @@ def report_summary(request: ReportRequest) -> Output:
     markdown or one CSV row per run), printed or written as summary.md / summary.csv."""
     from advbench import report as rep
 
-    database = _db(request.db, create=False)
+    database = _db(request.db, create=False, readonly=True)
     if request.output is not None:  # before any work: a file (a database) is never written
         check_output_dir(request.output, request.db)
     models = list(request.models) or None

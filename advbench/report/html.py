@@ -331,4 +331,6 @@ def page(
 
 
 def _db_file(db) -> str:
-    return db.execute("pragma database_list").fetchone()[2] or "(memory)"
+    from advbench.store import db_file
+
+    return db_file(db) or "(memory)"

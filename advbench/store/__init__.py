@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as _dt
 import errno
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from urllib.request import pathname2url
 
@@ -77,6 +80,45 @@ def _full(folder: Path, margin: int = 1 << 20) -> bool:
     return st.f_bavail * st.f_frsize < margin
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    # percent-encoded: a path holding ? or # is that file, not a URI with a query
+    return sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of the store `source` at `target` (SQLite's online backup: the
+    write-ahead log of a store still open elsewhere comes with it). `source` is not written."""
+    src, dst = _read_only(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def _pending(path: Path) -> bool:
+    """Whether the store at `path` lacks a migration this advbench knows."""
+    con = _read_only(path)
+    try:
+        done = {r[0] for r in con.execute("select name from _migrations")}
+    except sqlite3.OperationalError:  # no _migrations table: an empty file, made new
+        return True
+    finally:
+        con.close()
+    return any(name not in done for name, _ in MIGRATIONS)
+
+
+def _reading_copy(path: Path) -> Path:
+    """A migrated copy of a store older than this advbench, for a command that only reads:
+    reading never rewrites a store (committed evidence included); a writing command migrates
+    it in place. The copy lives in a temporary folder removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="advbench-read-"))
+    atexit.register(shutil.rmtree, folder, True)
+    copy = folder / path.name
+    copy_store(path, copy)
+    return copy
+
+
 def _check_existing(path: Path) -> None:
     """Refuse a file that is not SQLite, or an SQLite file that advbench did not make, or a
     store advbench cannot write beside (WAL mode writes -wal and -shm files even to read)."""
@@ -88,8 +130,7 @@ def _check_existing(path: Path) -> None:
                 "(SQLite WAL mode); copy the store to a writable folder"
             )
     try:
-        # percent-encoded: a path holding ? or # is that file, not a URI with a query
-        con = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
+        con = _read_only(path)
         try:
             tables = {
                 r[0] for r in con.execute("select name from sqlite_master where type='table'")
@@ -108,10 +149,13 @@ def _check_existing(path: Path) -> None:
         )
 
 
-def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Database:
+def open_db(path: Path | None = None, *, create: bool = True,
+            readonly: bool = False) -> sqlite_utils.Database:  # fmt: skip
     """Open (and migrate) the database. Validates before writing anything.
 
-    With create=False a missing file is an error: read-only commands never make one.
+    With create=False a missing file is an error: read-only commands never make one. With
+    readonly=True (the report commands) a store older than this advbench is read from a
+    migrated copy (`_reading_copy`) and the store itself is left as it was.
     """
     path = Path(path) if path is not None else default_db_path()
     if path.is_dir():
@@ -121,8 +165,11 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
     if path.exists() and path.stat().st_size == 0 and not create:
         raise BadInput(f"--db {path} is an empty file, not a database yet; run `advbench "
                        "train` first")  # fmt: skip
+    read = path
     if path.exists():
         _check_existing(path)
+        if readonly and path.stat().st_size and _pending(path):
+            path = _reading_copy(path)
     elif not create:
         raise BadInput(f"--db {path}: no database there yet; run `advbench train` first")
     elif not path.parent.exists():
@@ -139,7 +186,9 @@ def open_db(path: Path | None = None, *, create: bool = True) -> sqlite_utils.Da
         if _full(path.parent):
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (SQLite: {exc})",
                           str(path)) from None  # fmt: skip
-        raise BadInput(f"--db {path} cannot be opened ({exc})") from None
+        raise BadInput(f"--db {read} cannot be opened ({exc})") from None
+    if path != read:
+        db.advbench_file = str(read.resolve())  # checkpoints and files: beside the store read
     return db
 
 
@@ -189,7 +238,13 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
+def db_file(db: sqlite_utils.Database) -> str:
+    """The store's file ("" in memory): the store read, where a reading copy of an older
+    one is open (`open_db(readonly=True)`), not the temporary copy."""
+    return getattr(db, "advbench_file", None) or db.execute("pragma database_list").fetchone()[2]
+
+
 def db_dir(db: sqlite_utils.Database) -> Path:
     """Folder the database lives in: checkpoints go beside it in models/."""
-    file = db.execute("pragma database_list").fetchone()[2]
+    file = db_file(db)
     return Path(file).parent if file else Path(".")
