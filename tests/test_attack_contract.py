@@ -33,6 +33,7 @@ FAST = {
     "cw-l2-restarts": {**CW, "restarts": 2, "radius": 0.5},
     "cw-l2-eot": {**CW, "samples": 2},
     "cw-l2-box": {**CW, "linf": 0.5, "stepsize": 0.1},
+    "cw-l2-warm": CW,
     "bpda-pgd": {"steps": 5},
     "apgd": {"steps": 5},
     "deepfool-l2": {"steps": 20},
@@ -85,7 +86,7 @@ def test_variants_cover_every_norm_and_targeting():
     ids = {_id(v) for v in VARIANTS}
     assert {"fgsm-l2", "fgsm-l2-targeted", "hsj-linf-targeted", "apgd-l2", "jsma-targeted"} <= ids
     assert "deepfool-l2-targeted" not in ids and "noise-targeted" not in ids
-    assert len(ids) == len(VARIANTS) == 43
+    assert len(ids) == len(VARIANTS) == 45
 
 
 def _rows(db, res):

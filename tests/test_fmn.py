@@ -136,21 +136,20 @@ def test_fmn_is_no_further_than_autoattacks_fab(digits, norm):
 
 def test_carlini_evals_cw_against_autoattacks_fab(digits):
     """carlini-eval's C&W row at its cpu budget (read from the suite, so a change of its
-    parameters is judged here) against FAB-L2, per instance both break. C&W is a local
-    search and FAB (3 restarts) reaches classes C&W's does not, so even the paper's full
-    budget (1,000 steps x 9 searches) is within 5 % of FAB on only 74 % of these instances
-    (measured 2026-12-07; 1.46x at the 95th percentile). Measured at the cpu budget: 125 x 5
-    at Adam step 0.1, 76 % within 5 %, median ratio 0.997; the budget before issue 30 (100 x
-    5 at 0.05) 61 % and 1.017, which this test fails. Same algorithm, other implementation:
-    ART's CarliniL2Method at matched parameters (150 x 5) is weaker (ours 0.75x its norms at
-    the median, 68 s here)."""
+    attack or parameters is judged here) against FAB-L2 (3 restarts), per instance both
+    break: within 5 % on ≥ 95 % of them. Measured 2026-12-07: advbench's C&W from DeepFool's
+    adversarial with warm binary-search steps (cw-l2-warm, 125 x 5 at Adam step 0.1) 100 %,
+    median ratio 0.998, 95th percentile 1.009; at 3 searches median 1.007, which this test
+    fails. foolbox's C&W from the input at the same budget: 76 %, 0.997, 1.85 (its far local
+    optima: FAB's restarts reach classes that local search does not); even the paper's
+    full budget (1,000 x 9 from the input) is within 5 % on only 74 %."""
     from advbench.suites import load_suite, suite_jobs
 
     jobs, _ = suite_jobs(load_suite("carlini-eval"), "digits", "cpu")
     (job,) = [j for j in jobs if j.label == "CW-L2"]
     model, x, y = digits
-    ours = unpack(ATTACKS.get("cw-l2").factory(job.params)(model, x, y)).adv
+    ours = unpack(ATTACKS.get(job.attack).factory(job.params)(model, x, y)).adv
     ratio = _ratios(model, x, y, ours, _fab(model, x, y, "l2"), "l2")
-    assert (ratio <= 1.05).float().mean() >= 0.7
+    assert (ratio <= 1.05).float().mean() >= 0.95
     assert ratio.median() <= 1.005
-    assert ratio.quantile(0.95) <= 2.0
+    assert ratio.quantile(0.95) <= 1.05

@@ -266,6 +266,20 @@ ATTACKS.register(
     help="C&W L2 searching inside an L∞ ball around the input (madnet's bounded C&W)",
 )
 ATTACKS.register(
+    "cw-l2-warm",
+    _lazy("cw", "cw_l2_warm"),
+    params=(
+        *_CW,
+        Param("start", str, "deepfool", "deepfool (untargeted) or input", choices=("deepfool",
+              "input")),  # fmt: skip
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="own",
+    targeted=True,
+    help="C&W L2 from DeepFool's adversarial, each binary-search step warm-started",
+)
+ATTACKS.register(
     "cw-l2-eot",
     _lazy("cw", "cw_l2_eot"),
     params=(

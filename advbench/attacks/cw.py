@@ -70,10 +70,17 @@ def cw_l2_search(
     eot_samples: int = 0,
     eot_radius: float = 0.0,
     box: tuple[torch.Tensor, torch.Tensor] | None = None,
+    warm_start: bool = False,
 ):
     """One C&W L2 search; returns (smallest adversarial found or x, its L2 or inf). With
     `box` = (lo, hi), per-pixel bounds inside [0, 1], the tanh change of variables maps onto
-    that box instead of [0, 1], so every iterate stays inside it."""
+    that box instead of [0, 1], so every iterate stays inside it. With `warm_start`, each
+    binary-search step after the first starts from the smallest adversarial found so far
+    (where one was found) instead of from the input or `start`, and a step counts as
+    having found an adversarial only from its second iterate on: its first is where it
+    started, so an adversarial start must not lower the constant by itself (on a model
+    with small logits, C&W at c = 1 started from DeepFool's example crosses back and never
+    returns; only a larger constant holds it)."""
     if box is None:
         to_box, from_box = (lambda t: t), (lambda t: t)
     else:
@@ -89,7 +96,11 @@ def cw_l2_search(
     w0 = _atanh(from_box(x if start is None else start))
     check_every = max(steps // 10, 1)
     for _ in range(binary_search_steps):
-        w = w0.clone().requires_grad_(True)
+        w = w0.clone()
+        if warm_start:
+            has = torch.isfinite(best_l2)
+            w[has] = _atanh(from_box(best[has]))
+        w.requires_grad_(True)
         opt = torch.optim.Adam([w], lr=stepsize)
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
         previous = math.inf
@@ -128,7 +139,8 @@ def cw_l2_search(
                 better = adv & (dist < best_l2)
                 best_l2 = torch.where(better, dist, best_l2)
                 best[better] = xa[better].detach()
-                found |= adv
+                if step or not warm_start:  # a warm step's first iterate is its start
+                    found |= adv
             if abort_early and step % check_every == 0:
                 if loss.item() > previous * 0.9999:
                     break
@@ -177,6 +189,29 @@ def cw_l2_box(*, linf: float, **cw):
 def cw_l2_eot(*, samples: int, radius: float, **cw):
     def run(model, x, y, target=None):
         adv, _ = cw_l2_search(model, x, y, target, eot_samples=samples, eot_radius=radius, **cw)
+        return adv
+
+    return run
+
+
+def cw_l2_warm(*, start: str = "deepfool", **cw):
+    """C&W L2 started from DeepFool's adversarial, each binary-search step after the first
+    from the smallest adversarial found so far (issue 30; advbench's own: foolbox's and the
+    authors' C&W start every step at the input and take no start). Measured on the demo's
+    models (200 instances, 125 steps x 5 at Adam step 0.1, against the fixed reference):
+    from the input, some instances end in a far local optimum of the penalty search (on
+    demo-standard 8 of 200 stay robust at ε 2 where PGD-L2 breaks them, optimality 0.969);
+    DeepFool's first-order example puts the search in the nearest boundary's basin.
+    `start="input"` is plain C&W with warm binary-search steps."""
+    from advbench.attacks.own import deepfool_early_stop
+
+    def run(model, x, y, target=None):
+        begin = None
+        if start == "deepfool" and target is None:  # FMN's start (fmn.deepfool_start)
+            begin = deepfool_early_stop(norm="l2", steps=50, candidates=10, overshoot=0.02)(
+                model, x, y
+            )
+        adv, _ = cw_l2_search(model, x, y, target, start=begin, warm_start=True, **cw)
         return adv
 
     return run
