@@ -203,14 +203,12 @@ def cw_l2_warm(*, start: str = "deepfool", **cw):
     demo-standard 8 of 200 stay robust at ε 2 where PGD-L2 breaks them, optimality 0.969);
     DeepFool's first-order example puts the search in the nearest boundary's basin.
     `start="input"` is plain C&W with warm binary-search steps."""
-    from advbench.attacks.own import deepfool_early_stop
+    from advbench.attacks.own import deepfool_start
 
     def run(model, x, y, target=None):
         begin = None
-        if start == "deepfool" and target is None:  # FMN's start (fmn.deepfool_start)
-            begin = deepfool_early_stop(norm="l2", steps=50, candidates=10, overshoot=0.02)(
-                model, x, y
-            )
+        if start == "deepfool" and target is None:
+            begin = deepfool_start(model, x, y, "l2")
         adv, _ = cw_l2_search(model, x, y, target, start=begin, warm_start=True, **cw)
         return adv
 

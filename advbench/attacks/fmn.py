@@ -31,7 +31,7 @@ import math
 import torch
 
 from advbench.attacks.cw import logit_gap
-from advbench.attacks.own import _clip_l2
+from advbench.attacks.own import _clip_l2, deepfool_start
 
 DUAL = {"l2": 2.0, "linf": 1.0}
 # How far a row with no adversarial yet may go: ε = ‖δ‖ + REACH·|m| / ‖g‖_dual (the paper:
@@ -139,16 +139,6 @@ def fmn_search(
             delta = _project(delta - alpha * step, eps, norm)
             delta = (x + delta).clamp(0.0, 1.0) - x
     return best, best_norm
-
-
-def deepfool_start(model, x, y, norm: str, steps: int = 50):
-    """An adversarial start per row from DeepFool (advbench's early-stopping copy of
-    foolbox's, 10 candidates, overshoot 0.02); rows it does not break stay x."""
-    from advbench.attacks.own import deepfool_early_stop
-
-    return deepfool_early_stop(norm=norm, steps=steps, candidates=10, overshoot=0.02)(
-        model, x, y
-    )
 
 
 def fmn(*, norm: str, steps: int, max_stepsize: float, gamma: float, start: str = "deepfool"):

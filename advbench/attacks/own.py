@@ -245,3 +245,12 @@ def deepfool_early_stop(*, norm: str, steps: int, candidates: int, overshoot: fl
         return xs.detach()
 
     return run
+
+
+def deepfool_start(model, x, y, norm: str, steps: int = 50):
+    """An adversarial start per row from DeepFool (advbench's early-stopping copy of
+    foolbox's, 10 candidates, overshoot 0.02); rows it does not break stay x. FMN's and
+    carlini-eval's C&W's start."""
+    return deepfool_early_stop(norm=norm, steps=steps, candidates=10, overshoot=0.02)(
+        model, x, y
+    )
