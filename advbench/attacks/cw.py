@@ -77,10 +77,11 @@ def cw_l2_search(
     that box instead of [0, 1], so every iterate stays inside it. With `warm_start`, each
     binary-search step after the first starts from the smallest adversarial found so far
     (where one was found) instead of from the input or `start`, and a step counts as
-    having found an adversarial only from its second iterate on: its first is where it
-    started, so an adversarial start must not lower the constant by itself (on a model
-    with small logits, C&W at c = 1 started from DeepFool's example crosses back and never
-    returns; only a larger constant holds it)."""
+    having found an adversarial only where an iterate is adversarial after one was not, or
+    its last iterate is: an adversarial start, and the iterates on its way back across the
+    boundary, must not lower the constant by themselves (on a model with small logits, C&W
+    at c = 1 started from DeepFool's example crosses back and never returns; only a larger
+    constant holds it there)."""
     if box is None:
         to_box, from_box = (lambda t: t), (lambda t: t)
     else:
@@ -103,6 +104,7 @@ def cw_l2_search(
         w.requires_grad_(True)
         opt = torch.optim.Adam([w], lr=stepsize)
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
+        left = torch.zeros(n, dtype=torch.bool, device=x.device)
         previous = math.inf
         for step in range(steps):
             xa = to_box((torch.tanh(w) + 1) / 2)
@@ -139,12 +141,17 @@ def cw_l2_search(
                 better = adv & (dist < best_l2)
                 best_l2 = torch.where(better, dist, best_l2)
                 best[better] = xa[better].detach()
-                if step or not warm_start:  # a warm step's first iterate is its start
+                if warm_start:  # adversarial after having left: c holds it there
+                    found |= adv & left
+                    left |= ~adv
+                else:
                     found |= adv
             if abort_early and step % check_every == 0:
                 if loss.item() > previous * 0.9999:
                     break
                 previous = loss.item()
+        if warm_start:  # or it ends the step adversarial (it never left, or came back)
+            found |= adv
         upper = torch.where(found, torch.minimum(upper, const), upper)
         lower = torch.where(found, lower, torch.maximum(lower, const))
         const = torch.where(torch.isinf(upper), const * 10, (lower + upper) / 2)
