@@ -92,8 +92,11 @@ class ReportRequest:
                            "(redirect it to a file)")  # fmt: skip
         mode = self.mode
         valid = FORMATS[mode]
-        if mode in ("claims", "controls", "budgets", "html") or self.format in valid:
-            return self  # --claims takes any other format as its table (as it always has)
+        if mode == "html" or self.format in valid:
+            return self
+        if mode in ("claims", "controls", "budgets"):  # it printed markdown whatever was asked
+            raise BadInput(f"--format {self.format} is not a format of --{mode}; valid "
+                           f"choices: {', '.join(valid)}")  # fmt: skip
         if mode == "paper":
             raise BadInput(f"--format {self.format} is not a page format; valid choices: "
                            f"{', '.join(valid)}")  # fmt: skip
