@@ -100,9 +100,10 @@ def run_ray(database, units: list[tuple[dict, Any]], kwargs: dict, *, address=No
     from dataclasses import asdict
 
     from advbench.merge import merge
+    from advbench.store import db_file
 
     ray = start_ray(address)
-    main_db = str(Path(database.execute("pragma database_list").fetchone()[2]).resolve())
+    main_db = str(Path(db_file(database)).resolve())
     gpu = 1 if str(kwargs.get("device", "cpu")).startswith("cuda") else 0
     remote = ray.remote(num_cpus=1, num_gpus=gpu, max_retries=2)(_unit)
     limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))

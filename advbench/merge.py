@@ -74,9 +74,9 @@ def _files(shard_dir: Path, target_dir: Path, rows, checked) -> list[tuple[Path,
 
 def merge(db, shards: list[Path]) -> list[Merged]:
     """Merge each shard into the open store `db` (in order); returns what each added."""
-    from advbench.store import db_dir, transaction
+    from advbench.store import db_dir, db_file, transaction
 
-    target = Path(db.execute("pragma database_list").fetchone()[2]).resolve()
+    target = Path(db_file(db)).resolve()
     out = []
     for shard in shards:
         if Path(shard).resolve() == target:

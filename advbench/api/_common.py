@@ -24,6 +24,12 @@ def _db(db, create: bool = True, readonly: bool = False):
     return open_db(Path(db) if db is not None else None, create=create, readonly=readonly)
 
 
+def _read(db):
+    """The store for a command that only reads: an existing one, never migrated in place
+    (an older one is read from a migrated copy: `open_db(readonly=True)`)."""
+    return _db(db, create=False, readonly=True)
+
+
 def _store_path(db) -> Path | None:
     """The file of a store given as a path, an open store or None (the default: None)."""
     import sqlite_utils
@@ -47,7 +53,7 @@ def _store_if_any(db, readonly: bool = False):
     from advbench.store import default_db_path
 
     exists = (_store_path(db) or default_db_path()).exists()
-    return _db(db, create=False, readonly=readonly) if exists else None
+    return (_read(db) if readonly else _db(db, create=False)) if exists else None
 
 
 def _no_bar(title: str, total: int):

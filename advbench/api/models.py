@@ -12,6 +12,7 @@ from advbench.api._common import (
     _db,
     _existing_store,
     _params,
+    _read,
     _whole,
 )
 from advbench.errors import BadInput
@@ -259,7 +260,7 @@ def load(name: str, *, db=None, device: str = "cpu"):
     """A stored model's module (checksum verified), ready for inference on [0, 1] inputs."""
     from advbench.catalogue import load_model
 
-    return load_model(_db(db, create=False, readonly=True), name, device)[0]
+    return load_model(_read(db), name, device)[0]
 
 
 def model_rows(db=None) -> list[dict[str, Any]]:
@@ -269,7 +270,7 @@ def model_rows(db=None) -> list[dict[str, Any]]:
 
     rows = []
     roles = _paper_roles()
-    for r in _db(db, create=False, readonly=True)["models"].rows_where(order_by="created_at"):
+    for r in _read(db)["models"].rows_where(order_by="created_at"):
         lo, hi = clean_interval(r)
         role = ", ".join(f"{paper}:{key}" for paper, data, key, role in roles
                          if role.matches(r, data))  # fmt: skip
@@ -300,7 +301,7 @@ def models(db=None):
 def run_rows(db=None, model: str | None = None) -> list[dict[str, Any]]:
     """The stored runs in the order they started (every column of `runs`; `attack` is the
     suite row's label where it has one, `scale` 'custom' for a single attack)."""
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     if model is not None:
         from advbench.catalogue import model_row
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from advbench import formats
 from advbench.api._common import (
     PAPERS,
-    _db,
+    _read,
     _store_if_any,
     check_scale,
 )
@@ -23,7 +23,7 @@ def tables(table: str, *, db=None) -> list:
     from advbench.report import tables as tab
 
     specs = tab.select(table)
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     store = tab.StoredRuns(database)
     return [(spec, tab.cells(database, spec, store)) for spec in specs]
 
@@ -47,7 +47,7 @@ def claims(paper: str, *, db=None) -> list:
     from advbench import claims as cl
     from advbench import reproduce
 
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     return [c for name in reproduce.papers(paper) for c in cl.judge(database, name)]
 
 
@@ -58,7 +58,7 @@ def controls(paper: str, *, db=None) -> list:
     from advbench import claims as cl
     from advbench import reproduce
 
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     return [x for name in reproduce.papers(paper) for x in cl.controls(database, name)]
 
 
@@ -69,7 +69,7 @@ def budgets(paper: str, *, db=None) -> list:
     from advbench import reproduce
     from advbench.report.budgets import budgets as found
 
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     return [b for name in reproduce.papers(paper) for b in found(database, name)]
 
 
@@ -79,7 +79,7 @@ def compare(a: str, b: str, *, db=None):
     Holm-adjusted p (advbench.report.compare.Comparison; `.frame()` for a DataFrame)."""
     from advbench.report.compare import compare as paired_compare
 
-    return paired_compare(_db(db, create=False, readonly=True), a, b)
+    return paired_compare(_read(db), a, b)
 
 
 def _names(models: str | Sequence[str] | None) -> list[str] | None:
@@ -94,7 +94,7 @@ def summary(models: str | Sequence[str] | None = None, *, db=None):
     accuracy, 95 % Wilson interval and n (advbench.report.summary_table)."""
     from advbench import report as rep
 
-    return rep.summary_table(_db(db, create=False, readonly=True), _names(models))
+    return rep.summary_table(_read(db), _names(models))
 
 
 def optimality(models: str | Sequence[str] | None = None, *, db=None):
@@ -103,7 +103,7 @@ def optimality(models: str | Sequence[str] | None = None, *, db=None):
     `name` is each row's attack in the registry."""
     from advbench.report.optimality import optimality_table
 
-    return optimality_table(_db(db, create=False, readonly=True), _names(models))
+    return optimality_table(_read(db), _names(models))
 
 
 def checks(model: str, *, db=None) -> tuple[list, int]:
@@ -111,7 +111,7 @@ def checks(model: str, *, db=None) -> tuple[list, int]:
     runs (advbench.checks.Verdict), and how many runs they read."""
     from advbench import checks as chk
 
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     runs = chk.gather(database, model)  # an unknown model is refused here
     return chk.run(database, model, runs), len(runs)
 
@@ -125,10 +125,10 @@ def figures(figure: str, *, models: Sequence[str] | None = None, data_dir=None, 
     if figure == "curves":
         if not models:
             raise BadInput("--figure curves needs --model M (repeatable): the models to draw")
-        database = _db(db, create=False, readonly=True)
+        database = _read(db)
         return iter([figs.curves(database, list(models))])  # an unknown model is refused
     specs = figs.select(figure)  # an unknown id is refused before anything is read
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     from advbench.report.tables import StoredRuns
 
     store = StoredRuns(database)
@@ -169,7 +169,7 @@ def page(paper: str, *, format: str = "markdown", output, data_dir=None, db=None
                        f"{', '.join(formats.PAGE)}")  # fmt: skip
     if output is None:
         raise BadInput("--paper writes a page with its figures: give --output DIR")
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     check_output_dir(output, db)
     return paper_page(database, names[0], format, Path(output), data_dir=data_dir)
 
@@ -199,7 +199,7 @@ def html_report(
         raise BadInput("--format html writes a page with its figures: give --output DIR")
     tables = tab.select("all" if table in (None, "summary") else table)
     figures = figs.select(figure or "all") if figure != "curves" else []
-    database = _db(db, create=False, readonly=True)
+    database = _read(db)
     check_output_dir(output, db)
     preamble, lead = [], ""
     if table in (None, "summary") and figure is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advbench import formats
-from advbench.api._common import _db
+from advbench.api._common import _read
 from advbench.api.report import check_output_dir, checks, compare, figures, summary, tables
 from advbench.errors import BadInput
 from advbench.files import write_atomic
@@ -150,7 +150,7 @@ def report_tables(request: ReportRequest) -> Output:
     tab.select(request.table)  # an unknown id is refused before anything is read or made
     if request.output is not None:
         check_output_dir(request.output, request.db)
-    database = _db(request.db, create=False, readonly=True)
+    database = _read(request.db)
     evaluated = tables(request.table, db=database)
     fmt, out = request.format, Output()
     if request.output is None and fmt in ("csv", "json") and len(evaluated) > 1:
@@ -179,7 +179,7 @@ def report_summary(request: ReportRequest) -> Output:
     markdown or one CSV row per run), printed or written as summary.md / summary.csv."""
     from advbench import report as rep
 
-    database = _db(request.db, create=False, readonly=True)
+    database = _read(request.db)
     if request.output is not None:  # before any work: a file (a database) is never written
         check_output_dir(request.output, request.db)
     models = list(request.models) or None

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from advbench.attacks import Crafted
+from advbench.attacks.own import deepfool_start
 
 
 def logit_gap(logits, y, target=None):
@@ -210,8 +211,6 @@ def cw_l2_warm(*, start: str = "deepfool", **cw):
     demo-standard 8 of 200 stay robust at ε 2 where PGD-L2 breaks them, optimality 0.969);
     DeepFool's first-order example puts the search in the nearest boundary's basin.
     `start="input"` is plain C&W with warm binary-search steps."""
-    from advbench.attacks.own import deepfool_start
-
     def run(model, x, y, target=None):
         begin = None
         if start == "deepfool" and target is None:
