@@ -291,6 +291,47 @@ def markdown(claims: list[Claim]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(x) -> float | None:
+    """A float for csv/json, None where there is none (NaN included)."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _cell(prefix: str, r: tab.Result | None) -> dict:
+    """A cell's identity and measured value, flat, for csv/json."""
+    if r is None:
+        return {f"{prefix}_{k}": None for k in ("row", "column", "measured", "n", "model")}
+    measured = r.measured if isinstance(r.measured, str) else _number(r.measured)
+    return {f"{prefix}_row": r.row, f"{prefix}_column": r.column,
+            f"{prefix}_measured": measured, f"{prefix}_n": r.n,
+            f"{prefix}_model": r.model}  # fmt: skip
+
+
+def _test(t: Paired | None) -> dict:
+    """A paired test's numbers, flat: unrounded, so a reader can recompute the verdict."""
+    if t is None:
+        return {k: None for k in ("test", "pairs", "effect", "low", "high", "p",
+                                  "a_only", "b_only")}  # fmt: skip
+    return {"test": t.test, "pairs": t.n, "effect": _number(t.effect), "low": _number(t.low),
+            "high": _number(t.high), "p": _number(t.p), "a_only": t.f, "b_only": t.g}  # fmt: skip
+
+
+def records(claims: list[Claim]) -> list[dict]:
+    """One flat record per claim (`report --claims --format csv|json`): the verdict, the
+    paired test's unrounded numbers, the cells compared and the paper's effect."""
+    out = []
+    for c in claims:
+        rec = {"paper": c.paper, "claim": c.claim, "expect": c.expect,
+               "direction": c.direction, "size": c.size or None, **_test(c.test),
+               "p_adjusted": _number(c.p_adjusted), "published": _number(c.published),
+               "seed_effects": [_number(t.effect) for t in c.seeds] if c.seeds else None,
+               **_cell("a", c.a), **_cell("b", c.b), **_cell("control", c.control),
+               "baseline_effect": _number(c.baseline.effect) if c.baseline else None,
+               "baseline_p": _number(c.baseline.p) if c.baseline else None,
+               "how": c.detail, "note": c.note or None}  # fmt: skip
+        out.append(rec)
+    return out
+
+
 @dataclass
 class Acting:
     """One defense against its same-budget control on one quantity (a controls table's
@@ -377,6 +418,16 @@ def _acting(store, table: str, row: str, col: str, a, ctl) -> Acting:
         return Acting(table, row, col, a, ctl, None, why="no per-sample rows to pair")
     test, _ = decide(ea, ec)
     return Acting(table, row, col, a, ctl, test)
+
+
+def controls_records(found: list[Acting]) -> list[dict]:
+    """One flat record per defense, quantity and seed (`report --controls --format
+    csv|json`), with the paired test's unrounded numbers."""
+    return [{"paper": x.table.split(":")[0], "table": x.table, "defense": x.defense,
+             "quantity": x.quantity, "verdict": x.verdict, **_test(x.test),
+             "p_adjusted": _number(x.p_adjusted), **_cell("defense", x.a),
+             **_cell("control", x.control), "why": x.why or None}
+            for x in found]  # fmt: skip
 
 
 def controls_markdown(found: list[Acting]) -> str:

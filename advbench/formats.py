@@ -12,12 +12,14 @@ FIGURES = ("png", "svg")  # report --figure (files)
 CHECKS = ("table", "markdown", "csv", "json")  # report --checks
 COMPARE = ("table", "markdown", "csv", "json")  # report --compare A B
 PAGE = ("markdown", "html")  # report --paper, reproduce --page
+# report --claims / --controls / --budgets: csv and json one flat record per row, unrounded
+VERDICTS = ("table", "markdown", "csv", "json")
 
 # `advbench report`'s modes; for figures "table" means every figure format.
 BY_MODE: dict[str, tuple[str, ...]] = {
-    "claims": ("table", "markdown"),
-    "controls": ("table", "markdown"),
-    "budgets": ("table", "markdown"),
+    "claims": VERDICTS,
+    "controls": VERDICTS,
+    "budgets": VERDICTS,
     "compare": COMPARE,
     "paper": PAGE,
     "checks": CHECKS,
@@ -29,4 +31,5 @@ BY_MODE: dict[str, tuple[str, ...]] = {
     "summary": SUMMARY,
 }
 
-__all__ = ["BY_MODE", "CHECKS", "COMPARE", "FIGURES", "LISTING", "PAGE", "SUMMARY", "TABLES"]
+__all__ = ["BY_MODE", "CHECKS", "COMPARE", "FIGURES", "LISTING", "PAGE", "SUMMARY", "TABLES",
+           "VERDICTS"]

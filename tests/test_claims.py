@@ -158,3 +158,67 @@ def test_the_committed_claims_table_regenerates_from_the_committed_evidence(runn
         assert evidence.read_bytes() == before
         checked += 1
     assert checked >= 2  # zantedeschi and jakubovitz
+
+
+def test_claims_as_json_and_csv_carry_numbers_a_reader_can_recheck(runner):
+    """`report --claims --format json|csv`: one record per claim with the paired test's
+    unrounded numbers. Each exact-McNemar claim's p is recomputed here from its discordant
+    pairs (scipy's binomial test, not advbench's code) and its effect from the pair counts."""
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from scipy.stats import binomtest
+
+    from advbench.cli import app
+
+    evidence = Path(__file__).resolve().parent.parent / "results" / "madnet" / "evidence.db"
+    res = runner.invoke(app, ["report", "--claims", "madnet", "--db", str(evidence),
+                              "--format", "json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    found = json.loads(res.stdout)
+    shown = runner.invoke(app, ["report", "--claims", "madnet", "--db", str(evidence),
+                                "--format", "markdown"])  # fmt: skip
+    table = shown.stdout.strip().splitlines()[2:]
+    assert len(found) == len(table) >= 3
+    checked = 0
+    for rec in found:
+        assert rec["paper"] == "madnet" and rec["direction"] in table[found.index(rec)]
+        if rec["test"] != "McNemar (exact)":
+            continue
+        f, g = rec["a_only"], rec["b_only"]
+        if f + g:
+            assert rec["p"] == pytest.approx(binomtest(f, f + g, 0.5).pvalue, rel=1e-9)
+        assert rec["effect"] == pytest.approx(100 * (f - g) / rec["pairs"], rel=1e-9)
+        checked += 1
+    assert checked >= 1
+    res = runner.invoke(app, ["report", "--claims", "madnet", "--db", str(evidence),
+                              "--format", "csv"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [r["claim"] for r in rows] == [r["claim"] for r in found]
+    assert [float(r["p"]) if r["p"] else None for r in rows] == [r["p"] for r in found]
+
+
+@pytest.mark.parametrize("mode", ["--controls", "--budgets"])
+def test_controls_and_budgets_as_json_hold_the_tables_rows(runner, mode):
+    """One record per markdown row, with the numbers the row shows."""
+    import json
+    from pathlib import Path
+
+    from advbench.cli import app
+
+    evidence = Path(__file__).resolve().parent.parent / "results" / "madnet" / "evidence.db"
+    out = {fmt: runner.invoke(app, ["report", mode, "madnet", "--db", str(evidence),
+                                    "--format", fmt]) for fmt in ("json", "markdown")}  # fmt: skip
+    assert all(r.exit_code == 0 for r in out.values()), [r.output for r in out.values()]
+    found = json.loads(out["json"].stdout)
+    rows = out["markdown"].stdout.strip().splitlines()[2:]
+    assert len(found) == len(rows) >= 2
+    for rec, row in zip(found, rows, strict=True):
+        if mode == "--budgets":
+            assert f"= {rec['steps']:,} " in row
+            assert rec["share"] == rec["steps"] / rec["full_steps"]
+        elif rec["pairs"]:
+            assert rec["verdict"] in row and f"n = {rec['pairs']} " in row

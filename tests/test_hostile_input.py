@@ -370,10 +370,12 @@ def test_measure_and_attack_check_everything_before_writing(
          "--output does not apply to --controls"),
         (["report", "--controls", "nope"],
          "unknown paper 'nope'; valid choices: all, fidel, jakubovitz, madnet, pesso"),
-        (["report", "--claims", "fidel", "--format", "csv"],
-         "--format csv is not a format of --claims; valid choices: table, markdown"),
-        (["report", "--controls", "fidel", "--format", "json"],
-         "--format json is not a format of --controls; valid choices: table, markdown"),
+        (["report", "--claims", "fidel", "--format", "latex"],
+         "--format latex is not a format of --claims; valid choices: table, markdown, csv, "
+         "json"),
+        (["report", "--controls", "fidel", "--format", "html"],
+         "--format html is not a format of --controls; valid choices: table, markdown, csv, "
+         "json"),
         (["report", "--budgets", "fidel", "--format", "latex"],
          "--format latex is not a format of --budgets; valid choices: table, markdown"),
         (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--proxy-epochs", "3"],

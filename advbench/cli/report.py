@@ -3,6 +3,7 @@ options go together live), one mode, one API function, printed."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -67,7 +68,8 @@ def report(
             help="Decide a paper's claims (benchmarks/plans/PAPER.json, or all) on the "
             "paired per-sample evidence of the stored runs: direction (held / contradicted / "
             "undecided, Holm-adjusted) and size against the published effect, with the "
-            "numbers. --format markdown for a table.",
+            "numbers. --format markdown for a table; csv or json for one record per claim "
+            "with the paired test's unrounded numbers.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -78,7 +80,7 @@ def report(
             help="Each fine-tuned defense of a paper's plan (or all) against its same-budget "
             "control (the same fine-tuning with its term off) on the quantity it penalises "
             "or targets: paired per sample, the mean over training seeds with a t-interval "
-            "where the plan trains them, Holm per paper. --format markdown for a table.",
+            "where the plan trains them, Holm per paper. --format markdown|csv|json.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -88,7 +90,8 @@ def report(
             "--budgets",
             help="Each trained defense of a paper's plan (or all): the optimiser steps its "
             "stored model took (epochs × ⌈training images / batch⌉) and its training wall "
-            "time, against the steps of the plan's full-scale reading. A markdown table.",
+            "time, against the steps of the plan's full-scale reading. --format "
+            "markdown|csv|json.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -193,9 +196,31 @@ def _show(done, printer) -> None:
     print_output(done)
 
 
+def _records(request, records: list[dict]) -> bool:
+    """--format csv or json: the verdicts as flat records on stdout; False for the others."""
+    if request.format == "json":
+        sys.stdout.write(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+    elif request.format == "csv":
+        import pandas as pd
+
+        frame = pd.DataFrame(records)
+        for col in frame.columns:  # a list (seed effects) as one ;-separated cell
+            if frame[col].map(lambda v: isinstance(v, list)).any():
+                frame[col] = frame[col].map(
+                    lambda v: ";".join(repr(x) for x in v) if isinstance(v, list) else v)
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        return False
+    return True
+
+
 def _report_claims(request) -> None:
     """`report --claims PAPER`: each claim's verdict with its numbers."""
+    from advbench.claims import records
+
     found = api.claims(request.claims, db=request.db)
+    if _records(request, records(found)):
+        return
     if request.format == "markdown":
         sys.stdout.write(claims_markdown(found))
     else:
@@ -204,17 +229,20 @@ def _report_claims(request) -> None:
 
 def _report_controls(request) -> None:
     """`report --controls PAPER`: each defense against its control, on its objective."""
-    from advbench.claims import controls_markdown
+    from advbench.claims import controls_markdown, controls_records
 
     found = api.controls(request.controls, db=request.db)
-    sys.stdout.write(controls_markdown(found))
+    if not _records(request, controls_records(found)):
+        sys.stdout.write(controls_markdown(found))
 
 
 def _report_budgets(request) -> None:
     """`report --budgets PAPER`: each trained defense's steps against the full reading."""
-    from advbench.report.budgets import markdown
+    from advbench.report.budgets import markdown, records
 
-    sys.stdout.write(markdown(api.budgets(request.budgets, db=request.db)))
+    found = api.budgets(request.budgets, db=request.db)
+    if not _records(request, records(found)):
+        sys.stdout.write(markdown(found))
 
 
 def _report_compare(request) -> None:

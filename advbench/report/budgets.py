@@ -158,6 +158,14 @@ def budgets(db: sqlite_utils.Database, paper: str) -> list[Budget]:
     return out
 
 
+def records(found: list[Budget]) -> list[dict]:
+    """One flat record per trained defense (`report --budgets --format csv|json`)."""
+    from dataclasses import asdict
+
+    return [{**asdict(b), "steps": b.steps, "full_steps": b.full_steps, "share": b.share}
+            for b in found]  # fmt: skip
+
+
 def markdown(found: list[Budget]) -> str:
     """The budgets as one markdown table."""
     lines = ["| paper | role | defense | stored: epochs × ⌈images / batch⌉ = steps | "
