@@ -20,7 +20,7 @@ T = TypeVar("T")
 # copies=0 is plain training, so copies may be 0).
 COUNTS = frozenset({"steps", "restarts", "binary_search_steps", "max_iter", "max_eval",
                     "init_eval", "init_size", "samples", "projections", "iterations",
-                    "candidates", "bits"})  # fmt: skip
+                    "candidates", "bits", "df_steps"})  # fmt: skip
 # No count beyond this: a typo like steps=1e20 would otherwise run for ever.
 MAX_COUNT = 1_000_000
 

@@ -1,12 +1,12 @@
 """Cross-check: every white-box attack of carlini-eval against an implementation advbench
 does not call (issue 30), on the same instances, judged the same way.
 
-For each row (FGSM, PGD-Linf, PGD-L2, APGD-CE, APGD-DLR, CW-L2, DeepFool-L2, FMN-L2,
-FMN-Linf) at the suite's parameters for the scale, advbench's attack (the registry entry
-the suite uses) and an independent one with matched parameters attack the same n test
-instances (the suite's seeded choice) of one model. Both are judged by the model's own
-prediction of the returned example and its real distance from the input (a budget
-example outside its ε-ball or [0, 1] counts as not adversarial). Printed per row and ε:
+For each row (FGSM, PGD-Linf, PGD-L2, APGD-CE, APGD-DLR, CW-L2, DeepFool-L2,
+SuperDeepFool-L2, FMN-L2, FMN-Linf) at the suite's parameters for the scale, advbench's
+attack (the registry entry the suite uses) and an independent one with matched parameters
+attack the same n test instances (the suite's seeded choice) of one model. Both are judged
+by the model's own prediction of the returned example and its real distance from the input
+(a budget example outside its ε-ball or [0, 1] counts as not adversarial). Printed per row and ε:
 robust accuracy of each, the paired difference advbench − other with its exact McNemar
 95 % interval and p, per-instance agreement, and for minimal attacks the median norm ratio
 advbench / other over the instances both broke; and forward passes per instance of each.
@@ -14,7 +14,7 @@ advbench / other over the instances both broke; and forward passes per instance 
 Independent implementations:
 - torchattacks 3.5.1 (Kim): FGSM, PGD, PGDL2, DeepFool;
 - AutoAttack's own package (pyautoattack, Croce & Hein): APGD (CE, DLR);
-- adv-lib 0.2.8 (Rony et al.; the FMN authors' reference): carlini_wagner_l2, fmn.
+- adv-lib 0.2.8 (Rony et al.; the FMN authors' reference): carlini_wagner_l2, fmn, sdf.
 Neither torchattacks nor adv-lib is a dependency: `pip install --no-deps torchattacks==3.5.1
 adv-lib==0.2.8` (their declared pins, requests~=2.25 and visdom, would downgrade or fail to
 build; neither is used here). adv-lib imports visdom for a logger it does not need unless
@@ -48,8 +48,8 @@ from advbench.store import open_db
 from advbench.suites import load_suite, suite_jobs
 from advbench.train import train_model
 
-ROWS = ("FGSM", "PGD-Linf", "PGD-L2", "APGD-CE", "APGD-DLR", "CW-L2", "DeepFool-L2", "FMN-L2",
-        "FMN-Linf")  # fmt: skip
+ROWS = ("FGSM", "PGD-Linf", "PGD-L2", "APGD-CE", "APGD-DLR", "CW-L2", "DeepFool-L2",
+        "SuperDeepFool-L2", "FMN-L2", "FMN-Linf")  # fmt: skip
 
 
 class Counted(torch.nn.Module):
@@ -108,6 +108,11 @@ def other(label: str, params: dict, model, x, y, eps: float | None):
                                  initial_const=params["initial_const"],
                                  binary_search_steps=params["binary_search_steps"],
                                  max_iterations=steps, abort_early=True)  # fmt: skip
+    if label == "SuperDeepFool-L2":
+        from adv_lib.attacks.superdeepfool import sdf
+
+        return sdf(model, x, y, steps=steps, df_steps=params["df_steps"],
+                   overshoot=params["overshoot"], search_iter=params["search_steps"])  # fmt: skip
     if label.startswith("FMN"):
         from adv_lib.attacks.fast_minimum_norm import fmn
 
@@ -239,6 +244,7 @@ OTHER = {
     "APGD-DLR": "AutoAttack APGD (dlr)",
     "CW-L2": "adv-lib carlini_wagner_l2",
     "DeepFool-L2": "torchattacks DeepFool",
+    "SuperDeepFool-L2": "adv-lib sdf",
     "FMN-L2": "adv-lib fmn (from x)",
     "FMN-Linf": "adv-lib fmn (from x)",
 }

@@ -38,6 +38,7 @@ FAST = {
     "apgd": {"steps": 5},
     "deepfool-l2": {"steps": 20},
     "deepfool-linf": {"steps": 20},
+    "superdeepfool-l2": {"steps": 5, "df_steps": 20},
     "fmn-linf": {"steps": 10},
     "fmn-l2": {"steps": 10},
     "reference-min": {"steps": 10},
@@ -86,7 +87,7 @@ def test_variants_cover_every_norm_and_targeting():
     ids = {_id(v) for v in VARIANTS}
     assert {"fgsm-l2", "fgsm-l2-targeted", "hsj-linf-targeted", "apgd-l2", "jsma-targeted"} <= ids
     assert "deepfool-l2-targeted" not in ids and "noise-targeted" not in ids
-    assert len(ids) == len(VARIANTS) == 45
+    assert len(ids) == len(VARIANTS) == 46
 
 
 def _rows(db, res):

@@ -431,6 +431,24 @@ ATTACKS.register(
     help="DeepFool L∞ (minimal)",
 )
 
+ATTACKS.register(
+    "superdeepfool-l2",
+    _own("superdeepfool"),
+    params=(
+        Param("steps", int, 100, "DeepFool-then-project rounds at most (the paper's SDF(∞, 1))"),
+        Param("df_steps", int, 100, "DeepFool steps at most in each round"),
+        Param("overshoot", float, 0.02, "DeepFool's overshoot", high=10),
+        Param("search_steps", int, 10, "bisections of the segment from x to the result",
+              low=0),  # fmt: skip
+    ),
+    norm="l2",
+    kind="minimal",
+    backend="own",
+    targeted=False,
+    help="SuperDeepFool L2 (minimal; written here): DeepFool to the boundary, then the "
+    "point of its tangent plane nearest x, repeated; never further than DeepFool",
+)
+
 
 def _art(name: str):
     return _lazy("art_attacks", name)
