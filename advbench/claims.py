@@ -292,8 +292,12 @@ def markdown(claims: list[Claim]) -> str:
 
 
 def _number(x) -> float | None:
-    """A float for csv/json, None where there is none (NaN included)."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    """A float for csv/json, None where there is none (NaN and ±inf included: JSON has
+    neither)."""
+    if x is None:
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
 
 
 def _cell(prefix: str, r: tab.Result | None) -> dict:
@@ -422,12 +426,18 @@ def _acting(store, table: str, row: str, col: str, a, ctl) -> Acting:
 
 def controls_records(found: list[Acting]) -> list[dict]:
     """One flat record per defense, quantity and seed (`report --controls --format
-    csv|json`), with the paired test's unrounded numbers."""
-    return [{"paper": x.table.split(":")[0], "table": x.table, "defense": x.defense,
-             "quantity": x.quantity, "verdict": x.verdict, **_test(x.test),
-             "p_adjusted": _number(x.p_adjusted), **_cell("defense", x.a),
-             **_cell("control", x.control), "why": x.why or None}
-            for x in found]  # fmt: skip
+    csv|json`), with the paired test's unrounded numbers; `primary`: the row the verdict and
+    Holm p are for (a seed's own row is not), and a mean-over-seeds row holds no cells."""
+    out = []
+    for x in found:
+        mean = "(mean over" in x.defense  # its cells are seed 0's: the seeds are the rows above
+        out.append({"paper": x.table.split(":")[0], "table": x.table, "defense": x.defense,
+                    "quantity": x.quantity, "primary": x.primary, "verdict": x.verdict,
+                    **_test(x.test), "p_adjusted": _number(x.p_adjusted),
+                    **_cell("defense", None if mean else x.a),
+                    **_cell("control", None if mean else x.control),
+                    "why": x.why or None})  # fmt: skip
+    return out
 
 
 def controls_markdown(found: list[Acting]) -> str:

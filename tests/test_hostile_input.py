@@ -377,7 +377,8 @@ def test_measure_and_attack_check_everything_before_writing(
          "--format html is not a format of --controls; valid choices: table, markdown, csv, "
          "json"),
         (["report", "--budgets", "fidel", "--format", "latex"],
-         "--format latex is not a format of --budgets; valid choices: table, markdown"),
+         "--format latex is not a format of --budgets; valid choices: table, markdown, csv, "
+         "json"),
         (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--proxy-epochs", "3"],
          "--proxy-epochs applies only with --proxy ARCH"),
         (["attack", "--model", "std", "--attack", "fgsm", "--eps", "0.1", "--address", "x:1"],

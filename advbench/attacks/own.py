@@ -276,7 +276,8 @@ def superdeepfool(*, steps: int, df_steps: int, overshoot: float, search_steps: 
     ((x̃ − x_0)·ŵ) ŵ, the point of x̃'s tangent plane nearest x_0, clipped to [0, 1]. An
     instance stops once x_{i+1} is adversarial (the paper's rule) or after `steps`. Kept
     per instance: the smallest adversarial among every x̃ and x_i met, so the result is
-    never further than DeepFool's from x (its first x̃ is DeepFool's); then `search_steps`
+    never further than DeepFool's from x (its first x̃ is the `deepfool-l2` row's result at
+    the same 10 candidates, overshoot and steps); then `search_steps`
     bisections of the segment from x to it (adv-lib's final line search). Untargeted only,
     as DeepFool."""
     df = deepfool_early_stop(norm="l2", steps=df_steps, candidates=10, overshoot=overshoot)
@@ -320,8 +321,11 @@ def superdeepfool(*, steps: int, df_steps: int, overshoot: float, search_steps: 
             with torch.no_grad():
                 hit = model(xp).argmax(1) != y[open_]
             keep(open_, xp, hit)
+            # a row whose projection did not move (a zero gradient) would repeat the same
+            # DeepFool search every round: it stops with what it has
+            moved = (xp != xi[open_]).flatten(1).any(1)
             xi[open_] = xp
-            open_ = open_[~hit]
+            open_ = open_[~hit & moved]
         credit(None)
         found = torch.isfinite(best_norm)
         low = torch.zeros(len(x), device=x.device, dtype=x.dtype)
@@ -333,6 +337,9 @@ def superdeepfool(*, steps: int, df_steps: int, overshoot: float, search_steps: 
                 hit = model(point).argmax(1) != y
                 high = torch.where(hit, mid, high)
                 low = torch.where(hit, low, mid)
-        return torch.where(found.view(shape), x + high.view(shape) * (best - x), x).detach()
+        # where no bisection point was adversarial, best itself (x + 1·(best − x) can round
+        # across a boundary a projection without overshoot sits on)
+        point = torch.where((high == 1).view(shape), best, x + high.view(shape) * (best - x))
+        return torch.where(found.view(shape), point, x).detach()
 
     return run

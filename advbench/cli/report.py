@@ -4,6 +4,7 @@ options go together live), one mode, one API function, printed."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -196,18 +197,30 @@ def _show(done, printer) -> None:
     print_output(done)
 
 
+def _finite(value):
+    """NaN and ±inf as None (JSON has neither), inside lists too."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _records(request, records: list[dict]) -> bool:
     """--format csv or json: the verdicts as flat records on stdout; False for the others."""
+    records = [{k: _finite(v) for k, v in rec.items()} for rec in records]
     if request.format == "json":
-        sys.stdout.write(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(records, indent=1, ensure_ascii=False, allow_nan=False)
+                         + "\n")
     elif request.format == "csv":
         import pandas as pd
 
-        frame = pd.DataFrame(records)
+        # object columns: an integer column with a blank is not written as floats (200.0)
+        frame = pd.DataFrame(records, dtype=object)
         for col in frame.columns:  # a list (seed effects) as one ;-separated cell
             if frame[col].map(lambda v: isinstance(v, list)).any():
-                frame[col] = frame[col].map(
-                    lambda v: ";".join(repr(x) for x in v) if isinstance(v, list) else v)
+                frame[col] = frame[col].map(lambda v: ";".join(
+                    "" if x is None else repr(x) for x in v) if isinstance(v, list) else v)
         sys.stdout.write(frame.to_csv(index=False))
     else:
         return False
