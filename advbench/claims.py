@@ -292,12 +292,9 @@ def markdown(claims: list[Claim]) -> str:
 
 
 def _number(x) -> float | None:
-    """A float for csv/json, None where there is none (NaN and ±inf included: JSON has
-    neither)."""
-    if x is None:
-        return None
-    value = float(x)
-    return value if math.isfinite(value) else None
+    """A plain float for csv/json (numpy's too), None where there is none; the writer
+    (`cli/report.py`) blanks NaN and ±inf, which JSON has not."""
+    return None if x is None else float(x)
 
 
 def _cell(prefix: str, r: tab.Result | None) -> dict:
